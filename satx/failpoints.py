@@ -1,0 +1,36 @@
+"""Named crash points for testing resumability with a real `kill -9`.
+
+Set `SATX_FAILPOINTS=name:N[,name:N]` and the process sends itself SIGKILL the N-th time it
+reaches `hit("name")`. Unset (the normal case) this costs one dict lookup. Tests use it to stop a
+job at an exact point (e.g. mid-shard) and check that a re-run completes without losing or
+duplicating work.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import Counter
+
+ENV_VAR = "SATX_FAILPOINTS"
+_hits: Counter = Counter()
+
+
+def _armed() -> dict[str, int]:
+    armed = {}
+    for part in filter(None, os.environ.get(ENV_VAR, "").split(",")):
+        name, _, count = part.partition(":")
+        armed[name.strip()] = int(count or 1)
+    return armed
+
+
+def hit(name: str) -> None:
+    """Die with SIGKILL if failpoint `name` is armed and reached its count in this process."""
+    if ENV_VAR not in os.environ:
+        return
+    target = _armed().get(name)
+    if target is None:
+        return
+    _hits[name] += 1
+    if _hits[name] >= target:
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,226 @@
+"""The TFRecord schema of satx, defined once for the writer and every reader.
+
+Feature keys follow TensorFlow's image-record convention (Model Garden / Object Detection API)
+so other tools can read the shards; geolocation lives under `tile/*` and `geo/*`.
+`image/key/sha256` is the SHA-256 of the *source file's* bytes (the content hash used for
+de-duplication); it equals the hash of `image/encoded` whenever the source was kept as-is.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import mercantile
+import tensorflow as tf
+
+from satx import geo
+from satx.errors import RecordsError
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+QUARANTINE_NAME = "quarantine.jsonl"
+COMPRESSIONS = {"none": "", "gzip": "GZIP"}
+
+IMAGE_ENCODED = "image/encoded"
+IMAGE_FORMAT = "image/format"
+IMAGE_HEIGHT = "image/height"
+IMAGE_WIDTH = "image/width"
+CLASS_LABEL = "image/class/label"
+CLASS_TEXT = "image/class/text"
+SOURCE_ID = "image/source_id"
+SHA256 = "image/key/sha256"
+TILE_Z = "tile/z"
+TILE_X = "tile/x"
+TILE_Y = "tile/y"
+QUADKEY = "tile/quadkey"
+LON = "geo/lon"
+LAT = "geo/lat"
+BBOX = "geo/bbox"
+
+_SHARD_RE = re.compile(r"^(?P<split>[a-z0-9_]+)-(?P<i>\d{5})-of-(?P<n>\d{5})\.tfrecord(\.gz)?$")
+
+
+@dataclass(frozen=True)
+class TileExample:
+    """One labelled tile as stored in a record."""
+
+    encoded: bytes
+    image_format: str  # "jpeg" or "png"
+    height: int
+    width: int
+    label: int
+    label_text: str
+    source_id: str
+    sha256: str
+    tile: mercantile.Tile | None
+
+    @property
+    def geolocation(self) -> geo.Geolocation | None:
+        """Centre, bounds and quadkey, when the tile address is known."""
+        return geo.geolocate(self.tile) if self.tile is not None else None
+
+
+def feature_spec() -> dict[str, tf.io.FixedLenFeature]:
+    """The parse spec; defaults let records without geolocation parse as 'unknown'."""
+    nan = float("nan")
+    return {
+        IMAGE_ENCODED: tf.io.FixedLenFeature([], tf.string),
+        IMAGE_FORMAT: tf.io.FixedLenFeature([], tf.string, default_value=b"jpeg"),
+        IMAGE_HEIGHT: tf.io.FixedLenFeature([], tf.int64),
+        IMAGE_WIDTH: tf.io.FixedLenFeature([], tf.int64),
+        CLASS_LABEL: tf.io.FixedLenFeature([], tf.int64),
+        CLASS_TEXT: tf.io.FixedLenFeature([], tf.string, default_value=b""),
+        SOURCE_ID: tf.io.FixedLenFeature([], tf.string, default_value=b""),
+        SHA256: tf.io.FixedLenFeature([], tf.string, default_value=b""),
+        TILE_Z: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+        TILE_X: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+        TILE_Y: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+        QUADKEY: tf.io.FixedLenFeature([], tf.string, default_value=b""),
+        LON: tf.io.FixedLenFeature([], tf.float32, default_value=nan),
+        LAT: tf.io.FixedLenFeature([], tf.float32, default_value=nan),
+        BBOX: tf.io.FixedLenFeature([4], tf.float32, default_value=[nan] * 4),
+    }
+
+
+def _bytes(*values: bytes) -> tf.train.Feature:
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
+
+
+def _ints(*values: int) -> tf.train.Feature:
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+
+
+def _floats(*values: float) -> tf.train.Feature:
+    return tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
+
+
+def encode_example(example: TileExample) -> bytes:
+    """Serialize a tile to `tf.train.Example` bytes, deterministically (sorted map keys)."""
+    location = example.geolocation
+    tile = example.tile or mercantile.Tile(-1, -1, -1)
+    nan = math.nan
+    features = {
+        IMAGE_ENCODED: _bytes(example.encoded),
+        IMAGE_FORMAT: _bytes(example.image_format.encode()),
+        IMAGE_HEIGHT: _ints(example.height),
+        IMAGE_WIDTH: _ints(example.width),
+        CLASS_LABEL: _ints(example.label),
+        CLASS_TEXT: _bytes(example.label_text.encode()),
+        SOURCE_ID: _bytes(example.source_id.encode()),
+        SHA256: _bytes(example.sha256.encode()),
+        TILE_Z: _ints(tile.z),
+        TILE_X: _ints(tile.x),
+        TILE_Y: _ints(tile.y),
+        QUADKEY: _bytes(location.quadkey.encode() if location else b""),
+        LON: _floats(location.lon if location else nan),
+        LAT: _floats(location.lat if location else nan),
+        BBOX: _floats(*(location.bbox if location else (nan,) * 4)),
+    }
+    proto = tf.train.Example(features=tf.train.Features(feature=features))
+    return proto.SerializeToString(deterministic=True)
+
+
+def parse_examples(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Parse a batch (1-D string tensor) of serialized records; works eagerly and in tf.data."""
+    return tf.io.parse_example(serialized, feature_spec())
+
+
+def example_from_features(features: Mapping[str, Any]) -> TileExample:
+    """Build a `TileExample` from one parsed record (numpy scalars / arrays)."""
+    z, x, y = (int(features[k]) for k in (TILE_Z, TILE_X, TILE_Y))
+    tile = geo.make_tile(z, x, y) if z >= 0 else None
+    return TileExample(
+        encoded=bytes(features[IMAGE_ENCODED]),
+        image_format=bytes(features[IMAGE_FORMAT]).decode(),
+        height=int(features[IMAGE_HEIGHT]),
+        width=int(features[IMAGE_WIDTH]),
+        label=int(features[CLASS_LABEL]),
+        label_text=bytes(features[CLASS_TEXT]).decode(),
+        source_id=bytes(features[SOURCE_ID]).decode(),
+        sha256=bytes(features[SHA256]).decode(),
+        tile=tile,
+    )
+
+
+def iter_shard(path: str, compression: str = "none", batch_size: int = 256) -> Iterator[TileExample]:
+    """Yield every example of one local shard, in file order."""
+    dataset = tf.data.TFRecordDataset(path, compression_type=COMPRESSIONS[compression])
+    for batch in dataset.batch(batch_size).map(parse_examples).as_numpy_iterator():
+        for i in range(len(batch[IMAGE_ENCODED])):
+            yield example_from_features({k: v[i] for k, v in batch.items()})
+
+
+def count_records(path: str, compression: str = "none") -> int:
+    """Count the records of a local shard (reads framing only; raises on a damaged file)."""
+    dataset = tf.data.TFRecordDataset(path, compression_type=COMPRESSIONS[compression])
+    try:
+        return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
+    except tf.errors.OpError as err:
+        raise RecordsError(f"{path}: damaged TFRecord shard ({err.message.splitlines()[0]})") from err
+
+
+def shard_name(split: str, index: int, count: int, compression: str = "none") -> str:
+    """`{split}-{i:05d}-of-{n:05d}.tfrecord`, with `.gz` appended for GZIP shards."""
+    suffix = ".gz" if compression == "gzip" else ""
+    return f"{split}-{index:05d}-of-{count:05d}.tfrecord{suffix}"
+
+
+def is_shard_name(name: str) -> bool:
+    """Whether a file name is one of ours (used before deleting anything on --overwrite)."""
+    return _SHARD_RE.match(name) is not None
+
+
+def manifest_to_json(manifest: Mapping[str, Any]) -> bytes:
+    """Stable JSON encoding of a manifest (sorted keys, trailing newline)."""
+    return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+
+
+def parse_manifest(data: bytes, where: str) -> dict[str, Any]:
+    """Parse and check a manifest; `where` names it in errors."""
+    try:
+        manifest = json.loads(data)
+    except json.JSONDecodeError as err:
+        raise RecordsError(f"{where}: not valid JSON ({err}); re-run make_records") from err
+    version = manifest.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise RecordsError(
+            f"{where}: schema_version {version!r}, this satx reads {SCHEMA_VERSION}; "
+            "re-make the records with this version of tools.make_records"
+        )
+    for key in ("class_names", "splits", "shards", "image_size"):
+        if key not in manifest:
+            raise RecordsError(f"{where}: missing key {key!r}; re-run make_records")
+    return manifest
+
+
+def describe_manifest(manifest: Mapping[str, Any]) -> str:
+    """A short human summary of a records folder: splits x classes, shards, quarantine."""
+    classes = manifest["class_names"]
+    width = max(12, *(len(c) for c in classes))
+    header = f"{'split':<10} " + " ".join(f"{c:>{width}}" for c in classes) + f" {'total':>8} shards"
+    lines = [
+        f"records: {manifest.get('records', '?')} tiles, {len(classes)} classes, "
+        f"{manifest['image_size']}px, schema v{manifest['schema_version']}, "
+        f"compression {manifest.get('compression', 'none')}",
+        header,
+    ]
+    for split, entry in manifest["splits"].items():
+        counts = " ".join(f"{entry['classes'].get(c, 0):>{width}}" for c in classes)
+        lines.append(f"{split:<10} {counts} {entry['records']:>8} {entry['shards']:>6}")
+    method = manifest.get("split_method", {})
+    geoinfo = manifest.get("geolocation", {})
+    quarantine = manifest.get("quarantine", {})
+    lines.append(
+        f"split: {method.get('method')} (zoom {method.get('zoom')}, seed {method.get('seed')}); "
+        f"geolocated {geoinfo.get('with', 0)}, without {geoinfo.get('without', 0)}"
+    )
+    lines.append(
+        f"quarantined: {quarantine.get('count', 0)} {quarantine.get('reasons', {})}; "
+        f"image changes: {manifest.get('image_changes', {})}"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Command-line tools: `python -m tools.<name>` (thin wrappers over satx.cli)."""
