@@ -28,18 +28,18 @@ class Geolocation(NamedTuple):
     bbox: tuple[float, float, float, float]  # west, south, east, north
 
 
-def is_valid_tile(tile: mercantile.Tile) -> bool:
+def is_valid_address(z: int, x: int, y: int) -> bool:
     """Whether x and y lie inside the grid of zoom z."""
-    if not 0 <= tile.z <= MAX_ZOOM:
+    if not 0 <= z <= MAX_ZOOM:
         return False
-    side = 1 << tile.z
-    return 0 <= tile.x < side and 0 <= tile.y < side
+    side = 1 << z
+    return 0 <= x < side and 0 <= y < side
 
 
 def make_tile(z: int, x: int, y: int) -> mercantile.Tile | None:
     """Return the tile if (z, x, y) is a valid address, else None."""
-    tile = mercantile.Tile(x=int(x), y=int(y), z=int(z))
-    return tile if is_valid_tile(tile) else None
+    z, x, y = int(z), int(x), int(y)
+    return mercantile.Tile(x=x, y=y, z=z) if is_valid_address(z, x, y) else None
 
 
 def parse_tile_path(path: str) -> mercantile.Tile | None:

@@ -71,9 +71,9 @@ def _decode(data: bytes) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             image.load()  # full decode: truncation and corruption surface here
-    except (UnidentifiedImageError, Image.DecompressionBombWarning) as err:
-        raise ImageRejected("not_an_image", f"cannot be decoded as an image ({err})") from err
-    except (OSError, SyntaxError, ValueError) as err:
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+        raise ImageRejected("too_large", f"{err}; tiles should be a few hundred pixels") from err
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ImageRejected("corrupt", f"decode failed ({err}); re-download or re-export it") from err
     return image
 

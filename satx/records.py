@@ -102,7 +102,7 @@ def _floats(*values: float) -> tf.train.Feature:
 def encode_example(example: TileExample) -> bytes:
     """Serialize a tile to `tf.train.Example` bytes, deterministically (sorted map keys)."""
     location = example.geolocation
-    tile = example.tile or mercantile.Tile(-1, -1, -1)
+    z, x, y = (example.tile.z, example.tile.x, example.tile.y) if example.tile else (-1, -1, -1)
     nan = math.nan
     features = {
         IMAGE_ENCODED: _bytes(example.encoded),
@@ -113,9 +113,9 @@ def encode_example(example: TileExample) -> bytes:
         CLASS_TEXT: _bytes(example.label_text.encode()),
         SOURCE_ID: _bytes(example.source_id.encode()),
         SHA256: _bytes(example.sha256.encode()),
-        TILE_Z: _ints(tile.z),
-        TILE_X: _ints(tile.x),
-        TILE_Y: _ints(tile.y),
+        TILE_Z: _ints(z),
+        TILE_X: _ints(x),
+        TILE_Y: _ints(y),
         QUADKEY: _bytes(location.quadkey.encode() if location else b""),
         LON: _floats(location.lon if location else nan),
         LAT: _floats(location.lat if location else nan),

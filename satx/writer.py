@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -227,7 +228,13 @@ def _run_tasks(
         while pending:
             finished, pending = wait_futures(pending, timeout=1.0, return_when=FIRST_COMPLETED)
             for future in finished:
-                result = future.result()
+                try:
+                    result = future.result()
+                except BrokenProcessPool as err:
+                    raise RecordsError(
+                        f"a worker process died ({err}); finished shards are kept, "
+                        "re-run the same command to resume"
+                    ) from err
                 out.write_bytes(f"{PROGRESS_DIR}/{result['name']}.json", json.dumps(result).encode())
                 failpoints.hit("make_records.after_shard")
             progress.update(counter.value)

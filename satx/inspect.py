@@ -1,0 +1,116 @@
+"""Check a records folder against its manifest and show a few examples with their geolocation."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from satx import records, storage
+from satx.errors import RecordsError
+
+
+@dataclass(frozen=True)
+class ShardCheck:
+    """One shard: what the manifest says and what the file holds."""
+
+    name: str
+    expected_records: int
+    records: int | None
+    expected_sha256: str
+    sha256: str | None
+    problem: str | None
+
+
+def load_manifest(root: str) -> dict[str, Any]:
+    """Read and check `ROOT/manifest.json` (local or gs://)."""
+    store = storage.open_store(root)
+    try:
+        data = store.read_bytes(records.MANIFEST_NAME)
+    except FileNotFoundError as err:
+        raise RecordsError(
+            f"{store.url(records.MANIFEST_NAME)} not found: not a records folder, or "
+            "make_records did not finish (re-run it to complete)"
+        ) from err
+    return records.parse_manifest(data, store.url(records.MANIFEST_NAME))
+
+
+@contextmanager
+def local_shard(store: storage.Store, name: str) -> Iterator[str]:
+    """A local path for a shard; gs:// shards are downloaded to a temporary file."""
+    if isinstance(store, storage.LocalStore):
+        yield str(store.path(name))
+        return
+    with tempfile.TemporaryDirectory(prefix="satx-inspect-") as tmp:
+        path = os.path.join(tmp, name)
+        store.get_file(name, path)
+        yield path
+
+
+def check_shard(store: storage.Store, entry: dict[str, Any], compression: str) -> ShardCheck:
+    """Verify one shard's sha256 and record count."""
+    name = entry["name"]
+
+    def result(count: int | None, digest: str | None, problem: str | None) -> ShardCheck:
+        return ShardCheck(name, entry["records"], count, entry["sha256"], digest, problem)
+
+    try:
+        with local_shard(store, name) as path:
+            with open(path, "rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+            count = records.count_records(path, compression)
+    except FileNotFoundError:
+        return result(None, None, "missing")
+    except RecordsError as err:
+        return result(None, None, str(err))
+    problems = []
+    if digest != entry["sha256"]:
+        problems.append("sha256 differs")
+    if count != entry["records"]:
+        problems.append(f"{count} records, manifest says {entry['records']}")
+    return result(count, digest, "; ".join(problems) or None)
+
+
+def verify(root: str) -> list[ShardCheck]:
+    """Check every shard listed in the manifest."""
+    manifest = load_manifest(root)
+    store = storage.open_store(root)
+    compression = manifest.get("compression", "none")
+    return [check_shard(store, entry, compression) for entry in manifest["shards"]]
+
+
+def first_examples(root: str, count: int, split: str | None = None) -> list[records.TileExample]:
+    """The first `count` examples of a split (default: the first shard's split)."""
+    manifest = load_manifest(root)
+    store = storage.open_store(root)
+    shards = [s for s in manifest["shards"] if split is None or s["split"] == split]
+    found: list[records.TileExample] = []
+    for entry in shards:
+        with local_shard(store, entry["name"]) as path:
+            found += itertools.islice(
+                records.iter_shard(path, manifest.get("compression", "none")), count - len(found)
+            )
+        if len(found) >= count:
+            break
+    return found
+
+
+def describe_example(example: records.TileExample) -> str:
+    """One line per example: label, source, tile and where it is."""
+    where = "no geolocation"
+    if (loc := example.geolocation) is not None:
+        t = example.tile
+        where = (
+            f"tile z{t.z}/x{t.x}/y{t.y} quadkey {loc.quadkey} centre ({loc.lon:.6f}, {loc.lat:.6f}) "
+            f"bbox [{', '.join(f'{v:.6f}' for v in loc.bbox)}]"
+        )
+    return (
+        f"{example.label_text} ({example.label}) {example.source_id} "
+        f"{example.image_format} {example.width}x{example.height} sha256 {example.sha256[:12]} "
+        f"{where}"
+    )

@@ -1,0 +1,65 @@
+import mercantile
+import numpy as np
+import pytest
+
+from satx import geo
+
+
+@pytest.mark.parametrize(
+    "path, expected",
+    [
+        ("school/75000-120000-18.jpg", (18, 75000, 120000)),
+        ("a/b/18_75000_120000.png", (18, 75000, 120000)),
+        ("school/18/75000/120000.jpeg", (18, 75000, 120000)),
+        ("gs://bucket/tiles/17/62092/50163.jpg", (17, 62092, 50163)),
+        ("62092-50163-17.png", (17, 62092, 50163)),
+    ],
+)
+def test_parse_tile_path_patterns(path, expected):
+    z, x, y = expected
+    assert geo.parse_tile_path(path) == mercantile.Tile(x, y, z)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "Forest/Forest_12.jpg",  # EuroSAT: no geolocation
+        "school/img-001.jpg",
+        "school/5-40-3.jpg",  # x=5 y=40 z=3: y outside a zoom-3 grid
+        "school/1-1-31.jpg",  # zoom beyond 30
+        "18/abc/7.jpg",
+    ],
+)
+def test_parse_tile_path_rejects_non_tiles(path):
+    assert geo.parse_tile_path(path) is None
+
+
+def test_geolocate_matches_mercantile():
+    tile = mercantile.Tile(75000, 120000, 18)
+    loc = geo.geolocate(tile)
+    b = mercantile.bounds(tile)
+    assert loc.bbox == (b.west, b.south, b.east, b.north)
+    assert loc.quadkey == mercantile.quadkey(tile)
+    assert loc.lon == pytest.approx((b.west + b.east) / 2)
+    assert loc.lat == pytest.approx((b.south + b.north) / 2)
+    assert mercantile.tile(loc.lon, loc.lat, 18) == tile
+
+
+def test_tile_bounds_tile_round_trip_for_random_tiles():
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        z = int(rng.integers(0, 23))
+        x, y = (int(v) for v in rng.integers(0, 1 << z, 2))
+        tile = mercantile.Tile(x, y, z)
+        loc = geo.geolocate(tile)
+        assert mercantile.tile(loc.lon, loc.lat, z) == tile
+        assert mercantile.quadkey_to_tile(loc.quadkey) == tile
+        assert geo.parse_tile_path(f"t/{x}-{y}-{z}.jpg") == tile
+        assert geo.parse_tile_path(f"t/{z}/{x}/{y}.png") == tile
+
+
+def test_parent_at_zoom():
+    tile = mercantile.Tile(75000, 120000, 18)
+    assert geo.parent_at_zoom(tile, 12) == mercantile.parent(tile, zoom=12)
+    assert geo.parent_at_zoom(tile, 18) == tile
+    assert geo.parent_at_zoom(mercantile.Tile(3, 3, 4), 12) == mercantile.Tile(3, 3, 4)

@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from satx import images
+from satx.images import ImageRejected
+from tests.conftest import encode, noise
+
+SIZE = 32
+
+
+def decode(data):
+    import io
+
+    return Image.open(io.BytesIO(data))
+
+
+def test_valid_jpeg_is_kept_byte_for_byte():
+    data = encode(noise(0), "JPEG", quality=80)
+    out = images.prepare_image(data, "a/b.jpg", SIZE)
+    assert out.encoded == data and out.image_format == "jpeg" and out.changes == ()
+
+
+def test_png_named_jpeg_is_kept_as_jpeg_and_flagged():
+    data = encode(noise(0), "JPEG")
+    out = images.prepare_image(data, "tile.png", SIZE)
+    assert out.encoded == data and out.image_format == "jpeg"
+    assert out.changes == ("extension_mismatch",)
+
+
+@pytest.mark.parametrize(
+    "array, fmt, change",
+    [
+        (noise(1, (SIZE, SIZE, 4)), "PNG", "converted_rgba"),
+        (noise(2, (SIZE, SIZE)), "PNG", "converted_l"),
+        (noise(3, (SIZE, SIZE)), "JPEG", "converted_l"),
+    ],
+)
+def test_non_rgb_is_converted_to_rgb(array, fmt, change):
+    out = images.prepare_image(encode(array, fmt), f"t.{fmt.lower()}", SIZE)
+    assert change in out.changes
+    assert decode(out.encoded).mode == "RGB"
+    assert out.image_format == fmt.lower()
+
+
+def test_palette_png_converted_with_its_colours():
+    rgb = np.zeros((SIZE, SIZE, 3), np.uint8)
+    rgb[:, : SIZE // 2] = (200, 10, 10)
+    palette = Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=4)
+    import io
+
+    buf = io.BytesIO()
+    palette.save(buf, format="PNG")
+    out = images.prepare_image(buf.getvalue(), "p.png", SIZE)
+    assert "converted_p" in out.changes
+    assert np.asarray(decode(out.encoded))[0, 0].tolist() == [200, 10, 10]  # PNG stays lossless
+
+
+def test_wrong_size_rejected_or_resized():
+    data = encode(noise(4, (64, 48, 3)))
+    with pytest.raises(ImageRejected) as err:
+        images.prepare_image(data, "t.jpg", SIZE, "reject")
+    assert err.value.reason == "size_mismatch" and "48x64" in err.value.detail
+    out = images.prepare_image(data, "t.jpg", SIZE, "resize")
+    assert decode(out.encoded).size == (SIZE, SIZE)
+    assert out.changes == ("resized_from_48x64",)
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"", "empty_file"),
+        (b"this is not an image, it is a text file\n", "not_an_image"),
+        (encode(noise(5))[:200], "corrupt"),  # truncated JPEG
+        (encode(noise(6))[:-2], "corrupt"),  # JPEG without its end marker
+        (encode(noise(7), "PNG")[:150], "corrupt"),  # truncated PNG
+        (encode(noise(8), "GIF"), "unsupported_format"),
+        (b"\xff\xd8\xff" + b"\x00" * 100, "corrupt"),  # JPEG magic, garbage body
+    ],
+)
+def test_bad_files_are_rejected_with_a_reason(data, reason):
+    with pytest.raises(ImageRejected) as err:
+        images.prepare_image(data, "bad.jpg", SIZE)
+    assert err.value.reason == reason
+
+
+def test_what_pillow_accepts_tensorflow_decodes():
+    import tensorflow as tf
+
+    for seed in range(5):
+        out = images.prepare_image(encode(noise(seed, (SIZE, SIZE, 4)), "PNG"), "x.png", SIZE)
+        assert tf.io.decode_image(out.encoded, channels=3).shape == (SIZE, SIZE, 3)
