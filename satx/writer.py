@@ -18,6 +18,7 @@ import platform
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -55,10 +56,20 @@ class WriteSettings:
     compression: str
 
 
-def _init_worker(counter) -> None:  # noqa: ANN001 - a multiprocessing.Value
+def _exit_with_parent(parent: int) -> None:
+    # A pool worker holds both ends of its task queue, so it never sees EOF when the parent is
+    # killed (kill -9, OOM): without this it would linger forever.
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _init_worker(counter, parent: int | None = None) -> None:  # noqa: ANN001 - an mp.Value
     global _counter
     _counter = counter
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 
 def _read_checked(item, expected: str) -> bytes:  # noqa: ANN001
@@ -200,7 +211,7 @@ def _executor(workers: int, counter) -> Executor:  # noqa: ANN001
         _init_worker(counter)
         return ThreadPoolExecutor(max_workers=1)
     ctx = multiprocessing.get_context("spawn")  # TF state must not be forked
-    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(counter,))
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(counter, os.getpid()))
 
 
 @contextlib.contextmanager
