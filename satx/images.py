@@ -74,7 +74,9 @@ def _decode(data: bytes) -> Image.Image:
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
         raise ImageRejected("too_large", f"{err}; tiles should be a few hundred pixels") from err
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ImageRejected("corrupt", f"decode failed ({err}); re-download or re-export it") from err
+        raise ImageRejected(
+            "corrupt", f"decode failed ({err}); re-download or re-export it"
+        ) from err
     return image
 
 
@@ -120,7 +122,9 @@ def prepare_image(
     if fmt is None:
         raise ImageRejected("not_an_image", "content is not JPEG or PNG (magic bytes unknown)")
     if fmt not in SUPPORTED_FORMATS:
-        raise ImageRejected("unsupported_format", f"{fmt.upper()} content; convert it to JPEG or PNG")
+        raise ImageRejected(
+            "unsupported_format", f"{fmt.upper()} content; convert it to JPEG or PNG"
+        )
     changes: list[str] = []
     claimed = extension_format(path)
     if claimed is not None and claimed != fmt:
@@ -148,5 +152,5 @@ def peek_size(data: bytes) -> tuple[int, int] | None:
     try:
         with Image.open(io.BytesIO(data)) as image:
             return image.size
-    except Exception:  # noqa: BLE001 - a header we cannot read is simply "unknown" here
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):  # unreadable header
         return None

@@ -106,7 +106,8 @@ def describe_example(example: records.TileExample) -> str:
     if (loc := example.geolocation) is not None:
         t = example.tile
         where = (
-            f"tile z{t.z}/x{t.x}/y{t.y} quadkey {loc.quadkey} centre ({loc.lon:.6f}, {loc.lat:.6f}) "
+            f"tile z{t.z}/x{t.x}/y{t.y} quadkey {loc.quadkey} "
+            f"centre ({loc.lon:.6f}, {loc.lat:.6f}) "
             f"bbox [{', '.join(f'{v:.6f}' for v in loc.bbox)}]"
         )
     return (

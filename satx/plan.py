@@ -107,7 +107,7 @@ def _check_sizes(scanned: list[_Scanned], config: RecordsConfig) -> None:
     expected = (config.image_size, config.image_size)
     mismatched = sum(n for size, n in sizes.items() if size != expected)
     if config.on_size_mismatch == "reject" and mismatched > sum(sizes.values()) / 2:
-        (common, _), = sizes.most_common(1)
+        ((common, _),) = sizes.most_common(1)
         raise InputError(
             f"{config.input}: {mismatched} of {sum(sizes.values())} tiles are not "
             f"{config.image_size}x{config.image_size} (most are {common[0]}x{common[1]}); "
@@ -133,7 +133,9 @@ def _reject_conflicts(scanned: list[_Scanned]) -> tuple[list[_Scanned], list[Rej
         seen = labels[s.sha256]
         if len(seen) > 1:
             detail = f"the same image is labelled {sorted(seen)}; fix the label and re-run"
-            rejected.append(Rejection(s.tile.source_id, s.tile.label_text, "conflicting_labels", detail))
+            rejected.append(
+                Rejection(s.tile.source_id, s.tile.label_text, "conflicting_labels", detail)
+            )
         else:
             keep.append(s)
     return keep, rejected
@@ -202,7 +204,11 @@ def _shard_tasks(
         for k, (s, label) in enumerate(entries):
             t = s.tile.tile
             item = ShardItem(
-                s.tile.location, s.tile.source_id, label, s.tile.label_text, s.sha256,
+                s.tile.location,
+                s.tile.source_id,
+                label,
+                s.tile.label_text,
+                s.sha256,
                 (t.z, t.x, t.y) if t else None,
             )
             buckets[k % count].append(item)
@@ -220,7 +226,9 @@ def input_hash(scanned: list[_Scanned]) -> str:
 
 def make_plan(discovery: Discovery, config: RecordsConfig) -> Plan:
     """Scan inputs, quarantine what cannot be used, assign splits and shards."""
-    rejections = [Rejection(m.source_id, m.label_text, m.reason, m.detail) for m in discovery.missing]
+    rejections = [
+        Rejection(m.source_id, m.label_text, m.reason, m.detail) for m in discovery.missing
+    ]
     scanned = []
     for result in scan(discovery.tiles):
         (rejections if isinstance(result, Rejection) else scanned).append(result)
@@ -233,14 +241,16 @@ def make_plan(discovery: Discovery, config: RecordsConfig) -> Plan:
             known.append(s)
         else:
             detail = f"label not in --classes {list(class_names)}"
-            rejections.append(Rejection(s.tile.source_id, s.tile.label_text, "unknown_label", detail))
+            rejections.append(
+                Rejection(s.tile.source_id, s.tile.label_text, "unknown_label", detail)
+            )
     _check_sizes(known, config)
     known, conflicts = _reject_conflicts(known)
     rejections += conflicts
     split_names, keep, dropped, method = _assign(known, labels, config)
     rejections += dropped
     members: dict[str, list] = defaultdict(list)
-    for name, i in zip(split_names, keep):
+    for name, i in zip(split_names, keep, strict=True):
         members[name].append((known[i], labels[known[i].tile.label_text]))
     geolocated = sum(1 for s in known if s.tile.tile)
     stats = {
@@ -251,8 +261,10 @@ def make_plan(discovery: Discovery, config: RecordsConfig) -> Plan:
         "duplicate_images": len(known) - len({s.sha256 for s in known}),
     }
     if method == "spatial":
-        method = "spatial" if geolocated == len(known) else (
-            "hashed" if geolocated == 0 else "spatial+hashed"
+        method = (
+            "spatial"
+            if geolocated == len(known)
+            else ("hashed" if geolocated == 0 else "spatial+hashed")
         )
     return Plan(
         class_names=class_names,

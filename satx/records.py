@@ -147,7 +147,9 @@ def example_from_features(features: Mapping[str, Any]) -> TileExample:
     )
 
 
-def iter_shard(path: str, compression: str = "none", batch_size: int = 256) -> Iterator[TileExample]:
+def iter_shard(
+    path: str, compression: str = "none", batch_size: int = 256
+) -> Iterator[TileExample]:
     """Yield every example of one local shard, in file order."""
     dataset = tf.data.TFRecordDataset(path, compression_type=COMPRESSIONS[compression])
     for batch in dataset.batch(batch_size).map(parse_examples).as_numpy_iterator():
@@ -161,7 +163,9 @@ def count_records(path: str, compression: str = "none") -> int:
     try:
         return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
     except tf.errors.OpError as err:
-        raise RecordsError(f"{path}: damaged TFRecord shard ({err.message.splitlines()[0]})") from err
+        raise RecordsError(
+            f"{path}: damaged TFRecord shard ({err.message.splitlines()[0]})"
+        ) from err
 
 
 def shard_name(split: str, index: int, count: int, compression: str = "none") -> str:
@@ -202,7 +206,9 @@ def describe_manifest(manifest: Mapping[str, Any]) -> str:
     """A short human summary of a records folder: splits x classes, shards, quarantine."""
     classes = manifest["class_names"]
     width = max(12, *(len(c) for c in classes))
-    header = f"{'split':<10} " + " ".join(f"{c:>{width}}" for c in classes) + f" {'total':>8} shards"
+    header = (
+        f"{'split':<10} " + " ".join(f"{c:>{width}}" for c in classes) + f" {'total':>8} shards"
+    )
     lines = [
         f"records: {manifest.get('records', '?')} tiles, {len(classes)} classes, "
         f"{manifest['image_size']}px, schema v{manifest['schema_version']}, "

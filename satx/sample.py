@@ -74,7 +74,8 @@ def _field(draw: ImageDraw.ImageDraw, rng: np.random.Generator, c: float, unit: 
         pad = unit * 0.05
         draw.rounded_rectangle(
             [box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad],
-            radius=h / 2 + pad, fill=(170, 75, 60),
+            radius=h / 2 + pad,
+            fill=(170, 75, 60),
         )
     pitch = (62, 140, 58) if rng.random() < 0.7 else (180, 150, 110)
     draw.rectangle(box, fill=pitch, outline=(240, 240, 240), width=line)

@@ -10,6 +10,7 @@ Layouts:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import re
@@ -103,7 +104,8 @@ def discover_folder(root: Path) -> Discovery:
         ignored += skipped
     if presplit:
         tiles = [
-            SourceTile(t.source_id, t.location, t.label_text, t.split.lower(), t.tile) for t in tiles
+            SourceTile(t.source_id, t.location, t.label_text, t.split.lower(), t.tile)
+            for t in tiles
         ]
     return Discovery("folder_presplit" if presplit else "folder", tuple(tiles), (), tuple(ignored))
 
@@ -179,10 +181,8 @@ def _download_all(store: storage.Store, names: list[str], cache_dir: Path) -> No
     def fetch(name: str) -> None:
         target = cache_dir / name
         if not target.exists():
-            try:
+            with contextlib.suppress(FileNotFoundError):  # reported later as a missing file
                 store.get_file(name, str(target))
-            except FileNotFoundError:
-                pass  # reported later as a missing file, like a local CSV row
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(fetch, names))

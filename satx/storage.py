@@ -9,15 +9,23 @@ emulator, so satx never relies on it for writes.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+if TYPE_CHECKING:  # imported lazily at run time: google-cloud-storage is slow to import
+    from google.api_core.retry import Retry
+    from google.cloud import storage as gcs
 
 from satx.errors import StorageError
+
+T = TypeVar("T")
 
 GCS_SCHEME = "gs://"
 _TIMEOUT_S = 120
@@ -42,15 +50,32 @@ class Store(Protocol):
 
     root: str
 
-    def url(self, name: str) -> str: ...
-    def exists(self, name: str) -> bool: ...
-    def size(self, name: str) -> int: ...
-    def list(self, prefix: str = "") -> list[str]: ...
-    def read_bytes(self, name: str) -> bytes: ...
-    def write_bytes(self, name: str, data: bytes) -> None: ...
-    def put_file(self, local_path: str, name: str) -> None: ...
-    def get_file(self, name: str, local_path: str) -> None: ...
-    def delete(self, name: str) -> None: ...
+    def url(self, name: str) -> str:
+        """Printable location (path or gs:// URL) of `name`."""
+
+    def exists(self, name: str) -> bool:
+        """Whether `name` exists."""
+
+    def size(self, name: str) -> int:
+        """Size of `name` in bytes."""
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Sorted names of all files under `prefix`, relative to the root."""
+
+    def read_bytes(self, name: str) -> bytes:
+        """Contents of `name`."""
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        """Write `name` atomically."""
+
+    def put_file(self, local_path: str, name: str) -> None:
+        """Move a finished local file to `name` atomically (consumes it)."""
+
+    def get_file(self, name: str, local_path: str) -> None:
+        """Copy `name` to a local path."""
+
+    def delete(self, name: str) -> None:
+        """Remove `name` if present."""
 
 
 def atomic_write_local(path: str | Path, data: bytes) -> None:
@@ -125,7 +150,7 @@ class LocalStore:
 
 
 @functools.lru_cache(maxsize=1)
-def gcs_client():  # noqa: ANN201 - google.cloud.storage.Client, imported lazily
+def gcs_client() -> gcs.Client:
     """One google-cloud-storage client per process (emulator-aware)."""
     from google.auth.exceptions import DefaultCredentialsError
     from google.cloud import storage
@@ -154,14 +179,14 @@ class GcsStore:
     def _key(self, name: str) -> str:
         return f"{self.prefix}/{name}" if self.prefix else name
 
-    def _blob(self, name: str):  # noqa: ANN202
+    def _blob(self, name: str) -> gcs.Blob:
         return gcs_client().bucket(self.bucket_name).blob(self._key(name))
 
     def url(self, name: str) -> str:
         """The gs:// URL of `name`."""
         return f"{GCS_SCHEME}{self.bucket_name}/{self._key(name)}"
 
-    def _call(self, what: str, name: str, fn):  # noqa: ANN001, ANN202
+    def _call(self, what: str, name: str, fn: Callable[[Retry], T]) -> T:
         from google.api_core import exceptions
         from google.api_core.retry import Retry
 
@@ -193,7 +218,7 @@ class GcsStore:
         full = self._key(prefix) if prefix else (f"{self.prefix}/" if self.prefix else "")
         cut = len(self.prefix) + 1 if self.prefix else 0
 
-        def run(retry):  # noqa: ANN001, ANN202
+        def run(retry: Retry) -> list[str]:
             blobs = gcs_client().list_blobs(self.bucket_name, prefix=full, retry=retry)
             return sorted(b.name[cut:] for b in blobs if not b.name.endswith("/"))
 
@@ -218,7 +243,9 @@ class GcsStore:
         self._call(
             "upload",
             name,
-            lambda r: self._blob(name).upload_from_filename(local_path, retry=r, timeout=_TIMEOUT_S),
+            lambda r: self._blob(name).upload_from_filename(
+                local_path, retry=r, timeout=_TIMEOUT_S
+            ),
         )
         os.unlink(local_path)
 
@@ -235,10 +262,8 @@ class GcsStore:
 
     def delete(self, name: str) -> None:
         """Delete the object if present."""
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self._call("delete", name, lambda r: self._blob(name).delete(retry=r))
-        except FileNotFoundError:
-            pass
 
 
 def open_store(root: str) -> LocalStore | GcsStore:

@@ -25,6 +25,7 @@ from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, T
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ import satx
 from satx import failpoints, images, records, sources, storage
 from satx.config import RecordsConfig
 from satx.errors import OutputExistsError, RecordsError
-from satx.plan import Plan, Rejection, ShardTask, make_plan
+from satx.plan import Plan, Rejection, ShardItem, ShardTask, make_plan
 from satx.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _init_worker(counter, parent: int | None = None) -> None:  # noqa: ANN001 - an mp.Value
+def _init_worker(counter: Synchronized, parent: int | None = None) -> None:
     global _counter
     _counter = counter
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -72,19 +73,19 @@ def _init_worker(counter, parent: int | None = None) -> None:  # noqa: ANN001 - 
         threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 
-def _read_checked(item, expected: str) -> bytes:  # noqa: ANN001
+def _read_checked(item: ShardItem) -> bytes:
     with open(item.location, "rb") as f:
         data = f.read()
-    if hashlib.sha256(data).hexdigest() != expected:
+    if hashlib.sha256(data).hexdigest() != item.sha256:
         raise images.ImageRejected(
             "changed_during_run", "file content changed after it was scanned; re-run"
         )
     return data
 
 
-def _encode_item(item, settings: WriteSettings) -> tuple[bytes, images.PreparedImage]:  # noqa: ANN001
+def _encode_item(item: ShardItem, settings: WriteSettings) -> tuple[bytes, images.PreparedImage]:
     try:
-        data = _read_checked(item, item.sha256)
+        data = _read_checked(item)
     except OSError as err:
         raise images.ImageRejected("unreadable", f"cannot read: {err}") from err
     prepared = images.prepare_image(
@@ -199,19 +200,23 @@ def _prepare_output(out: storage.Store, plan: Plan, config: RecordsConfig) -> se
     done = set()
     for name in out.list(PROGRESS_DIR):
         result = json.loads(out.read_bytes(name))
-        if result.get("name") and out.exists(result["name"]) and out.size(result["name"]) == result[
-            "bytes"
-        ]:
+        if (
+            result.get("name")
+            and out.exists(result["name"])
+            and out.size(result["name"]) == result["bytes"]
+        ):
             done.add(result["name"])
     return done
 
 
-def _executor(workers: int, counter) -> Executor:  # noqa: ANN001
+def _executor(workers: int, counter: Synchronized) -> Executor:
     if workers <= 1:
         _init_worker(counter)
         return ThreadPoolExecutor(max_workers=1)
     ctx = multiprocessing.get_context("spawn")  # TF state must not be forked
-    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(counter, os.getpid()))
+    return ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(counter, os.getpid())
+    )
 
 
 @contextlib.contextmanager
@@ -246,7 +251,9 @@ def _run_tasks(
                         f"a worker process died ({err}); finished shards are kept, "
                         "re-run the same command to resume"
                     ) from err
-                out.write_bytes(f"{PROGRESS_DIR}/{result['name']}.json", json.dumps(result).encode())
+                out.write_bytes(
+                    f"{PROGRESS_DIR}/{result['name']}.json", json.dumps(result).encode()
+                )
                 failpoints.hit("make_records.after_shard")
             progress.update(counter.value)
     progress.update(counter.value)
@@ -275,7 +282,9 @@ def _summarise(plan: Plan, results: list[dict], config: RecordsConfig) -> dict[s
     }
 
 
-def _build_manifest(plan, results, config, elapsed, command) -> tuple[dict, list[dict]]:  # noqa: ANN001
+def _build_manifest(
+    plan: Plan, results: list[dict], config: RecordsConfig, elapsed: float, command: str | None
+) -> tuple[dict, list[dict]]:
     summary = _summarise(plan, results, config)
     quarantined = summary.pop("quarantine")
     reasons = Counter(q["reason"] for q in quarantined)
@@ -310,8 +319,11 @@ def _build_manifest(plan, results, config, elapsed, command) -> tuple[dict, list
         },
         "image_changes": summary["changes"],
         "formats": summary["formats"],
-        "quarantine": {"count": len(quarantined), "reasons": dict(sorted(reasons.items())),
-                       "file": records.QUARANTINE_NAME},
+        "quarantine": {
+            "count": len(quarantined),
+            "reasons": dict(sorted(reasons.items())),
+            "file": records.QUARANTINE_NAME,
+        },
         "run": {
             "tool": "tools.make_records",
             "command": command if command is not None else " ".join(sys.argv),
@@ -341,12 +353,15 @@ def make_records(config: RecordsConfig, command: str | None = None) -> dict[str,
     scratch = tempfile.mkdtemp(prefix="satx-records-")
     try:
         discovery = sources.discover(config.input, Path(scratch) / "input")
-        log.info("found %d tiles (%s layout) in %s", len(discovery.tiles), discovery.layout,
-                 config.input)
+        log.info(
+            "found %d tiles (%s layout) in %s", len(discovery.tiles), discovery.layout, config.input
+        )
         plan = make_plan(discovery, config)
         if not plan.tasks:
-            raise RecordsError(f"{config.input}: no usable tiles (all {len(plan.rejections)} "
-                               "were quarantined); see the reasons above")
+            raise RecordsError(
+                f"{config.input}: no usable tiles (all {len(plan.rejections)} "
+                "were quarantined); see the reasons above"
+            )
         done = _prepare_output(out, plan, config)
         todo = [t for t in plan.tasks if t.name not in done]
         if done:

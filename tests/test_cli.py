@@ -14,7 +14,11 @@ from tests.conftest import REPO, shard_digests
 def cli(*args, env=None, check=False):
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     proc = subprocess.run(
-        [sys.executable, "-m", *args], cwd=REPO, env=full_env, capture_output=True, text=True,
+        [sys.executable, "-m", *args],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
         timeout=300,
     )
     if check and proc.returncode != 0:
@@ -23,14 +27,32 @@ def cli(*args, env=None, check=False):
 
 
 def records_cmd(src, out, *extra):
-    return ("tools.make_records", f"--input={src}", f"--output={out}", "--image_size=32",
-            "--min_shards=4", *extra)
+    return (
+        "tools.make_records",
+        f"--input={src}",
+        f"--output={out}",
+        "--image_size=32",
+        "--min_shards=4",
+        *extra,
+    )
 
 
 def test_flag_names_are_the_documented_ones():
     out = cli("tools.make_records", "--helpfull").stdout
-    for flag in ["input", "output", "split", "split_zoom", "seed", "shard_size_mb", "min_shards",
-                 "on_size_mismatch", "image_size", "overwrite", "compression", "workers"]:
+    for flag in [
+        "input",
+        "output",
+        "split",
+        "split_zoom",
+        "seed",
+        "shard_size_mb",
+        "min_shards",
+        "on_size_mismatch",
+        "image_size",
+        "overwrite",
+        "compression",
+        "workers",
+    ]:
         assert f"--{flag}:" in out or f"--[no]{flag}:" in out
 
 
@@ -44,14 +66,17 @@ def test_user_errors_exit_2_with_one_clear_line(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "failpoint, workers",
-    [("make_records.mid_shard:3", "1"),  # the whole process dies with a half-written shard
-     ("make_records.after_shard:2", "2")],  # the parent dies while workers are writing
+    [
+        ("make_records.mid_shard:3", "1"),  # the whole process dies with a half-written shard
+        ("make_records.after_shard:2", "2"),
+    ],  # the parent dies while workers are writing
 )
 def test_resume_after_kill_9(sample_tiles, tmp_path, failpoint, workers):
     cli(*records_cmd(sample_tiles, tmp_path / "clean", "--workers=1"), check=True)
     out = tmp_path / "out"
-    killed = cli(*records_cmd(sample_tiles, out, f"--workers={workers}"),
-                 env={"SATX_FAILPOINTS": failpoint})
+    killed = cli(
+        *records_cmd(sample_tiles, out, f"--workers={workers}"), env={"SATX_FAILPOINTS": failpoint}
+    )
     assert killed.returncode == -signal.SIGKILL
     assert not (out / "manifest.json").exists()
     assert list(out.glob("_progress/*.json"))  # some work was done before the kill

@@ -32,11 +32,27 @@ def gcs(tmp_path_factory):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    log = open(tmp_path_factory.mktemp("gcs") / "fake-gcs-server.log", "wb")
+    log = open(  # noqa: SIM115 - stays open while the server runs
+        tmp_path_factory.mktemp("gcs") / "fake-gcs-server.log", "wb"
+    )
     server = subprocess.Popen(
-        [str(wrapper._get_binary_path()), "-scheme", "http", "-backend", "memory",
-         "-host", "127.0.0.1", "-port", str(port), "-external-url", url, "-log-level", "warn"],
-        stdout=log, stderr=log,
+        [
+            str(wrapper._get_binary_path()),
+            "-scheme",
+            "http",
+            "-backend",
+            "memory",
+            "-host",
+            "127.0.0.1",
+            "-port",
+            str(port),
+            "-external-url",
+            url,
+            "-log-level",
+            "warn",
+        ],
+        stdout=log,
+        stderr=log,
     )
     deadline = time.monotonic() + 20
     while True:
@@ -120,8 +136,10 @@ def test_gcs_output_resumes_after_kill_9(gcs, sample_tiles, tmp_path):
     cli(*records_cmd(sample_tiles, tmp_path / "clean", "--workers=1"), check=True)
     out = f"gs://{BUCKET}/killed"
     env = {"STORAGE_EMULATOR_HOST": os.environ["STORAGE_EMULATOR_HOST"]}
-    killed = cli(*records_cmd(sample_tiles, out, "--workers=1"),
-                 env={**env, "SATX_FAILPOINTS": "make_records.after_shard:3"})
+    killed = cli(
+        *records_cmd(sample_tiles, out, "--workers=1"),
+        env={**env, "SATX_FAILPOINTS": "make_records.after_shard:3"},
+    )
     assert killed.returncode == -signal.SIGKILL
     store = storage.open_store(out)
     assert not store.exists("manifest.json") and store.list("_progress")

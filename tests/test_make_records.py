@@ -97,7 +97,9 @@ def test_resume_after_simulated_interruption(sample_tiles, records_config, tmp_p
     (out / PROGRESS_DIR / "plan.json").write_text(json.dumps({"digest": plan.digest}))
     done = manifest["shards"][:3]
     for shard in done:
-        (out / PROGRESS_DIR / f"{shard['name']}.json").write_text(json.dumps({**shard, "classes": {}, "changes": {}, "formats": {}, "quarantined": []}))
+        (out / PROGRESS_DIR / f"{shard['name']}.json").write_text(
+            json.dumps({**shard, "classes": {}, "changes": {}, "formats": {}, "quarantined": []})
+        )
     for shard in manifest["shards"][3:]:
         (out / shard["name"]).unlink()
     (out / f".{manifest['shards'][3]['name']}.tmp-123").write_bytes(b"half")
@@ -149,7 +151,9 @@ def test_quarantine_lists_every_bad_file_and_keeps_every_good_one(tmp_path, reco
     assert manifest["quarantine"]["count"] == len(expected)
     _, examples = read_all(out)
     stored = {ex.source_id for _, ex in examples}
-    assert stored == (set(good) | {f"not_school/{75100 + k}-120001-18.jpg" for k in range(12)}) - set(expected)
+    assert stored == (
+        set(good) | {f"not_school/{75100 + k}-120001-18.jpg" for k in range(12)}
+    ) - set(expected)
     changes = manifest["image_changes"]
     assert changes["extension_mismatch"] == 1 and changes["converted_rgba"] == 1
     assert changes["converted_l"] == 1
@@ -165,7 +169,10 @@ def test_presplit_folders_and_duplicates_across_them(tmp_path, records_config):
     root = tmp_path / "in"
     for k in range(6):
         write(root / "train" / ("school" if k % 2 else "not_school") / f"{k}.jpg", encode(noise(k)))
-        write(root / "test" / ("school" if k % 2 else "not_school") / f"t{k}.jpg", encode(noise(50 + k)))
+        write(
+            root / "test" / ("school" if k % 2 else "not_school") / f"t{k}.jpg",
+            encode(noise(50 + k)),
+        )
     write(root / "test" / "school" / "copy.jpg", encode(noise(1)))  # same image as train/school/1
     manifest = make_records(records_config(root))
     assert manifest["split_method"]["method"] == "input"

@@ -1,6 +1,7 @@
 """make_records on the real imagery in ../shared/data (skipped when it is absent)."""
 
 import json
+from pathlib import Path
 
 import mercantile
 import numpy as np
@@ -11,9 +12,16 @@ from satx.writer import make_records
 from tests.conftest import read_all, shared_data
 
 EUROSAT_COUNTS = {  # ../shared/data/README.md
-    "AnnualCrop": 3000, "Forest": 3000, "HerbaceousVegetation": 3000, "Highway": 2500,
-    "Industrial": 2500, "Pasture": 2000, "PermanentCrop": 2500, "Residential": 3000,
-    "River": 2500, "SeaLake": 3000,
+    "AnnualCrop": 3000,
+    "Forest": 3000,
+    "HerbaceousVegetation": 3000,
+    "Highway": 2500,
+    "Industrial": 2500,
+    "Pasture": 2000,
+    "PermanentCrop": 2500,
+    "Residential": 3000,
+    "River": 2500,
+    "SeaLake": 3000,
 }
 
 
@@ -21,13 +29,15 @@ EUROSAT_COUNTS = {  # ../shared/data/README.md
 @pytest.mark.realdata
 def test_eurosat_all_27000_tiles(records_config, tmp_path):
     root = shared_data("eurosat")
-    config = records_config(root, image_size=64, workers=2, min_shards=8,
-                            split="train:0.8,val:0.1,test:0.1")
+    config = records_config(
+        root, image_size=64, workers=2, min_shards=8, split="train:0.8,val:0.1,test:0.1"
+    )
     manifest = make_records(config)
     assert manifest["records"] == 27000 and manifest["quarantine"]["count"] == 0
     assert manifest["class_names"] == sorted(EUROSAT_COUNTS)
-    totals = {c: sum(s["classes"].get(c, 0) for s in manifest["splits"].values())
-              for c in EUROSAT_COUNTS}
+    totals = {
+        c: sum(s["classes"].get(c, 0) for s in manifest["splits"].values()) for c in EUROSAT_COUNTS
+    }
     assert totals == EUROSAT_COUNTS
     assert manifest["geolocation"] == {"with": 0, "without": 27000}
     assert manifest["split_method"]["method"] == "hashed"
@@ -49,8 +59,10 @@ def test_xyz_tiles_real_names_and_lying_extensions(records_config, tmp_path):
     manifest = make_records(records_config(tmp_path / "labels.csv", image_size=256))
     assert manifest["records"] == 8 + 12
     quarantine = (tmp_path / "records" / "quarantine.jsonl").read_text().splitlines()
-    assert [(q["reason"], q["source_id"].endswith("62092-50162-17.jpg"))
-            for q in map(json.loads, quarantine)] == [("missing_file", True)]
+    assert [
+        (q["reason"], q["source_id"].endswith("62092-50162-17.jpg"))
+        for q in map(json.loads, quarantine)
+    ] == [("missing_file", True)]
     assert manifest["image_changes"] == {"extension_mismatch": 12}  # .png files hold JPEG
     assert manifest["formats"] == {"jpeg": 20}
     assert manifest["geolocation"] == {"with": 20, "without": 0}
@@ -63,4 +75,4 @@ def test_xyz_tiles_real_names_and_lying_extensions(records_config, tmp_path):
         assert ex.geolocation.bbox == tuple(mercantile.bounds(tile))
         if tile.z == 17:  # the README places the zoom-17 tiles in Portugal
             assert -10 < ex.geolocation.lon < -6 and 36 < ex.geolocation.lat < 43
-        assert ex.encoded == open(ex.source_id, "rb").read()
+        assert ex.encoded == Path(ex.source_id).read_bytes()

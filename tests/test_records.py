@@ -13,15 +13,24 @@ from tests.conftest import encode, noise
 def _example(tile, label=1, fmt="jpeg"):
     data = encode(noise(1), "JPEG" if fmt == "jpeg" else "PNG")
     return records.TileExample(
-        encoded=data, image_format=fmt, height=32, width=32, label=label,
-        label_text="school", source_id="school/a.jpg", sha256="ab" * 32, tile=tile,
+        encoded=data,
+        image_format=fmt,
+        height=32,
+        width=32,
+        label=label,
+        label_text="school",
+        source_id="school/a.jpg",
+        sha256="ab" * 32,
+        tile=tile,
     )
 
 
 @pytest.mark.parametrize("compression", ["none", "gzip"])
 def test_every_field_round_trips_through_a_shard(tmp_path, compression):
     tiles = [mercantile.Tile(75000, 120000, 18), None, mercantile.Tile(0, 0, 0)]
-    originals = [_example(t, label=i, fmt=("png" if i == 1 else "jpeg")) for i, t in enumerate(tiles)]
+    originals = [
+        _example(t, label=i, fmt=("png" if i == 1 else "jpeg")) for i, t in enumerate(tiles)
+    ]
     path = str(tmp_path / records.shard_name("train", 0, 1, compression))
     options = tf.io.TFRecordOptions(compression_type=records.COMPRESSIONS[compression])
     with tf.io.TFRecordWriter(path, options) as writer:
@@ -38,13 +47,17 @@ def test_geolocation_fields_in_the_raw_features():
     b = mercantile.bounds(tile)
     assert parsed[records.TILE_Z].numpy()[0] == 18
     assert parsed[records.QUADKEY].numpy()[0].decode() == mercantile.quadkey(tile)
-    assert parsed[records.BBOX].numpy()[0] == pytest.approx([b.west, b.south, b.east, b.north], abs=1e-5)
+    assert parsed[records.BBOX].numpy()[0] == pytest.approx(
+        [b.west, b.south, b.east, b.north], abs=1e-5
+    )
     assert parsed[records.LON].numpy()[0] == pytest.approx(geo.geolocate(tile).lon, abs=1e-5)
 
 
 def test_unknown_tile_is_minus_one_and_nan():
     parsed = records.parse_examples(tf.constant([records.encode_example(_example(None))]))
-    assert [parsed[k].numpy()[0] for k in (records.TILE_Z, records.TILE_X, records.TILE_Y)] == [-1] * 3
+    assert [parsed[k].numpy()[0] for k in (records.TILE_Z, records.TILE_X, records.TILE_Y)] == [
+        -1
+    ] * 3
     assert math.isnan(parsed[records.LAT].numpy()[0])
     assert parsed[records.QUADKEY].numpy()[0] == b""
 
@@ -52,7 +65,10 @@ def test_unknown_tile_is_minus_one_and_nan():
 def test_parse_works_inside_tf_data_and_eagerly_alike():
     import numpy as np
 
-    serialized = [records.encode_example(_example(None if k == 0 else mercantile.Tile(5, 6, 4), label=k)) for k in range(4)]
+    serialized = [
+        records.encode_example(_example(None if k == 0 else mercantile.Tile(5, 6, 4), label=k))
+        for k in range(4)
+    ]
     eager = records.parse_examples(tf.constant(serialized))
     ds = tf.data.Dataset.from_tensor_slices(serialized).batch(4).map(records.parse_examples)
     graph = next(iter(ds))
@@ -71,9 +87,23 @@ def test_encoding_is_deterministic():
 
 def test_uses_the_tensorflow_image_record_keys():
     spec = records.feature_spec()
-    for key in ["image/encoded", "image/format", "image/height", "image/width",
-                "image/class/label", "image/class/text", "image/source_id", "image/key/sha256",
-                "tile/z", "tile/x", "tile/y", "tile/quadkey", "geo/lon", "geo/lat", "geo/bbox"]:
+    for key in [
+        "image/encoded",
+        "image/format",
+        "image/height",
+        "image/width",
+        "image/class/label",
+        "image/class/text",
+        "image/source_id",
+        "image/key/sha256",
+        "tile/z",
+        "tile/x",
+        "tile/y",
+        "tile/quadkey",
+        "geo/lon",
+        "geo/lat",
+        "geo/bbox",
+    ]:
         assert key in spec
 
 

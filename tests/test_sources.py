@@ -20,8 +20,10 @@ def test_class_folders_with_every_tile_name_pattern(tmp_path):
     assert found.layout == "folder"
     by_id = {t.source_id: t for t in found.tiles}
     assert set(by_id) == {
-        "school/75000-120000-18.jpg", "school/18/75001/120000.jpeg",
-        "not_school/18_75002_120001.png", "not_school/deep/er/plain.jpg",
+        "school/75000-120000-18.jpg",
+        "school/18/75001/120000.jpeg",
+        "not_school/18_75002_120001.png",
+        "not_school/deep/er/plain.jpg",
     }
     assert by_id["school/18/75001/120000.jpeg"].tile == mercantile.Tile(75001, 120000, 18)
     assert by_id["not_school/18_75002_120001.png"].tile == mercantile.Tile(75002, 120001, 18)
@@ -60,7 +62,8 @@ def test_csv_with_relative_paths_zxy_columns_and_problems(tmp_path):
     assert tiles["imgs/a.jpg"].tile == mercantile.Tile(75000, 120000, 18)
     assert tiles["imgs/62092-50163-17.jpg"].tile == mercantile.Tile(62092, 50163, 17)
     assert {(m.source_id, m.reason) for m in found.missing} == {
-        ("imgs/missing.jpg", "missing_file"), ("imgs/c.jpg", "missing_label"),
+        ("imgs/missing.jpg", "missing_file"),
+        ("imgs/c.jpg", "missing_label"),
     }
 
 

@@ -19,7 +19,9 @@ def _items(n_blocks=200, per_block=(2, 15), seed=0, dup_every=0):
     if dup_every:  # copies of images sitting in other blocks
         for i in range(0, len(items), dup_every):
             src = items[i]
-            items.append(SplitItem(group=f"12/{(i * 7) % n_blocks}/0", content=src.content, label=src.label))
+            items.append(
+                SplitItem(group=f"12/{(i * 7) % n_blocks}/0", content=src.content, label=src.label)
+            )
     return items
 
 
@@ -34,14 +36,14 @@ def test_no_block_in_two_splits_and_ratios_within_tolerance():
     items = _items()
     names = assign_splits(items, SPEC, seed=1)
     blocks = defaultdict(set)
-    for item, name in zip(items, names):
+    for item, name in zip(items, names, strict=True):
         blocks[item.group].add(name)
     assert all(len(s) == 1 for s in blocks.values())
     counts = Counter(names)
     for name, fraction in SPEC:
         assert abs(counts[name] / len(items) - fraction) < 0.02
     for label in (0, 1):  # approximately stratified
-        per = Counter(n for i, n in zip(items, names) if i.label == label)
+        per = Counter(n for i, n in zip(items, names, strict=True) if i.label == label)
         total = sum(per.values())
         for name, fraction in SPEC:
             assert abs(per[name] / total - fraction) < 0.05
@@ -51,7 +53,7 @@ def test_duplicates_never_cross_splits():
     items = _items(dup_every=9)
     names = assign_splits(items, SPEC, seed=2)
     by_content = defaultdict(set)
-    for item, name in zip(items, names):
+    for item, name in zip(items, names, strict=True):
         by_content[item.content].add(name)
     assert any(Counter(i.content for i in items)[c] > 1 for c in by_content)
     assert all(len(s) == 1 for s in by_content.values())

@@ -14,10 +14,14 @@ from absl import flags
 from satx import flags as shared
 from satx.cli import run
 
-_INPUT = flags.DEFINE_string("input", None, "Folder (ROOT/<class>/...), labels CSV, or gs:// prefix.")
+_INPUT = flags.DEFINE_string(
+    "input", None, "Folder (ROOT/<class>/...), labels CSV, or gs:// prefix."
+)
 _OUTPUT = flags.DEFINE_string("output", None, "Output folder or gs://bucket/prefix.")
 _SPLIT = flags.DEFINE_string(
-    "split", "train:0.8,val:0.1,test:0.1", "Named split fractions (ignored when the input is split)."
+    "split",
+    "train:0.8,val:0.1,test:0.1",
+    "Named split fractions (ignored when the input is split).",
 )
 _SPLIT_ZOOM = flags.DEFINE_integer(
     "split_zoom", 12, "Tiles sharing a parent tile at this zoom go to the same split."
@@ -58,8 +62,9 @@ def main(argv: list[str]) -> int:
         workers=shared.WORKERS.value,
         classes=tuple(_CLASSES.value),
     )
-    manifest = make_records(config, command=shlex.join(["python", "-m", "tools.make_records",
-                                                         *sys.argv[1:]]))
+    manifest = make_records(
+        config, command=shlex.join(["python", "-m", "tools.make_records", *sys.argv[1:]])
+    )
     print(describe_manifest(manifest))
     print(f"wrote {config.output}/manifest.json")
     if manifest["quarantine"]["count"]:

@@ -7,7 +7,9 @@ from absl import flags
 from satx import flags as shared
 from satx.cli import run
 
-_OUTPUT = flags.DEFINE_string("output", "build/sample_tiles", "Folder to write OUTPUT/<class>/*.jpg.")
+_OUTPUT = flags.DEFINE_string(
+    "output", "build/sample_tiles", "Folder to write OUTPUT/<class>/*.jpg."
+)
 _COUNT = flags.DEFINE_integer("count", 240, "How many tiles.")
 _SCHOOL_FRACTION = flags.DEFINE_float("school_fraction", 0.3, "Fraction of `school` tiles.")
 _SIZE = flags.DEFINE_integer("size", 256, "Tile side in pixels.")

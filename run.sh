@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# satx developer entry point. On a fresh machine with Python 3.11 and pip access:
+#   ./run.sh demo   set up .venv, then run the main job on built-in sample data
+#   ./run.sh test   set up .venv, then lint and run the whole test suite
+#   ./run.sh setup  only (re)create the environment
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV="${SATX_VENV:-.venv}"
+STAMP="$VENV/.satx-installed"
+
+find_python() {
+  for candidate in python3.11 python3.12 python3.10 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(not (3, 10) <= sys.version_info[:2] <= (3, 12))'; then
+      echo "$candidate"; return
+    fi
+  done
+  echo "error: satx needs Python 3.10-3.12 (3.11 recommended) on PATH" >&2; exit 2
+}
+
+setup() {
+  local want
+  want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
+  if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then return; fi
+  echo "setting up $VENV (TensorFlow is a large download; later runs reuse it)"
+  "$(find_python)" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install --quiet --upgrade pip
+  "$VENV/bin/python" -m pip install --quiet -e ".[cpu,test]"
+  echo "$want" > "$STAMP"
+}
+
+demo() {
+  local py="$VENV/bin/python"
+  "$py" -m tools.make_sample_tiles --output=build/sample_tiles
+  "$py" -m tools.make_records --input=build/sample_tiles --output=build/sample_records --overwrite
+  "$py" -m tools.inspect_records build/sample_records --examples=3
+  echo "sample tiles: build/sample_tiles   records: build/sample_records (manifest.json)"
+}
+
+run_tests() {
+  "$VENV/bin/ruff" check satx tools tests
+  "$VENV/bin/hadolint" Dockerfile
+  "$VENV/bin/python" -m pytest "$@"
+}
+
+case "${1:-}" in
+  setup) setup ;;
+  demo) setup; demo ;;
+  test) shift; setup; run_tests "$@" ;;
+  *) echo "usage: ./run.sh demo | test [pytest args] | setup" >&2; exit 2 ;;
+esac
