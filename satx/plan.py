@@ -18,8 +18,6 @@ from satx.config import RecordsConfig
 from satx.errors import InputError
 from satx.sources import Discovery, SourceTile
 
-SPLIT_PRIORITY = ("train", "val", "valid", "validation", "dev", "eval", "test")
-
 
 @dataclass(frozen=True)
 class Rejection:
@@ -141,14 +139,10 @@ def _reject_conflicts(scanned: list[_Scanned]) -> tuple[list[_Scanned], list[Rej
     return keep, rejected
 
 
-def _split_rank(name: str) -> tuple[int, str]:
-    return (SPLIT_PRIORITY.index(name) if name in SPLIT_PRIORITY else len(SPLIT_PRIORITY), name)
-
-
 def _keep_input_splits(scanned: list[_Scanned]) -> tuple[list[str], list[int], list[Rejection]]:
     """Use the input's own splits; a duplicate in a later split than its first copy is dropped."""
     first_split: dict[str, str] = {}
-    for s in sorted(scanned, key=lambda s: _split_rank(s.tile.split)):
+    for s in sorted(scanned, key=lambda s: records.split_rank(s.tile.split)):
         first_split.setdefault(s.sha256, s.tile.split)
     names, keep, rejected = [], [], []
     for i, s in enumerate(scanned):
@@ -193,7 +187,7 @@ def _shard_tasks(
 ) -> list[ShardTask]:
     tasks = []
     shard_bytes = config.shard_size_mb * 1e6
-    for split in sorted(members, key=_split_rank):
+    for split in sorted(members, key=records.split_rank):
         entries = sorted(
             members[split],
             key=lambda e: splits.seeded_unit(config.seed, f"{e[0].sha256}:{e[0].tile.source_id}"),

@@ -42,6 +42,7 @@ LON = "geo/lon"
 LAT = "geo/lat"
 BBOX = "geo/bbox"
 
+SPLIT_PRIORITY = ("train", "val", "valid", "validation", "dev", "eval", "test")
 _SHARD_RE = re.compile(r"^(?P<split>[a-z0-9_]+)-(?P<i>\d{5})-of-(?P<n>\d{5})\.tfrecord(\.gz)?$")
 
 
@@ -174,6 +175,12 @@ def shard_name(split: str, index: int, count: int, compression: str = "none") ->
     return f"{split}-{index:05d}-of-{count:05d}.tfrecord{suffix}"
 
 
+def split_rank(name: str) -> tuple[int, str]:
+    """Sort key putting splits in their usual order (train, val, ..., test, then others)."""
+    known = name in SPLIT_PRIORITY
+    return (SPLIT_PRIORITY.index(name) if known else len(SPLIT_PRIORITY), name)
+
+
 def is_shard_name(name: str) -> bool:
     """Whether a file name is one of ours (used before deleting anything on --overwrite)."""
     return _SHARD_RE.match(name) is not None
@@ -215,7 +222,7 @@ def describe_manifest(manifest: Mapping[str, Any]) -> str:
         f"compression {manifest.get('compression', 'none')}",
         header,
     ]
-    for split, entry in manifest["splits"].items():
+    for split, entry in sorted(manifest["splits"].items(), key=lambda kv: split_rank(kv[0])):
         counts = " ".join(f"{entry['classes'].get(c, 0):>{width}}" for c in classes)
         lines.append(f"{split:<10} {counts} {entry['records']:>8} {entry['shards']:>6}")
     method = manifest.get("split_method", {})
