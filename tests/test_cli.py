@@ -38,7 +38,7 @@ def records_cmd(src, out, *extra):
 
 
 def test_flag_names_are_the_documented_ones():
-    out = cli("tools.make_records", "--helpfull").stdout
+    out = cli("tools.make_records", "--help").stdout
     for flag in [
         "input",
         "output",

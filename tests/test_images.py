@@ -43,6 +43,15 @@ def test_non_rgb_is_converted_to_rgb(array, fmt, change):
     assert out.image_format == fmt.lower()
 
 
+def test_cmyk_jpeg_is_converted_to_rgb():
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(noise(9)).convert("CMYK").save(buf, format="JPEG")
+    out = images.prepare_image(buf.getvalue(), "c.jpg", SIZE)
+    assert out.changes == ("converted_cmyk",) and decode(out.encoded).mode == "RGB"
+
+
 def test_palette_png_converted_with_its_colours():
     rgb = np.zeros((SIZE, SIZE, 3), np.uint8)
     rgb[:, : SIZE // 2] = (200, 10, 10)

@@ -50,6 +50,21 @@ def test_spatial_split_keeps_blocks_together(sample_tiles, records_config):
     assert len({s for v in blocks.values() for s in v}) == 3
 
 
+def test_identical_images_in_distant_blocks_share_a_split(sample_tiles, records_config):
+    tiles = sorted(sample_tiles.rglob("*.jpg"))
+    copies = {}
+    for k, src in enumerate(tiles[:6]):  # copy each to a far-away (other zoom-12 block) address
+        name = f"{100000 + 5000 * k}-{100000 + 5000 * k}-18.jpg"
+        copies[name] = src.relative_to(sample_tiles).as_posix()
+        (src.parent / name).write_bytes(src.read_bytes())
+    _, examples = read_all_after(make_records(records_config(sample_tiles, split_zoom=14)))
+    split_of = {ex.source_id: split for split, ex in examples}
+    assert len(split_of) == 48 + 6
+    for name, original in copies.items():
+        copy_id = f"{original.split('/')[0]}/{name}"
+        assert split_of[copy_id] == split_of[original]
+
+
 def read_all_after(manifest):
     from pathlib import Path
 

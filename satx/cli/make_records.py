@@ -74,7 +74,7 @@ def main(argv: list[str]) -> int:
 
 def entry() -> None:
     """Console-script entry point."""
-    run(main)
+    run(main, shared.SEED, shared.OVERWRITE, shared.WORKERS)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ def main(argv: list[str]) -> int:
 
 def entry() -> None:
     """Console-script entry point."""
-    run(main)
+    run(main, shared.SEED)
 
 
 if __name__ == "__main__":
