@@ -60,3 +60,38 @@ class RecordsConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (tuples become lists)."""
         return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+CACHE_MODES = ("auto", "ram", "none")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How training and evaluation read a records folder."""
+
+    records: str
+    image_size: int = 0  # model input side; 0 keeps the records' size
+    batch_size: int = 32  # global batch
+    shuffle_buffer: int = 2048
+    cache: str = "auto"  # auto: cache decoded tiles when they fit the RAM budget
+    cache_ram_fraction: float = 0.5  # of available memory, for `auto`
+    deterministic: bool = False
+    max_corrupt_fraction: float = 0.001
+    class_weight: tuple[float, ...] = ()  # empty: derived from manifest counts
+    resample_to: tuple[float, ...] = ()  # target class mix, e.g. (0.5, 0.5); empty: off
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.records:
+            problems.append("--records is required (a folder with manifest.json)")
+        if self.cache not in CACHE_MODES:
+            problems.append(f"cache must be one of {CACHE_MODES}")
+        if self.batch_size < 1 or self.shuffle_buffer < 1:
+            problems.append("--batch_size and the shuffle buffer must be >= 1")
+        if not 0 < self.cache_ram_fraction <= 1:
+            problems.append("cache_ram_fraction must be in (0, 1]")
+        if self.resample_to and abs(sum(self.resample_to) - 1) > 1e-6:
+            problems.append(f"resample_to {self.resample_to} must add up to 1")
+        if problems:
+            raise InputError("; ".join(problems))

@@ -1,0 +1,365 @@
+"""tf.data input pipelines over a records folder: training stream, evaluation stream, class weights.
+
+Host side only: read shards (parallel interleave), parse in batches (vectorised), decode to uint8
+HxWx3 in parallel, resize only when the records' size differs from the model's, batch, prefetch.
+Augmentation and normalisation are Keras layers inside the model (satx/augment.py, models.py).
+
+The training stream caches decoded tiles in RAM when the split fits the budget, so epochs after
+the first skip reading and decoding; the cached and streaming paths yield identical batches for
+the same seed because the cache sits after everything that is fixed per pass and before the
+record shuffle, which is the only thing that changes between passes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from satx import inspect, records, storage
+from satx.config import DataConfig
+from satx.errors import RecordsError
+
+log = logging.getLogger(__name__)
+
+AUTOTUNE = tf.data.AUTOTUNE
+PARSE_BATCH = 256  # records parsed per vectorised parse_example call
+READ_BUFFER_BYTES = 8 << 20
+META_KEYS = {  # evaluation/prediction stream: geolocation carried next to the image
+    "source_id": records.SOURCE_ID,
+    "sha256": records.SHA256,
+    "label_text": records.CLASS_TEXT,
+    "tile_z": records.TILE_Z,
+    "tile_x": records.TILE_X,
+    "tile_y": records.TILE_Y,
+    "quadkey": records.QUADKEY,
+    "lon": records.LON,
+    "lat": records.LAT,
+    "bbox": records.BBOX,
+}
+
+
+@dataclass(frozen=True)
+class RecordsInfo:
+    """What a records folder holds, from its manifest, with shards checked to exist."""
+
+    root: str
+    manifest: dict[str, Any]
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Class names in label-index order."""
+        return tuple(self.manifest["class_names"])
+
+    @property
+    def num_classes(self) -> int:
+        """How many classes."""
+        return len(self.manifest["class_names"])
+
+    @property
+    def image_size(self) -> int:
+        """Side in pixels of the stored tiles."""
+        return int(self.manifest["image_size"])
+
+    @property
+    def compression(self) -> str:
+        """`none` or `gzip`."""
+        return self.manifest.get("compression", "none")
+
+    def has_split(self, split: str) -> bool:
+        """Whether the records have this split."""
+        return split in self.manifest["splits"]
+
+    def count(self, split: str) -> int:
+        """Records in a split."""
+        return int(self.manifest["splits"][split]["records"])
+
+    def class_counts(self, split: str) -> list[int]:
+        """Records per class (label-index order) in a split."""
+        per = self.manifest["splits"][split]["classes"]
+        return [int(per.get(name, 0)) for name in self.class_names]
+
+    def shard_paths(self, split: str) -> list[str]:
+        """Paths of a split's shards, in manifest order, readable by tf.io.gfile."""
+        if not self.has_split(split):
+            raise RecordsError(
+                f"{self.root}: no split {split!r}; it has {sorted(self.manifest['splits'])}"
+            )
+        root = self.root.rstrip("/")
+        return [f"{root}/{s['name']}" for s in self.manifest["shards"] if s["split"] == split]
+
+
+def load_records(root: str, check_shards: bool = True) -> RecordsInfo:
+    """Read a records folder's manifest and check that its shards exist with the listed sizes.
+
+    Raises:
+        RecordsError: no manifest, an unknown schema, or a shard that is missing or resized.
+    """
+    manifest = inspect.load_manifest(root)
+    info = RecordsInfo(root if storage.is_gcs(root) else str(root), manifest)
+    if check_shards:
+        for shard in manifest["shards"]:
+            path = f"{info.root.rstrip('/')}/{shard['name']}"
+            try:
+                size = tf.io.gfile.stat(path).length
+            except tf.errors.NotFoundError:
+                size = None
+            if size != shard["bytes"]:
+                found = "missing" if size is None else f"{size} bytes"
+                raise RecordsError(
+                    f"{path}: manifest lists {shard['bytes']} bytes, found {found}; the records "
+                    "are incomplete or damaged: re-run make_records (or check with "
+                    "`python -m tools.inspect_records`)"
+                )
+    return info
+
+
+def class_weights(counts: Sequence[int]) -> dict[int, float]:
+    """Balanced class weights `n / (k * n_c)` (absent classes get weight 0)."""
+    total, k = sum(counts), len(counts)
+    return {i: (total / (k * n) if n else 0.0) for i, n in enumerate(counts)}
+
+
+def resolve_class_weights(info: RecordsInfo, split: str, config: DataConfig) -> dict[int, float]:
+    """Class weights from the config when given, else derived from the split's counts."""
+    if config.class_weight:
+        if len(config.class_weight) != info.num_classes:
+            raise RecordsError(
+                f"class_weight has {len(config.class_weight)} values for "
+                f"{info.num_classes} classes {list(info.class_names)}"
+            )
+        return dict(enumerate(float(w) for w in config.class_weight))
+    return class_weights(info.class_counts(split))
+
+
+class CorruptionCounter:
+    """Counts records read and images decoded; the difference was dropped as corrupt."""
+
+    def __init__(self) -> None:
+        self.read = tf.Variable(0, dtype=tf.int64, trainable=False, name="records_read")
+        self.decoded = tf.Variable(0, dtype=tf.int64, trainable=False, name="images_decoded")
+
+    @property
+    def dropped(self) -> int:
+        """Records read but not decodable so far."""
+        return int(self.read.numpy() - self.decoded.numpy())
+
+    def check(self, max_fraction: float, expected: int | None = None) -> None:
+        """Log losses; raise when they pass `max_fraction` of the records.
+
+        Args:
+            max_fraction: the largest tolerated fraction of lost records.
+            expected: records a complete pass should have read (after one full pass over a
+                split); shards cut short by a damaged record then count as losses too.
+        """
+        read, dropped = int(self.read.numpy()), self.dropped
+        lost = dropped + max(0, (expected or 0) - read)
+        total = max(read, expected or 0)
+        if lost:
+            log.warning("lost %d corrupt records of %d", lost, total)
+        if total and lost / total > max_fraction:
+            raise RecordsError(
+                f"{lost} of {total} records were unreadable or undecodable (more than "
+                f"{max_fraction:.2%}); check the shards with `python -m tools.inspect_records`"
+            )
+
+
+def ram_budget_bytes(fraction: float) -> int:
+    """`fraction` of the memory available now (Linux MemAvailable; physical memory elsewhere)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(int(line.split()[1]) * 1024 * fraction)
+    except OSError:
+        pass
+    import os
+
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * fraction)
+
+
+def choose_cache(info: RecordsInfo, split: str, size: int, config: DataConfig) -> bool:
+    """Whether to cache the decoded split in RAM; logs the choice and why."""
+    needed = info.count(split) * size * size * 3
+    if config.cache == "none":
+        log.info("decoded-tile cache off (--cache=none): streaming %s", split)
+        return False
+    if config.cache == "ram":
+        log.info("decoded-tile cache on (--cache=ram): %s needs %.2f GB", split, needed / 1e9)
+        return True
+    budget = ram_budget_bytes(config.cache_ram_fraction)
+    use = needed <= budget
+    log.info(
+        "decoded-tile cache %s: %s needs %.2f GB of decoded tiles, RAM budget %.2f GB (%.0f%% of "
+        "available)",
+        "on" if use else "off (streaming)",
+        split,
+        needed / 1e9,
+        budget / 1e9,
+        100 * config.cache_ram_fraction,
+    )
+    return use
+
+
+def _read_shards(
+    paths: list[str],
+    info: RecordsInfo,
+    shuffle: bool,
+    config: DataConfig,
+    counter: CorruptionCounter,
+) -> tf.data.Dataset:
+    files = tf.data.Dataset.from_tensor_slices(paths)
+    if shuffle:  # fixed per pass, so a cache after decode holds the same order as a stream
+        files = files.shuffle(len(paths), seed=config.seed, reshuffle_each_iteration=False)
+    compression = records.COMPRESSIONS[info.compression]
+
+    def read(path: tf.Tensor) -> tf.data.Dataset:
+        # A damaged shard ends at its first bad record instead of killing the run.
+        return tf.data.TFRecordDataset(
+            path, compression_type=compression, buffer_size=READ_BUFFER_BYTES
+        ).ignore_errors()
+
+    # Training reads many shards at once; evaluation reads them in manifest order.
+    cycle = min(len(paths), 16) if shuffle else 1
+    ds = files.interleave(read, cycle_length=cycle, num_parallel_calls=min(cycle, 8))
+
+    def count(record: tf.Tensor) -> tf.Tensor:
+        return _after(record, counter.read.assign_add(1))
+
+    return ds.map(count)
+
+
+def decode_tile(encoded: tf.Tensor) -> tf.Tensor:
+    """JPEG or PNG bytes -> uint8 HxWx3 (graph-safe; used by training and the export signature).
+
+    JPEG uses the accurate integer DCT: TF's default (fast DCT) gives pixels that differ from
+    Pillow, browsers and most other decoders by a few levels.
+    """
+    return tf.cond(
+        tf.io.is_jpeg(encoded),
+        lambda: tf.io.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_png(encoded, channels=3),
+    )
+
+
+def _after(value: tf.Tensor, *effects: tf.Operation) -> tf.Tensor:
+    with tf.control_dependencies(effects):
+        return tf.identity(value)
+
+
+def _decoder(info: RecordsInfo, size: int, counter: CorruptionCounter) -> Callable:
+    resize = size != info.image_size
+
+    def decode(encoded: tf.Tensor) -> tf.Tensor:
+        image = decode_tile(encoded)
+        image.set_shape([info.image_size, info.image_size, 3])
+        if resize:
+            image = tf.image.resize(image, [size, size], antialias=True)
+            image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+        # Count only after a successful decode, and make the output wait for the count.
+        with tf.control_dependencies([image]):
+            counted = counter.decoded.assign_add(1)
+        return _after(image, counted)
+
+    return decode
+
+
+def _parsed(
+    paths: list[str],
+    info: RecordsInfo,
+    shuffle: bool,
+    config: DataConfig,
+    counter: CorruptionCounter,
+) -> tf.data.Dataset:
+    ds = _read_shards(paths, info, shuffle, config, counter)
+    return ds.batch(PARSE_BATCH).map(records.parse_examples, num_parallel_calls=AUTOTUNE).unbatch()
+
+
+def make_train_dataset(
+    info: RecordsInfo,
+    split: str,
+    config: DataConfig,
+    counter: CorruptionCounter | None = None,
+    cache: bool | None = None,
+) -> tf.data.Dataset:
+    """Endless shuffled batches of `(uint8 images [B,H,W,3], one-hot float32 labels [B,K])`.
+
+    Use with `steps_per_epoch`. `cache=None` lets the config and RAM budget decide.
+    """
+    counter = counter or CorruptionCounter()
+    size = config.image_size or info.image_size
+    use_cache = choose_cache(info, split, size, config) if cache is None else cache
+    decode = _decoder(info, size, counter)
+    k = info.num_classes
+
+    def to_example(features: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        label = tf.cast(features[records.CLASS_LABEL], tf.int32)
+        return decode(features[records.IMAGE_ENCODED]), label
+
+    ds = _parsed(info.shard_paths(split), info, True, config, counter)
+    ds = ds.map(to_example, num_parallel_calls=AUTOTUNE).ignore_errors()
+    if use_cache:
+        ds = ds.cache()
+    ds = ds.shuffle(config.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=True)
+    ds = ds.repeat()
+    if config.resample_to:
+        ds = _resample(ds, config.resample_to, info.class_counts(split), config.seed)
+    ds = ds.batch(config.batch_size, drop_remainder=True)
+    ds = ds.map(lambda x, y: (x, tf.one_hot(y, k, dtype=tf.float32)), num_parallel_calls=AUTOTUNE)
+    return ds.with_options(_options(config)).prefetch(AUTOTUNE)
+
+
+def _resample(
+    ds: tf.data.Dataset, target: Sequence[float], counts: Sequence[int], seed: int
+) -> tf.data.Dataset:
+    initial = np.asarray(counts, np.float64) / max(sum(counts), 1)
+    return ds.rejection_resample(
+        lambda _, y: y,
+        target_dist=tf.constant(target, tf.float32),
+        initial_dist=tf.constant(initial, tf.float32),
+        seed=seed,
+    ).map(lambda _, xy: xy)
+
+
+def make_eval_dataset(
+    info: RecordsInfo,
+    split: str,
+    config: DataConfig,
+    counter: CorruptionCounter | None = None,
+) -> tf.data.Dataset:
+    """One deterministic pass over a split: dicts with `image`, `label` and geolocation fields.
+
+    Keys: `image` (uint8 [B,H,W,3]), `label` (int32 [B]), and META_KEYS (`source_id`,
+    `tile_z/x/y`, `quadkey`, `lon`, `lat`, `bbox`, ...). Order = manifest shard order, then
+    record order; the last batch may be short.
+    """
+    counter = counter or CorruptionCounter()
+    decode = _decoder(info, config.image_size or info.image_size, counter)
+
+    def to_dict(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        out = {key: features[src] for key, src in META_KEYS.items()}
+        out["image"] = decode(features[records.IMAGE_ENCODED])
+        out["label"] = tf.cast(features[records.CLASS_LABEL], tf.int32)
+        return out
+
+    options = tf.data.Options()
+    options.deterministic = True
+    ds = _parsed(info.shard_paths(split), info, False, config, counter)
+    ds = ds.map(to_dict, num_parallel_calls=AUTOTUNE).ignore_errors()
+    return ds.batch(config.batch_size).with_options(options).prefetch(AUTOTUNE)
+
+
+def model_inputs(ds: tf.data.Dataset, num_classes: int) -> tf.data.Dataset:
+    """`(image, one-hot label)` pairs from an evaluation dataset, for `model.evaluate`."""
+    return ds.map(lambda d: (d["image"], tf.one_hot(d["label"], num_classes, dtype=tf.float32)))
+
+
+def _options(config: DataConfig) -> tf.data.Options:
+    options = tf.data.Options()
+    options.deterministic = config.deterministic
+    options.experimental_optimization.map_parallelization = True
+    return options
