@@ -1,0 +1,94 @@
+"""The classifier: uint8 tiles in, class probabilities out, pure Keras 3.
+
+    image (uint8) -> float32 -> augment (training only) -> backbone preprocessing -> backbone
+    (BatchNorm always in inference mode) -> global average pool -> dense -> dropout -> softmax
+    (float32, also under mixed precision)
+
+Two-phase transfer learning works on this model: `freeze_backbone` (phase 1, head only) and
+`unfreeze_from` (phase 2, backbone layers from a cut point on; BatchNorm stays frozen).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import keras
+
+from satx import backbones
+from satx.augment import AugmentConfig, build_augmentation
+
+BACKBONE_LAYER = "backbone"  # the backbone sits inside the model as a nested model of this name
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the classifier."""
+
+    backbone: str = "mobilenetv2"
+    image_size: int = 0  # 0: the backbone's default
+    weights: str = "imagenet"  # imagenet | none | path to a local .weights.h5
+    dense_units: int = 256
+    dense_activation: str = "relu"
+    dropout: float = 0.25
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def input_size(self) -> int:
+        """The model's input side in pixels."""
+        return self.image_size or backbones.get_spec(self.backbone).image_size
+
+
+def _preprocessing(spec: backbones.BackboneSpec) -> keras.layers.Layer:
+    # Only "tf" (Xception, MobileNetV2) exists so far: [0, 255] -> [-1, 1].
+    return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")
+
+
+def build_classifier(config: ModelConfig, num_classes: int) -> keras.Model:
+    """Build the (uncompiled) classifier for `num_classes` classes (2 for binary)."""
+    spec = backbones.get_spec(config.backbone)
+    size = config.input_size()
+    backbone = backbones.create_backbone(config.backbone, size, config.weights)
+    # Wrap so the backbone always has the same layer name, whatever Keras calls it.
+    inner = keras.Input((size, size, 3), name="backbone_input")
+    backbone = keras.Model(inner, backbone(inner), name=BACKBONE_LAYER)
+
+    inputs = keras.Input((size, size, 3), dtype="uint8", name="image")
+    x = keras.layers.Rescaling(1.0, dtype="float32", name="to_float")(inputs)
+    augment = build_augmentation(config.augment)
+    if augment.layers:  # an empty Sequential cannot be built
+        x = augment(x)
+    x = _preprocessing(spec)(x)
+    x = backbone(x, training=False)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = keras.layers.Dense(config.dense_units, activation=config.dense_activation, name="dense")(x)
+    x = keras.layers.Dropout(config.dropout, name="dropout")(x)
+    x = keras.layers.Dense(num_classes, name="logits")(x)
+    outputs = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=f"satx_{config.backbone}")
+
+
+def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The layers of the model's backbone, in order."""
+    return model.get_layer(BACKBONE_LAYER).layers[-1].layers
+
+
+def freeze_backbone(model: keras.Model) -> None:
+    """Phase 1: only the head trains."""
+    model.get_layer(BACKBONE_LAYER).trainable = False
+
+
+def unfreeze_from(model: keras.Model, cutoff: backbones.Cutoff, backbone_name: str) -> int:
+    """Phase 2: backbone layers from the cut point on train (BatchNorm stays frozen).
+
+    Returns:
+        The index of the first trainable backbone layer.
+    """
+    outer = model.get_layer(BACKBONE_LAYER)
+    inner = outer.layers[-1]
+    spec = backbones.get_spec(backbone_name)
+    start = backbones.resolve_cutoff(inner, cutoff, spec.cutoffs)
+    outer.trainable = True
+    inner.trainable = True
+    for i, layer in enumerate(inner.layers):
+        is_norm = isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = i >= start and not is_norm
+    return start
