@@ -13,6 +13,7 @@ record shuffle, which is the only thing that changes between passes.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -137,34 +138,49 @@ def resolve_class_weights(info: RecordsInfo, split: str, config: DataConfig) -> 
 
 
 class CorruptionCounter:
-    """Counts records read and images decoded; the difference was dropped as corrupt."""
+    """Records each shard delivered vs. what the manifest says it holds (per full shard read).
+
+    A shard whose framing or CRC is damaged ends at its first bad record (`ignore_errors` on
+    that shard only) instead of killing the run; the shortfall is counted here. Images are not
+    dropped silently: make_records decoded every one, so a decode failure after a valid CRC is a
+    bug and fails loudly.
+    """
 
     def __init__(self) -> None:
-        self.read = tf.Variable(0, dtype=tf.int64, trainable=False, name="records_read")
-        self.decoded = tf.Variable(0, dtype=tf.int64, trainable=False, name="images_decoded")
+        self._lock = threading.Lock()
+        self.expected = 0
+        self.delivered = 0
+        self.short_shards: dict[str, int] = {}
+
+    def report(self, path: Any, delivered: Any, expected: Any) -> None:
+        """Called through tf.py_function (eager tensors) when a shard has been read to its end."""
+        name = bytes(np.asarray(path).item()).decode()
+        delivered, expected = int(np.asarray(delivered)), int(np.asarray(expected))
+        with self._lock:
+            self.expected += expected
+            self.delivered += delivered
+            if delivered < expected:
+                self.short_shards[name] = expected - delivered
 
     @property
-    def dropped(self) -> int:
-        """Records read but not decodable so far."""
-        return int(self.read.numpy() - self.decoded.numpy())
+    def lost(self) -> int:
+        """Records missing from shards read so far."""
+        return self.expected - self.delivered
 
-    def check(self, max_fraction: float, expected: int | None = None) -> None:
-        """Log losses; raise when they pass `max_fraction` of the records.
-
-        Args:
-            max_fraction: the largest tolerated fraction of lost records.
-            expected: records a complete pass should have read (after one full pass over a
-                split); shards cut short by a damaged record then count as losses too.
-        """
-        read, dropped = int(self.read.numpy()), self.dropped
-        lost = dropped + max(0, (expected or 0) - read)
-        total = max(read, expected or 0)
-        if lost:
-            log.warning("lost %d corrupt records of %d", lost, total)
-        if total and lost / total > max_fraction:
+    def check(self, max_fraction: float) -> None:
+        """Log losses; raise when they pass `max_fraction` of the records expected."""
+        if self.lost:
+            log.warning(
+                "lost %d of %d records to damaged shards: %s",
+                self.lost,
+                self.expected,
+                self.short_shards,
+            )
+        if self.expected and self.lost / self.expected > max_fraction:
             raise RecordsError(
-                f"{lost} of {total} records were unreadable or undecodable (more than "
-                f"{max_fraction:.2%}); check the shards with `python -m tools.inspect_records`"
+                f"{self.lost} of {self.expected} records were unreadable (more than "
+                f"{max_fraction:.2%}) in {sorted(self.short_shards)}; check them with "
+                "`python -m tools.inspect_records` and re-make the records"
             )
 
 
@@ -207,30 +223,44 @@ def choose_cache(info: RecordsInfo, split: str, size: int, config: DataConfig) -
 
 def _read_shards(
     paths: list[str],
+    counts: list[int],
     info: RecordsInfo,
     shuffle: bool,
     config: DataConfig,
     counter: CorruptionCounter,
 ) -> tf.data.Dataset:
-    files = tf.data.Dataset.from_tensor_slices(paths)
+    files = tf.data.Dataset.from_tensor_slices((paths, tf.constant(counts, tf.int64)))
     if shuffle:  # fixed per pass, so a cache after decode holds the same order as a stream
         files = files.shuffle(len(paths), seed=config.seed, reshuffle_each_iteration=False)
     compression = records.COMPRESSIONS[info.compression]
 
-    def read(path: tf.Tensor) -> tf.data.Dataset:
-        # A damaged shard ends at its first bad record instead of killing the run.
-        return tf.data.TFRecordDataset(
+    def read(path: tf.Tensor, expected: tf.Tensor) -> tf.data.Dataset:
+        # A damaged shard ends at its first bad record instead of killing the run; an end
+        # marker carrying the number of records read lets us count what was lost.
+        shard = tf.data.TFRecordDataset(
             path, compression_type=compression, buffer_size=READ_BUFFER_BYTES
         ).ignore_errors()
+        shard = shard.map(lambda r: (r, False))
+        shard = shard.concatenate(tf.data.Dataset.from_tensors((tf.constant(b""), True)))
+        return shard.scan(
+            tf.constant(0, tf.int64),
+            lambda n, x: (
+                n + tf.cast(tf.logical_not(x[1]), tf.int64),
+                (x[0], x[1], n, path, expected),
+            ),
+        )
+
+    def keep_record(record, at_end, n, path, expected):  # noqa: ANN001, ANN202
+        def report() -> tf.Tensor:
+            tf.py_function(counter.report, [path, n, expected], [])
+            return tf.constant(False)
+
+        return tf.cond(at_end, report, lambda: tf.constant(True))
 
     # Training reads many shards at once; evaluation reads them in manifest order.
     cycle = min(len(paths), 16) if shuffle else 1
     ds = files.interleave(read, cycle_length=cycle, num_parallel_calls=min(cycle, 8))
-
-    def count(record: tf.Tensor) -> tf.Tensor:
-        return _after(record, counter.read.assign_add(1))
-
-    return ds.map(count)
+    return ds.filter(keep_record).map(lambda record, *_: record)
 
 
 def decode_tile(encoded: tf.Tensor) -> tf.Tensor:
@@ -246,12 +276,7 @@ def decode_tile(encoded: tf.Tensor) -> tf.Tensor:
     )
 
 
-def _after(value: tf.Tensor, *effects: tf.Operation) -> tf.Tensor:
-    with tf.control_dependencies(effects):
-        return tf.identity(value)
-
-
-def _decoder(info: RecordsInfo, size: int, counter: CorruptionCounter) -> Callable:
+def _decoder(info: RecordsInfo, size: int) -> Callable:
     resize = size != info.image_size
 
     def decode(encoded: tf.Tensor) -> tf.Tensor:
@@ -260,22 +285,16 @@ def _decoder(info: RecordsInfo, size: int, counter: CorruptionCounter) -> Callab
         if resize:
             image = tf.image.resize(image, [size, size], antialias=True)
             image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-        # Count only after a successful decode, and make the output wait for the count.
-        with tf.control_dependencies([image]):
-            counted = counter.decoded.assign_add(1)
-        return _after(image, counted)
+        return image
 
     return decode
 
 
 def _parsed(
-    paths: list[str],
-    info: RecordsInfo,
-    shuffle: bool,
-    config: DataConfig,
-    counter: CorruptionCounter,
+    split: str, info: RecordsInfo, shuffle: bool, config: DataConfig, counter: CorruptionCounter
 ) -> tf.data.Dataset:
-    ds = _read_shards(paths, info, shuffle, config, counter)
+    counts = [s["records"] for s in info.manifest["shards"] if s["split"] == split]
+    ds = _read_shards(info.shard_paths(split), counts, info, shuffle, config, counter)
     return ds.batch(PARSE_BATCH).map(records.parse_examples, num_parallel_calls=AUTOTUNE).unbatch()
 
 
@@ -293,15 +312,15 @@ def make_train_dataset(
     counter = counter or CorruptionCounter()
     size = config.image_size or info.image_size
     use_cache = choose_cache(info, split, size, config) if cache is None else cache
-    decode = _decoder(info, size, counter)
+    decode = _decoder(info, size)
     k = info.num_classes
 
     def to_example(features: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
         label = tf.cast(features[records.CLASS_LABEL], tf.int32)
         return decode(features[records.IMAGE_ENCODED]), label
 
-    ds = _parsed(info.shard_paths(split), info, True, config, counter)
-    ds = ds.map(to_example, num_parallel_calls=AUTOTUNE).ignore_errors()
+    ds = _parsed(split, info, True, config, counter)
+    ds = ds.map(to_example, num_parallel_calls=AUTOTUNE)
     if use_cache:
         ds = ds.cache()
     ds = ds.shuffle(config.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=True)
@@ -338,7 +357,7 @@ def make_eval_dataset(
     record order; the last batch may be short.
     """
     counter = counter or CorruptionCounter()
-    decode = _decoder(info, config.image_size or info.image_size, counter)
+    decode = _decoder(info, config.image_size or info.image_size)
 
     def to_dict(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         out = {key: features[src] for key, src in META_KEYS.items()}
@@ -348,8 +367,8 @@ def make_eval_dataset(
 
     options = tf.data.Options()
     options.deterministic = True
-    ds = _parsed(info.shard_paths(split), info, False, config, counter)
-    ds = ds.map(to_dict, num_parallel_calls=AUTOTUNE).ignore_errors()
+    ds = _parsed(split, info, False, config, counter)
+    ds = ds.map(to_dict, num_parallel_calls=AUTOTUNE)
     return ds.batch(config.batch_size).with_options(options).prefetch(AUTOTUNE)
 
 

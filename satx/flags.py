@@ -7,3 +7,9 @@ OVERWRITE = flags.DEFINE_boolean(
     "overwrite", False, "Replace a complete (or foreign partial) output instead of refusing."
 )
 WORKERS = flags.DEFINE_integer("workers", 0, "Worker processes; 0 means one per CPU core.")
+IMAGE_SIZE = flags.DEFINE_integer(
+    "image_size",
+    None,
+    "Tile side in pixels (make_records: stored size, default 256; "
+    "train: model input, default the backbone's).",
+)

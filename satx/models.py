@@ -1,11 +1,12 @@
 """The classifier: uint8 tiles in, class probabilities out, pure Keras 3.
 
     image (uint8) -> float32 -> augment (training only) -> backbone preprocessing -> backbone
-    (BatchNorm always in inference mode) -> global average pool -> dense -> dropout -> softmax
+    (pretrained: BatchNorm in inference mode) -> global average pool -> dense -> dropout -> softmax
     (float32, also under mixed precision)
 
 Two-phase transfer learning works on this model: `freeze_backbone` (phase 1, head only) and
-`unfreeze_from` (phase 2, backbone layers from a cut point on; BatchNorm stays frozen).
+`unfreeze_from` (phase 2, backbone layers from a cut point on; BatchNorm of a pretrained
+backbone stays frozen).
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ class ModelConfig:
     dropout: float = 0.25
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
+    @property
+    def pretrained(self) -> bool:
+        """Whether the backbone starts from trained weights (imagenet or a file)."""
+        return (self.weights or "none").strip().lower() != "none"
+
     def input_size(self) -> int:
         """The model's input side in pixels."""
         return self.image_size or backbones.get_spec(self.backbone).image_size
@@ -57,7 +63,9 @@ def build_classifier(config: ModelConfig, num_classes: int) -> keras.Model:
     if augment.layers:  # an empty Sequential cannot be built
         x = augment(x)
     x = _preprocessing(spec)(x)
-    x = backbone(x, training=False)
+    # Pretrained: BatchNorm keeps its learned statistics (inference mode) in both phases.
+    # From scratch it must learn them, so it follows the training flag like any layer.
+    x = backbone(x, training=False) if config.pretrained else backbone(x)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     x = keras.layers.Dense(config.dense_units, activation=config.dense_activation, name="dense")(x)
     x = keras.layers.Dropout(config.dropout, name="dropout")(x)
@@ -76,8 +84,16 @@ def freeze_backbone(model: keras.Model) -> None:
     model.get_layer(BACKBONE_LAYER).trainable = False
 
 
-def unfreeze_from(model: keras.Model, cutoff: backbones.Cutoff, backbone_name: str) -> int:
-    """Phase 2: backbone layers from the cut point on train (BatchNorm stays frozen).
+def unfreeze_from(
+    model: keras.Model,
+    cutoff: backbones.Cutoff,
+    backbone_name: str,
+    freeze_batchnorm: bool = True,
+) -> int:
+    """Phase 2: backbone layers from the cut point on train.
+
+    BatchNorm stays frozen when `freeze_batchnorm` (pretrained backbones: fine-tuning its
+    statistics on small batches destroys them); from scratch it trains like the rest.
 
     Returns:
         The index of the first trainable backbone layer.
@@ -90,5 +106,5 @@ def unfreeze_from(model: keras.Model, cutoff: backbones.Cutoff, backbone_name: s
     inner.trainable = True
     for i, layer in enumerate(inner.layers):
         is_norm = isinstance(layer, keras.layers.BatchNormalization)
-        layer.trainable = i >= start and not is_norm
+        layer.trainable = i >= start and not (is_norm and freeze_batchnorm)
     return start

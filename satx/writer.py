@@ -14,7 +14,6 @@ import json
 import logging
 import multiprocessing
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -32,12 +31,12 @@ from typing import Any
 import mercantile
 import tensorflow as tf
 
-import satx
 from satx import failpoints, images, records, sources, storage
 from satx.config import RecordsConfig
 from satx.errors import OutputExistsError, RecordsError
 from satx.plan import Plan, Rejection, ShardItem, ShardTask, make_plan
 from satx.progress import Progress
+from satx.run_record import versions
 
 log = logging.getLogger(__name__)
 
@@ -144,20 +143,6 @@ def write_shard(task: ShardTask, settings: WriteSettings) -> dict[str, Any]:
         "changes": dict(changes),
         "formats": dict(formats),
         "quarantined": rejected,
-    }
-
-
-def _versions() -> dict[str, str]:
-    import numpy
-    import PIL
-
-    return {
-        "satx": satx.__version__,
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "numpy": numpy.__version__,
-        "pillow": PIL.__version__,
-        "mercantile": mercantile.__version__,
     }
 
 
@@ -328,7 +313,7 @@ def _build_manifest(
             "tool": "tools.make_records",
             "command": command if command is not None else " ".join(sys.argv),
             "config": config.to_dict(),
-            "versions": _versions(),
+            "versions": versions(),
             "seed": config.seed,
             "elapsed_s": round(elapsed, 3),
             "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -31,7 +31,6 @@ _MIN_SHARDS = flags.DEFINE_integer("min_shards", 8, "At least this many shards p
 _ON_SIZE_MISMATCH = flags.DEFINE_enum(
     "on_size_mismatch", "reject", ["resize", "reject"], "What to do with tiles of another size."
 )
-_IMAGE_SIZE = flags.DEFINE_integer("image_size", 256, "Side in pixels of every stored tile.")
 _COMPRESSION = flags.DEFINE_enum("compression", "none", ["none", "gzip"], "Shard compression.")
 _CLASSES = flags.DEFINE_list(
     "classes", [], "Class names in label-index order (default: sorted names found)."
@@ -56,7 +55,7 @@ def main(argv: list[str]) -> int:
         shard_size_mb=_SHARD_SIZE_MB.value,
         min_shards=_MIN_SHARDS.value,
         on_size_mismatch=_ON_SIZE_MISMATCH.value,
-        image_size=_IMAGE_SIZE.value,
+        image_size=shared.IMAGE_SIZE.value or 256,
         overwrite=shared.OVERWRITE.value,
         compression=_COMPRESSION.value,
         workers=shared.WORKERS.value,
@@ -74,7 +73,7 @@ def main(argv: list[str]) -> int:
 
 def entry() -> None:
     """Console-script entry point."""
-    run(main, shared.SEED, shared.OVERWRITE, shared.WORKERS)
+    run(main, shared.SEED, shared.OVERWRITE, shared.WORKERS, shared.IMAGE_SIZE)
 
 
 if __name__ == "__main__":
