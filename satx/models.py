@@ -48,11 +48,22 @@ def _preprocessing(spec: backbones.BackboneSpec) -> keras.layers.Layer:
     return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")
 
 
+def _fast_batchnorm(backbone: keras.Model, momentum: float = 0.9) -> None:
+    # keras.applications use momentum 0.99-0.999, tuned for ImageNet-length runs: from scratch,
+    # the moving statistics would lag far behind for hundreds of steps and make validation
+    # (inference mode) predict near-constants early on.
+    for layer in backbone.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
+
+
 def build_classifier(config: ModelConfig, num_classes: int) -> keras.Model:
     """Build the (uncompiled) classifier for `num_classes` classes (2 for binary)."""
     spec = backbones.get_spec(config.backbone)
     size = config.input_size()
     backbone = backbones.create_backbone(config.backbone, size, config.weights)
+    if not config.pretrained:
+        _fast_batchnorm(backbone)
     # Wrap so the backbone always has the same layer name, whatever Keras calls it.
     inner = keras.Input((size, size, 3), name="backbone_input")
     backbone = keras.Model(inner, backbone(inner), name=BACKBONE_LAYER)

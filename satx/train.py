@@ -157,6 +157,15 @@ def _datasets(config: TrainConfig, info: data.RecordsInfo, replicas: int):  # no
         seed=config.seed,
         max_corrupt_fraction=config.max_corrupt_fraction,
     )
+    if dcfg.image_size > info.image_size:
+        log.warning(
+            "upsampling %dpx records to the model's %dpx input (%.1fx the pixels to compute); "
+            "pass --image_size=%d to train at the records' size",
+            info.image_size,
+            dcfg.image_size,
+            (dcfg.image_size / info.image_size) ** 2,
+            info.image_size,
+        )
     counter = data.CorruptionCounter()
     train_ds = data.make_train_dataset(info, config.train_split, dcfg, counter)
     val_ds = data.model_inputs(data.make_eval_dataset(info, val_split, dcfg), info.num_classes)

@@ -76,3 +76,31 @@ def test_xyz_tiles_real_names_and_lying_extensions(records_config, tmp_path):
         if tile.z == 17:  # the README places the zoom-17 tiles in Portugal
             assert -10 < ex.geolocation.lon < -6 and 36 < ex.geolocation.lat < 43
         assert ex.encoded == Path(ex.source_id).read_bytes()
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_mobilenetv2_from_scratch_on_eurosat_subset_beats_chance(records_config, tmp_path):
+    from satx.models import ModelConfig
+    from satx.train import train
+    from satx.train_config import TrainConfig
+
+    root = shared_data("eurosat")
+    rows = ["path,label"]
+    for cls in sorted(p for p in root.iterdir() if p.is_dir()):  # 150 tiles of each of 10 classes
+        rows += [f"{f},{cls.name}" for f in sorted(cls.glob("*.jpg"))[:150]]
+    (tmp_path / "subset.csv").write_text("\n".join(rows) + "\n")
+    make_records(records_config(tmp_path / "subset.csv", image_size=64, split="train:0.8,val:0.2"))
+    config = TrainConfig(
+        records=str(tmp_path / "records"),
+        workdir=str(tmp_path / "run"),
+        model=ModelConfig(backbone="mobilenetv2", image_size=64, weights="none"),
+        n_epo_phase1=0,
+        n_epo_phase2=6,
+        freeze_cutoff="0",
+        lr_phase2=2e-3,
+        export=False,
+    )
+    summary = train(config, command="pytest")
+    assert summary["monitor"] == "val_accuracy"
+    assert summary["best"] > 0.3, summary  # 10 classes: chance is 0.1

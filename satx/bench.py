@@ -1,0 +1,133 @@
+"""Throughput benchmarks: `python -m satx.bench train --records=DIR [--backbone=...]`.
+
+`train`: images/s of one training configuration fed (a) from records through the real input
+pipeline and (b) from one synthetic batch held in memory, measured in the same process. The
+ratio says whether training is input-bound. Also measured without augmentation, to show what
+the device-side augmentation costs. Prints a table and writes JSON (`--json_out`).
+(Issue 6 extends this module with the input, records and predict modes.)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import replace
+
+import keras
+import tensorflow as tf
+
+from satx import data, models
+from satx.augment import AugmentConfig
+from satx.config import DataConfig
+from satx.models import ModelConfig
+from satx.train import compile_phase
+from satx.train_config import TrainConfig
+
+log = logging.getLogger(__name__)
+NO_AUGMENT = AugmentConfig(
+    dihedral=False, brightness=(1, 1), channel_shift=0, contrast=(1, 1), zoom_max=1.0
+)
+
+
+def _images_per_second(
+    model: keras.Model, dataset: tf.data.Dataset, steps: int, batch: int
+) -> float:
+    model.fit(dataset, steps_per_epoch=2, epochs=1, verbose=0)  # trace + warm up
+    start = time.perf_counter()
+    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def bench_train(
+    records: str, backbone: str, image_size: int, batch_size: int, steps: int, phase: int = 2
+) -> dict:
+    """Images/s from records vs synthetic batches, with and without augmentation."""
+    info = data.load_records(records)
+    dcfg = DataConfig(records=records, image_size=image_size, batch_size=batch_size)
+    from_records = data.make_train_dataset(info, "train", dcfg)
+    images, labels = next(iter(from_records))
+    synthetic = tf.data.Dataset.from_tensors((images, labels)).repeat()
+    result = {
+        "backbone": backbone,
+        "image_size": image_size,
+        "batch_size": batch_size,
+        "steps": steps,
+        "phase": phase,
+        "records": records,
+    }
+    for name, augment in (("augmented", AugmentConfig()), ("no_augment", NO_AUGMENT)):
+        config = TrainConfig(
+            records=records,
+            workdir="",
+            model=ModelConfig(
+                backbone=backbone, image_size=image_size, weights="none", augment=augment
+            ),
+        )
+        config = replace(config, freeze_cutoff="0") if phase == 2 else config
+        model = models.build_classifier(config.model, info.num_classes)
+        compile_phase(model, config, phase, info.num_classes)
+        for source, ds in (("records", from_records), ("synthetic", synthetic)):
+            rate = _images_per_second(model, ds, steps, batch_size)
+            result[f"{name}_{source}_img_per_s"] = round(rate, 2)
+            log.info("%s %s %s: %.1f images/s", backbone, name, source, rate)
+        result[f"{name}_records_over_synthetic"] = round(
+            result[f"{name}_records_img_per_s"] / result[f"{name}_synthetic_img_per_s"], 3
+        )
+    result["verdict"] = (
+        "input-bound" if result["augmented_records_over_synthetic"] < 0.97 else "not input-bound"
+    )
+    return result
+
+
+def format_table(rows: list[dict]) -> str:
+    """Plain text table of bench_train results."""
+    head = (
+        f"{'backbone':<12} {'px':>4} {'batch':>5} {'aug rec/s':>10} {'aug syn/s':>10} "
+        f"{'ratio':>6} {'noaug rec/s':>11} {'noaug syn/s':>11} verdict"
+    )
+    lines = [head]
+    for r in rows:
+        lines.append(
+            f"{r['backbone']:<12} {r['image_size']:>4} {r['batch_size']:>5} "
+            f"{r['augmented_records_img_per_s']:>10.1f} "
+            f"{r['augmented_synthetic_img_per_s']:>10.1f} "
+            f"{r['augmented_records_over_synthetic']:>6.3f} "
+            f"{r['no_augment_records_img_per_s']:>11.1f} "
+            f"{r['no_augment_synthetic_img_per_s']:>11.1f} {r['verdict']}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    """CLI: `python -m satx.bench train --records=DIR --backbone=a,b --image_size=N`."""
+    from absl import flags
+
+    flags_ = flags.FLAGS
+    if len(argv) != 2 or argv[1] != "train":
+        print("usage: python -m satx.bench train --records=DIR [--backbone=mobilenetv2,xception]")
+        return 2
+    rows = [
+        bench_train(flags_.records, name, flags_.image_size or 64, flags_.batch_size, flags_.steps)
+        for name in flags_.backbone.split(",")
+    ]
+    print(format_table(rows))
+    if flags_.json_out:
+        with open(flags_.json_out, "w") as f:
+            json.dump({"train": rows}, f, indent=2)
+        print(f"wrote {flags_.json_out}")
+    return 0
+
+
+if __name__ == "__main__":
+    from absl import flags
+
+    from satx import flags as shared
+    from satx.cli import run
+
+    flags.DEFINE_string("records", None, "Records folder to read the training split from.")
+    flags.DEFINE_string("backbone", "mobilenetv2", "Comma-separated backbones.")
+    flags.DEFINE_integer("batch_size", 32, "Batch size.")
+    flags.DEFINE_integer("steps", 20, "Timed steps per measurement (after 2 warm-up steps).")
+    flags.DEFINE_string("json_out", None, "Write the results as JSON here.")
+    run(main, shared.IMAGE_SIZE)
