@@ -33,9 +33,9 @@ NO_AUGMENT = AugmentConfig(
 def _images_per_second(
     model: keras.Model, dataset: tf.data.Dataset, steps: int, batch: int
 ) -> float:
-    model.fit(dataset, steps_per_epoch=2, epochs=1, verbose=0)  # trace + warm up
+    model.fit(dataset, steps_per_epoch=2, epochs=1, verbose=0, shuffle=False)  # trace + warm up
     start = time.perf_counter()
-    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
     return steps * batch / (time.perf_counter() - start)
 
 

@@ -38,6 +38,9 @@ class ModelConfig:
         """Whether the backbone starts from trained weights (imagenet or a file)."""
         return (self.weights or "none").strip().lower() != "none"
 
+    def __post_init__(self) -> None:
+        backbones.get_spec(self.backbone)  # unknown names fail here, naming the choices
+
     def input_size(self) -> int:
         """The model's input side in pixels."""
         return self.image_size or backbones.get_spec(self.backbone).image_size

@@ -229,6 +229,7 @@ def train(config: TrainConfig, command: str | None = None, overwrite: bool = Fal
     if not config.records or not config.workdir:
         raise InputError("--records and --workdir are required")
     split_cpu(config.cpu_devices)
+    info = data.load_records(config.records)  # bad records fail before a workdir is made
     work = Workdir(config.workdir)
     _check_workdir(work, config, overwrite)
     keras.utils.set_random_seed(config.seed)
@@ -236,7 +237,6 @@ def train(config: TrainConfig, command: str | None = None, overwrite: bool = Fal
         tf.config.experimental.enable_op_determinism()
     policy = set_precision(config.mixed_precision)
     strategy = make_strategy(config.strategy)
-    info = data.load_records(config.records)
     replicas = strategy.num_replicas_in_sync
     train_ds, val_ds, val_split, steps, class_weight, counter, _ = _datasets(config, info, replicas)
     monitor, mode = monitor_for(info.num_classes, config.monitor)

@@ -255,3 +255,31 @@ def test_export_loads_in_a_fresh_process_and_both_signatures_agree(sample_record
     np.testing.assert_allclose(got["images"], expected, atol=1e-5)
     np.testing.assert_allclose(got["bytes"], expected, atol=1e-5)
     del batch
+
+
+def test_profile_batches_write_a_trace_with_input_pipeline_events(sample_records, tmp_path):
+    config = _tiny_config(
+        sample_records,
+        tmp_path / "run",
+        n_epo_phase2=0,
+        steps_per_epoch=5,
+        profile_batches="2,3",
+        export=False,
+    )
+    train(config, command="pytest")
+    traces = list((tmp_path / "run" / "logs").rglob("*.xplane.pb"))
+    assert traces, "no profiler trace written"
+    raw = b"".join(p.read_bytes() for p in traces)
+    assert b"Iterator::" in raw  # tf.data iterator events: what the input-pipeline analysis reads
+
+
+def test_bench_train_reports_consistent_rates(sample_records):
+    from satx.bench import bench_train, format_table
+
+    result = bench_train(sample_records, "tiny", 32, batch_size=8, steps=3)
+    for name in ("augmented", "no_augment"):
+        rec, syn = result[f"{name}_records_img_per_s"], result[f"{name}_synthetic_img_per_s"]
+        assert rec > 0 and syn > 0
+        assert result[f"{name}_records_over_synthetic"] == pytest.approx(rec / syn, abs=2e-3)
+    assert result["verdict"] in ("input-bound", "not input-bound")
+    assert "tiny" in format_table([result])
