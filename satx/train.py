@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import sys
 import time
@@ -172,10 +173,12 @@ def _datasets(config: TrainConfig, info: data.RecordsInfo, replicas: int):  # no
     if data.choose_cache(info, val_split, dcfg.image_size, dcfg):
         val_ds = val_ds.cache()
     steps = config.steps_per_epoch or max(1, info.count(config.train_split) // global_batch)
+    # Known validation length: Keras then warns only when records really are missing.
+    val_steps = math.ceil(info.count(val_split) / global_batch)
     weights = (
         None if config.resample_to else data.resolve_class_weights(info, config.train_split, dcfg)
     )
-    return train_ds, val_ds, val_split, steps, weights, counter, dcfg
+    return train_ds, val_ds, val_split, steps, val_steps, weights, counter
 
 
 def _callbacks(config, work, phase, monitor, mode, state, counter, sample):  # noqa: ANN001, ANN202
@@ -238,7 +241,9 @@ def train(config: TrainConfig, command: str | None = None, overwrite: bool = Fal
     policy = set_precision(config.mixed_precision)
     strategy = make_strategy(config.strategy)
     replicas = strategy.num_replicas_in_sync
-    train_ds, val_ds, val_split, steps, class_weight, counter, _ = _datasets(config, info, replicas)
+    train_ds, val_ds, val_split, steps, val_steps, class_weight, counter = _datasets(
+        config, info, replicas
+    )
     monitor, mode = monitor_for(info.num_classes, config.monitor)
     write_json(
         work.run,
@@ -281,6 +286,7 @@ def train(config: TrainConfig, command: str | None = None, overwrite: bool = Fal
             initial_epoch=first,
             steps_per_epoch=steps,
             validation_data=val_ds,
+            validation_steps=val_steps,
             class_weight=class_weight,
             shuffle=False,  # the dataset shuffles itself
             callbacks=_callbacks(
