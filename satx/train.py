@@ -169,11 +169,11 @@ def _datasets(config: TrainConfig, info: data.RecordsInfo, replicas: int):  # no
         )
     counter = data.CorruptionCounter()
     train_ds = data.make_train_dataset(info, config.train_split, dcfg, counter)
+    # One pass per epoch, repeated: every epoch validates on exactly the whole split, whether
+    # Keras resets the iterator (one device) or keeps it across epochs (tf.distribute).
     val_ds = data.model_inputs(data.make_eval_dataset(info, val_split, dcfg), info.num_classes)
-    if data.choose_cache(info, val_split, dcfg.image_size, dcfg):
-        val_ds = val_ds.cache()
+    val_ds = val_ds.repeat()
     steps = config.steps_per_epoch or max(1, info.count(config.train_split) // global_batch)
-    # Known validation length: Keras then warns only when records really are missing.
     val_steps = math.ceil(info.count(val_split) / global_batch)
     weights = (
         None if config.resample_to else data.resolve_class_weights(info, config.train_split, dcfg)

@@ -283,3 +283,26 @@ def test_bench_train_reports_consistent_rates(sample_records):
         assert result[f"{name}_records_over_synthetic"] == pytest.approx(rec / syn, abs=2e-3)
     assert result["verdict"] in ("input-bound", "not input-bound")
     assert "tiny" in format_table([result])
+
+
+def test_mixed_bfloat16_trains_with_a_float32_output(sample_records, tmp_path):
+    import keras as k
+
+    try:
+        train(
+            _tiny_config(
+                sample_records,
+                tmp_path / "run",
+                n_epo_phase2=0,
+                mixed_precision="bfloat16",
+                export=False,
+            ),
+            command="pytest",
+        )
+        assert k.mixed_precision.global_policy().name == "mixed_bfloat16"
+        model = k.models.load_model(Workdir(tmp_path / "run").model, safe_mode=True)
+        assert model.get_layer("dense").compute_dtype == "bfloat16"
+        assert model.output.dtype == "float32"
+        assert np.isfinite([float(r["loss"]) for r in _history(tmp_path / "run")]).all()
+    finally:
+        k.mixed_precision.set_global_policy("float32")
