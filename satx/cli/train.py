@@ -97,8 +97,12 @@ def _load_json(path: str, what: str) -> dict:
         raise InputError(f"--{what}={path}: cannot read JSON ({err})") from err
 
 
-def resolve_config():  # noqa: ANN201 - TrainConfig
-    """TrainConfig from defaults, --config, --hparams and the flags given explicitly."""
+def resolve_config(skip: tuple[str, ...] = ()):  # noqa: ANN201 - TrainConfig
+    """TrainConfig from defaults, --config, --hparams and the flags given explicitly.
+
+    Args:
+        skip: flag names to leave out (the tuner handles `--backbone=all` itself).
+    """
     from satx.train_config import TrainConfig
 
     config = TrainConfig(records=_RECORDS.value or "", workdir=_WORKDIR.value or "")
@@ -106,7 +110,11 @@ def resolve_config():  # noqa: ANN201 - TrainConfig
         config = TrainConfig.from_dict({**config.to_dict(), **_load_json(_CONFIG.value, "config")})
     if _HPARAMS.value:
         config = config.with_overrides(_load_json(_HPARAMS.value, "hparams"))
-    given = {key: FLAGS[name].value for name, key in _FLAG_KEYS.items() if FLAGS[name].present}
+    given = {
+        key: FLAGS[name].value
+        for name, key in _FLAG_KEYS.items()
+        if FLAGS[name].present and name not in skip
+    }
     if FLAGS["class_weight"].present:
         given["class_weight"] = tuple(float(w) for w in _CLASS_WEIGHT.value)
     return config.with_overrides(given)

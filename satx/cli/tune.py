@@ -1,0 +1,148 @@
+"""`python -m satx.tune --records=DIR --workdir=RUN --backbone=mobilenetv2|xception|all`.
+
+Runs Keras Tuner Hyperband over the training core; writes WORKDIR/leaderboard.csv and .json and
+WORKDIR/best_hparams.json (accepted by `python -m satx.train --hparams=...`). Re-running the same
+command continues an interrupted search; `--overwrite` starts over; `--summary` only reports.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from absl import flags
+
+from satx import flags as shared
+from satx.cli import run
+from satx.cli import train as train_cli
+
+_MAX_EPOCHS = flags.DEFINE_integer("max_epochs", 6, "Hyperband: most epochs any trial trains.")
+_FACTOR = flags.DEFINE_integer("factor", 3, "Hyperband: reduction factor between brackets.")
+_ITERATIONS = flags.DEFINE_integer("hyperband_iterations", 1, "Hyperband: full iterations.")
+_DIRECTORY = flags.DEFINE_string("directory", None, "Tuner state folder (default WORKDIR/tuner).")
+_PROJECT = flags.DEFINE_string("project_name", "satx", "Tuner project name.")
+_SPACE = flags.DEFINE_string("search_space", None, "JSON file overriding the search space.")
+_OBJECTIVE = flags.DEFINE_string("objective", "auto", "auto: val_auc (binary) / val_accuracy.")
+_SUMMARY = flags.DEFINE_boolean("summary", False, "Only print and write the leaderboard.")
+
+
+def _table(rows: list[dict]) -> str:
+    keys = [
+        "dense_units",
+        "dense_activation",
+        "dropout",
+        "optimizer",
+        "lr_phase1",
+        "lr_phase2",
+        "n_epo_phase1",
+    ]
+    lines = [
+        f"{'rank':>4} {'trial':>6} {'backbone':<12} {'score':>8} {'epochs':>6}  " + " ".join(keys)
+    ]
+    for r in rows:
+        hp = r["hyperparameters"]
+        values = " ".join(
+            f"{hp.get(k):.2e}"
+            if isinstance(hp.get(k), float) and k.startswith("lr")
+            else str(hp.get(k))
+            for k in keys
+        )
+        score = f"{r['score']:.4f}" if r["score"] is not None else "-"
+        lines.append(
+            f"{r['rank']:>4} {r['trial']:>6} {str(r['backbone']):<12} {score:>8} "
+            f"{str(r['epochs']):>6}  {values}"
+        )
+    return "\n".join(lines)
+
+
+def _write_results(workdir: Path, rows: list[dict], best: dict) -> None:
+    from satx.run_record import write_json
+    from satx.storage import atomic_write_local
+
+    write_json(workdir / "leaderboard.json", rows)
+    out = io.StringIO()
+    fields = ["rank", "trial", "backbone", "score", "epochs", "best_step", "status"]
+    hp_keys = sorted({k for r in rows for k in r["hyperparameters"]})
+    writer = csv.writer(out)
+    writer.writerow(fields + hp_keys)
+    for r in rows:
+        writer.writerow([r[f] for f in fields] + [r["hyperparameters"].get(k) for k in hp_keys])
+    atomic_write_local(workdir / "leaderboard.csv", out.getvalue().encode())
+    write_json(workdir / "best_hparams.json", best)
+
+
+def main(argv: list[str]) -> int:
+    """Search (or summarise), then write and print the leaderboard and the best hyperparameters."""
+    from satx import tune
+    from satx.distribute import make_strategy, set_precision, split_cpu
+    from satx.run_record import versions, write_json
+
+    if len(argv) > 1:
+        print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
+        return 2
+    names = tune.backbone_names(flags.FLAGS["backbone"].value)
+    base = train_cli.resolve_config(skip=("backbone",)).with_overrides({"backbone": names[0]})
+    if not base.records or not base.workdir:
+        print("error: --records and --workdir are required", file=sys.stderr)
+        return 2
+    workdir = Path(base.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    split_cpu(base.cpu_devices)
+    set_precision(base.mixed_precision)
+    space = tune.SearchSpace()
+    if _SPACE.value:
+        space = tune.SearchSpace.from_dict(json.loads(Path(_SPACE.value).read_text()))
+    strategy = make_strategy(base.strategy)
+    hypermodel = tune.SatxHyperModel(base, space, names)
+    tuner = tune.make_tuner(
+        hypermodel,
+        _DIRECTORY.value or str(workdir / "tuner"),
+        _PROJECT.value,
+        max_epochs=_MAX_EPOCHS.value,
+        factor=_FACTOR.value,
+        hyperband_iterations=_ITERATIONS.value,
+        seed=base.seed,
+        overwrite=shared.OVERWRITE.value and not _SUMMARY.value,
+        objective=_OBJECTIVE.value,
+        distribution_strategy=strategy if strategy.num_replicas_in_sync > 1 else None,
+    )
+    write_json(
+        workdir / "tune_run.json",
+        {
+            "command": shlex.join(["python", "-m", "satx.tune", *sys.argv[1:]]),
+            "base_config": base.to_dict(),
+            "backbones": names,
+            "search_space": json.loads(json.dumps(space.__dict__, default=list)),
+            "versions": versions(),
+            "seed": base.seed,
+        },
+    )
+    if not _SUMMARY.value:
+        tuner.search(verbose=1)
+    rows = tune.leaderboard(tuner)
+    if not rows:
+        print("no finished trials yet")
+        return 1
+    best = tune.best_hparams(tuner, hypermodel)
+    _write_results(workdir, rows, best)
+    print(_table(rows))
+    print(f"best hyperparameters: {workdir / 'best_hparams.json'}")
+    print(f"leaderboard: {workdir / 'leaderboard.csv'} (and .json)")
+    print(
+        f"train with them: python -m satx.train --records={base.records} "
+        f"--workdir={workdir / 'best'} --hparams={workdir / 'best_hparams.json'}"
+    )
+    return 0
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    run(main, shared.SEED, shared.OVERWRITE, shared.IMAGE_SIZE)
+
+
+if __name__ == "__main__":
+    entry()
