@@ -18,6 +18,7 @@ import math
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +143,32 @@ def _check_workdir(work: Workdir, config: TrainConfig, overwrite: bool) -> None:
     write_json(work.config, resolved)
 
 
-def _datasets(config: TrainConfig, info: data.RecordsInfo, replicas: int):  # noqa: ANN202
+@dataclass(frozen=True)
+class TrainingData:
+    """The datasets and step counts of a run, and the `fit` arguments they imply."""
+
+    train: tf.data.Dataset
+    val: tf.data.Dataset
+    val_split: str
+    steps: int
+    val_steps: int
+    class_weight: dict[int, float] | None
+    counter: data.CorruptionCounter
+
+    def fit_kwargs(self) -> dict[str, Any]:
+        """What every `model.fit` of training and tuning passes besides epochs and callbacks."""
+        return {
+            "x": self.train,
+            "steps_per_epoch": self.steps,
+            "validation_data": self.val,
+            "validation_steps": self.val_steps,
+            "class_weight": self.class_weight,
+            "shuffle": False,  # the dataset shuffles itself
+        }
+
+
+def make_training_data(config: TrainConfig, info: data.RecordsInfo, replicas: int) -> TrainingData:
+    """Training and validation datasets for `config` at a global batch of batch x replicas."""
     val_split = config.val_split if info.has_split(config.val_split) else "test"
     if not info.has_split(val_split):
         val_split = config.val_split  # let shard_paths raise the clear error
@@ -173,12 +199,30 @@ def _datasets(config: TrainConfig, info: data.RecordsInfo, replicas: int):  # no
     # Keras resets the iterator (one device) or keeps it across epochs (tf.distribute).
     val_ds = data.model_inputs(data.make_eval_dataset(info, val_split, dcfg), info.num_classes)
     val_ds = val_ds.repeat()
-    steps = config.steps_per_epoch or max(1, info.count(config.train_split) // global_batch)
-    val_steps = math.ceil(info.count(val_split) / global_batch)
-    weights = (
-        None if config.resample_to else data.resolve_class_weights(info, config.train_split, dcfg)
+    return TrainingData(
+        train=train_ds,
+        val=val_ds,
+        val_split=val_split,
+        steps=config.steps_per_epoch or max(1, info.count(config.train_split) // global_batch),
+        val_steps=math.ceil(info.count(val_split) / global_batch),
+        class_weight=(
+            None
+            if config.resample_to
+            else data.resolve_class_weights(info, config.train_split, dcfg)
+        ),
+        counter=counter,
     )
-    return train_ds, val_ds, val_split, steps, val_steps, weights, counter
+
+
+def phase_segments(n_epo_phase1: int, first: int, end: int) -> list[tuple[int, int, int]]:
+    """Split epochs [first, end) into `(phase, first, end)` runs: phase 1 below n_epo_phase1."""
+    segments = []
+    if first < min(n_epo_phase1, end):
+        segments.append((1, first, min(n_epo_phase1, end)))
+        first = min(n_epo_phase1, end)
+    if end > first:
+        segments.append((2, first, end))
+    return segments
 
 
 def _callbacks(config, work, phase, monitor, mode, state, counter, sample):  # noqa: ANN001, ANN202
@@ -241,9 +285,7 @@ def train(config: TrainConfig, command: str | None = None, overwrite: bool = Fal
     policy = set_precision(config.mixed_precision)
     strategy = make_strategy(config.strategy)
     replicas = strategy.num_replicas_in_sync
-    train_ds, val_ds, val_split, steps, val_steps, class_weight, counter = _datasets(
-        config, info, replicas
-    )
+    run_data = make_training_data(config, info, replicas)
     monitor, mode = monitor_for(info.num_classes, config.monitor)
     write_json(
         work.run,
@@ -257,10 +299,10 @@ def train(config: TrainConfig, command: str | None = None, overwrite: bool = Fal
             "replicas": replicas,
             "global_batch": config.batch_size * replicas,
             "dtype_policy": policy,
-            "steps_per_epoch": steps,
-            "val_split": val_split,
+            "steps_per_epoch": run_data.steps,
+            "val_split": run_data.val_split,
             "monitor": monitor,
-            "class_weight": class_weight,
+            "class_weight": run_data.class_weight,
         },
     )
     state = work.read_state()
@@ -269,30 +311,25 @@ def train(config: TrainConfig, command: str | None = None, overwrite: bool = Fal
         return json.loads((work.root / "summary.json").read_text())
     with strategy.scope():
         model = models.build_classifier(config.model, info.num_classes)
-    sample = next(iter(train_ds.take(1)))[0][: config.tensorboard_images]
+    sample = next(iter(run_data.train.take(1)))[0][: config.tensorboard_images]
     n1, n2 = config.n_epo_phase1, config.n_epo_phase2
     start_time = time.monotonic()
-    for phase, (first, last) in ((1, (0, n1)), (2, (n1, n1 + n2))):
-        if last <= first or (phase == 1 and state.get("phase1_done")):
-            if phase == 1 and state.get("phase1_done"):
-                model.load_weights(work.phase1_weights)
-            continue
+    if state.get("phase1_done"):
+        model.load_weights(work.phase1_weights)
+    first = n1 if state.get("phase1_done") else 0
+    for phase, start, end in phase_segments(n1, first, n1 + n2):
         with strategy.scope():
             compile_phase(model, config, phase, info.num_classes)
-        log.info("phase %d: epochs %d..%d, %d steps/epoch", phase, first, last - 1, steps)
+        log.info("phase %d: epochs %d..%d, %d steps/epoch", phase, start, end - 1, run_data.steps)
+        callbacks = _callbacks(
+            config, work, phase, monitor, mode, work.read_state(), run_data.counter, sample
+        )
         model.fit(
-            train_ds,
-            epochs=last,
-            initial_epoch=first,
-            steps_per_epoch=steps,
-            validation_data=val_ds,
-            validation_steps=val_steps,
-            class_weight=class_weight,
-            shuffle=False,  # the dataset shuffles itself
-            callbacks=_callbacks(
-                config, work, phase, monitor, mode, work.read_state(), counter, sample
-            ),
+            epochs=end,
+            initial_epoch=start,
+            callbacks=callbacks,
             verbose=2,
+            **run_data.fit_kwargs(),
         )
         if phase == 1:
             model.save_weights(work.phase1_weights)

@@ -20,7 +20,7 @@ import keras
 import keras_tuner as kt
 
 from satx import backbones, data, models
-from satx.train import _datasets, compile_phase, monitor_for
+from satx.train import compile_phase, make_training_data, monitor_for, phase_segments
 from satx.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -109,28 +109,19 @@ class SatxHyperModel(kt.HyperModel):
     ) -> keras.callbacks.History | None:
         """Run the part of the two-phase schedule in [initial_epoch, epochs)."""
         config = self.config_for(hp)
-        k = self.info.num_classes
-        train_ds, val_ds, _, steps, val_steps, class_weight, _ = _datasets(config, self.info, 1)
-        fit_args = dict(
-            x=train_ds,
-            steps_per_epoch=steps,
-            validation_data=val_ds,
-            validation_steps=val_steps,
-            class_weight=class_weight,
-            callbacks=callbacks,
-            shuffle=False,
-            verbose=kwargs.get("verbose", 0),
-        )
+        fit_args = make_training_data(config, self.info, 1).fit_kwargs()
         history = None
-        n1 = config.n_epo_phase1
-        if initial_epoch < min(n1, epochs):
-            self.phase_log.append({"phase": 1, "first": initial_epoch, "end": min(n1, epochs)})
-            history = model.fit(epochs=min(n1, epochs), initial_epoch=initial_epoch, **fit_args)
-            initial_epoch = min(n1, epochs)
-        if epochs > initial_epoch:
-            compile_phase(model, config, 2, k)
-            self.phase_log.append({"phase": 2, "first": initial_epoch, "end": epochs})
-            history = model.fit(epochs=epochs, initial_epoch=initial_epoch, **fit_args)
+        for phase, start, end in phase_segments(config.n_epo_phase1, initial_epoch, epochs):
+            if phase == 2:  # build() compiled phase 1; a promoted trial may start right here
+                compile_phase(model, config, 2, self.info.num_classes)
+            self.phase_log.append({"phase": phase, "first": start, "end": end})
+            history = model.fit(
+                epochs=end,
+                initial_epoch=start,
+                callbacks=callbacks,
+                verbose=kwargs.get("verbose", 0),
+                **fit_args,
+            )
         return history
 
 

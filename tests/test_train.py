@@ -225,15 +225,7 @@ def test_export_loads_in_a_fresh_process_and_both_signatures_agree(sample_record
         _tiny_config(sample_records, tmp_path / "run", n_epo_phase2=0), command="pytest"
     )
     info = data.load_records(sample_records)
-    from satx.config import DataConfig
 
-    batch = next(
-        iter(
-            data.make_eval_dataset(
-                info, "val", DataConfig(records=sample_records, batch_size=6)
-            ).as_numpy_iterator()
-        )
-    )
     from satx import records
 
     encoded = [ex.encoded for ex in records.iter_shard(info.shard_paths("val")[0])][:6]
@@ -254,7 +246,6 @@ def test_export_loads_in_a_fresh_process_and_both_signatures_agree(sample_record
     expected = model.predict(images, verbose=0)
     np.testing.assert_allclose(got["images"], expected, atol=1e-5)
     np.testing.assert_allclose(got["bytes"], expected, atol=1e-5)
-    del batch
 
 
 def test_profile_batches_write_a_trace_with_input_pipeline_events(sample_records, tmp_path):

@@ -67,3 +67,13 @@ def test_train_cli_flags_and_errors(tmp_path):
     assert missing.returncode == 2 and "manifest.json not found" in missing.stderr
     bad = cli("satx.train", "--records=x", "--workdir=y", "--backbone=resnet9000")
     assert bad.returncode == 2 and "choose one of" in bad.stderr
+
+
+def test_phase_segments_split_an_epoch_range():
+    from satx.train import phase_segments
+
+    assert phase_segments(2, 0, 5) == [(1, 0, 2), (2, 2, 5)]
+    assert phase_segments(2, 1, 2) == [(1, 1, 2)]
+    assert phase_segments(2, 4, 6) == [(2, 4, 6)]  # a promoted Hyperband trial
+    assert phase_segments(0, 0, 3) == [(2, 0, 3)]
+    assert phase_segments(3, 0, 0) == []

@@ -57,35 +57,35 @@ _EXPORT = flags.DEFINE_boolean("export", True, "Export a SavedModel at the end."
 _CONFIG = flags.DEFINE_string("config", None, "JSON file with a (partial) TrainConfig.")
 _HPARAMS = flags.DEFINE_string("hparams", None, "JSON file of flat hyperparameters to apply.")
 
-# flag name -> config key (flat keys route to TrainConfig / ModelConfig / AugmentConfig)
-_FLAG_KEYS = {
-    "records": "records",
-    "workdir": "workdir",
-    "backbone": "backbone",
-    "weights": "weights",
-    "batch_size": "batch_size",
-    "n_epo_phase1": "n_epo_phase1",
-    "n_epo_phase2": "n_epo_phase2",
-    "lr_phase1": "lr_phase1",
-    "lr_phase2": "lr_phase2",
-    "optimizer": "optimizer",
-    "freeze_cutoff": "freeze_cutoff",
-    "dense_units": "dense_units",
-    "dense_activation": "dense_activation",
-    "dropout": "dropout",
-    "mixed_precision": "mixed_precision",
-    "strategy": "strategy",
-    "cpu_devices": "cpu_devices",
-    "profile_batches": "profile_batches",
-    "train_split": "train_split",
-    "val_split": "val_split",
-    "steps_per_epoch": "steps_per_epoch",
-    "deterministic": "deterministic",
-    "cache": "cache",
-    "export": "export",
-    "seed": "seed",
-    "image_size": "image_size",
-}
+# Flags that map one-to-one onto config keys of the same name (TrainConfig, ModelConfig).
+_CONFIG_FLAGS = (
+    "records",
+    "workdir",
+    "backbone",
+    "weights",
+    "batch_size",
+    "n_epo_phase1",
+    "n_epo_phase2",
+    "lr_phase1",
+    "lr_phase2",
+    "optimizer",
+    "freeze_cutoff",
+    "dense_units",
+    "dense_activation",
+    "dropout",
+    "mixed_precision",
+    "strategy",
+    "cpu_devices",
+    "profile_batches",
+    "train_split",
+    "val_split",
+    "steps_per_epoch",
+    "deterministic",
+    "cache",
+    "export",
+    "seed",
+    "image_size",
+)
 
 
 def _load_json(path: str, what: str) -> dict:
@@ -111,8 +111,8 @@ def resolve_config(skip: tuple[str, ...] = ()):  # noqa: ANN201 - TrainConfig
     if _HPARAMS.value:
         config = config.with_overrides(_load_json(_HPARAMS.value, "hparams"))
     given = {
-        key: FLAGS[name].value
-        for name, key in _FLAG_KEYS.items()
+        name: FLAGS[name].value
+        for name in _CONFIG_FLAGS
         if FLAGS[name].present and name not in skip
     }
     if FLAGS["class_weight"].present:
