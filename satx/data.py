@@ -72,17 +72,17 @@ class RecordsInfo:
         return self.manifest.get("compression", "none")
 
     def has_split(self, split: str) -> bool:
-        """Whether the records have this split."""
-        return split in self.manifest["splits"]
+        """Whether the records have this split (`a+b` names the union of splits a and b)."""
+        return all(part in self.manifest["splits"] for part in split.split("+"))
 
     def count(self, split: str) -> int:
         """Records in a split."""
-        return int(self.manifest["splits"][split]["records"])
+        return sum(int(self.manifest["splits"][part]["records"]) for part in split.split("+"))
 
     def class_counts(self, split: str) -> list[int]:
         """Records per class (label-index order) in a split."""
-        per = self.manifest["splits"][split]["classes"]
-        return [int(per.get(name, 0)) for name in self.class_names]
+        parts = [self.manifest["splits"][part]["classes"] for part in split.split("+")]
+        return [sum(int(per.get(name, 0)) for per in parts) for name in self.class_names]
 
     def shard_paths(self, split: str) -> list[str]:
         """Paths of a split's shards, in manifest order, readable by tf.io.gfile."""
@@ -90,8 +90,8 @@ class RecordsInfo:
             raise RecordsError(
                 f"{self.root}: no split {split!r}; it has {sorted(self.manifest['splits'])}"
             )
-        root = self.root.rstrip("/")
-        return [f"{root}/{s['name']}" for s in self.manifest["shards"] if s["split"] == split]
+        parts, root = split.split("+"), self.root.rstrip("/")
+        return [f"{root}/{s['name']}" for s in self.manifest["shards"] if s["split"] in parts]
 
 
 def load_records(root: str, check_shards: bool = True) -> RecordsInfo:

@@ -51,10 +51,12 @@ def _preprocessing(spec: backbones.BackboneSpec) -> keras.layers.Layer:
     return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")
 
 
-def _fast_batchnorm(backbone: keras.Model, momentum: float = 0.9) -> None:
+def _fast_batchnorm(backbone: keras.Model, momentum: float = 0.5) -> None:
     # keras.applications use momentum 0.99-0.999, tuned for ImageNet-length runs: from scratch,
     # the moving statistics would lag far behind for hundreds of steps and make validation
-    # (inference mode) predict near-constants early on.
+    # (inference mode) predict near-constants early on. Measured on the sample tiles (MobileNetV2,
+    # 64 px, 12 steps/epoch): val AUC per epoch 0.5,0.5,0.5,0.5,0.65,1.0 at momentum 0.9 and
+    # 0.93,0.94,0.98,0.99,0.99,1.0 at 0.5.
     for layer in backbone.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = momentum

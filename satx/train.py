@@ -77,8 +77,17 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
 
 
 def compile_phase(model: keras.Model, config: TrainConfig, phase: int, num_classes: int) -> None:
-    """Freeze/unfreeze for `phase` and compile with that phase's learning rate."""
-    if phase == 1:
+    """Freeze/unfreeze for `phase` and compile with that phase's learning rate.
+
+    From scratch (no pretrained weights) there is nothing to transfer: a frozen random backbone
+    only yields noise features, so the whole network trains in both phases and phase 2 differs
+    only by its learning rate (the freeze cut-off is ignored).
+    """
+    if not config.model.pretrained:
+        unfreeze_from(model, 0, config.model.backbone, freeze_batchnorm=False)
+        log.info("phase %d: from scratch, the whole network trains", phase)
+        lr = config.lr_phase1 if phase == 1 else config.lr_phase2
+    elif phase == 1:
         freeze_backbone(model)
         lr = config.lr_phase1
     else:
@@ -341,8 +350,9 @@ def train(config: TrainConfig, command: str | None = None, overwrite: bool = Fal
 
 def _finish(model, config, work, info, monitor, elapsed) -> dict:  # noqa: ANN001
     model.save(work.model)
+    export_root = Path(config.export_dir) if config.export_dir else work.export
     export_dir = (
-        export_saved_model(model, work.export, list(info.class_names)) if config.export else None
+        export_saved_model(model, export_root, list(info.class_names)) if config.export else None
     )
     state = work.read_state()
     summary = {

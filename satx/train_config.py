@@ -48,6 +48,7 @@ class TrainConfig:
     max_corrupt_fraction: float = 0.001
     monitor: str = "auto"  # auto: val_auc for binary, val_accuracy for multi-class
     export: bool = True
+    export_dir: str = ""  # "" = WORKDIR/export
     tensorboard_images: int = 8
 
     def __post_init__(self) -> None:

@@ -12,15 +12,21 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import keras
 import keras_tuner as kt
+import tensorflow as tf
 
-from satx import backbones, data, models
-from satx.train import compile_phase, make_training_data, monitor_for, phase_segments
+from satx import backbones, data, failpoints, models
+from satx.callbacks import CorruptionCheck, EpochHook, LearningRateLog, Throughput
+from satx.errors import InputError
+from satx.hyperband import SatxTuner
+from satx.train import compile_phase, make_training_data, monitor_for, phase_segments, train
 from satx.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -80,9 +86,11 @@ def define_hparams(hp: kt.HyperParameters, space: SearchSpace, names: Sequence[s
 class SatxHyperModel(kt.HyperModel):
     """Builds and trains satx classifiers for Keras Tuner, reusing the training core."""
 
-    def __init__(self, base: TrainConfig, space: SearchSpace, names: Sequence[str]):
+    def __init__(
+        self, base: TrainConfig, space: SearchSpace, names: Sequence[str], replicas: int = 1
+    ):
         super().__init__(name="satx")
-        self.base, self.space, self.names = base, space, list(names)
+        self.base, self.space, self.names, self.replicas = base, space, list(names), replicas
         self.info = data.load_records(base.records)
         self.phase_log: list[dict[str, int]] = []  # (phase, first epoch, end epoch) per fit
 
@@ -106,11 +114,24 @@ class SatxHyperModel(kt.HyperModel):
         initial_epoch: int = 0,
         callbacks: list | None = None,
         **kwargs: Any,
-    ) -> keras.callbacks.History | None:
-        """Run the part of the two-phase schedule in [initial_epoch, epochs)."""
+    ) -> keras.callbacks.History:
+        """Run the part of the two-phase schedule in [initial_epoch, epochs).
+
+        Returns one History over every epoch run (both phases), so the trial's score is its best
+        epoch whichever phase it fell in, plus `trial_seconds`, the wall time of this fit.
+        """
+        started = time.monotonic()
         config = self.config_for(hp)
-        fit_args = make_training_data(config, self.info, 1).fit_kwargs()
-        history = None
+        run_data = make_training_data(config, self.info, self.replicas)
+        ours = [
+            LearningRateLog(),  # before TensorBoard, which writes the epoch logs
+            Throughput(config.batch_size),
+            CorruptionCheck(run_data.counter, config.max_corrupt_fraction),
+            EpochHook(lambda: failpoints.hit("tune.epoch_end")),
+        ]
+        callbacks = ours + list(callbacks or [])
+        merged = keras.callbacks.History()
+        merged.epoch = []
         for phase, start, end in phase_segments(config.n_epo_phase1, initial_epoch, epochs):
             if phase == 2:  # build() compiled phase 1; a promoted trial may start right here
                 compile_phase(model, config, 2, self.info.num_classes)
@@ -120,9 +141,23 @@ class SatxHyperModel(kt.HyperModel):
                 initial_epoch=start,
                 callbacks=callbacks,
                 verbose=kwargs.get("verbose", 0),
-                **fit_args,
+                **run_data.fit_kwargs(),
             )
-        return history
+            # TensorBoard's HParams callback writes the trial's hyperparameters once and refuses
+            # a second `fit`; keep it for the first phase only.
+            callbacks = [c for c in callbacks if not _is_hparams_callback(c)]
+            merged.epoch.extend(history.epoch)
+            for key, values in history.history.items():
+                merged.history.setdefault(key, []).extend(values)
+        seconds = round(time.monotonic() - started, 2)
+        merged.history["trial_seconds"] = [seconds] * len(merged.epoch)
+        return merged
+
+
+def _is_hparams_callback(callback: keras.callbacks.Callback) -> bool:
+    from tensorboard.plugins.hparams import api as hparams_api
+
+    return isinstance(callback, hparams_api.KerasCallback)
 
 
 def backbone_names(choice: str) -> list[str]:
@@ -144,10 +179,14 @@ def make_tuner(
     overwrite: bool = False,
     objective: str = "auto",
     **kwargs: Any,
-) -> kt.Hyperband:
-    """A Hyperband tuner over the hypermodel (objective: val AUC binary, val accuracy else)."""
+) -> SatxTuner:
+    """A Hyperband tuner over the hypermodel (objective: val AUC binary, val accuracy else).
+
+    Extra keyword arguments go to `SatxTuner` (`max_trials`, `time_budget_s`) and on to Keras
+    Tuner (`distribution_strategy`, ...).
+    """
     name, mode = monitor_for(hypermodel.info.num_classes, objective)
-    return kt.Hyperband(
+    return SatxTuner(
         hypermodel,
         objective=kt.Objective(name, mode),
         max_epochs=max_epochs,
@@ -177,6 +216,7 @@ def leaderboard(tuner: kt.Tuner) -> list[dict[str, Any]]:
                 "score": trial.score,
                 "epochs": trial.hyperparameters.values.get("tuner/epochs"),
                 "best_step": trial.best_step,
+                "seconds": _metric(trial, "trial_seconds"),
                 "status": str(trial.status),
                 "hyperparameters": values,
             }
@@ -184,11 +224,81 @@ def leaderboard(tuner: kt.Tuner) -> list[dict[str, Any]]:
     return rows
 
 
+def _metric(trial: kt.engine.trial.Trial, name: str) -> float | None:
+    tracker = trial.metrics
+    return tracker.get_last_value(name) if tracker.exists(name) else None
+
+
 def best_hparams(tuner: kt.Tuner, hypermodel: SatxHyperModel) -> dict[str, Any]:
     """Flat overrides of the best trial, as `python -m satx.train --hparams=FILE` accepts."""
     hp = tuner.get_best_hyperparameters(1)[0]
     overrides = define_hparams(hp.copy(), hypermodel.space, hypermodel.names)
     return json.loads(json.dumps(overrides))
+
+
+def best_epochs(tuner: kt.Tuner) -> int:
+    """Epochs the best trial trained in all (its lineage included), as Hyperband counted them."""
+    best = tuner.oracle.get_best_trials(1)[0]
+    return int(best.hyperparameters.values.get("tuner/epochs", 1))
+
+
+def retrain_best(
+    hypermodel: SatxHyperModel,
+    best: dict[str, Any],
+    epochs: int,
+    workdir: Path,
+    on: str = "train",
+    command: str | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Retrain the best configuration for the best trial's epochs; export to WORKDIR/export/.
+
+    The run folder is WORKDIR/best (a normal `satx.train` run, resumable). With `on="train+val"`
+    the model also learns from the validation split and trains the full epoch count (no early
+    stopping); its validation numbers are then not held-out figures.
+    """
+    if on not in ("train", "train+val"):
+        raise InputError(f"--export_best_on={on!r}: expected train or train+val")
+    config = hypermodel.base.with_overrides(best)
+    phase2 = max(0, epochs - config.n_epo_phase1)
+    overrides: dict[str, Any] = {
+        "workdir": str(workdir / "best"),
+        "n_epo_phase2": phase2,
+        "export": True,
+        "export_dir": str(workdir / "export"),
+    }
+    if on == "train+val":
+        overrides.update(train_split="train+val", patience=phase2 + 1)
+    return train(config.with_overrides(overrides), command=command, overwrite=overwrite)
+
+
+def write_hparams_config(logdir: Path, tuner: kt.Tuner) -> None:
+    """The HParams dashboard's experiment: every hyperparameter and the objective per trial run."""
+    from tensorboard.plugins.hparams import api as hparams_api
+
+    hparams = [_hparam(hp, hparams_api) for hp in tuner.oracle.get_space().space]
+    name = tuner.oracle.objective.name
+    metric = name.removeprefix("val_")
+    metrics = [
+        hparams_api.Metric(f"epoch_{metric}", group="validation", display_name=name),
+        hparams_api.Metric(f"epoch_{metric}", group="train", display_name=metric),
+        hparams_api.Metric("epoch_loss", group="validation", display_name="val_loss"),
+    ]
+    writer = tf.summary.create_file_writer(str(logdir))
+    with writer.as_default():
+        hparams_api.hparams_config(hparams=hparams, metrics=metrics)
+    writer.flush()
+
+
+def _hparam(hp: Any, api: Any) -> Any:
+    """A Keras Tuner hyperparameter as a TensorBoard HParam with its domain."""
+    if isinstance(hp, kt.engine.hyperparameters.Choice):
+        return api.HParam(hp.name, api.Discrete(list(hp.values)))
+    if isinstance(hp, kt.engine.hyperparameters.Float):
+        return api.HParam(hp.name, api.RealInterval(float(hp.min_value), float(hp.max_value)))
+    if isinstance(hp, kt.engine.hyperparameters.Int):
+        return api.HParam(hp.name, api.IntInterval(int(hp.min_value), int(hp.max_value)))
+    return api.HParam(hp.name)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def test_search_space_is_the_predecessors():
         assert set(cut.values) == set(models.backbones.get_spec(name).cutoffs)
 
 
-def _hypermodel(records, tmp_path, **kw):
+def _hypermodel(records, tmp_path, weights="none", **kw):
     base = TrainConfig(
         records=records,
         workdir=str(tmp_path),
@@ -36,7 +36,7 @@ def _hypermodel(records, tmp_path, **kw):
         steps_per_epoch=2,
         mixed_precision="off",
         **kw,
-        model=ModelConfig(backbone="tiny", weights="none", dense_units=16),
+        model=ModelConfig(backbone="tiny", weights=weights, dense_units=16),
     )
     return tune.SatxHyperModel(base, tune.SearchSpace(n_epo_phase1=(2,)), ["tiny"])
 
@@ -46,7 +46,9 @@ def _backbone_trainable(model):
 
 
 def test_promotion_keeps_the_two_phase_schedule(sample_records, tmp_path):  # noqa: F811
-    hm = _hypermodel(sample_records, tmp_path)
+    weights = tmp_path / "tiny.weights.h5"  # "pretrained": phase 1 freezes the backbone
+    models.backbones.create_backbone("tiny", 32, "none").save_weights(weights)
+    hm = _hypermodel(sample_records, tmp_path, weights=str(weights))
     hp = kt.HyperParameters()
     hm.config_for(hp)  # declares the space with default values
     model = hm.build(hp)
@@ -68,10 +70,20 @@ def test_promotion_keeps_the_two_phase_schedule(sample_records, tmp_path):  # no
 @pytest.mark.slow
 def test_tiny_hyperband_search_writes_leaderboard_and_best_hparams(sample_records, tmp_path):  # noqa: F811
     hm = _hypermodel(sample_records, tmp_path)
+    import keras
+
     tuner = tune.make_tuner(hm, str(tmp_path / "tuner"), "t", max_epochs=3, factor=3, seed=1)
-    tuner.search(verbose=0)
+    logs = tmp_path / "logs"
+    tune.write_hparams_config(logs, tuner)
+    tuner.search(callbacks=[keras.callbacks.TensorBoard(str(logs))], verbose=0)
     rows = tune.leaderboard(tuner)
-    assert len(rows) >= 3 and all(r["backbone"] == "tiny" for r in rows)
+    assert len(rows) == 6 and all(r["backbone"] == "tiny" for r in rows)
+    assert all(r["status"] == "COMPLETED" for r in rows)  # trials crossing phase 1 -> 2 too
+    assert {e["phase"] for e in hm.phase_log if e["first"] == 0 and e["end"] == 2} == {1}
+    assert any(e["phase"] == 2 and e["first"] == 2 for e in hm.phase_log)
+    for row in rows:  # a TensorBoard run per trial, with its hyperparameters for the HParams tab
+        run = logs / row["trial"] / "execution0"
+        assert list(run.glob("events.out.tfevents.*")) and (run / "validation").is_dir()
     scores = [r["score"] for r in rows]
     assert scores == sorted(scores, reverse=True) and all(s is not None for s in scores)
     promoted = [e for e in hm.phase_log if e["first"] > 0]
@@ -141,3 +153,169 @@ def test_tune_cli_then_summary_then_train_with_best_hparams(sample_records, tmp_
     assert config["model"]["dense_units"] == best["dense_units"]
     assert config["lr_phase1"] == pytest.approx(best["lr_phase1"])
     assert config["freeze_cutoff"] == best["freeze_cutoff"]
+
+
+def _trial_files(tuner_dir):
+    import json
+    from pathlib import Path
+
+    return {
+        p.parent.name: json.loads(p.read_text())
+        for p in Path(tuner_dir).glob("satx/trial_*/trial.json")
+    }
+
+
+def _tune_args(records, workdir, *extra):
+    return (
+        "satx.tune",
+        f"--records={records}",
+        f"--workdir={workdir}",
+        "--backbone=mobilenetv2",
+        "--weights=none",
+        "--image_size=32",
+        "--batch_size=8",
+        "--steps_per_epoch=2",
+        "--mixed_precision=off",
+        "--max_epochs=2",
+        "--factor=2",  # Hyperband plan: 5 trials (2 brackets)
+        *extra,
+    )
+
+
+@pytest.mark.slow
+def test_killed_search_resumes_without_lost_or_repeated_trials_then_exports_best(
+    sample_records,  # noqa: F811
+    tmp_path,
+):
+    import json
+    import signal
+
+    import numpy as np
+    import tensorflow as tf
+
+    from tests.test_cli import cli
+
+    work = tmp_path / "tune"
+    # Epoch ends: trials 0000, 0001 and 0002 train one epoch each, then 0003 (two epochs) dies
+    # after its first epoch, before Keras Tuner records it.
+    killed = cli(*_tune_args(sample_records, work), env={"SATX_FAILPOINTS": "tune.epoch_end:4"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    before = _trial_files(work / "tuner")
+    assert sorted(before) == ["trial_0000", "trial_0001", "trial_0002", "trial_0003"]
+    assert before["trial_0003"]["status"] == "RUNNING"
+    assert all(before[t]["status"] == "COMPLETED" for t in ("trial_0000", "trial_0001"))
+
+    resumed = cli(*_tune_args(sample_records, work, "--export_best"), check=True)
+    assert "Reloading Tuner" in resumed.stdout
+    after = _trial_files(work / "tuner")
+    assert sorted(after) == [f"trial_000{i}" for i in range(5)]  # the plan, each trial once
+    assert all(t["status"] == "COMPLETED" for t in after.values())
+    for done in ("trial_0000", "trial_0001", "trial_0002"):  # finished work kept as it was
+        assert after[done]["score"] == before[done]["score"]
+        assert after[done]["hyperparameters"] == before[done]["hyperparameters"]
+    assert after["trial_0003"]["hyperparameters"] == before["trial_0003"]["hyperparameters"]
+    assert "search: 5 trials done, ~0 to go" in resumed.stdout
+    board = json.loads((work / "leaderboard.json").read_text())
+    assert sorted(r["trial"] for r in board) == [f"000{i}" for i in range(5)]
+    assert all(r["seconds"] > 0 for r in board)
+    # one TensorBoard run per trial, plus the HParams experiment at the top
+    assert sorted(p.name for p in (work / "logs").iterdir() if p.is_dir()) == sorted(
+        r["trial"] for r in board
+    )
+    assert list((work / "logs").glob("events.out.tfevents.*"))
+
+    exports = sorted((work / "export").iterdir())
+    assert [p.name for p in exports] == ["1"], "one exported version"
+    best_run = json.loads((work / "best" / "config.json").read_text())
+    best = json.loads((work / "best_hparams.json").read_text())
+    assert best_run["model"]["dense_units"] == best["dense_units"]
+    assert best_run["n_epo_phase1"] + best_run["n_epo_phase2"] == board[0]["epochs"]
+    served = tf.saved_model.load(str(exports[0]))
+    images = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    probs = served.signatures["serving_default"](images=tf.constant(images))
+    scores = next(iter(probs.values())).numpy()
+    assert scores.shape == (3, 2) and np.allclose(scores.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_trial_budget_stops_the_search_and_a_larger_budget_continues_it(
+    sample_records,  # noqa: F811
+    tmp_path,
+):
+    hm = _hypermodel(sample_records, tmp_path)
+    kw = dict(max_epochs=2, factor=2, seed=3)
+    tuner = tune.make_tuner(hm, str(tmp_path / "tuner"), "t", max_trials=2, **kw)
+    assert tuner.oracle.planned() == (5, 7)  # sizes 2+1 and 2; epochs 2x1 + 1x1 + 2x2
+    tuner.search(verbose=0)
+    assert len(tune.leaderboard(tuner)) == 2
+    again = tune.make_tuner(hm, str(tmp_path / "tuner"), "t", max_trials=3, **kw)
+    again.search(verbose=0)
+    assert sorted(r["trial"] for r in tune.leaderboard(again)) == ["0000", "0001", "0002"]
+    spent = again.oracle.elapsed_s()
+    timed = tune.make_tuner(hm, str(tmp_path / "tuner"), "t", time_budget_s=spent / 2, **kw)
+    # time spent is restored from the saved state (as of the last trial's end)
+    assert timed.oracle.elapsed_s() >= 0.9 * spent and not timed.oracle.budget_left()
+    timed.search(verbose=0)  # the time budget is already spent: nothing new starts
+    assert len(tune.leaderboard(timed)) == 3
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_chief_and_two_workers_on_loopback_share_one_search(sample_records, tmp_path):  # noqa: F811
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    work = tmp_path / "tune"
+    port = str(_free_port())
+    procs = {}
+    for role in ("chief", "tuner0", "tuner1"):
+        env = {
+            **os.environ,
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "KERASTUNER_TUNER_ID": role,
+            "KERASTUNER_ORACLE_IP": "127.0.0.1",
+            "KERASTUNER_ORACLE_PORT": port,
+        }
+        procs[role] = subprocess.Popen(
+            [sys.executable, "-m", *_tune_args(sample_records, work)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    out = {role: proc.communicate(timeout=400)[0] for role, proc in procs.items()}
+    for role, proc in procs.items():
+        assert proc.returncode == 0, f"{role}:\n{out[role][-3000:]}"
+    ran = {w: out[w].count("finished on " + w) for w in ("tuner0", "tuner1")}
+    assert sum(ran.values()) == 5 and all(ran.values()), ran  # both workers ran trials
+    board = json.loads((work / "leaderboard.json").read_text())  # written by the chief
+    assert sorted(r["trial"] for r in board) == [f"000{i}" for i in range(5)]
+    assert json.loads((work / "tune_run.json").read_text())["role"] == "chief"
+
+
+def test_from_scratch_both_phases_train_the_whole_network(sample_records, tmp_path):  # noqa: F811
+    import keras
+
+    hm = _hypermodel(sample_records, tmp_path)  # weights none
+    hp = kt.HyperParameters()
+    config = hm.config_for(hp)
+    model = hm.build(hp)
+    for phase in (1, 2):
+        tune.compile_phase(model, config, phase, 2)
+        layers = models.backbone_layers(model)
+        assert all(layer.trainable for layer in layers if layer.weights)
+        norms = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
+        assert all(layer.trainable for layer in norms)
+        lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+        assert lr == pytest.approx(config.lr_phase1 if phase == 1 else config.lr_phase2)

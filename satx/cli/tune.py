@@ -1,8 +1,11 @@
 """`python -m satx.tune --records=DIR --workdir=RUN --backbone=mobilenetv2|xception|all`.
 
-Runs Keras Tuner Hyperband over the training core; writes WORKDIR/leaderboard.csv and .json and
-WORKDIR/best_hparams.json (accepted by `python -m satx.train --hparams=...`). Re-running the same
+Runs Keras Tuner Hyperband over the training core; writes WORKDIR/leaderboard.csv and .json,
+WORKDIR/best_hparams.json (accepted by `python -m satx.train --hparams=...`), TensorBoard runs per
+trial with the HParams dashboard under WORKDIR/logs, and with `--export_best` retrains the best
+configuration (WORKDIR/best) and exports it to WORKDIR/export/<version>/. Re-running the same
 command continues an interrupted search; `--overwrite` starts over; `--summary` only reports.
+With the `KERASTUNER_*` environment variables set it runs as Keras Tuner's chief or a worker.
 """
 
 from __future__ import annotations
@@ -28,6 +31,32 @@ _PROJECT = flags.DEFINE_string("project_name", "satx", "Tuner project name.")
 _SPACE = flags.DEFINE_string("search_space", None, "JSON file overriding the search space.")
 _OBJECTIVE = flags.DEFINE_string("objective", "auto", "auto: val_auc (binary) / val_accuracy.")
 _SUMMARY = flags.DEFINE_boolean("summary", False, "Only print and write the leaderboard.")
+_MAX_TRIALS = flags.DEFINE_integer("max_trials", 0, "Start at most this many trials (0: all).")
+_TIME_BUDGET = flags.DEFINE_string(
+    "time_budget", "", "Start no new trial after this long, e.g. 90s, 30m, 2h (resumes count)."
+)
+_EXPORT_BEST = flags.DEFINE_boolean(
+    "export_best", False, "Retrain the best configuration and export it to WORKDIR/export/."
+)
+_EXPORT_BEST_ON = flags.DEFINE_enum(
+    "export_best_on", "train", ["train", "train+val"], "Splits the best configuration retrains on."
+)
+
+
+def parse_duration(text: str) -> float:
+    """`90s`, `30m`, `2h` or plain seconds -> seconds (0 for empty)."""
+    from satx.errors import InputError
+
+    units = {"s": 1, "m": 60, "h": 3600}
+    text = text.strip().lower()
+    if not text:
+        return 0.0
+    try:
+        if text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise InputError(f"--time_budget={text!r}: expected e.g. 90s, 30m or 2h") from None
 
 
 def _table(rows: list[dict]) -> str:
@@ -41,7 +70,8 @@ def _table(rows: list[dict]) -> str:
         "n_epo_phase1",
     ]
     lines = [
-        f"{'rank':>4} {'trial':>6} {'backbone':<12} {'score':>8} {'epochs':>6}  " + " ".join(keys)
+        f"{'rank':>4} {'trial':>6} {'backbone':<12} {'score':>8} {'epochs':>6} {'time_s':>7}  "
+        + " ".join(keys)
     ]
     for r in rows:
         hp = r["hyperparameters"]
@@ -54,7 +84,7 @@ def _table(rows: list[dict]) -> str:
         score = f"{r['score']:.4f}" if r["score"] is not None else "-"
         lines.append(
             f"{r['rank']:>4} {r['trial']:>6} {str(r['backbone']):<12} {score:>8} "
-            f"{str(r['epochs']):>6}  {values}"
+            f"{str(r['epochs']):>6} {str(r['seconds']):>7}  {values}"
         )
     return "\n".join(lines)
 
@@ -65,7 +95,7 @@ def _write_results(workdir: Path, rows: list[dict], best: dict) -> None:
 
     write_json(workdir / "leaderboard.json", rows)
     out = io.StringIO()
-    fields = ["rank", "trial", "backbone", "score", "epochs", "best_step", "status"]
+    fields = ["rank", "trial", "backbone", "score", "epochs", "seconds", "best_step", "status"]
     hp_keys = sorted({k for r in rows for k in r["hyperparameters"]})
     writer = csv.writer(out)
     writer.writerow(fields + hp_keys)
@@ -77,9 +107,11 @@ def _write_results(workdir: Path, rows: list[dict], best: dict) -> None:
 
 def main(argv: list[str]) -> int:
     """Search (or summarise), then write and print the leaderboard and the best hyperparameters."""
+    import keras
+
     from satx import tune
     from satx.distribute import make_strategy, set_precision, split_cpu
-    from satx.run_record import versions, write_json
+    from satx.hyperband import distributed_role, tuner_id
 
     if len(argv) > 1:
         print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
@@ -97,7 +129,8 @@ def main(argv: list[str]) -> int:
     if _SPACE.value:
         space = tune.SearchSpace.from_dict(json.loads(Path(_SPACE.value).read_text()))
     strategy = make_strategy(base.strategy)
-    hypermodel = tune.SatxHyperModel(base, space, names)
+    replicas = strategy.num_replicas_in_sync
+    hypermodel = tune.SatxHyperModel(base, space, names, replicas=replicas)
     tuner = tune.make_tuner(
         hypermodel,
         _DIRECTORY.value or str(workdir / "tuner"),
@@ -108,21 +141,55 @@ def main(argv: list[str]) -> int:
         seed=base.seed,
         overwrite=shared.OVERWRITE.value and not _SUMMARY.value,
         objective=_OBJECTIVE.value,
-        distribution_strategy=strategy if strategy.num_replicas_in_sync > 1 else None,
+        max_trials=_MAX_TRIALS.value,
+        time_budget_s=parse_duration(_TIME_BUDGET.value),
+        distribution_strategy=strategy if replicas > 1 else None,
     )
+    role = distributed_role()
+    command = shlex.join(["python", "-m", "satx.tune", *sys.argv[1:]])
+    if role != "worker":
+        _record_run(workdir, command, base, names, space, role)
+    if not _SUMMARY.value:
+        logs = workdir / "logs"
+        if role != "worker":
+            tune.write_hparams_config(logs, tuner)
+        start, end = base.profile_range()
+        board = keras.callbacks.TensorBoard(
+            str(logs), profile_batch=(start, end) if end else 0, write_graph=False
+        )
+        tuner.search(callbacks=[board], verbose=2)
+    if role == "worker":
+        print(f"worker {tuner_id()}: no more trials; the chief writes the results")
+        return 0
+    return _report(tuner, hypermodel, workdir, command)
+
+
+def _record_run(workdir, command, base, names, space, role) -> None:  # noqa: ANN001
+    from satx import data
+    from satx.run_record import versions, write_json
+
+    info = data.load_records(base.records, check_shards=False)
     write_json(
         workdir / "tune_run.json",
         {
-            "command": shlex.join(["python", "-m", "satx.tune", *sys.argv[1:]]),
+            "command": command,
+            "records_manifest_sha256": info.manifest["inputs"]["manifest_sha256"],
             "base_config": base.to_dict(),
             "backbones": names,
             "search_space": json.loads(json.dumps(space.__dict__, default=list)),
+            "max_trials": _MAX_TRIALS.value,
+            "time_budget_s": parse_duration(_TIME_BUDGET.value),
+            "role": role,
             "versions": versions(),
             "seed": base.seed,
         },
     )
-    if not _SUMMARY.value:
-        tuner.search(verbose=1)
+
+
+def _report(tuner, hypermodel, workdir: Path, command: str) -> int:  # noqa: ANN001
+    from satx import tune
+    from satx.hyperband import progress_line
+
     rows = tune.leaderboard(tuner)
     if not rows:
         print("no finished trials yet")
@@ -130,12 +197,31 @@ def main(argv: list[str]) -> int:
     best = tune.best_hparams(tuner, hypermodel)
     _write_results(workdir, rows, best)
     print(_table(rows))
+    print(progress_line(tuner.oracle))
+    records = hypermodel.base.records
     print(f"best hyperparameters: {workdir / 'best_hparams.json'}")
     print(f"leaderboard: {workdir / 'leaderboard.csv'} (and .json)")
-    print(
-        f"train with them: python -m satx.train --records={base.records} "
-        f"--workdir={workdir / 'best'} --hparams={workdir / 'best_hparams.json'}"
-    )
+    print(f"TensorBoard (per-trial runs, HParams tab): tensorboard --logdir {workdir / 'logs'}")
+    if _EXPORT_BEST.value and not _SUMMARY.value:
+        summary = tune.retrain_best(
+            hypermodel,
+            best,
+            tune.best_epochs(tuner),
+            workdir,
+            on=_EXPORT_BEST_ON.value,
+            command=command,
+            overwrite=shared.OVERWRITE.value,
+        )
+        print(
+            f"best configuration retrained: {workdir / 'best'} ({summary['monitor']} "
+            f"{summary['best']})"
+        )
+        print(f"exported model: {summary['export']}")
+    else:
+        print(
+            f"train with them: python -m satx.train --records={records} "
+            f"--workdir={workdir / 'best'} --hparams={workdir / 'best_hparams.json'}"
+        )
     return 0
 
 
