@@ -31,11 +31,20 @@ setup() {
 }
 
 demo() {
+  # The main job on built-in sample tiles: records -> Hyperband search (MobileNetV2 from scratch,
+  # no download needed, 64 px so it takes a few minutes on 2 CPU cores) -> best model exported.
+  # Re-running continues an interrupted search, or just reports a finished one.
   local py="$VENV/bin/python"
   "$py" -m tools.make_sample_tiles --output=build/sample_tiles
   "$py" -m tools.make_records --input=build/sample_tiles --output=build/sample_records --overwrite
-  "$py" -m tools.inspect_records build/sample_records --examples=3
+  "$py" -m tools.inspect_records build/sample_records --examples=2
+  "$py" -m satx.tune --records=build/sample_records --workdir=build/tune \
+    --backbone=mobilenetv2 --weights=none --image_size=64 --batch_size=16 \
+    --max_epochs=3 --factor=3 --export_best
   echo "sample tiles: build/sample_tiles   records: build/sample_records (manifest.json)"
+  echo "search: build/tune (leaderboard.csv, best_hparams.json, tuner/)"
+  echo "TensorBoard: $VENV/bin/tensorboard --logdir build/tune/logs   (HParams tab compares trials)"
+  echo "exported model (TF Serving layout): build/tune/export/"
 }
 
 run_tests() {
