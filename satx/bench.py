@@ -1,9 +1,10 @@
-"""Throughput benchmarks: `python -m satx.bench train --records=DIR [--backbone=...]`.
+"""Benchmarks: `python -m satx.bench train|tune_memory --records=DIR [--backbone=...]`.
 
 `train`: images/s of one training configuration fed (a) from records through the real input
 pipeline and (b) from one synthetic batch held in memory, measured in the same process. The
 ratio says whether training is input-bound. Also measured without augmentation, to show what
 the device-side augmentation costs. Prints a table and writes JSON (`--json_out`).
+`tune_memory`: resident memory after each trial of an N-trial search (default 20).
 (Issue 6 extends this module with the input, records and predict modes.)
 """
 
@@ -80,6 +81,57 @@ def bench_train(
     return result
 
 
+def bench_tune_memory(
+    records: str, backbone: str, image_size: int, batch_size: int, steps: int, trials: int
+) -> dict:
+    """Resident memory after each trial of a `trials`-trial Hyperband search in this process.
+
+    Keras Tuner clears the Keras session before each build; this checks that memory levels off
+    instead of growing with every trial (the first trials trace and cache once).
+    """
+    import tempfile
+
+    from satx import tune
+
+    base = TrainConfig(
+        records=records,
+        workdir="",
+        batch_size=batch_size,
+        steps_per_epoch=steps,
+        mixed_precision="off",
+        model=ModelConfig(backbone=backbone, image_size=image_size, weights="none"),
+    )
+    hypermodel = tune.SatxHyperModel(base, tune.SearchSpace(), [backbone])
+    with tempfile.TemporaryDirectory() as tmp:
+        tuner = tune.make_tuner(
+            hypermodel,
+            tmp,
+            "memory",
+            max_epochs=2,
+            factor=2,
+            hyperband_iterations=1000,
+            max_trials=trials,
+        )
+        start = time.perf_counter()
+        tuner.search(verbose=0)
+        seconds = time.perf_counter() - start
+    rss = [round(v, 1) for v in tuner.memory_mb]
+    settle = min(5, len(rss) - 1)
+    tail = rss[settle:]
+    slope = (tail[-1] - tail[0]) / max(1, len(tail) - 1)
+    return {
+        "backbone": backbone,
+        "image_size": image_size,
+        "trials": len(rss),
+        "seconds": round(seconds, 1),
+        "rss_mb_per_trial": rss,
+        "rss_mb_first": rss[0],
+        "rss_mb_last": rss[-1],
+        f"growth_mb_after_trial_{settle + 1}": round(rss[-1] - rss[settle], 1),
+        "growth_mb_per_trial_after_settling": round(slope, 2),
+    }
+
+
 def format_table(rows: list[dict]) -> str:
     """Plain text table of bench_train results."""
     head = (
@@ -100,21 +152,37 @@ def format_table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """CLI: `python -m satx.bench train --records=DIR --backbone=a,b --image_size=N`."""
+    """CLI: `python -m satx.bench train|tune_memory --records=DIR --backbone=a,b`."""
     from absl import flags
 
     flags_ = flags.FLAGS
-    if len(argv) != 2 or argv[1] != "train":
-        print("usage: python -m satx.bench train --records=DIR [--backbone=mobilenetv2,xception]")
+    if len(argv) != 2 or argv[1] not in ("train", "tune_memory"):
+        print("usage: python -m satx.bench train|tune_memory --records=DIR [--backbone=...]")
         return 2
-    rows = [
-        bench_train(flags_.records, name, flags_.image_size or 64, flags_.batch_size, flags_.steps)
-        for name in flags_.backbone.split(",")
-    ]
-    print(format_table(rows))
+    size = flags_.image_size or 64
+    names = flags_.backbone.split(",")
+    if argv[1] == "train":
+        rows = [
+            bench_train(flags_.records, name, size, flags_.batch_size, flags_.steps)
+            for name in names
+        ]
+        print(format_table(rows))
+    else:
+        rows = [
+            bench_tune_memory(
+                flags_.records, name, size, flags_.batch_size, flags_.steps, flags_.trials
+            )
+            for name in names
+        ]
+        for r in rows:
+            print(
+                f"{r['backbone']} {r['image_size']}px: {r['trials']} trials in {r['seconds']} s; "
+                f"RSS MB after each trial: {r['rss_mb_per_trial']}; "
+                f"{r['growth_mb_per_trial_after_settling']} MB/trial after settling"
+            )
     if flags_.json_out:
         with open(flags_.json_out, "w") as f:
-            json.dump({"train": rows}, f, indent=2)
+            json.dump({argv[1]: rows}, f, indent=2)
         print(f"wrote {flags_.json_out}")
     return 0
 
@@ -129,5 +197,6 @@ if __name__ == "__main__":
     flags.DEFINE_string("backbone", "mobilenetv2", "Comma-separated backbones.")
     flags.DEFINE_integer("batch_size", 32, "Batch size.")
     flags.DEFINE_integer("steps", 20, "Timed steps per measurement (after 2 warm-up steps).")
+    flags.DEFINE_integer("trials", 20, "tune_memory: trials in the search.")
     flags.DEFINE_string("json_out", None, "Write the results as JSON here.")
     run(main, shared.IMAGE_SIZE)

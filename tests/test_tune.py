@@ -205,8 +205,13 @@ def test_killed_search_resumes_without_lost_or_repeated_trials_then_exports_best
     assert before["trial_0003"]["status"] == "RUNNING"
     assert all(before[t]["status"] == "COMPLETED" for t in ("trial_0000", "trial_0001"))
 
-    resumed = cli(*_tune_args(sample_records, work, "--export_best"), check=True)
+    # --recycle_rss_mb=1: the process also replaces itself after every trial it finishes (the
+    # guard against Keras' per-trial memory growth), continuing from the saved state each time.
+    resumed = cli(
+        *_tune_args(sample_records, work, "--export_best", "--recycle_rss_mb=1"), check=True
+    )
     assert "Reloading Tuner" in resumed.stdout
+    assert resumed.stdout.count("restarting it to continue the search") == 2  # after 0003, 0004
     after = _trial_files(work / "tuner")
     assert sorted(after) == [f"trial_000{i}" for i in range(5)]  # the plan, each trial once
     assert all(t["status"] == "COMPLETED" for t in after.values())

@@ -35,6 +35,12 @@ _MAX_TRIALS = flags.DEFINE_integer("max_trials", 0, "Start at most this many tri
 _TIME_BUDGET = flags.DEFINE_string(
     "time_budget", "", "Start no new trial after this long, e.g. 90s, 30m, 2h (resumes count)."
 )
+_RECYCLE = flags.DEFINE_integer(
+    "recycle_rss_mb",
+    -1,
+    "After a trial, if this process holds more than this many MB, restart it to continue the "
+    "search (Keras keeps memory of finished trials). -1: half the RAM; 0: never.",
+)
 _EXPORT_BEST = flags.DEFINE_boolean(
     "export_best", False, "Retrain the best configuration and export it to WORKDIR/export/."
 )
@@ -111,7 +117,7 @@ def main(argv: list[str]) -> int:
 
     from satx import tune
     from satx.distribute import make_strategy, set_precision, split_cpu
-    from satx.hyperband import distributed_role, tuner_id
+    from satx.hyperband import RecycleProcess, distributed_role, tuner_id
 
     if len(argv) > 1:
         print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
@@ -143,6 +149,7 @@ def main(argv: list[str]) -> int:
         objective=_OBJECTIVE.value,
         max_trials=_MAX_TRIALS.value,
         time_budget_s=parse_duration(_TIME_BUDGET.value),
+        recycle_rss_mb=_recycle_limit_mb(),
         distribution_strategy=strategy if replicas > 1 else None,
     )
     role = distributed_role()
@@ -157,11 +164,36 @@ def main(argv: list[str]) -> int:
         board = keras.callbacks.TensorBoard(
             str(logs), profile_batch=(start, end) if end else 0, write_graph=False
         )
-        tuner.search(callbacks=[board], verbose=2)
+        try:
+            tuner.search(callbacks=[board], verbose=2)
+        except RecycleProcess as held:
+            _restart(held)
     if role == "worker":
         print(f"worker {tuner_id()}: no more trials; the chief writes the results")
         return 0
     return _report(tuner, hypermodel, workdir, command)
+
+
+def _recycle_limit_mb() -> float:
+    import os
+
+    if _RECYCLE.value >= 0:
+        return float(_RECYCLE.value)
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2e6
+
+
+def _restart(held: Exception) -> None:
+    """Replace this process with the same command (minus --overwrite) to continue the search."""
+    import os
+
+    print(
+        f"this process holds {held} MB (over --recycle_rss_mb): restarting it to continue the "
+        "search with the memory of finished trials released",
+        flush=True,
+    )
+    sys.stderr.flush()
+    args = [a for a in sys.argv[1:] if a.split("=")[0] not in ("--overwrite", "-overwrite")]
+    os.execv(sys.executable, [sys.executable, "-m", "satx.tune", *args])
 
 
 def _record_run(workdir, command, base, names, space, role) -> None:  # noqa: ANN001
