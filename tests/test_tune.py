@@ -324,3 +324,30 @@ def test_from_scratch_both_phases_train_the_whole_network(sample_records, tmp_pa
         assert all(layer.trainable for layer in norms)
         lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
         assert lr == pytest.approx(config.lr_phase1 if phase == 1 else config.lr_phase2)
+
+
+@pytest.mark.slow
+def test_backbone_all_builds_and_trains_each_real_backbone(sample_records, tmp_path):  # noqa: F811
+    base = TrainConfig(
+        records=sample_records,
+        workdir=str(tmp_path),
+        batch_size=4,
+        steps_per_epoch=1,
+        mixed_precision="off",
+        model=ModelConfig(backbone="mobilenetv2", weights="none", image_size=71),
+    )
+    names = tune.backbone_names("all")
+    assert names == ["mobilenetv2", "xception"]
+    hm = tune.SatxHyperModel(base, tune.SearchSpace(n_epo_phase1=(1,)), names)
+    for name in names:
+        hp = kt.HyperParameters()
+        hm.config_for(hp)  # declare with defaults, then pick this backbone
+        hp.values["backbone"] = name
+        hp.ensure_active_values()  # as Keras Tuner does: defaults for newly active choices
+        config = hm.config_for(hp)
+        assert config.model.backbone == name
+        assert config.freeze_cutoff == hp.values[f"freeze_cutoff_{name}"]
+        model = hm.build(hp)
+        assert model.name == f"satx_{name}"
+        history = hm.fit(hp, model, epochs=2, initial_epoch=0)  # one epoch of each phase
+        assert len(history.history["val_auc"]) == 2 and history.history["trial_seconds"][0] > 0
