@@ -72,8 +72,24 @@ def list_backbones() -> list[str]:
     return sorted(_REGISTRY)
 
 
+PLUGINS_ENV = "SATX_BACKBONE_MODULES"
+
+
+def _import_plugins() -> None:
+    """Import the modules named in $SATX_BACKBONE_MODULES (comma-separated) to register theirs."""
+    import importlib
+
+    for module in filter(None, os.environ.get(PLUGINS_ENV, "").split(",")):
+        try:
+            importlib.import_module(module.strip())
+        except ImportError as err:
+            raise BackboneError(f"{PLUGINS_ENV}: cannot import {module!r} ({err})") from err
+
+
 def get_spec(name: str) -> BackboneSpec:
-    """The spec of a registered backbone."""
+    """The spec of a registered backbone (plugin modules are imported on the first miss)."""
+    if name not in _REGISTRY:
+        _import_plugins()
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -84,14 +84,19 @@ class RecordsInfo:
         parts = [self.manifest["splits"][part]["classes"] for part in split.split("+")]
         return [sum(int(per.get(name, 0)) for per in parts) for name in self.class_names]
 
-    def shard_paths(self, split: str) -> list[str]:
-        """Paths of a split's shards, in manifest order, readable by tf.io.gfile."""
+    def shards(self, split: str) -> list[dict[str, Any]]:
+        """The manifest entries of a split's shards, in manifest order."""
         if not self.has_split(split):
             raise RecordsError(
                 f"{self.root}: no split {split!r}; it has {sorted(self.manifest['splits'])}"
             )
-        parts, root = split.split("+"), self.root.rstrip("/")
-        return [f"{root}/{s['name']}" for s in self.manifest["shards"] if s["split"] in parts]
+        parts = split.split("+")
+        return [s for s in self.manifest["shards"] if s["split"] in parts]
+
+    def shard_paths(self, split: str) -> list[str]:
+        """Paths of a split's shards, in manifest order, readable by tf.io.gfile."""
+        root = self.root.rstrip("/")
+        return [f"{root}/{s['name']}" for s in self.shards(split)]
 
 
 def load_records(root: str, check_shards: bool = True) -> RecordsInfo:
@@ -293,7 +298,7 @@ def _decoder(info: RecordsInfo, size: int) -> Callable:
 def _parsed(
     split: str, info: RecordsInfo, shuffle: bool, config: DataConfig, counter: CorruptionCounter
 ) -> tf.data.Dataset:
-    counts = [s["records"] for s in info.manifest["shards"] if s["split"] == split]
+    counts = [s["records"] for s in info.shards(split)]
     ds = _read_shards(info.shard_paths(split), counts, info, shuffle, config, counter)
     return ds.batch(PARSE_BATCH).map(records.parse_examples, num_parallel_calls=AUTOTUNE).unbatch()
 

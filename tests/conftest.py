@@ -90,26 +90,5 @@ def shared_data(name: str) -> Path:
     return path
 
 
-def _register_tiny_backbone() -> None:
-    """A two-conv backbone so model and training tests run in seconds on a CPU."""
-    import keras
-
-    from satx.backbones import register_backbone
-
-    @register_backbone(
-        "tiny", image_size=32, min_image_size=8, cutoffs={"top": "conv2"}, default_cutoff="conv2"
-    )
-    def tiny(include_top=False, weights=None, input_shape=(32, 32, 3)):
-        if weights is not None:
-            raise ValueError("the tiny test backbone has no pretrained weights")
-        inputs = keras.Input(input_shape)
-        x = keras.layers.Conv2D(8, 3, strides=2, name="conv1")(inputs)
-        x = keras.layers.BatchNormalization(name="bn1")(x)
-        x = keras.layers.ReLU(name="relu1")(x)
-        x = keras.layers.Conv2D(16, 3, name="conv2")(x)
-        x = keras.layers.BatchNormalization(name="bn2")(x)
-        x = keras.layers.ReLU(name="relu2")(x)
-        return keras.Model(inputs, x, name="tiny")
-
-
-_register_tiny_backbone()
+# After TF_CPP_MIN_LOG_LEVEL is set: importing it imports Keras and TensorFlow.
+import tests.tiny_backbone  # noqa: E402, F401, I001 - registers the `tiny` test backbone

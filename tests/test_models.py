@@ -145,3 +145,11 @@ def test_real_backbones_train_a_step_and_round_trip_local_weights(name, size, tm
     again = backbones.create_backbone(name, size, str(path))
     for a, b in zip(inner.get_weights(), again.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_backbone_plugin_modules_register_on_first_miss(monkeypatch):
+    monkeypatch.setenv(backbones.PLUGINS_ENV, "tests.tiny_backbone")
+    assert backbones.get_spec("tiny").image_size == 32  # already registered: no import needed
+    monkeypatch.setenv(backbones.PLUGINS_ENV, "no_such_satx_plugin")
+    with pytest.raises(BackboneError, match="cannot import 'no_such_satx_plugin'"):
+        backbones.get_spec("not_registered")

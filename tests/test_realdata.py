@@ -120,21 +120,21 @@ def test_short_hyperband_search_on_eurosat_subset_finds_a_good_configuration(
     from satx.models import ModelConfig
     from satx.train_config import TrainConfig
 
-    records = _eurosat_subset(records_config, tmp_path, per_class=100)
+    records = _eurosat_subset(records_config, tmp_path, per_class=60)
     base = TrainConfig(
         records=records,
         workdir=str(tmp_path / "tune"),
         mixed_precision="off",
         model=ModelConfig(backbone="mobilenetv2", image_size=64, weights="none"),
     )
-    # From scratch the predecessor's transfer-learning rates are too small for 4 epochs; the
+    # From scratch the predecessor's transfer-learning rates are too small for 3 epochs; the
     # search space is overridable for exactly this.
     space = tune.SearchSpace(lr_phase1=(1e-3, 3e-3), lr_phase2=(3e-4, 1e-3))
     hypermodel = tune.SatxHyperModel(base, space, ["mobilenetv2"])
     tuner = tune.make_tuner(
-        hypermodel, str(tmp_path / "tuner"), "eurosat", max_epochs=4, factor=4, seed=7
+        hypermodel, str(tmp_path / "tuner"), "eurosat", max_epochs=3, factor=3, seed=7
     )
     tuner.search(verbose=0)
     rows = tune.leaderboard(tuner)
-    assert len(rows) == 7 and all(r["status"] == "COMPLETED" for r in rows)
-    assert rows[0]["score"] > 0.4, rows[0]  # val accuracy; 10 classes: chance is 0.1
+    assert len(rows) == 6 and all(r["status"] == "COMPLETED" for r in rows)
+    assert rows[0]["score"] > 0.3, rows[0]  # val accuracy; 10 classes: chance is 0.1

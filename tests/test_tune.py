@@ -8,6 +8,8 @@ from satx.models import ModelConfig
 from satx.train_config import TrainConfig
 from tests.test_train import sample_records  # noqa: F401 - module fixture
 
+TINY = {"SATX_BACKBONE_MODULES": "tests.tiny_backbone"}  # lets CLI subprocesses use `tiny`
+
 
 def test_search_space_is_the_predecessors():
     hp = kt.HyperParameters()
@@ -112,10 +114,11 @@ def test_tune_cli_then_summary_then_train_with_best_hparams(sample_records, tmp_
     out = cli(
         "satx.tune",
         f"--workdir={tmp_path / 'tune'}",
-        "--backbone=mobilenetv2",
+        "--backbone=tiny",
         "--max_epochs=2",
         "--factor=2",
         *common,
+        env=TINY,
         check=True,
     )
     assert "best hyperparameters:" in out.stdout
@@ -124,17 +127,18 @@ def test_tune_cli_then_summary_then_train_with_best_hparams(sample_records, tmp_
     assert len(rows) == len(board) >= 3 and rows[0]["trial"] == board[0]["trial"]
     best = json.loads((tmp_path / "tune" / "best_hparams.json").read_text())
     top = board[0]["hyperparameters"]
-    assert best["backbone"] == "mobilenetv2"
-    assert best["freeze_cutoff"] == top["freeze_cutoff_mobilenetv2"]
+    assert best["backbone"] == "tiny"
+    assert best["freeze_cutoff"] == top["freeze_cutoff_tiny"]
     assert all(best[k] == top[k] for k in ("dense_units", "dropout", "optimizer", "lr_phase1"))
     summary = cli(
         "satx.tune",
         f"--workdir={tmp_path / 'tune'}",
-        "--backbone=mobilenetv2",
+        "--backbone=tiny",
         "--max_epochs=2",
         "--factor=2",
         "--summary",
         *common,
+        env=TINY,
         check=True,
     )
     assert "Trial" not in summary.stdout and board[0]["trial"] in summary.stdout
@@ -147,6 +151,7 @@ def test_tune_cli_then_summary_then_train_with_best_hparams(sample_records, tmp_
         "--n_epo_phase2=0",
         "--export=false",
         *common,
+        env=TINY,
         check=True,
     )
     config = json.loads((tmp_path / "best" / "config.json").read_text())
@@ -170,7 +175,7 @@ def _tune_args(records, workdir, *extra):
         "satx.tune",
         f"--records={records}",
         f"--workdir={workdir}",
-        "--backbone=mobilenetv2",
+        "--backbone=tiny",
         "--weights=none",
         "--image_size=32",
         "--batch_size=8",
@@ -198,7 +203,8 @@ def test_killed_search_resumes_without_lost_or_repeated_trials_then_exports_best
     work = tmp_path / "tune"
     # Epoch ends: trials 0000, 0001 and 0002 train one epoch each, then 0003 (two epochs) dies
     # after its first epoch, before Keras Tuner records it.
-    killed = cli(*_tune_args(sample_records, work), env={"SATX_FAILPOINTS": "tune.epoch_end:4"})
+    failpoint = {**TINY, "SATX_FAILPOINTS": "tune.epoch_end:4"}
+    killed = cli(*_tune_args(sample_records, work), env=failpoint)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     before = _trial_files(work / "tuner")
     assert sorted(before) == ["trial_0000", "trial_0001", "trial_0002", "trial_0003"]
@@ -207,9 +213,8 @@ def test_killed_search_resumes_without_lost_or_repeated_trials_then_exports_best
 
     # --recycle_rss_mb=1: the process also replaces itself after every trial it finishes (the
     # guard against Keras' per-trial memory growth), continuing from the saved state each time.
-    resumed = cli(
-        *_tune_args(sample_records, work, "--export_best", "--recycle_rss_mb=1"), check=True
-    )
+    args = _tune_args(sample_records, work, "--export_best", "--recycle_rss_mb=1")
+    resumed = cli(*args, env=TINY, check=True)
     assert "Reloading Tuner" in resumed.stdout
     assert resumed.stdout.count("restarting it to continue the search") == 2  # after 0003, 0004
     after = _trial_files(work / "tuner")
@@ -287,6 +292,7 @@ def test_chief_and_two_workers_on_loopback_share_one_search(sample_records, tmp_
         env = {
             **os.environ,
             "TF_CPP_MIN_LOG_LEVEL": "2",
+            **TINY,
             "KERASTUNER_TUNER_ID": role,
             "KERASTUNER_ORACLE_IP": "127.0.0.1",
             "KERASTUNER_ORACLE_PORT": port,
@@ -351,3 +357,29 @@ def test_backbone_all_builds_and_trains_each_real_backbone(sample_records, tmp_p
         assert model.name == f"satx_{name}"
         history = hm.fit(hp, model, epochs=2, initial_epoch=0)  # one epoch of each phase
         assert len(history.history["val_auc"]) == 2 and history.history["trial_seconds"][0] > 0
+
+
+def test_retrain_best_on_train_plus_val_exports(sample_records, tmp_path):  # noqa: F811
+    import json
+
+    from satx import data
+
+    info = data.load_records(sample_records)
+    assert info.count("train+val") == info.count("train") + info.count("val")
+    assert len(info.shard_paths("train+val")) == len(info.shard_paths("train")) + len(
+        info.shard_paths("val")
+    )
+    assert info.class_counts("train+val") == [
+        a + b for a, b in zip(info.class_counts("train"), info.class_counts("val"), strict=True)
+    ]
+    hm = _hypermodel(sample_records, tmp_path)
+    hp = kt.HyperParameters()
+    best = tune.define_hparams(hp, hm.space, hm.names)
+    summary = tune.retrain_best(hm, best, 3, tmp_path / "tune", on="train+val")
+    config = json.loads((tmp_path / "tune" / "best" / "config.json").read_text())
+    assert config["train_split"] == "train+val" and config["n_epo_phase2"] == 1  # 3 - 2 phase-1
+    assert summary["epochs_run"] == [0, 1, 2]  # no early stopping
+    assert summary["export"] == str(tmp_path / "tune" / "export" / "1")
+    assert (tmp_path / "tune" / "export" / "1" / "saved_model.pb").exists()
+    with pytest.raises(tune.InputError, match="export_best_on"):
+        tune.retrain_best(hm, best, 3, tmp_path / "other", on="everything")

@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -134,6 +135,11 @@ def main(argv: list[str]) -> int:
     space = tune.SearchSpace()
     if _SPACE.value:
         space = tune.SearchSpace.from_dict(json.loads(Path(_SPACE.value).read_text()))
+    role = distributed_role()
+    # Only the process that owns the search may wipe it (a worker sharing the folder must not).
+    overwrite = shared.OVERWRITE.value and not _SUMMARY.value and role != "worker"
+    if overwrite:
+        shutil.rmtree(workdir / "logs", ignore_errors=True)  # trial ids restart at 0000
     strategy = make_strategy(base.strategy)
     replicas = strategy.num_replicas_in_sync
     hypermodel = tune.SatxHyperModel(base, space, names, replicas=replicas)
@@ -145,14 +151,13 @@ def main(argv: list[str]) -> int:
         factor=_FACTOR.value,
         hyperband_iterations=_ITERATIONS.value,
         seed=base.seed,
-        overwrite=shared.OVERWRITE.value and not _SUMMARY.value,
+        overwrite=overwrite,
         objective=_OBJECTIVE.value,
         max_trials=_MAX_TRIALS.value,
         time_budget_s=parse_duration(_TIME_BUDGET.value),
         recycle_rss_mb=_recycle_limit_mb(),
         distribution_strategy=strategy if replicas > 1 else None,
     )
-    role = distributed_role()
     command = shlex.join(["python", "-m", "satx.tune", *sys.argv[1:]])
     if role != "worker":
         _record_run(workdir, command, base, names, space, role)

@@ -1,0 +1,24 @@
+"""A two-conv `tiny` backbone so model, training and tuning tests run in seconds on a CPU.
+
+Imported by conftest; CLI subprocesses load it with `SATX_BACKBONE_MODULES=tests.tiny_backbone`.
+"""
+
+import keras
+
+from satx.backbones import register_backbone
+
+
+@register_backbone(
+    "tiny", image_size=32, min_image_size=8, cutoffs={"top": "conv2"}, default_cutoff="conv2"
+)
+def tiny(include_top=False, weights=None, input_shape=(32, 32, 3)):
+    if weights is not None:
+        raise ValueError("the tiny test backbone has no pretrained weights")
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(8, 3, strides=2, name="conv1")(inputs)
+    x = keras.layers.BatchNormalization(name="bn1")(x)
+    x = keras.layers.ReLU(name="relu1")(x)
+    x = keras.layers.Conv2D(16, 3, name="conv2")(x)
+    x = keras.layers.BatchNormalization(name="bn2")(x)
+    x = keras.layers.ReLU(name="relu2")(x)
+    return keras.Model(inputs, x, name="tiny")
