@@ -87,10 +87,16 @@ class SatxHyperModel(kt.HyperModel):
     """Builds and trains satx classifiers for Keras Tuner, reusing the training core."""
 
     def __init__(
-        self, base: TrainConfig, space: SearchSpace, names: Sequence[str], replicas: int = 1
+        self,
+        base: TrainConfig,
+        space: SearchSpace,
+        names: Sequence[str],
+        strategy: tf.distribute.Strategy | None = None,
     ):
         super().__init__(name="satx")
-        self.base, self.space, self.names, self.replicas = base, space, list(names), replicas
+        self.base, self.space, self.names = base, space, list(names)
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.replicas = self.strategy.num_replicas_in_sync  # global batch = batch x replicas
         self.info = data.load_records(base.records)
         self.phase_log: list[dict[str, int]] = []  # (phase, first epoch, end epoch) per fit
 
@@ -134,7 +140,8 @@ class SatxHyperModel(kt.HyperModel):
         merged.epoch = []
         for phase, start, end in phase_segments(config.n_epo_phase1, initial_epoch, epochs):
             if phase == 2:  # build() compiled phase 1; a promoted trial may start right here
-                compile_phase(model, config, 2, self.info.num_classes)
+                with self.strategy.scope():  # new optimizer variables are mirrored too
+                    compile_phase(model, config, 2, self.info.num_classes)
             self.phase_log.append({"phase": phase, "first": start, "end": end})
             history = model.fit(
                 epochs=end,

@@ -383,3 +383,23 @@ def test_retrain_best_on_train_plus_val_exports(sample_records, tmp_path):  # no
     assert (tmp_path / "tune" / "export" / "1" / "saved_model.pb").exists()
     with pytest.raises(tune.InputError, match="export_best_on"):
         tune.retrain_best(hm, best, 3, tmp_path / "other", on="everything")
+
+
+@pytest.mark.slow
+def test_search_under_mirrored_strategy_over_two_logical_cpus(sample_records, tmp_path):  # noqa: F811
+    import json
+
+    from tests.test_cli import cli
+
+    space = tmp_path / "space.json"  # phase 1 = 1 epoch: every 2-epoch trial crosses phases
+    space.write_text(json.dumps({"n_epo_phase1": [1]}))
+    work = tmp_path / "tune"
+    args = _tune_args(
+        sample_records, work, "--strategy=mirrored", "--cpu_devices=2", f"--search_space={space}"
+    )
+    cli(*args, env=TINY, check=True)
+    run = json.loads((work / "tune_run.json").read_text())
+    assert (run["strategy"], run["replicas"]) == ("MirroredStrategy", 2)
+    board = json.loads((work / "leaderboard.json").read_text())
+    assert len(board) == 5 and all(r["status"] == "COMPLETED" for r in board)
+    assert any(r["epochs"] == 2 and r["hyperparameters"]["n_epo_phase1"] == 1 for r in board)

@@ -142,7 +142,7 @@ def main(argv: list[str]) -> int:
         shutil.rmtree(workdir / "logs", ignore_errors=True)  # trial ids restart at 0000
     strategy = make_strategy(base.strategy)
     replicas = strategy.num_replicas_in_sync
-    hypermodel = tune.SatxHyperModel(base, space, names, replicas=replicas)
+    hypermodel = tune.SatxHyperModel(base, space, names, strategy=strategy)
     tuner = tune.make_tuner(
         hypermodel,
         _DIRECTORY.value or str(workdir / "tuner"),
@@ -160,7 +160,7 @@ def main(argv: list[str]) -> int:
     )
     command = shlex.join(["python", "-m", "satx.tune", *sys.argv[1:]])
     if role != "worker":
-        _record_run(workdir, command, base, names, space, role)
+        _record_run(workdir, command, base, names, space, role, strategy)
     if not _SUMMARY.value:
         logs = workdir / "logs"
         if role != "worker":
@@ -201,7 +201,7 @@ def _restart(held: Exception) -> None:
     os.execv(sys.executable, [sys.executable, "-m", "satx.tune", *args])
 
 
-def _record_run(workdir, command, base, names, space, role) -> None:  # noqa: ANN001
+def _record_run(workdir, command, base, names, space, role, strategy) -> None:  # noqa: ANN001
     from satx import data
     from satx.run_record import versions, write_json
 
@@ -217,6 +217,8 @@ def _record_run(workdir, command, base, names, space, role) -> None:  # noqa: AN
             "max_trials": _MAX_TRIALS.value,
             "time_budget_s": parse_duration(_TIME_BUDGET.value),
             "role": role,
+            "strategy": type(strategy).__name__,
+            "replicas": strategy.num_replicas_in_sync,
             "versions": versions(),
             "seed": base.seed,
         },
