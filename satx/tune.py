@@ -179,30 +179,21 @@ def make_tuner(
     hypermodel: SatxHyperModel,
     directory: str,
     project_name: str,
-    max_epochs: int,
-    factor: int = 3,
-    hyperband_iterations: int = 1,
-    seed: int = 42,
-    overwrite: bool = False,
     objective: str = "auto",
     **kwargs: Any,
 ) -> SatxTuner:
     """A Hyperband tuner over the hypermodel (objective: val AUC binary, val accuracy else).
 
-    Extra keyword arguments go to `SatxTuner` (`max_trials`, `time_budget_s`) and on to Keras
-    Tuner (`distribution_strategy`, ...).
+    Keyword arguments go to `SatxTuner` (`max_epochs`, `factor`, `hyperband_iterations`, `seed`,
+    `max_trials`, `time_budget_s`, `recycle_rss_mb`) and on to Keras Tuner (`overwrite`,
+    `distribution_strategy`, ...).
     """
     name, mode = monitor_for(hypermodel.info.num_classes, objective)
     return SatxTuner(
         hypermodel,
         objective=kt.Objective(name, mode),
-        max_epochs=max_epochs,
-        factor=factor,
-        hyperband_iterations=hyperband_iterations,
-        seed=seed,
         directory=directory,
         project_name=project_name,
-        overwrite=overwrite,
         **kwargs,
     )
 
