@@ -1,0 +1,211 @@
+"""Metrics on score vectors (pure numpy): ROC, PR, thresholds, confusion matrix, calibration.
+
+The evaluation stage's arithmetic, kept apart from files and plots so it can be checked against
+reference values. Binary functions take `y` (1 = positive, 0 = negative) and `score` (the
+positive class's probability); multi-class metrics are one-vs-rest over these. Curves follow
+scikit-learn's conventions: one point per distinct score, thresholds in decreasing order, a
+sample counts as positive when `score >= threshold`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from satx.errors import InputError
+
+THRESHOLD_MODES = ("youden", "topleft", "precision@P", "recall@R", "a number such as 0.5")
+
+
+def _counts(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True and false positives at each distinct score taken as the threshold (decreasing)."""
+    y, score = np.asarray(y, dtype=np.int64), np.asarray(score, dtype=np.float64)
+    if y.shape != score.shape or y.ndim != 1:
+        raise InputError(f"labels {y.shape} and scores {score.shape} must be equal 1-d vectors")
+    order = np.argsort(-score, kind="mergesort")
+    y, score = y[order], score[order]
+    last_of_each = np.r_[np.flatnonzero(np.diff(score)), y.size - 1]
+    tps = np.cumsum(y)[last_of_each]
+    fps = (last_of_each + 1) - tps
+    return tps, fps, score[last_of_each]
+
+
+def roc_curve(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fpr, tpr, thresholds), starting at (0, 0) with threshold +inf."""
+    tps, fps, thresholds = _counts(y, score)
+    positives, negatives = tps[-1], fps[-1]
+    if positives == 0 or negatives == 0:
+        raise InputError("ROC needs both classes among the labels")
+    fpr = np.r_[0.0, fps / negatives]
+    tpr = np.r_[0.0, tps / positives]
+    return fpr, tpr, np.r_[np.inf, thresholds]
+
+
+def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve (trapezoids; ties count half, as in the Mann-Whitney U)."""
+    fpr, tpr, _ = roc_curve(y, score)
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))  # numpy 1.x has no trapezoid
+
+
+def precision_recall_curve(
+    y: np.ndarray, score: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(precision, recall, thresholds) at each distinct score, in decreasing threshold order."""
+    tps, fps, thresholds = _counts(y, score)
+    if tps[-1] == 0:
+        raise InputError("precision/recall need at least one positive label")
+    return tps / (tps + fps), tps / tps[-1], thresholds
+
+
+def average_precision(y: np.ndarray, score: np.ndarray) -> float:
+    """PR AUC as average precision: sum over thresholds of (recall step) x precision."""
+    precision, recall, _ = precision_recall_curve(y, score)
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def choose_threshold(y: np.ndarray, score: np.ndarray, mode: str) -> float:
+    """The decision threshold for `mode`.
+
+    Modes: a number (`0.5`); `youden` (max TPR - FPR); `topleft` (the ROC point nearest (0, 1),
+    the predecessor's choice); `precision@P` (the lowest threshold whose precision is >= P, i.e.
+    the most recall at that precision); `recall@R` (the highest threshold whose recall is >= R).
+
+    Raises:
+        InputError: unknown mode, or no threshold reaches the asked precision.
+    """
+    mode = mode.strip().lower()
+    try:
+        return float(mode)
+    except ValueError:
+        pass
+    if mode in ("youden", "topleft"):
+        fpr, tpr, thresholds = roc_curve(y, score)
+        keep = np.isfinite(thresholds)
+        if mode == "youden":
+            best = np.argmax(np.where(keep, tpr - fpr, -np.inf))
+        else:
+            best = np.argmin(np.where(keep, np.hypot(fpr, 1.0 - tpr), np.inf))
+        return float(thresholds[best])
+    kind, _, target_text = mode.partition("@")
+    if kind not in ("precision", "recall") or not target_text:
+        raise InputError(f"--threshold={mode!r}: choose one of {THRESHOLD_MODES}")
+    target = float(target_text)
+    precision, recall, thresholds = precision_recall_curve(y, score)
+    if kind == "recall":
+        return float(thresholds[np.flatnonzero(recall >= target)[0]])
+    reached = np.flatnonzero(precision >= target)
+    if reached.size == 0:
+        raise InputError(
+            f"--threshold={mode}: no threshold reaches precision {target} "
+            f"(best {precision.max():.3f}); pick a lower target"
+        )
+    return float(thresholds[reached[-1]])
+
+
+def confusion_matrix(true: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts [true class, predicted class]."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(true), np.asarray(pred)), 1)
+    return matrix
+
+
+@dataclass(frozen=True)
+class ClassReport:
+    """Precision, recall, F1 and support of one class (one-vs-rest)."""
+
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+def class_reports(matrix: np.ndarray) -> list[ClassReport]:
+    """Per-class precision, recall and F1 from a confusion matrix (0 where undefined)."""
+    reports = []
+    for k in range(matrix.shape[0]):
+        tp = matrix[k, k]
+        predicted, actual = matrix[:, k].sum(), matrix[k, :].sum()
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        reports.append(ClassReport(float(precision), float(recall), float(f1), int(actual)))
+    return reports
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A reliability diagram's bins and the expected calibration error."""
+
+    edges: np.ndarray  # bins + 1 edges over [0, 1]
+    confidence: np.ndarray  # mean score per bin (NaN when empty)
+    frequency: np.ndarray  # fraction of positives per bin (NaN when empty)
+    counts: np.ndarray
+    ece: float  # sum over bins of (count / n) x |frequency - confidence|
+
+
+def calibration(y: np.ndarray, score: np.ndarray, bins: int = 10) -> Calibration:
+    """Equal-width reliability bins of the positive score (the last bin includes 1.0)."""
+    y, score = np.asarray(y, dtype=np.float64), np.asarray(score, dtype=np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.searchsorted(edges, score, side="right") - 1, 0, bins - 1)
+    counts = np.bincount(index, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        confidence = np.bincount(index, weights=score, minlength=bins) / counts
+        frequency = np.bincount(index, weights=y, minlength=bins) / counts
+    gaps = np.where(counts > 0, np.abs(frequency - confidence), 0.0)
+    ece = float(np.sum(counts / max(1, y.size) * gaps))
+    return Calibration(edges, confidence, frequency, counts, ece if not math.isnan(ece) else 0.0)
+
+
+def report(
+    labels: np.ndarray, probs: np.ndarray, class_names: list[str], threshold: str = "0.5"
+) -> dict:
+    """Every number of an evaluation, JSON-ready.
+
+    Binary (two classes): class 1 is positive; its score is thresholded with `threshold` (see
+    `choose_threshold`). Multi-class: prediction by argmax; ROC AUC and PR AUC are the macro
+    means of one-vs-rest per class, also listed per class.
+    """
+    labels, probs = np.asarray(labels), np.asarray(probs, dtype=np.float64)
+    num_classes = len(class_names)
+    if probs.shape != (labels.size, num_classes):
+        raise InputError(f"scores {probs.shape} do not match {labels.size} labels x {num_classes}")
+    per_class_auc = {}
+    for k, name in enumerate(class_names):
+        is_k = (labels == k).astype(np.int64)
+        if 0 < is_k.sum() < is_k.size:
+            per_class_auc[name] = {
+                "roc_auc": roc_auc(is_k, probs[:, k]),
+                "pr_auc": average_precision(is_k, probs[:, k]),
+            }
+    if num_classes == 2:
+        t = choose_threshold(labels, probs[:, 1], threshold)
+        predicted = (probs[:, 1] >= t).astype(np.int64)
+        auc_of = per_class_auc.get(class_names[1], {"roc_auc": None, "pr_auc": None})
+        roc, pr = auc_of["roc_auc"], auc_of["pr_auc"]
+        ece = calibration(labels, probs[:, 1]).ece
+    else:
+        t = None
+        predicted = np.argmax(probs, axis=1)
+        values = list(per_class_auc.values())
+        roc = float(np.mean([v["roc_auc"] for v in values])) if values else None
+        pr = float(np.mean([v["pr_auc"] for v in values])) if values else None
+        ece = calibration((predicted == labels), probs.max(axis=1)).ece  # top-label calibration
+    matrix = confusion_matrix(labels, predicted, num_classes)
+    reports = class_reports(matrix)
+    return {
+        "count": int(labels.size),
+        "accuracy": float(np.mean(predicted == labels)),
+        "roc_auc": roc,
+        "pr_auc": pr,
+        "threshold": t,
+        "threshold_mode": threshold if num_classes == 2 else "argmax",
+        "confusion_matrix": matrix.tolist(),
+        "expected_calibration_error": ece,
+        "per_class": {
+            name: {**r.__dict__, **per_class_auc.get(name, {})}
+            for name, r in zip(class_names, reports, strict=True)
+        },
+    }
