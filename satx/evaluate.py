@@ -1,0 +1,176 @@
+"""Evaluate a trained classifier on a records split: `python -m satx.evaluate`.
+
+`--model` is an exported SavedModel folder (`export/<version>`, or `export/` for its newest
+version) or a `.keras` file. Writes `report.json` (every number: accuracy, ROC AUC, PR AUC,
+confusion matrix, threshold, per-class report, calibration error), a short `report.md`, and with
+`--scores_out` one CSV row per tile (`source_id, z, x, y, label, score_<class>...`) so anyone
+can recompute the metrics.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from satx import data, scores
+from satx.config import DataConfig
+from satx.errors import InputError
+from satx.run_record import versions, write_json
+from satx.storage import atomic_write_local
+
+log = logging.getLogger(__name__)
+
+
+class Scorer:
+    """A trained model as a function of uint8 tile batches -> class probabilities."""
+
+    def __init__(self, path: str | Path):
+        path = Path(path)
+        self.class_names: list[str] | None = None
+        if path.is_file() and path.suffix == ".keras":
+            import keras
+
+            model = keras.saving.load_model(path, compile=False)
+            self.image_size = int(model.input.shape[1])
+            self._fn = lambda images: model(images, training=False)
+        elif path.is_dir():
+            path = _newest_version(path)
+            loaded = tf.saved_model.load(str(path))
+            serve = loaded.signatures["serving_default"]
+            self.image_size = int(serve.structured_input_signature[1]["images"].shape[1])
+            self._fn = lambda images: serve(images=images)["probabilities"]
+            names = path / "class_names.json"
+            self.class_names = json.loads(names.read_text()) if names.exists() else None
+        else:
+            raise InputError(f"--model={path}: expected an export folder or a .keras file")
+        self.path = path
+
+    def __call__(self, images: tf.Tensor) -> np.ndarray:
+        """Probabilities [B, K] for uint8 images [B, S, S, 3]."""
+        return np.asarray(self._fn(images), dtype=np.float64)
+
+
+def _newest_version(path: Path) -> Path:
+    if (path / "saved_model.pb").exists():
+        return path
+    numbered = [p for p in path.iterdir() if re.fullmatch(r"\d+", p.name)]
+    if not numbered:
+        raise InputError(f"--model={path}: no saved_model.pb and no numbered versions inside")
+    return max(numbered, key=lambda p: int(p.name))
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Every tile of a split with its label, probabilities and address."""
+
+    labels: np.ndarray  # int [N]
+    probs: np.ndarray  # float [N, K]
+    source_ids: list[str]
+    tiles: np.ndarray  # int [N, 3]: z, x, y (-1 without geolocation)
+
+
+def score_split(scorer: Scorer, info: data.RecordsInfo, split: str, batch_size: int) -> Scored:
+    """Run the model over one deterministic pass of a split."""
+    config = DataConfig(records=info.root, image_size=scorer.image_size, batch_size=batch_size)
+    labels, probs, ids, tiles = [], [], [], []
+    for batch in data.make_eval_dataset(info, split, config):
+        probs.append(scorer(batch["image"]))
+        labels.append(batch["label"].numpy())
+        ids += [s.decode() for s in batch["source_id"].numpy()]
+        tiles.append(np.stack([batch[f"tile_{k}"].numpy() for k in "zxy"], axis=1))
+    if not labels:
+        raise InputError(f"{info.root}: split {split!r} has no records")
+    return Scored(np.concatenate(labels), np.concatenate(probs), ids, np.concatenate(tiles))
+
+
+def scores_csv(scored: Scored, class_names: list[str]) -> str:
+    """The per-tile CSV: source_id, z, x, y, label (class name), score_<class> for each class."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["source_id", "z", "x", "y", "label", *(f"score_{c}" for c in class_names)])
+    for i, source_id in enumerate(scored.source_ids):
+        z, x, y = (int(v) for v in scored.tiles[i])
+        row = [source_id, z, x, y, class_names[scored.labels[i]]]
+        writer.writerow(row + [f"{p:.6f}" for p in scored.probs[i]])
+    return out.getvalue()
+
+
+def evaluate(
+    model: str,
+    records: str,
+    output: str,
+    split: str = "test",
+    threshold: str = "0.5",
+    scores_out: str | None = None,
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """Score a split, write report.json / report.md (and the scores CSV); return the report."""
+    info = data.load_records(records)
+    scorer = Scorer(model)
+    class_names = list(info.class_names)
+    if scorer.class_names is not None and scorer.class_names != class_names:
+        raise InputError(
+            f"--model={model} was trained on classes {scorer.class_names}, the records have "
+            f"{class_names}; evaluate it on records made with the same --classes"
+        )
+    scored = score_split(scorer, info, split, batch_size)
+    result = scores.report(scored.labels, scored.probs, class_names, threshold)
+    result.update(
+        {
+            "model": str(scorer.path),
+            "records": records,
+            "records_manifest_sha256": info.manifest["inputs"]["manifest_sha256"],
+            "split": split,
+            "class_names": class_names,
+            "versions": versions(),
+        }
+    )
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "report.json", result)
+    atomic_write_local(out / "report.md", _markdown(result).encode())
+    if scores_out:
+        atomic_write_local(Path(scores_out), scores_csv(scored, class_names).encode())
+    log.info("evaluated %d tiles of %s: accuracy %.4f", result["count"], split, result["accuracy"])
+    return result
+
+
+def _markdown(r: dict[str, Any]) -> str:
+    def num(v: Any) -> str:
+        return "-" if v is None else f"{v:.4f}"
+
+    lines = [
+        f"# Evaluation: {r['split']} split ({r['count']} tiles)",
+        "",
+        f"- model: `{r['model']}`",
+        f"- records: `{r['records']}`",
+        f"- accuracy {num(r['accuracy'])}, ROC AUC {num(r['roc_auc'])}, PR AUC {num(r['pr_auc'])}",
+        f"- threshold: {r['threshold_mode']} = {num(r['threshold'])}",
+        f"- expected calibration error: {num(r['expected_calibration_error'])}",
+        "",
+        "| class | precision | recall | F1 | support |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, c in r["per_class"].items():
+        lines.append(
+            f"| {name} | {num(c['precision'])} | {num(c['recall'])} | {num(c['f1'])} | "
+            f"{c['support']} |"
+        )
+    lines += ["", "Confusion matrix (rows: true class, columns: predicted):", ""]
+    lines += ["    " + json.dumps(row) for row in r["confusion_matrix"]]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    from satx.cli.evaluate import entry
+
+    entry()
