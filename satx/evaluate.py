@@ -2,9 +2,10 @@
 
 `--model` is an exported SavedModel folder (`export/<version>`, or `export/` for its newest
 version) or a `.keras` file. Writes `report.json` (every number: accuracy, ROC AUC, PR AUC,
-confusion matrix, threshold, per-class report, calibration error), a short `report.md`, and with
-`--scores_out` one CSV row per tile (`source_id, z, x, y, label, score_<class>...`) so anyone
-can recompute the metrics.
+confusion matrix, threshold, per-class report, calibration error), PNG plots, a short
+`report.md` that embeds them, for binary tasks `errors.geojson` (false positives/negatives as
+tile polygons, counted per parent tile in the report), and with `--scores_out` one CSV row per
+tile (`source_id, z, x, y, label, score_<class>...`) so anyone can recompute the metrics.
 """
 
 from __future__ import annotations
@@ -76,20 +77,77 @@ class Scored:
     probs: np.ndarray  # float [N, K]
     source_ids: list[str]
     tiles: np.ndarray  # int [N, 3]: z, x, y (-1 without geolocation)
+    bboxes: np.ndarray  # float [N, 4]: west, south, east, north
+    quadkeys: list[str]
 
 
 def score_split(scorer: Scorer, info: data.RecordsInfo, split: str, batch_size: int) -> Scored:
     """Run the model over one deterministic pass of a split."""
     config = DataConfig(records=info.root, image_size=scorer.image_size, batch_size=batch_size)
-    labels, probs, ids, tiles = [], [], [], []
+    labels, probs, ids, tiles, bboxes, quadkeys = [], [], [], [], [], []
     for batch in data.make_eval_dataset(info, split, config):
         probs.append(scorer(batch["image"]))
         labels.append(batch["label"].numpy())
         ids += [s.decode() for s in batch["source_id"].numpy()]
         tiles.append(np.stack([batch[f"tile_{k}"].numpy() for k in "zxy"], axis=1))
+        bboxes.append(batch["bbox"].numpy())
+        quadkeys += [q.decode() for q in batch["quadkey"].numpy()]
     if not labels:
         raise InputError(f"{info.root}: split {split!r} has no records")
-    return Scored(np.concatenate(labels), np.concatenate(probs), ids, np.concatenate(tiles))
+    return Scored(
+        np.concatenate(labels),
+        np.concatenate(probs),
+        ids,
+        np.concatenate(tiles),
+        np.concatenate(bboxes),
+        quadkeys,
+    )
+
+
+def error_features(
+    scored: Scored, class_names: list[str], threshold: float, parent_zoom: int = 12
+) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
+    """Binary errors for mappers: a GeoJSON of tile polygons and counts per parent tile.
+
+    False positives and negatives become polygons (from the records' bounds) with score, label
+    and quadkey; the counts are keyed `z/x/y` of the parent tile at `parent_zoom`. Tiles
+    without geolocation are left out of both (they have no place on the map).
+    """
+    import mercantile
+
+    features, regions = [], {}
+    positive = scored.probs[:, 1]
+    for i, (z, x, y) in enumerate(scored.tiles):
+        predicted = int(positive[i] >= threshold)
+        if z < 0 or predicted == scored.labels[i]:
+            continue
+        kind = "false_positive" if predicted else "false_negative"
+        w, s, e, n = (float(v) for v in scored.bboxes[i])
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]],
+                },
+                "properties": {
+                    "error": kind,
+                    "source_id": scored.source_ids[i],
+                    "z": int(z),
+                    "x": int(x),
+                    "y": int(y),
+                    "quadkey": scored.quadkeys[i],
+                    "label": class_names[scored.labels[i]],
+                    "predicted": class_names[predicted],
+                    "score": round(float(positive[i]), 6),
+                },
+            }
+        )
+        tile = mercantile.Tile(int(x), int(y), int(z))
+        parent = mercantile.parent(tile, zoom=parent_zoom) if tile.z > parent_zoom else tile
+        key = f"{parent.z}/{parent.x}/{parent.y}"
+        regions.setdefault(key, {"false_positive": 0, "false_negative": 0})[kind] += 1
+    return {"type": "FeatureCollection", "features": features}, regions
 
 
 def scores_csv(scored: Scored, class_names: list[str]) -> str:
@@ -136,12 +194,40 @@ def evaluate(
     )
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
+    if len(class_names) == 2:
+        collection, regions = error_features(scored, class_names, result["threshold"])
+        write_json(out / "errors.geojson", collection)
+        result["errors_geojson"] = str(out / "errors.geojson")
+        result["errors_by_parent_tile"] = regions
+    result["plots"] = [p.name for p in _plots(scored, result, class_names, out)]
     write_json(out / "report.json", result)
     atomic_write_local(out / "report.md", _markdown(result).encode())
     if scores_out:
         atomic_write_local(Path(scores_out), scores_csv(scored, class_names).encode())
     log.info("evaluated %d tiles of %s: accuracy %.4f", result["count"], split, result["accuracy"])
     return result
+
+
+def _plots(scored: Scored, r: dict[str, Any], class_names: list[str], out: Path) -> list[Path]:
+    from satx import plots
+
+    labels, probs = scored.labels, scored.probs
+    matrix = np.array(r["confusion_matrix"])
+    paths = [plots.confusion_plot(matrix, class_names, out / "confusion.png")]
+    if len(class_names) == 2:
+        score, positive = probs[:, 1], class_names[1]
+        if r["roc_auc"] is not None:
+            paths.append(plots.roc_plot(labels, score, r["threshold"], out / "roc.png"))
+            paths.append(plots.pr_plot(labels, score, out / "pr.png"))
+        cal = scores.calibration(labels, score)
+        title = f"score of {positive}"
+    else:
+        score = probs.max(axis=1)
+        cal = scores.calibration(np.argmax(probs, axis=1) == labels, score)
+        title = "top score"
+    paths.append(plots.histogram_plot(labels, score, class_names, title, out / "scores.png"))
+    paths.append(plots.reliability_plot(cal, out / "reliability.png"))
+    return paths
 
 
 def _markdown(r: dict[str, Any]) -> str:
@@ -167,6 +253,9 @@ def _markdown(r: dict[str, Any]) -> str:
         )
     lines += ["", "Confusion matrix (rows: true class, columns: predicted):", ""]
     lines += ["    " + json.dumps(row) for row in r["confusion_matrix"]]
+    lines += [""] + [f"![{Path(name).stem}]({name})" for name in r.get("plots", [])]
+    if r.get("errors_geojson"):
+        lines += ["", f"Errors on the map (false positives/negatives): `{r['errors_geojson']}`"]
     return "\n".join(lines) + "\n"
 
 

@@ -87,3 +87,54 @@ def test_cli_reports_and_refuses_a_model_of_other_classes(tiny_model, sample_rec
     assert refused.returncode == 2 and "trained on classes ['a', 'b']" in refused.stderr
     missing = cli("satx.evaluate", f"--records={sample_records}")
     assert missing.returncode == 2 and "are required" in missing.stderr
+
+
+def test_plots_and_the_error_geojson(tiny_model, sample_records, tmp_path):  # noqa: F811
+    import mercantile
+
+    from satx.geo import parse_tile_path
+
+    out = tmp_path / "r"
+    report = evaluate(str(tiny_model["export"]), sample_records, str(out), threshold="0.5")
+    for name in ("confusion", "roc", "pr", "scores", "reliability"):
+        png = (out / f"{name}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000, name
+        assert f"![{name}]({name}.png)" in (out / "report.md").read_text()
+    features = json.loads((out / "errors.geojson").read_text())["features"]
+    labels, probs = tiny_model["labels"], tiny_model["probs"]
+    wrong = int(np.sum((probs[:, 1] >= 0.5).astype(int) != labels))
+    assert features and len(features) == wrong  # every sample tile has an address
+    regions = report["errors_by_parent_tile"]
+    assert sum(sum(v.values()) for v in regions.values()) == wrong
+    for f in features:
+        p = f["properties"]
+        tile = mercantile.Tile(p["x"], p["y"], p["z"])
+        assert parse_tile_path(p["source_id"]) == tile
+        w, s, e, n = mercantile.bounds(tile)
+        ring = np.array(f["geometry"]["coordinates"][0])
+        assert ring == pytest.approx(np.array([[w, s], [e, s], [e, n], [w, n], [w, s]]), abs=1e-6)
+        assert p["quadkey"] == mercantile.quadkey(tile)
+        assert p["error"] == ("false_positive" if p["label"] == "not_school" else "false_negative")
+        parent = mercantile.parent(tile, zoom=12)
+        assert f"12/{parent.x}/{parent.y}" in regions
+
+
+def test_multiclass_plots(tmp_path):
+    from satx.evaluate import Scored, _plots
+
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 3, 40)
+    probs = rng.dirichlet(np.ones(3), 40)
+    scored = Scored(
+        labels,
+        probs,
+        [f"t{i}" for i in range(40)],
+        -np.ones((40, 3), int),
+        np.zeros((40, 4)),
+        [""] * 40,
+    )
+    names = ["a", "b", "c"]
+    report = scores.report(labels, probs, names)
+    paths = _plots(scored, report, names, tmp_path)
+    assert [p.name for p in paths] == ["confusion.png", "scores.png", "reliability.png"]
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
