@@ -117,11 +117,14 @@ def test_tune_cli_then_summary_then_train_with_best_hparams(sample_records, tmp_
         "--backbone=tiny",
         "--max_epochs=2",
         "--factor=2",
+        "--profile_batches=1,2",  # optional profiler traces, per trial as in training
         *common,
         env=TINY,
         check=True,
     )
     assert "best hyperparameters:" in out.stdout
+    traces = list((tmp_path / "tune" / "logs").glob("*/execution0/**/*.xplane.pb"))
+    assert traces and b"Iterator::" in traces[0].read_bytes()
     rows = list(csv.DictReader((tmp_path / "tune" / "leaderboard.csv").read_text().splitlines()))
     board = json.loads((tmp_path / "tune" / "leaderboard.json").read_text())
     assert len(rows) == len(board) >= 3 and rows[0]["trial"] == board[0]["trial"]
