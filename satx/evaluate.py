@@ -14,7 +14,6 @@ import csv
 import io
 import json
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import tensorflow as tf
 from satx import data, scores
 from satx.config import DataConfig
 from satx.errors import InputError
+from satx.export import latest_version
 from satx.run_record import versions, write_json
 from satx.storage import atomic_write_local
 
@@ -63,10 +63,10 @@ class Scorer:
 def _newest_version(path: Path) -> Path:
     if (path / "saved_model.pb").exists():
         return path
-    numbered = [p for p in path.iterdir() if re.fullmatch(r"\d+", p.name)]
-    if not numbered:
+    version = latest_version(path)
+    if not version:
         raise InputError(f"--model={path}: no saved_model.pb and no numbered versions inside")
-    return max(numbered, key=lambda p: int(p.name))
+    return path / str(version)
 
 
 @dataclass(frozen=True)

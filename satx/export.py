@@ -23,15 +23,20 @@ from satx.storage import atomic_write_local
 log = logging.getLogger(__name__)
 
 
-def next_version(export_root: str | Path) -> int:
-    """1 + the highest numeric version folder under `export_root` (TF Serving's layout)."""
+def latest_version(export_root: str | Path) -> int:
+    """The highest numeric version folder under `export_root` (TF Serving's layout), or 0."""
     root = Path(export_root)
     versions = (
         [int(p.name) for p in root.iterdir() if re.fullmatch(r"\d+", p.name)]
         if root.exists()
         else []
     )
-    return max(versions, default=0) + 1
+    return max(versions, default=0)
+
+
+def next_version(export_root: str | Path) -> int:
+    """1 + the highest numeric version folder under `export_root`."""
+    return latest_version(export_root) + 1
 
 
 def _decode_to(size: int):  # noqa: ANN202 - a tf function

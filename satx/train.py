@@ -234,12 +234,31 @@ def phase_segments(n_epo_phase1: int, first: int, end: int) -> list[tuple[int, i
     return segments
 
 
-def _callbacks(config, work, phase, monitor, mode, state, counter, sample):  # noqa: ANN001, ANN202
-    start, end = config.profile_range()
-    callbacks = [
+def epoch_log_callbacks(
+    config: TrainConfig, counter: data.CorruptionCounter
+) -> list[keras.callbacks.Callback]:
+    """What every training `fit` (train and tune) adds to the epoch logs and checks.
+
+    They come before TensorBoard and CSV callbacks, which write the epoch logs they extend.
+    """
+    return [
         LearningRateLog(),
         Throughput(config.batch_size),
         CorruptionCheck(counter, config.max_corrupt_fraction),
+    ]
+
+
+def tensorboard_callback(logdir: str | Path, config: TrainConfig) -> keras.callbacks.TensorBoard:
+    """TensorBoard logging, with profiler traces of `--profile_batches` when given."""
+    start, end = config.profile_range()
+    return keras.callbacks.TensorBoard(
+        str(logdir), profile_batch=(start, end) if end else 0, write_graph=False
+    )
+
+
+def _callbacks(config, work, phase, monitor, mode, state, counter, sample):  # noqa: ANN001, ANN202
+    callbacks = [
+        *epoch_log_callbacks(config, counter),
         keras.callbacks.BackupAndRestore(str(work.backup(phase))),
         keras.callbacks.ModelCheckpoint(
             str(work.best),
@@ -250,9 +269,7 @@ def _callbacks(config, work, phase, monitor, mode, state, counter, sample):  # n
         ),
         StateTracker(work, monitor, mode),
         keras.callbacks.CSVLogger(str(work.history), append=True),
-        keras.callbacks.TensorBoard(
-            str(work.logs), profile_batch=(start, end) if end else 0, write_graph=False
-        ),
+        tensorboard_callback(work.logs, config),
         EpochHook(lambda: failpoints.hit("train.epoch_end")),
     ]
     if phase == 1 and sample is not None:

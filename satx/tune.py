@@ -23,10 +23,17 @@ import keras_tuner as kt
 import tensorflow as tf
 
 from satx import backbones, data, failpoints, models
-from satx.callbacks import CorruptionCheck, EpochHook, LearningRateLog, Throughput
+from satx.callbacks import EpochHook
 from satx.errors import InputError
 from satx.hyperband import SatxTuner
-from satx.train import compile_phase, make_training_data, monitor_for, phase_segments, train
+from satx.train import (
+    compile_phase,
+    epoch_log_callbacks,
+    make_training_data,
+    monitor_for,
+    phase_segments,
+    train,
+)
 from satx.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -129,10 +136,8 @@ class SatxHyperModel(kt.HyperModel):
         started = time.monotonic()
         config = self.config_for(hp)
         run_data = make_training_data(config, self.info, self.replicas)
-        ours = [
-            LearningRateLog(),  # before TensorBoard, which writes the epoch logs
-            Throughput(config.batch_size),
-            CorruptionCheck(run_data.counter, config.max_corrupt_fraction),
+        ours = [  # before Keras Tuner's callbacks (TensorBoard writes the epoch logs)
+            *epoch_log_callbacks(config, run_data.counter),
             EpochHook(lambda: failpoints.hit("tune.epoch_end")),
         ]
         callbacks = ours + list(callbacks or [])

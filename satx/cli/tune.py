@@ -114,11 +114,10 @@ def _write_results(workdir: Path, rows: list[dict], best: dict) -> None:
 
 def main(argv: list[str]) -> int:
     """Search (or summarise), then write and print the leaderboard and the best hyperparameters."""
-    import keras
-
     from satx import tune
     from satx.distribute import make_strategy, set_precision, split_cpu
     from satx.hyperband import RecycleProcess, distributed_role, tuner_id
+    from satx.train import tensorboard_callback
 
     if len(argv) > 1:
         print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
@@ -165,10 +164,7 @@ def main(argv: list[str]) -> int:
         logs = workdir / "logs"
         if role != "worker":
             tune.write_hparams_config(logs, tuner)
-        start, end = base.profile_range()
-        board = keras.callbacks.TensorBoard(
-            str(logs), profile_batch=(start, end) if end else 0, write_graph=False
-        )
+        board = tensorboard_callback(logs, base)  # Keras Tuner gives each trial a subfolder
         try:
             tuner.search(callbacks=[board], verbose=2)
         except RecycleProcess as held:
