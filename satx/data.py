@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 AUTOTUNE = tf.data.AUTOTUNE
 PARSE_BATCH = 256  # records parsed per vectorised parse_example call
 READ_BUFFER_BYTES = 8 << 20
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 META_KEYS = {  # evaluation/prediction stream: geolocation carried next to the image
     "source_id": records.SOURCE_ID,
     "sha256": records.SHA256,
@@ -274,11 +275,35 @@ def decode_tile(encoded: tf.Tensor) -> tf.Tensor:
     JPEG uses the accurate integer DCT: TF's default (fast DCT) gives pixels that differ from
     Pillow, browsers and most other decoders by a few levels.
     """
+
+    def png() -> tf.Tensor:
+        # decode_png also decodes GIF and BMP; satx takes JPEG and PNG only, as make_records.
+        is_png = tf.equal(tf.strings.substr(encoded, 0, len(_PNG_MAGIC)), _PNG_MAGIC)
+        with tf.control_dependencies([tf.debugging.Assert(is_png, ["tile is not JPEG or PNG"])]):
+            return tf.io.decode_png(encoded, channels=3)
+
     return tf.cond(
         tf.io.is_jpeg(encoded),
         lambda: tf.io.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE"),
-        lambda: tf.io.decode_png(encoded, channels=3),
+        png,
     )
+
+
+def decode_to_size(encoded: tf.Tensor, size: int) -> tf.Tensor:
+    """JPEG or PNG bytes of any size -> uint8 [size, size, 3], resized only when it differs.
+
+    Used where tiles come from outside the records (serving, prediction): their size is only
+    known after decoding.
+    """
+    image = decode_tile(encoded)
+
+    def resize() -> tf.Tensor:
+        resized = tf.image.resize(image, [size, size], antialias=True)
+        return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+
+    shape = tf.shape(image)
+    same = tf.logical_and(tf.equal(shape[0], size), tf.equal(shape[1], size))
+    return tf.ensure_shape(tf.cond(same, lambda: image, resize), [size, size, 3])
 
 
 def _decoder(info: RecordsInfo, size: int) -> Callable:

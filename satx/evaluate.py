@@ -19,54 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from satx import data, scores
 from satx.config import DataConfig
 from satx.errors import InputError
-from satx.export import latest_version
 from satx.run_record import versions, write_json
+from satx.scorer import Scorer
 from satx.storage import atomic_write_local
 
 log = logging.getLogger(__name__)
-
-
-class Scorer:
-    """A trained model as a function of uint8 tile batches -> class probabilities."""
-
-    def __init__(self, path: str | Path):
-        path = Path(path)
-        self.class_names: list[str] | None = None
-        if path.is_file() and path.suffix == ".keras":
-            import keras
-
-            model = keras.saving.load_model(path, compile=False)
-            self.image_size = int(model.input.shape[1])
-            self._fn = lambda images: model(images, training=False)
-        elif path.is_dir():
-            path = _newest_version(path)
-            loaded = tf.saved_model.load(str(path))
-            serve = loaded.signatures["serving_default"]
-            self.image_size = int(serve.structured_input_signature[1]["images"].shape[1])
-            self._fn = lambda images: serve(images=images)["probabilities"]
-            names = path / "class_names.json"
-            self.class_names = json.loads(names.read_text()) if names.exists() else None
-        else:
-            raise InputError(f"--model={path}: expected an export folder or a .keras file")
-        self.path = path
-
-    def __call__(self, images: tf.Tensor) -> np.ndarray:
-        """Probabilities [B, K] for uint8 images [B, S, S, 3]."""
-        return np.asarray(self._fn(images), dtype=np.float64)
-
-
-def _newest_version(path: Path) -> Path:
-    if (path / "saved_model.pb").exists():
-        return path
-    version = latest_version(path)
-    if not version:
-        raise InputError(f"--model={path}: no saved_model.pb and no numbered versions inside")
-    return path / str(version)
 
 
 @dataclass(frozen=True)

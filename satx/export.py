@@ -17,7 +17,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from satx.data import decode_tile
+from satx.data import decode_to_size
 from satx.storage import atomic_write_local
 
 log = logging.getLogger(__name__)
@@ -39,15 +39,6 @@ def next_version(export_root: str | Path) -> int:
     return latest_version(export_root) + 1
 
 
-def _decode_to(size: int):  # noqa: ANN202 - a tf function
-    def decode(encoded: tf.Tensor) -> tf.Tensor:
-        image = decode_tile(encoded)
-        image = tf.image.resize(image, [size, size], antialias=True)
-        return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-
-    return decode
-
-
 def export_saved_model(
     model: keras.Model, export_root: str | Path, class_names: list[str], version: int | None = None
 ) -> Path:
@@ -67,13 +58,14 @@ def export_saved_model(
         fn=lambda images: {"probabilities": model(images, training=False)},
         input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")],
     )
-    decode = _decode_to(size)
     archive.add_endpoint(
         name="serving_bytes",
         fn=lambda encoded: {
             "probabilities": model(
                 tf.map_fn(
-                    decode, encoded, fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8)
+                    lambda e: decode_to_size(e, size),
+                    encoded,
+                    fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8),
                 ),
                 training=False,
             )

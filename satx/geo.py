@@ -87,3 +87,49 @@ def parent_at_zoom(tile: mercantile.Tile, zoom: int) -> mercantile.Tile:
 def tile_key(tile: mercantile.Tile) -> str:
     """A stable text key `z/x/y` for grouping and logs."""
     return f"{tile.z}/{tile.x}/{tile.y}"
+
+
+class TileBlock(NamedTuple):
+    """A rectangle of tiles at one zoom: columns x0..x1 and rows y0..y1, inclusive."""
+
+    z: int
+    x0: int
+    x1: int
+    y0: int
+    y1: int
+
+    def __len__(self) -> int:
+        return (self.x1 - self.x0 + 1) * (self.y1 - self.y0 + 1)
+
+
+def bbox_blocks(west: float, south: float, east: float, north: float, zoom: int) -> list[TileBlock]:
+    """The tiles `mercantile.tiles(west, south, east, north, zoom)` yields, as rectangles.
+
+    Same clamping, antimeridian split (`west > east`) and edge epsilon as mercantile, so a
+    block's tiles in column-major order (x outer, y inner) are exactly mercantile's sequence,
+    but a country-sized box is a few integers instead of tens of millions of tuples.
+    """
+    if not 0 <= zoom <= MAX_ZOOM:
+        raise ValueError(f"zoom {zoom} outside 0..{MAX_ZOOM}")
+    if not (south <= north):
+        raise ValueError(f"bbox south {south} is north of north {north}; expected W,S,E,N")
+    boxes = (
+        [(-180.0, south, east, north), (west, south, 180.0, north)]
+        if west > east
+        else [(west, south, east, north)]
+    )
+    blocks = []
+    for w, s, e, n in boxes:
+        w, s = max(-180.0, w), max(-85.051129, s)
+        e, n = min(180.0, e), min(85.051129, n)
+        ul = mercantile.tile(w, n, zoom)
+        lr = mercantile.tile(e - mercantile.LL_EPSILON, s + mercantile.LL_EPSILON, zoom)
+        if lr.x >= ul.x and lr.y >= ul.y:
+            blocks.append(TileBlock(zoom, ul.x, lr.x, ul.y, lr.y))
+    return blocks
+
+
+def block_tile(block: TileBlock, index: int) -> mercantile.Tile:
+    """The `index`-th tile of a block in mercantile's order (x outer, y inner)."""
+    rows = block.y1 - block.y0 + 1
+    return mercantile.Tile(block.x0 + index // rows, block.y0 + index % rows, block.z)

@@ -149,10 +149,11 @@ def example_from_features(features: Mapping[str, Any]) -> TileExample:
 
 
 def iter_shard(
-    path: str, compression: str = "none", batch_size: int = 256
+    path: str, compression: str = "none", batch_size: int = 256, skip: int = 0, take: int = -1
 ) -> Iterator[TileExample]:
-    """Yield every example of one local shard, in file order."""
+    """Yield the examples of one shard in file order (records `skip..skip+take-1` if given)."""
     dataset = tf.data.TFRecordDataset(path, compression_type=COMPRESSIONS[compression])
+    dataset = dataset.skip(skip).take(take)
     for batch in dataset.batch(batch_size).map(parse_examples).as_numpy_iterator():
         for i in range(len(batch[IMAGE_ENCODED])):
             yield example_from_features({k: v[i] for k, v in batch.items()})

@@ -367,6 +367,7 @@ def train(config: TrainConfig, command: str | None = None, overwrite: bool = Fal
 
 def _finish(model, config, work, info, monitor, elapsed) -> dict:  # noqa: ANN001
     model.save(work.model)
+    write_json(work.root / "class_names.json", list(info.class_names))  # read next to .keras
     export_root = Path(config.export_dir) if config.export_dir else work.export
     export_dir = (
         export_saved_model(model, export_root, list(info.class_names)) if config.export else None

@@ -63,3 +63,29 @@ def test_parent_at_zoom():
     assert geo.parent_at_zoom(tile, 12) == mercantile.parent(tile, zoom=12)
     assert geo.parent_at_zoom(tile, 18) == tile
     assert geo.parent_at_zoom(mercantile.Tile(3, 3, 4), 12) == mercantile.Tile(3, 3, 4)
+
+
+@pytest.mark.parametrize(
+    "bbox, zoom",
+    [
+        ((-75.6, 4.5, -75.5, 4.65), 18),  # a city block of Colombia
+        ((179.99, -1.0, -179.99, 1.0), 17),  # across the antimeridian: two blocks
+        ((-80.0, -5.0, -66.0, 13.0), 10),
+        ((10.0, 10.0, 10.0, 10.0), 18),  # a point: one tile
+        ((-200.0, -90.0, 200.0, 90.0), 3),  # beyond the world: clamped
+    ],
+)
+def test_bbox_blocks_enumerate_exactly_mercantiles_tiles(bbox, zoom):
+    expected = list(mercantile.tiles(*bbox, zoom))
+    blocks = geo.bbox_blocks(*bbox, zoom)
+    assert sum(len(b) for b in blocks) == len(expected)
+    assert [geo.block_tile(b, i) for b in blocks for i in range(len(b))] == expected
+
+
+def test_bbox_blocks_of_a_country_are_a_few_integers():
+    blocks = geo.bbox_blocks(-79.1, -4.3, -66.8, 12.5, 18)  # Colombia's box at zoom 18
+    assert len(blocks) == 1 and len(blocks[0]) > 100_000_000
+    last = geo.block_tile(blocks[0], len(blocks[0]) - 1)
+    assert last == mercantile.tile(-66.8 - mercantile.LL_EPSILON, -4.3 + mercantile.LL_EPSILON, 18)
+    with pytest.raises(ValueError, match="south"):
+        geo.bbox_blocks(0, 10, 1, 5, 18)
