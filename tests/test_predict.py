@@ -19,6 +19,7 @@ from satx.predict_output import Labeller
 from tests.conftest import encode, noise, shared_data, write
 from tests.test_cli import cli
 from tests.test_evaluate import tiny_model  # module fixture
+from tests.test_gcs import gcs  # module fixture
 from tests.test_train import sample_records  # module fixture
 
 BBOX = (-74.0800, 4.6000, -74.0775, 4.6025)  # a few zoom-18 tiles in Bogota
@@ -300,3 +301,32 @@ def test_real_xyz_tiles_land_at_their_mercantile_bounds(tiny_model, tmp_path):
         w, s = f["geometry"]["coordinates"][0][0]
         assert -9.6 < w < -6.1 and 36.9 < s < 42.2
     shutil.rmtree(out)
+
+
+def test_gcs_tiles_and_gcs_output_match_a_local_run(gcs, tiny_model, sample_records, tmp_path):
+    """Tiles read from gs:// (bbox template and folder listing), results written to gs://."""
+    from tests.test_gcs import BUCKET, download_tree, upload_tree
+
+    root = tmp_path / "xyz"
+    tiles, missing, corrupt = _bbox_tiles(root, _sample_tiles_folder(sample_records))
+    upload_tree(root, f"gs://{BUCKET}/pred/tiles")
+    local = predict(_config(tiny_model["export"], tmp_path / "local", input=str(root)))
+    template = f"gs://{BUCKET}/pred/tiles/{{z}}/{{x}}/{{y}}.jpg"
+    for name, kw in (
+        ("bbox", dict(bbox=BBOX, zoom=18, tiles=template)),
+        ("folder", dict(input=f"gs://{BUCKET}/pred/tiles")),
+    ):
+        url = f"gs://{BUCKET}/pred/out-{name}"
+        summary = predict(_config(tiny_model["export"], url, chunk_size=4, **kw))
+        assert summary["files"]["csv"] == f"{url}/predictions.csv"
+        download_tree(url, tmp_path / name)
+        rows = {
+            geo.tile_key(geo.parse_tile_path(r["source_id"])): r for r in _rows(tmp_path / name)
+        }
+        expected = {geo.tile_key(geo.parse_tile_path(r["source_id"])): r for r in _rows_of(local)}
+        assert rows.keys() == expected.keys() and len(rows) == len(tiles) - 2
+        for key, row in rows.items():
+            assert row["score_school"] == expected[key]["score_school"]
+        # a folder listing only holds files that exist; the bbox also names the missing tile
+        reasons = ["corrupt", "missing"] if name == "bbox" else ["corrupt"]
+        assert sorted(_errors(tmp_path / name).values()) == reasons
