@@ -32,7 +32,8 @@ setup() {
 
 demo() {
   # The main job on built-in sample tiles: records -> Hyperband search (MobileNetV2 from scratch,
-  # no download needed, 64 px so it takes a few minutes on 2 CPU cores) -> best model exported.
+  # no download needed, 64 px so it takes a few minutes on 2 CPU cores) -> best model exported
+  # -> evaluated on the test split -> every sample tile scored and placed on the map.
   # Re-running continues an interrupted search, or just reports a finished one.
   local py="$VENV/bin/python"
   "$py" -m tools.make_sample_tiles --output=build/sample_tiles
@@ -41,10 +42,16 @@ demo() {
   "$py" -m satx.tune --records=build/sample_records --workdir=build/tune \
     --backbone=mobilenetv2 --weights=none --image_size=64 --batch_size=16 \
     --max_epochs=3 --factor=3 --export_best
+  "$py" -m satx.evaluate --model=build/tune/export --records=build/sample_records --split=test \
+    --output=build/eval --threshold=topleft --scores_out=build/eval/scores.csv
+  "$py" -m satx.predict --model=build/tune/export --input=build/sample_tiles \
+    --output=build/predict --formats=geojson,csv --batch_size=64 --overwrite
   echo "sample tiles: build/sample_tiles   records: build/sample_records (manifest.json)"
   echo "search: build/tune (leaderboard.csv, best_hparams.json, tuner/)"
   echo "TensorBoard: $VENV/bin/tensorboard --logdir build/tune/logs   (HParams tab compares trials)"
   echo "exported model (TF Serving layout): build/tune/export/"
+  echo "evaluation: build/eval/report.md (plots, errors.geojson)"
+  echo "predictions: build/predict/predictions.geojson and .csv (errors.csv, predict_run.json)"
 }
 
 run_tests() {

@@ -1,11 +1,12 @@
-"""Benchmarks: `python -m satx.bench train|tune_memory --records=DIR [--backbone=...]`.
+"""Benchmarks: `python -m satx.bench train|tune_memory|predict [--records=DIR] [--backbone=...]`.
 
 `train`: images/s of one training configuration fed (a) from records through the real input
 pipeline and (b) from one synthetic batch held in memory, measured in the same process. The
 ratio says whether training is input-bound. Also measured without augmentation, to show what
 the device-side augmentation costs. Prints a table and writes JSON (`--json_out`).
 `tune_memory`: resident memory after each trial of an N-trial search (default 20).
-(Issue 6 extends this module with the input, records and predict modes.)
+`predict`: tiles/s of `satx.predict` per backbone and the projection for 50.8 million tiles
+(satx/bench_predict.py). (Issue 6 extends this module with the input and records modes.)
 """
 
 from __future__ import annotations
@@ -156,12 +157,22 @@ def main(argv: list[str]) -> int:
     from absl import flags
 
     flags_ = flags.FLAGS
-    if len(argv) != 2 or argv[1] not in ("train", "tune_memory"):
-        print("usage: python -m satx.bench train|tune_memory --records=DIR [--backbone=...]")
+    if len(argv) != 2 or argv[1] not in ("train", "tune_memory", "predict"):
+        print("usage: python -m satx.bench train|tune_memory|predict [--records=DIR] [--backbone=]")
         return 2
     size = flags_.image_size or 64
     names = flags_.backbone.split(",")
-    if argv[1] == "train":
+    if argv[1] == "predict":
+        from satx.bench_predict import bench_predict, format_predict_table
+
+        rows = [
+            bench_predict(
+                name, flags_.image_size or 0, flags_.tiles, flags_.batch_size, flags_.data or ""
+            )
+            for name in names
+        ]
+        print(format_predict_table(rows))
+    elif argv[1] == "train":
         rows = [
             bench_train(flags_.records, name, size, flags_.batch_size, flags_.steps)
             for name in names
@@ -199,4 +210,6 @@ if __name__ == "__main__":
     flags.DEFINE_integer("steps", 20, "Timed steps per measurement (after 2 warm-up steps).")
     flags.DEFINE_integer("trials", 20, "tune_memory: trials in the search.")
     flags.DEFINE_string("json_out", None, "Write the results as JSON here.")
+    flags.DEFINE_integer("tiles", 256, "predict: generated 256x256 tiles to score.")
+    flags.DEFINE_string("data", None, "predict: a folder of tiles to score instead.")
     run(main, shared.IMAGE_SIZE)

@@ -61,6 +61,21 @@ class BudgetedHyperbandOracle(kt.oracles.HyperbandOracle):
                 epochs += size * (self._get_epochs(bracket, rnd) - first)
         return trials * self.hyperband_iterations, epochs * self.hyperband_iterations
 
+    def get_best_trials(self, num_trials: int = 1) -> list[Any]:
+        """Completed trials best first; equal scores go to the lower trial id.
+
+        Keras Tuner sorts stably by score alone, so ties keep the order of its trial dict,
+        which differs between a live search and one reloaded from disk: the "best" trial, and
+        so the retrained export, could change on a re-run.
+        """
+        sign = -1.0 if self.objective.direction == "max" else 1.0
+        done = [
+            t for t in self.trials.values() if t.status == kt.engine.trial.TrialStatus.COMPLETED
+        ]
+        done.sort(key=lambda t: (t.score is None, sign * (t.score or 0.0), t.trial_id))
+        rest = [t for t in self.trials.values() if t not in done]
+        return (done + rest)[:num_trials]
+
     def get_state(self) -> dict[str, Any]:
         """Hyperband's state plus the search time so far."""
         return {**super().get_state(), "satx_elapsed_s": self.elapsed_s()}

@@ -92,6 +92,22 @@ def failure_reason(data: bytes) -> tuple[str, str]:
     return "corrupt", f"{fmt.upper()} data does not decode (truncated or damaged); re-download it"
 
 
+def readable(chunk: ChunkData) -> list[int]:
+    """Positions of a chunk's tiles that were read (not yet known to decode)."""
+    return [i for i, b in enumerate(chunk.encoded) if b is not None and i not in chunk.errors]
+
+
+def decoded_batches(
+    chunk: ChunkData, positions: list[int], size: int, batch_size: int
+) -> tf.data.Dataset:
+    """`(position, uint8 image)` batches; tiles that fail to decode are left out."""
+    ds = tf.data.Dataset.from_tensor_slices(
+        (np.asarray(positions, np.int64), [chunk.encoded[i] for i in positions])
+    )
+    ds = ds.map(lambda i, b: (i, decode_to_size(b, size)), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.ignore_errors().batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
 def score_chunk(
     scorer: Scorer, chunk: ChunkData, num_classes: int, batch_size: int, progress: Progress
 ) -> np.ndarray:
@@ -102,14 +118,9 @@ def score_chunk(
     """
     probs = np.full((len(chunk.tiles), num_classes), np.nan)
     base = progress.done
-    ok = [i for i, b in enumerate(chunk.encoded) if b is not None and i not in chunk.errors]
+    ok = readable(chunk)
     if ok:
-        size = scorer.image_size
-        ds = tf.data.Dataset.from_tensor_slices(
-            (np.asarray(ok, np.int64), [chunk.encoded[i] for i in ok])
-        )
-        ds = ds.map(lambda i, b: (i, decode_to_size(b, size)), num_parallel_calls=tf.data.AUTOTUNE)
-        ds = ds.ignore_errors().batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        ds = decoded_batches(chunk, ok, scorer.image_size, batch_size)
         for index, p in scorer.score_dataset(ds):
             probs[index] = p
             progress.update(progress.done + len(index))

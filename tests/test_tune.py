@@ -406,3 +406,20 @@ def test_search_under_mirrored_strategy_over_two_logical_cpus(sample_records, tm
     board = json.loads((work / "leaderboard.json").read_text())
     assert len(board) == 5 and all(r["status"] == "COMPLETED" for r in board)
     assert any(r["epochs"] == 2 and r["hyperparameters"]["n_epo_phase1"] == 1 for r in board)
+
+
+def test_best_trial_ties_go_to_the_lower_trial_id_whatever_the_order():
+    """A reloaded search lists trials in another order; the best of tied scores must not change."""
+    import keras_tuner as kt
+
+    from satx.hyperband import BudgetedHyperbandOracle
+
+    oracle = BudgetedHyperbandOracle(objective=kt.Objective("val_auc", "max"), max_epochs=2)
+    done = kt.engine.trial.TrialStatus.COMPLETED
+    for trial_id, score in (("0004", 1.0), ("0002", 0.9), ("0000", 1.0), ("0003", None)):
+        trial = kt.engine.trial.Trial(kt.HyperParameters(), trial_id=trial_id, status=done)
+        trial.score = score
+        oracle.trials[trial_id] = trial
+    assert [t.trial_id for t in oracle.get_best_trials(4)] == ["0000", "0004", "0002", "0003"]
+    oracle.trials = dict(reversed(list(oracle.trials.items())))
+    assert oracle.get_best_trials(1)[0].trial_id == "0000"
