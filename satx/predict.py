@@ -53,6 +53,7 @@ class PredictConfig:
     split: str = ""  # records input: "" = every split
     formats: tuple[str, ...] = ("geojson", "csv")
     min_score: float = 0.0  # keep rows with score >= this (errors are always kept)
+    list_missing: bool = True  # False: missing tiles (sea, no imagery) are counted, not listed
     threshold: float = 0.5
     positive_class: str = ""
     class_names: tuple[str, ...] = ()  # for a .keras model without class_names.json beside it
@@ -76,7 +77,7 @@ class PredictConfig:
 
     def identity(self) -> dict[str, Any]:
         """The settings that decide what the output holds; a resumed run must match them."""
-        keys = ("formats", "min_score", "threshold", "positive_class", "chunk_size")
+        keys = ("formats", "min_score", "threshold", "positive_class", "chunk_size", "list_missing")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -220,10 +221,14 @@ def predict(config: PredictConfig, command: str | None = None) -> dict[str, Any]
                 "tiles": len(chunk.tiles),
                 "scored": len(chunk.tiles) - len(chunk.errors),
                 "errors": len(chunk.errors),
+                "missing": sum(reason == "missing" for reason, _ in chunk.errors.values()),
                 "kept": kept,
                 "seconds": round(time.monotonic() - started, 3),
             }
-            out.write_chunk(k, texts, format_errors(chunk.tiles, chunk.errors), stats)
+            listed = {
+                i: e for i, e in chunk.errors.items() if config.list_missing or e[0] != "missing"
+            }
+            out.write_chunk(k, texts, format_errors(chunk.tiles, listed), stats)
             failpoints.hit("predict.chunk_done")
             out.write_progress(
                 {
@@ -248,7 +253,8 @@ def _summarise(
 ) -> dict[str, Any]:
     files = out.merge(chunks)
     per_chunk = out.chunk_stats(chunks)
-    totals = {k: sum(s[k] for s in per_chunk) for k in ("tiles", "scored", "errors", "kept")}
+    keys = ("tiles", "scored", "errors", "missing", "kept")
+    totals = {k: sum(s[k] for s in per_chunk) for k in keys}
     rate = progress.rate
     projection = config.project_tiles / rate if rate > 0 else None
     summary = {

@@ -144,6 +144,19 @@ def test_bbox_with_a_tile_template(tiny_model, sample_records, tmp_path, keras_s
         data = (root / f"18/{tile.x}/{tile.y}.jpg").read_bytes()
         assert p["score_school"] == pytest.approx(keras_scores(data), abs=2e-3)
         assert p["quadkey"] == mercantile.quadkey(tile)
+    # a country's box is mostly sea: missing tiles can be counted instead of listed
+    counted = predict(
+        _config(
+            tiny_model["export"],
+            tmp_path / "c",
+            bbox=BBOX,
+            zoom=18,
+            tiles=str(root),
+            list_missing=False,
+        )
+    )
+    assert counted["errors"] == 2 and counted["missing"] == 1
+    assert _errors(tmp_path / "c") == {geo.tile_key(corrupt): "corrupt"}
 
 
 def test_csv_list_by_path_by_zxy_and_by_lonlat(tiny_model, sample_records, tmp_path):

@@ -23,6 +23,9 @@ _TILES = flags.DEFINE_string(
 _SPLIT = flags.DEFINE_string("split", "", "Records input: split(s) a+b; default every split.")
 _FORMATS = flags.DEFINE_list("formats", ["geojson", "csv"], "Any of geojson, csv, jsonl.")
 _MIN_SCORE = flags.DEFINE_float("min_score", 0.0, "Keep only tiles scoring at least this.")
+_LIST_MISSING = flags.DEFINE_boolean(
+    "list_missing", True, "List missing tiles in errors.csv (--nolist_missing: only count them)."
+)
 _THRESHOLD = flags.DEFINE_float("threshold", 0.5, "Binary: score at which the label flips.")
 _POSITIVE = flags.DEFINE_string(
     "positive_class", "", "Class whose probability is the score (binary: the second class)."
@@ -65,6 +68,7 @@ def main(argv: list[str]) -> int:
         split=_SPLIT.value,
         formats=tuple(_FORMATS.value),
         min_score=_MIN_SCORE.value,
+        list_missing=_LIST_MISSING.value,
         threshold=_THRESHOLD.value,
         positive_class=_POSITIVE.value,
         class_names=tuple(_CLASS_NAMES.value),
@@ -81,7 +85,8 @@ def main(argv: list[str]) -> int:
     s = predict(config, command=command)
     run_ = s["this_run"]
     print(
-        f"{s['tiles']} tiles: {s['scored']} scored, {s['errors']} errors, {s['kept']} written "
+        f"{s['tiles']} tiles: {s['scored']} scored, {s['errors']} errors ({s['missing']} "
+        f"missing), {s['kept']} written "
         f"(score >= {config.min_score})"
     )
     print(f"this run: {run_['tiles']} tiles in {run_['seconds']} s = {run_['tiles_per_s']} tiles/s")
