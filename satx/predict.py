@@ -180,6 +180,31 @@ def _setup(config: PredictConfig) -> tuple[Scorer, TileInput, list[str]]:
     return scorer, source, _class_names(scorer, config)
 
 
+def _finish_chunk(
+    k: int,
+    chunk: ChunkData,
+    scorer: Scorer,
+    labeller: Labeller,
+    out: PredictionOutput,
+    config: PredictConfig,
+    progress: Progress,
+) -> None:
+    """Score one chunk and write its parts and done marker."""
+    started = time.monotonic()
+    probs = score_chunk(scorer, chunk, len(labeller.class_names), config.batch_size, progress)
+    texts, kept = _chunk_texts(chunk, probs, labeller, config)
+    stats = {
+        "tiles": len(chunk.tiles),
+        "scored": len(chunk.tiles) - len(chunk.errors),
+        "errors": len(chunk.errors),
+        "missing": sum(reason == "missing" for reason, _ in chunk.errors.values()),
+        "kept": kept,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    listed = {i: e for i, e in chunk.errors.items() if config.list_missing or e[0] != "missing"}
+    out.write_chunk(k, texts, format_errors(chunk.tiles, listed), stats)
+
+
 def predict(config: PredictConfig, command: str | None = None) -> dict[str, Any]:
     """Run (or resume) a prediction; returns the summary also written to predict_run.json."""
     scorer, source, class_names = _setup(config)
@@ -206,29 +231,16 @@ def predict(config: PredictConfig, command: str | None = None) -> dict[str, Any]
         scorer.replicas,
     )
     with ThreadPoolExecutor(max_workers=1) as reader:
-        pending: Future | None = None
+
+        def read(k: int) -> Future:
+            return reader.submit(source.read, k * size, min(total, (k + 1) * size))
+
+        pending = read(todo[0]) if todo else None
         for n, k in enumerate(todo):
-            chunk = (
-                pending or reader.submit(source.read, k * size, min(total, (k + 1) * size))
-            ).result()
+            chunk = pending.result()
             if n + 1 < len(todo):  # read the next chunk while this one is scored
-                nxt = todo[n + 1]
-                pending = reader.submit(source.read, nxt * size, min(total, (nxt + 1) * size))
-            started = time.monotonic()
-            probs = score_chunk(scorer, chunk, len(class_names), config.batch_size, progress)
-            texts, kept = _chunk_texts(chunk, probs, labeller, config)
-            stats = {
-                "tiles": len(chunk.tiles),
-                "scored": len(chunk.tiles) - len(chunk.errors),
-                "errors": len(chunk.errors),
-                "missing": sum(reason == "missing" for reason, _ in chunk.errors.values()),
-                "kept": kept,
-                "seconds": round(time.monotonic() - started, 3),
-            }
-            listed = {
-                i: e for i, e in chunk.errors.items() if config.list_missing or e[0] != "missing"
-            }
-            out.write_chunk(k, texts, format_errors(chunk.tiles, listed), stats)
+                pending = read(todo[n + 1])
+            _finish_chunk(k, chunk, scorer, labeller, out, config, progress)
             failpoints.hit("predict.chunk_done")
             out.write_progress(
                 {
