@@ -1,215 +1,150 @@
-"""Benchmarks: `python -m satx.bench train|tune_memory|predict [--records=DIR] [--backbone=...]`.
+"""Benchmarks, one command each: `python -m satx.bench input|records|train|predict|all`.
 
-`train`: images/s of one training configuration fed (a) from records through the real input
-pipeline and (b) from one synthetic batch held in memory, measured in the same process. The
-ratio says whether training is input-bound. Also measured without augmentation, to show what
-the device-side augmentation costs. Prints a table and writes JSON (`--json_out`).
-`tune_memory`: resident memory after each trial of an N-trial search (default 20).
-`predict`: tiles/s of `satx.predict` per backbone and the projection for 50.8 million tiles
-(satx/bench_predict.py). (Issue 6 extends this module with the input and records modes.)
+    python -m satx.bench all                       # generated 256x256 tiles, a few minutes
+    python -m satx.bench all --data=../shared/data/eurosat --image_size=64 --json_out=b.json
+
+Every mode prints a table and, with `--json_out`, writes one JSON object per mode (rates in
+tiles/s or images/s, ratios computed from those rates). The tiles are generated (default) or
+a folder (`--data`); make_records turns them into records once, and every mode measures the
+same tiles. `tune_memory` (memory across tuning trials) needs `--records`.
+Modes: satx/bench_input.py (input, records), satx/bench_train.py (train, tune_memory),
+satx/bench_predict.py (predict).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-from dataclasses import replace
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
-import keras
-import tensorflow as tf
-
-from satx import data, models
-from satx.augment import AugmentConfig
-from satx.config import DataConfig
-from satx.models import ModelConfig
-from satx.train import compile_phase
-from satx.train_config import TrainConfig
+from satx.errors import InputError
 
 log = logging.getLogger(__name__)
-NO_AUGMENT = AugmentConfig(
-    dihedral=False, brightness=(1, 1), channel_shift=0, contrast=(1, 1), zoom_max=1.0
-)
+
+MODES = ("input", "records", "train", "predict")
 
 
-def _images_per_second(
-    model: keras.Model, dataset: tf.data.Dataset, steps: int, batch: int
-) -> float:
-    model.fit(dataset, steps_per_epoch=2, epochs=1, verbose=0, shuffle=False)  # trace + warm up
-    start = time.perf_counter()
-    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
-    return steps * batch / (time.perf_counter() - start)
+@dataclass(frozen=True)
+class BenchSettings:
+    """What to measure and on what."""
+
+    data: str = ""  # a tile folder; "" = generated tiles
+    image_size: int = 256  # tile side (records are made at this size)
+    tiles: int = 4096  # generated tiles (the split should exceed the 2048-tile shuffle buffer)
+    backbones: tuple[str, ...] = ("mobilenetv2", "xception")
+    batch_size: int = 8  # train mode
+    steps: int = 3  # train mode: timed steps per measurement
+    predict_batch_size: int = 32
+    predict_tiles: int = 512  # tiles scored per backbone in the predict mode
 
 
-def bench_train(
-    records: str, backbone: str, image_size: int, batch_size: int, steps: int, phase: int = 2
-) -> dict:
-    """Images/s from records vs synthetic batches, with and without augmentation."""
-    info = data.load_records(records)
-    dcfg = DataConfig(records=records, image_size=image_size, batch_size=batch_size)
-    from_records = data.make_train_dataset(info, "train", dcfg)
-    images, labels = next(iter(from_records))
-    synthetic = tf.data.Dataset.from_tensors((images, labels)).repeat()
-    result = {
-        "backbone": backbone,
-        "image_size": image_size,
-        "batch_size": batch_size,
-        "steps": steps,
-        "phase": phase,
-        "records": records,
-    }
-    for name, augment in (("augmented", AugmentConfig()), ("no_augment", NO_AUGMENT)):
-        config = TrainConfig(
-            records=records,
-            workdir="",
-            model=ModelConfig(
-                backbone=backbone, image_size=image_size, weights="none", augment=augment
-            ),
-        )
-        config = replace(config, freeze_cutoff="0") if phase == 2 else config
-        model = models.build_classifier(config.model, info.num_classes)
-        compile_phase(model, config, phase, info.num_classes)
-        for source, ds in (("records", from_records), ("synthetic", synthetic)):
-            rate = _images_per_second(model, ds, steps, batch_size)
-            result[f"{name}_{source}_img_per_s"] = round(rate, 2)
-            log.info("%s %s %s: %.1f images/s", backbone, name, source, rate)
-        result[f"{name}_records_over_synthetic"] = round(
-            result[f"{name}_records_img_per_s"] / result[f"{name}_synthetic_img_per_s"], 3
-        )
-    result["verdict"] = (
-        "input-bound" if result["augmented_records_over_synthetic"] < 0.97 else "not input-bound"
-    )
-    return result
+def _model_size(backbone: str, image_size: int) -> int:
+    from satx import backbones
+
+    return max(image_size, backbones.get_spec(backbone).min_image_size)
 
 
-def bench_tune_memory(
-    records: str, backbone: str, image_size: int, batch_size: int, steps: int, trials: int
-) -> dict:
-    """Resident memory after each trial of a `trials`-trial Hyperband search in this process.
+def _train_rows(records: str, s: BenchSettings) -> dict[str, dict]:
+    from satx.bench_train import bench_train
 
-    Keras Tuner clears the Keras session before each build; this checks that memory levels off
-    instead of growing with every trial (the first trials trace and cache once).
-    """
-    import tempfile
-
-    from satx import tune
-
-    base = TrainConfig(
-        records=records,
-        workdir="",
-        batch_size=batch_size,
-        steps_per_epoch=steps,
-        mixed_precision="off",
-        model=ModelConfig(backbone=backbone, image_size=image_size, weights="none"),
-    )
-    hypermodel = tune.SatxHyperModel(base, tune.SearchSpace(), [backbone])
-    with tempfile.TemporaryDirectory() as tmp:
-        tuner = tune.make_tuner(
-            hypermodel,
-            tmp,
-            "memory",
-            max_epochs=2,
-            factor=2,
-            hyperband_iterations=1000,
-            max_trials=trials,
-        )
-        start = time.perf_counter()
-        tuner.search(verbose=0)
-        seconds = time.perf_counter() - start
-    rss = [round(v, 1) for v in tuner.memory_mb]
-    settle = min(5, len(rss) - 1)
-    tail = rss[settle:]
-    slope = (tail[-1] - tail[0]) / max(1, len(tail) - 1)
     return {
-        "backbone": backbone,
-        "image_size": image_size,
-        "trials": len(rss),
-        "seconds": round(seconds, 1),
-        "rss_mb_per_trial": rss,
-        "rss_mb_first": rss[0],
-        "rss_mb_last": rss[-1],
-        f"growth_mb_after_trial_{settle + 1}": round(rss[-1] - rss[settle], 1),
-        "growth_mb_per_trial_after_settling": round(slope, 2),
+        name: bench_train(records, name, _model_size(name, s.image_size), s.batch_size, s.steps)
+        for name in s.backbones
     }
 
 
-def format_table(rows: list[dict]) -> str:
-    """Plain text table of bench_train results."""
-    head = (
-        f"{'backbone':<12} {'px':>4} {'batch':>5} {'aug rec/s':>10} {'aug syn/s':>10} "
-        f"{'ratio':>6} {'noaug rec/s':>11} {'noaug syn/s':>11} verdict"
-    )
-    lines = [head]
-    for r in rows:
-        lines.append(
-            f"{r['backbone']:<12} {r['image_size']:>4} {r['batch_size']:>5} "
-            f"{r['augmented_records_img_per_s']:>10.1f} "
-            f"{r['augmented_synthetic_img_per_s']:>10.1f} "
-            f"{r['augmented_records_over_synthetic']:>6.3f} "
-            f"{r['no_augment_records_img_per_s']:>11.1f} "
-            f"{r['no_augment_synthetic_img_per_s']:>11.1f} {r['verdict']}"
+def _predict_rows(folder: str, s: BenchSettings, work: Path) -> dict[str, dict]:
+    from satx.bench_predict import bench_predict
+
+    listing = work / "predict_tiles.csv"
+    files = sorted(
+        p for p in Path(folder).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")
+    )[: s.predict_tiles]
+    listing.write_text("path\n" + "".join(f"{p.absolute()}\n" for p in files))
+    return {
+        name: bench_predict(
+            name,
+            0 if not s.data else _model_size(name, s.image_size),
+            batch_size=s.predict_batch_size,
+            data=str(listing),
         )
-    return "\n".join(lines)
+        for name in s.backbones
+    }
 
 
-def main(argv: list[str]) -> int:
-    """CLI: `python -m satx.bench train|tune_memory --records=DIR --backbone=a,b`."""
-    from absl import flags
+def run_bench(modes: tuple[str, ...], s: BenchSettings) -> dict[str, Any]:
+    """Run the modes on one set of tiles; returns `{mode: results, "settings": ...}`."""
+    from satx import bench_input
+    from satx.run_record import versions
 
-    flags_ = flags.FLAGS
-    if len(argv) != 2 or argv[1] not in ("train", "tune_memory", "predict"):
-        print("usage: python -m satx.bench train|tune_memory|predict [--records=DIR] [--backbone=]")
-        return 2
-    size = flags_.image_size or 64
-    names = flags_.backbone.split(",")
-    if argv[1] == "predict":
-        from satx.bench_predict import bench_predict, format_predict_table
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        raise InputError(f"unknown bench mode(s) {sorted(unknown)}; choose from {MODES} or all")
+    out: dict[str, Any] = {"settings": asdict(s), "versions": versions()}
+    with tempfile.TemporaryDirectory(prefix="satx-bench-") as tmp:
+        work = Path(tmp)
+        folder = s.data
+        if not folder:
+            folder = str(work / "tiles")
+            bench_input.generate_tiles(Path(folder), s.tiles, s.image_size)
+        elif not Path(folder).is_dir():
+            raise InputError(f"--data={folder}: no such folder")
+        records = str(work / "records")
+        made = bench_input.bench_records(folder, records, s.image_size)
+        limit = {}
+        if "input" in modes or "records" in modes:
+            limit = bench_input.decode_limit(bench_input.encoded_tiles(folder))
+        if "records" in modes:
+            out["records"] = bench_input.records_ratio(made, limit)
+        if "input" in modes:
+            out["input"] = bench_input.bench_input(folder, records, s.image_size, limit)
+        if "train" in modes:
+            out["train"] = _train_rows(records, s)
+        if "predict" in modes:
+            out["predict"] = _predict_rows(folder, s, work)
+    return out
 
-        rows = [
-            bench_predict(
-                name, flags_.image_size or 0, flags_.tiles, flags_.batch_size, flags_.data or ""
-            )
-            for name in names
-        ]
-        print(format_predict_table(rows))
-    elif argv[1] == "train":
-        rows = [
-            bench_train(flags_.records, name, size, flags_.batch_size, flags_.steps)
-            for name in names
-        ]
-        print(format_table(rows))
-    else:
-        rows = [
-            bench_tune_memory(
-                flags_.records, name, size, flags_.batch_size, flags_.steps, flags_.trials
-            )
-            for name in names
-        ]
-        for r in rows:
-            print(
-                f"{r['backbone']} {r['image_size']}px: {r['trials']} trials in {r['seconds']} s; "
-                f"RSS MB after each trial: {r['rss_mb_per_trial']}; "
-                f"{r['growth_mb_per_trial_after_settling']} MB/trial after settling"
-            )
-    if flags_.json_out:
-        with open(flags_.json_out, "w") as f:
-            json.dump({argv[1]: rows}, f, indent=2)
-        print(f"wrote {flags_.json_out}")
-    return 0
+
+def format_report(result: dict[str, Any]) -> str:
+    """Plain-text tables of every mode in a run_bench result."""
+    from satx.bench_predict import format_predict_table
+    from satx.bench_train import format_table
+
+    parts = []
+    if "input" in result:
+        r = result["input"]
+        parts.append(
+            "input pipeline (tiles/s; decode limit = single-thread decode x cores):\n"
+            f"  decode limit {r['decode_limit_tiles_per_s']:,.0f} "
+            f"({r['decode_single_thread_tiles_per_s']:,.0f} x {r['cores']} cores)\n"
+            f"  satx streaming {r['satx_tiles_per_s']:,.0f} "
+            f"({r['satx_over_decode_limit']:.2f}x the limit, "
+            f"{r['satx_over_keras_directory']:.1f}x Keras)\n"
+            f"  satx warm cache {r['satx_warm_cache_tiles_per_s']:,.0f} "
+            f"({r['warm_cache_over_decode_limit']:.1f}x the limit)\n"
+            f"  keras image_dataset_from_directory + augmentation "
+            f"{r['keras_directory_tiles_per_s']:,.0f}"
+        )
+    if "records" in result:
+        r = result["records"]
+        parts.append(
+            f"make_records: {r['tiles']} tiles in {r['seconds']} s = "
+            f"{r['make_records_tiles_per_s']:,.0f} tiles/s "
+            f"({r['make_records_over_decode_limit']:.2f}x the decode limit "
+            f"{r['decode_limit_tiles_per_s']:,.0f}); re-encoded {r['changed']}"
+        )
+    if "train" in result:
+        parts.append("training (images/s):\n" + format_table(list(result["train"].values())))
+    if "predict" in result:
+        parts.append(
+            "prediction (tiles/s):\n" + format_predict_table(list(result["predict"].values()))
+        )
+    return "\n\n".join(parts)
 
 
 if __name__ == "__main__":
-    from absl import flags
+    from satx.cli.bench import entry
 
-    from satx import flags as shared
-    from satx.cli import run
-
-    flags.DEFINE_string("records", None, "Records folder to read the training split from.")
-    flags.DEFINE_string("backbone", "mobilenetv2", "Comma-separated backbones.")
-    flags.DEFINE_integer("batch_size", 32, "Batch size.")
-    flags.DEFINE_integer("steps", 20, "Timed steps per measurement (after 2 warm-up steps).")
-    flags.DEFINE_integer("trials", 20, "tune_memory: trials in the search.")
-    flags.DEFINE_string("json_out", None, "Write the results as JSON here.")
-    flags.DEFINE_integer("tiles", 256, "predict: generated 256x256 tiles to score.")
-    flags.DEFINE_string("data", None, "predict: a folder of tiles to score instead.")
-    run(main, shared.IMAGE_SIZE)
+    entry()

@@ -265,7 +265,7 @@ def test_profile_batches_write_a_trace_with_input_pipeline_events(sample_records
 
 
 def test_bench_train_reports_consistent_rates(sample_records):
-    from satx.bench import bench_train, format_table
+    from satx.bench_train import bench_train, format_table
 
     result = bench_train(sample_records, "tiny", 32, batch_size=8, steps=3)
     for name in ("augmented", "no_augment"):

@@ -1,0 +1,195 @@
+"""Input-side benchmarks: the decode limit, the satx input pipeline, the Keras way, make_records.
+
+Every rate is tiles/s over the same encoded tiles, measured in one process:
+- decode limit: single-thread `decode_tile` (satx's JPEG/PNG decode, the accurate integer DCT)
+  over the encoded tiles held in memory, times the cores this process may use;
+- satx input: `make_train_dataset` from the records (read, parse, decode, shuffle, batch,
+  one-hot; augmentation excluded, it runs in the model), streaming and with the decoded-tile
+  cache warm;
+- Keras: `keras.utils.image_dataset_from_directory` over the same tiles as files, with satx's
+  augmentation layers applied in the dataset map, which is what a user would write instead;
+- records: `make_records` end to end over the same folder.
+Datasets are drained inside TensorFlow (`Dataset.reduce`), so Python iteration costs nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+log = logging.getLogger(__name__)
+
+BATCH = 64
+
+
+def cores_used() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def generate_tiles(folder: Path, count: int, size: int = 256, seed: int = 1) -> None:
+    """`count` distinct JPEG tiles in `FOLDER/<class>/{x}-{y}-18.jpg`, quickly.
+
+    64 tiles are drawn (~10 ms each); the rest are shifted and flipped copies re-encoded at the
+    same quality, so every file has its own bytes (make_records drops duplicate content) and
+    the same kind of content.
+    """
+    from PIL import Image
+
+    from satx.sample import write_sample_tiles
+
+    drawn = write_sample_tiles(
+        folder, count=min(count, 64), school_fraction=0.3, seed=seed, size=size
+    )
+    rng = np.random.default_rng(seed)
+    for i in range(count - len(drawn)):
+        base = drawn[i % len(drawn)]
+        pixels = np.asarray(Image.open(base).convert("RGB"))
+        pixels = np.roll(pixels, tuple(int(v) for v in rng.integers(1, size, 2)), axis=(0, 1))
+        pixels = np.rot90(pixels, int(rng.integers(0, 4)))
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="JPEG", quality=90)
+        (base.parent / f"{200000 + i}-{100000 + i % 50000}-18.jpg").write_bytes(buffer.getvalue())
+
+
+def _drain(ds: tf.data.Dataset) -> int:
+    """Consume a dataset inside TensorFlow; returns how many elements it had."""
+    return int(ds.reduce(tf.constant(0, tf.int64), lambda n, *_: n + 1).numpy())
+
+
+def decode_limit(encoded: list[bytes]) -> dict:
+    """Single-thread decode rate over tiles in memory, and that times the cores used."""
+    from satx.data import decode_tile
+
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = 1
+    options.threading.max_intra_op_parallelism = 1
+    ds = tf.data.Dataset.from_tensor_slices(encoded).map(decode_tile).with_options(options)
+    _drain(ds.take(32))  # trace and warm up
+    start = time.perf_counter()
+    n = _drain(ds)
+    single = n / (time.perf_counter() - start)
+    cores = cores_used()
+    return {
+        "decode_single_thread_tiles_per_s": round(single, 1),
+        "cores": cores,
+        "decode_limit_tiles_per_s": round(single * cores, 1),
+    }
+
+
+def satx_input_rate(
+    records: str, image_size: int, warm_cache: bool, batch: int = BATCH, passes: int = 3
+) -> float:
+    """Tiles/s of satx's training input over `passes` passes of the `train` split."""
+    from satx import data
+    from satx.config import DataConfig
+
+    info = data.load_records(records)
+    config = DataConfig(records=records, image_size=image_size, batch_size=batch)
+    ds = data.make_train_dataset(info, "train", config, cache=warm_cache)
+    steps = max(1, info.count("train") // batch)
+    # Warm-up: tracing and the shuffle buffer; with the cache, two passes so it is complete.
+    _drain(ds.take(2 * steps + 2 if warm_cache else 2))
+    # Several passes: each pass refills the shuffle buffer before it yields, which on a small
+    # split (buffer ~ split) would otherwise dominate one pass.
+    start = time.perf_counter()
+    n = _drain(ds.take(passes * steps))
+    return n * batch / (time.perf_counter() - start)
+
+
+def keras_directory_rate(folder: str, image_size: int, batch: int = BATCH) -> float:
+    """Tiles/s of `image_dataset_from_directory` + satx's augmentation in the dataset map."""
+    import keras
+
+    from satx.augment import AugmentConfig, build_augmentation
+
+    ds = keras.utils.image_dataset_from_directory(
+        folder,
+        label_mode="categorical",
+        image_size=(image_size, image_size),
+        batch_size=batch,
+        shuffle=True,
+        seed=1,
+        verbose=False,
+    )
+    augment = build_augmentation(AugmentConfig())
+    ds = ds.map(
+        lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE
+    ).prefetch(tf.data.AUTOTUNE)
+    _drain(ds.take(1))  # trace the map
+    start = time.perf_counter()
+    tiles = int(
+        ds.reduce(tf.constant(0, tf.int64), lambda n, xy: n + tf.shape(xy[0], tf.int64)[0]).numpy()
+    )
+    return tiles / (time.perf_counter() - start)
+
+
+def bench_records(folder: str, output: str, image_size: int) -> dict:
+    """make_records over `folder` (every tile into `train`), end to end."""
+    from satx.config import RecordsConfig
+    from satx.writer import make_records
+
+    config = RecordsConfig(
+        input=folder,
+        output=output,
+        image_size=image_size,
+        split="train:1",
+        min_shards=2 * cores_used(),
+        overwrite=True,
+    )
+    start = time.perf_counter()
+    manifest = make_records(config, command="satx.bench records")
+    seconds = time.perf_counter() - start
+    tiles = int(manifest["splits"]["train"]["records"])
+    return {
+        "tiles": tiles,
+        "seconds": round(seconds, 2),
+        "make_records_tiles_per_s": round(tiles / seconds, 1),
+        "quarantined": int(manifest["quarantine"]["count"]),
+        "changed": sum(manifest.get("changes", {}).values()),
+    }
+
+
+def bench_input(folder: str, records: str, image_size: int, limit: dict) -> dict:
+    """The input mode: satx streaming, satx warm cache and the Keras way vs the decode limit."""
+    stream = satx_input_rate(records, image_size, warm_cache=False)
+    warm = satx_input_rate(records, image_size, warm_cache=True)
+    keras_rate = keras_directory_rate(folder, image_size)
+    cores, decode = limit["cores"], limit["decode_limit_tiles_per_s"]
+    return {
+        **limit,
+        "image_size": image_size,
+        "satx_tiles_per_s": round(stream, 1),
+        "satx_tiles_per_s_per_core": round(stream / cores, 1),
+        "satx_warm_cache_tiles_per_s": round(warm, 1),
+        "keras_directory_tiles_per_s": round(keras_rate, 1),
+        "keras_directory_tiles_per_s_per_core": round(keras_rate / cores, 1),
+        "satx_over_decode_limit": round(stream / decode, 3),
+        "satx_over_keras_directory": round(stream / keras_rate, 3),
+        "warm_cache_over_decode_limit": round(warm / decode, 3),
+    }
+
+
+def records_ratio(result: dict, limit: dict) -> dict:
+    """The records mode's result with the decode limit and the ratio to it."""
+    decode = limit["decode_limit_tiles_per_s"]
+    return {
+        **result,
+        **limit,
+        "make_records_over_decode_limit": round(result["make_records_tiles_per_s"] / decode, 3),
+    }
+
+
+def encoded_tiles(folder: str) -> list[bytes]:
+    """Every tile file's bytes, sorted by path."""
+    suffixes = (".jpg", ".jpeg", ".png")
+    return [p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.suffix.lower() in suffixes]

@@ -1,0 +1,149 @@
+"""Training-side benchmarks: images/s from records vs synthetic batches; memory across trials.
+
+`bench_train`: images/s of one training configuration fed (a) from records through the real
+input pipeline and (b) from one synthetic batch held in memory, measured in the same process.
+The ratio says whether training is input-bound. Also measured without augmentation, to show
+what the device-side augmentation costs.
+`bench_tune_memory`: resident memory after each trial of an N-trial search in one process.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+
+import keras
+import tensorflow as tf
+
+from satx import data, models
+from satx.augment import AugmentConfig
+from satx.config import DataConfig
+from satx.models import ModelConfig
+from satx.train import compile_phase
+from satx.train_config import TrainConfig
+
+log = logging.getLogger(__name__)
+NO_AUGMENT = AugmentConfig(
+    dihedral=False, brightness=(1, 1), channel_shift=0, contrast=(1, 1), zoom_max=1.0
+)
+
+
+def _images_per_second(
+    model: keras.Model, dataset: tf.data.Dataset, steps: int, batch: int
+) -> float:
+    model.fit(dataset, steps_per_epoch=2, epochs=1, verbose=0, shuffle=False)  # trace + warm up
+    start = time.perf_counter()
+    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def bench_train(
+    records: str, backbone: str, image_size: int, batch_size: int, steps: int, phase: int = 2
+) -> dict:
+    """Images/s from records vs synthetic batches, with and without augmentation."""
+    info = data.load_records(records)
+    dcfg = DataConfig(records=records, image_size=image_size, batch_size=batch_size)
+    from_records = data.make_train_dataset(info, "train", dcfg)
+    images, labels = next(iter(from_records))
+    synthetic = tf.data.Dataset.from_tensors((images, labels)).repeat()
+    result = {
+        "backbone": backbone,
+        "image_size": image_size,
+        "batch_size": batch_size,
+        "steps": steps,
+        "phase": phase,
+        "records": records,
+    }
+    for name, augment in (("augmented", AugmentConfig()), ("no_augment", NO_AUGMENT)):
+        config = TrainConfig(
+            records=records,
+            workdir="",
+            model=ModelConfig(
+                backbone=backbone, image_size=image_size, weights="none", augment=augment
+            ),
+        )
+        config = replace(config, freeze_cutoff="0") if phase == 2 else config
+        model = models.build_classifier(config.model, info.num_classes)
+        compile_phase(model, config, phase, info.num_classes)
+        for source, ds in (("records", from_records), ("synthetic", synthetic)):
+            rate = _images_per_second(model, ds, steps, batch_size)
+            result[f"{name}_{source}_img_per_s"] = round(rate, 2)
+            log.info("%s %s %s: %.1f images/s", backbone, name, source, rate)
+        result[f"{name}_records_over_synthetic"] = round(
+            result[f"{name}_records_img_per_s"] / result[f"{name}_synthetic_img_per_s"], 3
+        )
+    result["verdict"] = (
+        "input-bound" if result["augmented_records_over_synthetic"] < 0.97 else "not input-bound"
+    )
+    return result
+
+
+def bench_tune_memory(
+    records: str, backbone: str, image_size: int, batch_size: int, steps: int, trials: int
+) -> dict:
+    """Resident memory after each trial of a `trials`-trial Hyperband search in this process.
+
+    Keras Tuner clears the Keras session before each build; this checks that memory levels off
+    instead of growing with every trial (the first trials trace and cache once).
+    """
+    import tempfile
+
+    from satx import tune
+
+    base = TrainConfig(
+        records=records,
+        workdir="",
+        batch_size=batch_size,
+        steps_per_epoch=steps,
+        mixed_precision="off",
+        model=ModelConfig(backbone=backbone, image_size=image_size, weights="none"),
+    )
+    hypermodel = tune.SatxHyperModel(base, tune.SearchSpace(), [backbone])
+    with tempfile.TemporaryDirectory() as tmp:
+        tuner = tune.make_tuner(
+            hypermodel,
+            tmp,
+            "memory",
+            max_epochs=2,
+            factor=2,
+            hyperband_iterations=1000,
+            max_trials=trials,
+        )
+        start = time.perf_counter()
+        tuner.search(verbose=0)
+        seconds = time.perf_counter() - start
+    rss = [round(v, 1) for v in tuner.memory_mb]
+    settle = min(5, len(rss) - 1)
+    tail = rss[settle:]
+    slope = (tail[-1] - tail[0]) / max(1, len(tail) - 1)
+    return {
+        "backbone": backbone,
+        "image_size": image_size,
+        "trials": len(rss),
+        "seconds": round(seconds, 1),
+        "rss_mb_per_trial": rss,
+        "rss_mb_first": rss[0],
+        "rss_mb_last": rss[-1],
+        f"growth_mb_after_trial_{settle + 1}": round(rss[-1] - rss[settle], 1),
+        "growth_mb_per_trial_after_settling": round(slope, 2),
+    }
+
+
+def format_table(rows: list[dict]) -> str:
+    """Plain text table of bench_train results."""
+    head = (
+        f"{'backbone':<12} {'px':>4} {'batch':>5} {'aug rec/s':>10} {'aug syn/s':>10} "
+        f"{'ratio':>6} {'noaug rec/s':>11} {'noaug syn/s':>11} verdict"
+    )
+    lines = [head]
+    for r in rows:
+        lines.append(
+            f"{r['backbone']:<12} {r['image_size']:>4} {r['batch_size']:>5} "
+            f"{r['augmented_records_img_per_s']:>10.1f} "
+            f"{r['augmented_synthetic_img_per_s']:>10.1f} "
+            f"{r['augmented_records_over_synthetic']:>6.3f} "
+            f"{r['no_augment_records_img_per_s']:>11.1f} "
+            f"{r['no_augment_synthetic_img_per_s']:>11.1f} {r['verdict']}"
+        )
+    return "\n".join(lines)

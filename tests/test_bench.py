@@ -1,0 +1,86 @@
+"""`satx.bench` modes on tiny sizes: every field present, every rate positive, ratios consistent."""
+
+import json
+
+import pytest
+
+from satx.bench import BenchSettings, format_report, run_bench
+
+TINY = BenchSettings(
+    tiles=96,
+    image_size=32,
+    backbones=("tiny",),
+    batch_size=8,
+    steps=2,
+    predict_batch_size=16,
+    predict_tiles=40,
+)
+
+
+def _ratio(result, num, den, key):
+    assert result[key] == pytest.approx(result[num] / result[den], rel=0.01, abs=2e-3), key
+
+
+def test_every_mode_reports_positive_consistent_rates(tmp_path):
+    result = run_bench(("input", "records", "train", "predict"), TINY)
+    json.dumps(result)  # what --json_out writes
+    i = result["input"]
+    for key in (
+        "decode_limit_tiles_per_s",
+        "satx_tiles_per_s",
+        "satx_warm_cache_tiles_per_s",
+        "keras_directory_tiles_per_s",
+    ):
+        assert i[key] > 0, key
+    assert i["decode_limit_tiles_per_s"] == pytest.approx(
+        i["decode_single_thread_tiles_per_s"] * i["cores"], rel=0.01
+    )
+    _ratio(i, "satx_tiles_per_s", "decode_limit_tiles_per_s", "satx_over_decode_limit")
+    _ratio(i, "satx_tiles_per_s", "keras_directory_tiles_per_s", "satx_over_keras_directory")
+    _ratio(
+        i, "satx_warm_cache_tiles_per_s", "decode_limit_tiles_per_s", "warm_cache_over_decode_limit"
+    )
+    r = result["records"]
+    assert r["tiles"] == 96 and r["quarantined"] == 0 and r["make_records_tiles_per_s"] > 0
+    assert r["make_records_tiles_per_s"] == pytest.approx(r["tiles"] / r["seconds"], rel=0.02)
+    _ratio(
+        r, "make_records_tiles_per_s", "decode_limit_tiles_per_s", "make_records_over_decode_limit"
+    )
+    t = result["train"]["tiny"]
+    _ratio(
+        t,
+        "augmented_records_img_per_s",
+        "augmented_synthetic_img_per_s",
+        "augmented_records_over_synthetic",
+    )
+    assert t["verdict"] in ("input-bound", "not input-bound")
+    p = result["predict"]["tiny"]
+    assert p["tiles"] == 40 and p["steady_tiles_per_s"] > 0 and p["model_only_tiles_per_s"] > 0
+    _ratio(p, "steady_tiles_per_s", "model_only_tiles_per_s", "steady_over_model_only")
+    assert p["projected_seconds"] == pytest.approx(50_800_000 / p["steady_tiles_per_s"], rel=0.01)
+    report = format_report(result)
+    for words in ("decode limit", "make_records", "training", "prediction"):
+        assert words in report
+
+
+def test_cli_all_writes_one_json_object_per_mode(tmp_path):
+    from tests.test_cli import cli
+
+    out = tmp_path / "bench.json"
+    proc = cli(
+        "satx.bench",
+        "all",
+        "--tiles=64",
+        "--image_size=32",
+        "--backbone=tiny",
+        "--steps=1",
+        "--predict_tiles=16",
+        f"--json_out={out}",
+        env={"SATX_BACKBONE_MODULES": "tests.tiny_backbone"},
+        check=True,
+    )
+    result = json.loads(out.read_text())
+    assert {"input", "records", "train", "predict", "settings", "versions"} <= set(result)
+    assert "satx streaming" in proc.stdout
+    bad = cli("satx.bench", "nonsense")
+    assert bad.returncode == 2 and "usage" in bad.stderr
