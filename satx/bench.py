@@ -35,7 +35,7 @@ class BenchSettings:
     tiles: int = 4096  # generated tiles (the split should exceed the 2048-tile shuffle buffer)
     backbones: tuple[str, ...] = ("mobilenetv2", "xception")
     batch_size: int = 8  # train mode
-    steps: int = 3  # train mode: timed steps per measurement
+    steps: int = 5  # train mode: timed steps per measurement (after a warm-up epoch)
     predict_batch_size: int = 32
     predict_tiles: int = 512  # tiles scored per backbone in the predict mode
 
