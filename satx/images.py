@@ -98,6 +98,24 @@ def _encode(image: Image.Image, image_format: str) -> bytes:
     return out.getvalue()
 
 
+def check_format(data: bytes) -> str:
+    """The tile's format (`jpeg` or `png`) from its content.
+
+    Raises:
+        ImageRejected: with reason `empty_file`, `not_an_image` or `unsupported_format`.
+    """
+    if not data:
+        raise ImageRejected("empty_file", "zero bytes; the download or copy probably failed")
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise ImageRejected("not_an_image", "content is not JPEG or PNG (magic bytes unknown)")
+    if fmt not in SUPPORTED_FORMATS:
+        raise ImageRejected(
+            "unsupported_format", f"{fmt.upper()} content; convert it to JPEG or PNG"
+        )
+    return fmt
+
+
 def prepare_image(
     data: bytes, path: str, image_size: int, on_size_mismatch: str = "reject"
 ) -> PreparedImage:
@@ -116,15 +134,7 @@ def prepare_image(
         ImageRejected: with reason `empty_file`, `not_an_image`, `unsupported_format`, `corrupt`
             or `size_mismatch`.
     """
-    if not data:
-        raise ImageRejected("empty_file", "zero bytes; the download or copy probably failed")
-    fmt = sniff_format(data)
-    if fmt is None:
-        raise ImageRejected("not_an_image", "content is not JPEG or PNG (magic bytes unknown)")
-    if fmt not in SUPPORTED_FORMATS:
-        raise ImageRejected(
-            "unsupported_format", f"{fmt.upper()} content; convert it to JPEG or PNG"
-        )
+    fmt = check_format(data)
     changes: list[str] = []
     claimed = extension_format(path)
     if claimed is not None and claimed != fmt:

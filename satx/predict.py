@@ -83,13 +83,10 @@ class PredictConfig:
 
 def failure_reason(data: bytes) -> tuple[str, str]:
     """Why a tile's bytes did not decode, in the quarantine vocabulary of make_records."""
-    if not data:
-        return "empty_file", "zero bytes; the download or copy probably failed"
-    fmt = images.sniff_format(data)
-    if fmt is None:
-        return "not_an_image", "content is not JPEG or PNG (magic bytes unknown)"
-    if fmt not in images.SUPPORTED_FORMATS:
-        return "unsupported_format", f"{fmt.upper()} content; convert it to JPEG or PNG"
+    try:
+        fmt = images.check_format(data)
+    except images.ImageRejected as err:
+        return err.reason, err.detail
     return "corrupt", f"{fmt.upper()} data does not decode (truncated or damaged); re-download it"
 
 
