@@ -291,6 +291,15 @@ def decode_tile(encoded: tf.Tensor) -> tf.Tensor:
     )
 
 
+def resize_uint8(image: tf.Tensor, size: int) -> tf.Tensor:
+    """Antialiased resize to [size, size], rounded back to uint8.
+
+    The one resize training, serving and prediction all use, so a model sees the same pixels.
+    """
+    resized = tf.image.resize(image, [size, size], antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+
+
 def decode_to_size(encoded: tf.Tensor, size: int) -> tf.Tensor:
     """JPEG or PNG bytes of any size -> uint8 [size, size, 3], resized only when it differs.
 
@@ -298,14 +307,10 @@ def decode_to_size(encoded: tf.Tensor, size: int) -> tf.Tensor:
     known after decoding.
     """
     image = decode_tile(encoded)
-
-    def resize() -> tf.Tensor:
-        resized = tf.image.resize(image, [size, size], antialias=True)
-        return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
-
     shape = tf.shape(image)
     same = tf.logical_and(tf.equal(shape[0], size), tf.equal(shape[1], size))
-    return tf.ensure_shape(tf.cond(same, lambda: image, resize), [size, size, 3])
+    resized = tf.cond(same, lambda: image, lambda: resize_uint8(image, size))
+    return tf.ensure_shape(resized, [size, size, 3])
 
 
 def _decoder(info: RecordsInfo, size: int) -> Callable:
@@ -314,10 +319,7 @@ def _decoder(info: RecordsInfo, size: int) -> Callable:
     def decode(encoded: tf.Tensor) -> tf.Tensor:
         image = decode_tile(encoded)
         image.set_shape([info.image_size, info.image_size, 3])
-        if resize:
-            image = tf.image.resize(image, [size, size], antialias=True)
-            image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-        return image
+        return resize_uint8(image, size) if resize else image
 
     return decode
 
