@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from satx import data, scores
+from satx import data, geo, scores
 from satx.config import DataConfig
 from satx.errors import InputError
 from satx.run_record import versions, write_json
@@ -83,14 +83,10 @@ def error_features(
         if z < 0 or predicted == scored.labels[i]:
             continue
         kind = "false_positive" if predicted else "false_negative"
-        w, s, e, n = (float(v) for v in scored.bboxes[i])
         features.append(
             {
                 "type": "Feature",
-                "geometry": {
-                    "type": "Polygon",
-                    "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]],
-                },
+                "geometry": geo.bbox_polygon(scored.bboxes[i]),
                 "properties": {
                     "error": kind,
                     "source_id": scored.source_ids[i],

@@ -76,6 +76,12 @@ def geolocate(tile: mercantile.Tile) -> Geolocation:
     )
 
 
+def bbox_polygon(bbox: tuple[float, float, float, float]) -> dict:
+    """A GeoJSON Polygon geometry for a (west, south, east, north) box, counter-clockwise."""
+    w, s, e, n = (float(v) for v in bbox)
+    return {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]}
+
+
 def parent_at_zoom(tile: mercantile.Tile, zoom: int) -> mercantile.Tile:
     """The ancestor of `tile` at `zoom`, or the tile itself when it is already that coarse."""
     if tile.z <= zoom:

@@ -117,11 +117,7 @@ def format_rows(
             row = {**props, "lon": a["lon"], "lat": a["lat"], "bbox": a.get("bbox"), **by_class}
             lines["jsonl"].append(json.dumps(row))
         if "geojson" in lines:
-            geometry = None
-            if a.get("bbox"):
-                w, s, e, n = a["bbox"]
-                ring = [[w, s], [e, s], [e, n], [w, n], [w, s]]
-                geometry = {"type": "Polygon", "coordinates": [ring]}
+            geometry = geo.bbox_polygon(a["bbox"]) if a.get("bbox") else None
             feature = {"type": "Feature", "geometry": geometry, "properties": {**props, **by_class}}
             lines["geojson"].append(json.dumps(feature))
     texts = {f: "".join(line + "\n" for line in rows) for f, rows in lines.items()}
