@@ -100,9 +100,8 @@ def error_features(
                 },
             }
         )
-        tile = mercantile.Tile(int(x), int(y), int(z))
-        parent = mercantile.parent(tile, zoom=parent_zoom) if tile.z > parent_zoom else tile
-        key = f"{parent.z}/{parent.x}/{parent.y}"
+        parent = geo.parent_at_zoom(mercantile.Tile(int(x), int(y), int(z)), parent_zoom)
+        key = geo.tile_key(parent)
         regions.setdefault(key, {"false_positive": 0, "false_negative": 0})[kind] += 1
     return {"type": "FeatureCollection", "features": features}, regions
 
