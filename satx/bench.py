@@ -56,19 +56,18 @@ def _train_rows(records: str, s: BenchSettings) -> dict[str, dict]:
 
 
 def _predict_rows(folder: str, s: BenchSettings, work: Path) -> dict[str, dict]:
+    from satx.bench_input import tile_files
     from satx.bench_predict import bench_predict
 
     listing = work / "predict_tiles.csv"
-    files = sorted(
-        p for p in Path(folder).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")
-    )[: s.predict_tiles]
+    files = tile_files(folder)[: s.predict_tiles]
     listing.write_text("path\n" + "".join(f"{p.absolute()}\n" for p in files))
     return {
         name: bench_predict(
             name,
+            str(listing),
             0 if not s.data else _model_size(name, s.image_size),
             batch_size=s.predict_batch_size,
-            data=str(listing),
         )
         for name in s.backbones
     }

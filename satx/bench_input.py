@@ -189,7 +189,13 @@ def records_ratio(result: dict, limit: dict) -> dict:
     }
 
 
+def tile_files(folder: str) -> list[Path]:
+    """Every .jpg/.jpeg/.png under a folder, sorted by path."""
+    from satx.sources import IMAGE_EXTENSIONS
+
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
 def encoded_tiles(folder: str) -> list[bytes]:
     """Every tile file's bytes, sorted by path."""
-    suffixes = (".jpg", ".jpeg", ".png")
-    return [p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.suffix.lower() in suffixes]
+    return [p.read_bytes() for p in tile_files(folder)]

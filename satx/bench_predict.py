@@ -1,8 +1,8 @@
 """Prediction throughput per backbone: `python -m satx.bench predict [--backbone=a,b]`.
 
 For each backbone: build it (random weights, so no download), export it as the SavedModel
-`satx.predict` loads, write `--tiles` generated 256x256 JPEG tiles (or use `--data=FOLDER`),
-and run the real `satx.predict` over them. Reported per backbone:
+`satx.predict` loads, and run the real `satx.predict` over the bench's tiles (the first
+`--predict_tiles` of the generated tiles or of `--data`). Reported per backbone:
 - end-to-end tiles/s of the whole run (reading, decoding, model, writing; includes tracing);
 - steady tiles/s over the chunks after the first (what a country run sees);
 - the model alone on uint8 batches already in memory, and the ratio steady / model-only
@@ -37,21 +37,6 @@ def _model_only_rate(scorer, batch_size: int, batches: int = 3) -> float:  # noq
     return batches * batch_size / (time.perf_counter() - start)
 
 
-def _generated_tiles(folder: Path, count: int, unique: int = 64) -> None:
-    """Write `count` 256x256 JPEG tiles: `unique` drawn ones, the rest copies of them.
-
-    Drawing takes ~10 ms a tile; decoding a copy costs the same as decoding an original.
-    """
-    from satx.sample import write_sample_tiles
-
-    write_sample_tiles(folder, count=min(count, unique), school_fraction=0.2, seed=1, size=256)
-    drawn = sorted(folder.rglob("*.jpg"))
-    for i in range(count - len(drawn)):
-        copy = folder / "copies" / f"{i // 1000}" / f"{100000 + i}-{100000 + i}-18.jpg"
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        copy.write_bytes(drawn[i % len(drawn)].read_bytes())
-
-
 def _input_only_rate(folder: str, size: int, batch_size: int) -> float:
     """Tiles/s of predict's read + decode + resize, without the model."""
     from satx.predict import decoded_batches, readable
@@ -67,13 +52,13 @@ def _input_only_rate(folder: str, size: int, batch_size: int) -> float:
 
 def bench_predict(
     backbone: str,
+    data: str,
     image_size: int = 0,
-    tiles: int = 256,
     batch_size: int = 32,
-    data: str = "",
+    chunk_size: int = 64,
     project_tiles: int = 50_800_000,
 ) -> dict:
-    """Measure `satx.predict` on one backbone (see the module docstring)."""
+    """Measure `satx.predict` on one backbone over `data` (any predict input: folder, CSV)."""
     from satx import models
     from satx.export import export_saved_model
     from satx.predict import PredictConfig, predict
@@ -85,10 +70,7 @@ def bench_predict(
         config = models.ModelConfig(backbone=backbone, image_size=image_size, weights="none")
         model = models.build_classifier(config, 2)
         export = export_saved_model(model, root / "export", ["not_school", "school"])
-        if not data:
-            data = str(root / "tiles")
-            _generated_tiles(Path(data), tiles)
-        chunk = max(batch_size, tiles // 4)
+        chunk = max(batch_size, chunk_size)
         run = PredictConfig(
             model=str(export),
             output=str(root / "out"),
