@@ -69,11 +69,10 @@ class BudgetedHyperbandOracle(kt.oracles.HyperbandOracle):
         so the retrained export, could change on a re-run.
         """
         sign = -1.0 if self.objective.direction == "max" else 1.0
-        done = [
-            t for t in self.trials.values() if t.status == kt.engine.trial.TrialStatus.COMPLETED
-        ]
+        completed = kt.engine.trial.TrialStatus.COMPLETED
+        done = [t for t in self.trials.values() if t.status == completed]
         done.sort(key=lambda t: (t.score is None, sign * (t.score or 0.0), t.trial_id))
-        rest = [t for t in self.trials.values() if t not in done]
+        rest = [t for t in self.trials.values() if t.status != completed]
         return (done + rest)[:num_trials]
 
     def get_state(self) -> dict[str, Any]:

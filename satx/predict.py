@@ -32,7 +32,7 @@ from satx.errors import InputError
 from satx.predict_inputs import ChunkData, TileInput, open_input
 from satx.predict_output import FORMATS, Labeller, PredictionOutput, format_errors, format_rows
 from satx.progress import Progress, format_duration
-from satx.run_record import versions
+from satx.run_record import json_bytes, versions
 from satx.scorer import Scorer
 
 log = logging.getLogger(__name__)
@@ -287,14 +287,8 @@ def _summarise(
         "versions": versions(),
         "command": command,
     }
-    out.store.write_bytes("predict_run.json", _json(summary))
+    out.store.write_bytes("predict_run.json", json_bytes(summary))
     return summary
-
-
-def _json(obj: Any) -> bytes:
-    import json
-
-    return (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
 
 
 if __name__ == "__main__":

@@ -148,9 +148,6 @@ class PredictionOutput:
     """The output folder of one prediction run (see the module docstring)."""
 
     def __init__(self, root: str, formats: tuple[str, ...], class_names: tuple[str, ...]):
-        unknown = set(formats) - set(FORMATS)
-        if unknown or not formats:
-            raise InputError(f"--formats={','.join(formats)}: choose from {FORMATS}")
         self.root, self.formats, self.class_names = root, formats, class_names
         self.store = storage.open_store(root)
 

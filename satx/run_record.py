@@ -31,8 +31,11 @@ def versions() -> dict[str, str]:
     }
 
 
+def json_bytes(obj: Any) -> bytes:
+    """`obj` as the indented, key-sorted JSON every run record uses."""
+    return (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     """Write `obj` as indented JSON, atomically."""
-    atomic_write_local(
-        path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
-    )
+    atomic_write_local(path, json_bytes(obj))
