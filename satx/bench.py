@@ -91,7 +91,8 @@ def run_bench(modes: tuple[str, ...], s: BenchSettings) -> dict[str, Any]:
         elif not Path(folder).is_dir():
             raise InputError(f"--data={folder}: no such folder")
         records = str(work / "records")
-        made = bench_input.bench_records(folder, records, s.image_size)
+        if {"input", "records", "train"} & set(modes):  # predict reads the tile files
+            made = bench_input.bench_records(folder, records, s.image_size)
         limit = {}
         if "input" in modes or "records" in modes:
             limit = bench_input.decode_limit(bench_input.encoded_tiles(folder))
