@@ -1,16 +1,19 @@
 """Plan a records run: hash every input, quarantine what cannot be used, split, and shard.
 
-Planning reads each file once (hash + image header) but decodes nothing; it is deterministic
-from the inputs and the config, and its hash tells a re-run whether partial output belongs to it.
+Planning reads and hashes each file once but decodes nothing (image headers are read for a
+sample, to catch a wrong `--image_size` before the run); it is deterministic from the inputs and
+the config, and its hash tells a re-run whether partial output belongs to it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
+import os
 from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from satx import geo, images, records, splits
@@ -77,37 +80,75 @@ class Plan:
         return hashlib.sha256(json.dumps([self.class_names, body]).encode()).hexdigest()
 
 
+SCAN_CHUNK = 128  # tiles hashed per pool task
+SIZE_SAMPLE = 256  # tiles whose header is read to check --image_size before the run
+
+
 @dataclass(frozen=True)
 class _Scanned:
     tile: SourceTile
     sha256: str
     nbytes: int
-    size: tuple[int, int] | None
 
 
-def _scan_one(tile: SourceTile) -> _Scanned | Rejection:
+def hash_files(locations: list[str]) -> list[tuple[str, int] | str]:
+    """(sha256, size) of each file, or the error that stopped its read."""
+    out: list[tuple[str, int] | str] = []
+    for location in locations:
+        try:
+            with open(location, "rb") as f:
+                data = f.read()
+        except OSError as err:
+            out.append(str(err))
+        else:
+            out.append((hashlib.sha256(data).hexdigest(), len(data)))
+    return out
+
+
+def scan(tiles: tuple[SourceTile, ...], pool: Executor | None = None) -> list[_Scanned | Rejection]:
+    """Hash every input file, in `pool` (make_records' idle worker processes) or in threads."""
+    # One task per chunk: a pool task costs ~25 us (threads) or a pickle round trip (processes).
+    chunks = [
+        [t.location for t in tiles[i : i + SCAN_CHUNK]] for i in range(0, len(tiles), SCAN_CHUNK)
+    ]
+    with contextlib.ExitStack() as stack:
+        if pool is None:
+            pool = stack.enter_context(ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2)))
+        hashed = [h for chunk in pool.map(hash_files, chunks) for h in chunk]
+    return [
+        _Scanned(tile, *h)
+        if isinstance(h, tuple)
+        else Rejection(tile.source_id, tile.label_text, "unreadable", f"cannot read: {h}")
+        for tile, h in zip(tiles, hashed, strict=True)
+    ]
+
+
+def _peek_size(location: str) -> tuple[int, int] | None:
     try:
-        with open(tile.location, "rb") as f:
-            data = f.read()
-    except OSError as err:
-        return Rejection(tile.source_id, tile.label_text, "unreadable", f"cannot read: {err}")
-    return _Scanned(tile, hashlib.sha256(data).hexdigest(), len(data), images.peek_size(data))
-
-
-def scan(tiles: tuple[SourceTile, ...], threads: int = 8) -> list[_Scanned | Rejection]:
-    """Hash every input file and read its image header (I/O bound: threads suffice)."""
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        return list(pool.map(_scan_one, tiles, chunksize=64))
+        with open(location, "rb") as f:
+            return images.peek_size(f.read(64 * 1024))
+    except OSError:
+        return None
 
 
 def _check_sizes(scanned: list[_Scanned], config: RecordsConfig) -> None:
-    sizes = Counter(s.size for s in scanned if s.size)
+    """Refuse a run where most tiles (in an evenly spaced sample) have another size.
+
+    Every tile's size is checked again when it is written; this only saves a run that would
+    quarantine most of its input.
+    """
+    if config.on_size_mismatch != "reject" or not scanned:
+        return
+    step = max(1, len(scanned) // SIZE_SAMPLE)
+    sizes = Counter(_peek_size(s.tile.location) for s in scanned[::step])
+    sizes.pop(None, None)
     expected = (config.image_size, config.image_size)
     mismatched = sum(n for size, n in sizes.items() if size != expected)
-    if config.on_size_mismatch == "reject" and mismatched > sum(sizes.values()) / 2:
+    if mismatched > sum(sizes.values()) / 2:
         ((common, _),) = sizes.most_common(1)
+        sampled = "" if step == 1 else " sampled"
         raise InputError(
-            f"{config.input}: {mismatched} of {sum(sizes.values())} tiles are not "
+            f"{config.input}: {mismatched} of {sum(sizes.values())}{sampled} tiles are not "
             f"{config.image_size}x{config.image_size} (most are {common[0]}x{common[1]}); "
             f"pass --image_size={common[0]} to keep them as they are, or "
             "--on_size_mismatch=resize to resize them"
@@ -218,13 +259,13 @@ def input_hash(scanned: list[_Scanned]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def make_plan(discovery: Discovery, config: RecordsConfig) -> Plan:
-    """Scan inputs, quarantine what cannot be used, assign splits and shards."""
+def make_plan(discovery: Discovery, config: RecordsConfig, pool: Executor | None = None) -> Plan:
+    """Hash inputs (in `pool` if given), quarantine what cannot be used, split and shard."""
     rejections = [
         Rejection(m.source_id, m.label_text, m.reason, m.detail) for m in discovery.missing
     ]
     scanned = []
-    for result in scan(discovery.tiles):
+    for result in scan(discovery.tiles, pool):
         (rejections if isinstance(result, Rejection) else scanned).append(result)
     all_scanned = list(scanned)
     class_names = _class_names(discovery, config)

@@ -1,5 +1,8 @@
 """The TFRecord schema of satx, defined once for the writer and every reader.
 
+TensorFlow is imported only by the readers below: make_records' writer processes serialise
+examples with `tfrecord_io` and start without it.
+
 Feature keys follow TensorFlow's image-record convention (Model Garden / Object Detection API)
 so other tools can read the shards; geolocation lives under `tile/*` and `geo/*`.
 `image/key/sha256` is the SHA-256 of the *source file's* bytes (the content hash used for
@@ -13,13 +16,15 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mercantile
-import tensorflow as tf
 
-from satx import geo
+from satx import geo, tfrecord_io
 from satx.errors import RecordsError
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -68,6 +73,8 @@ class TileExample:
 
 def feature_spec() -> dict[str, tf.io.FixedLenFeature]:
     """The parse spec; defaults let records without geolocation parse as 'unknown'."""
+    import tensorflow as tf
+
     nan = float("nan")
     return {
         IMAGE_ENCODED: tf.io.FixedLenFeature([], tf.string),
@@ -88,46 +95,35 @@ def feature_spec() -> dict[str, tf.io.FixedLenFeature]:
     }
 
 
-def _bytes(*values: bytes) -> tf.train.Feature:
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
-
-
-def _ints(*values: int) -> tf.train.Feature:
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
-
-
-def _floats(*values: float) -> tf.train.Feature:
-    return tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
-
-
 def encode_example(example: TileExample) -> bytes:
     """Serialize a tile to `tf.train.Example` bytes, deterministically (sorted map keys)."""
     location = example.geolocation
     z, x, y = (example.tile.z, example.tile.x, example.tile.y) if example.tile else (-1, -1, -1)
     nan = math.nan
     features = {
-        IMAGE_ENCODED: _bytes(example.encoded),
-        IMAGE_FORMAT: _bytes(example.image_format.encode()),
-        IMAGE_HEIGHT: _ints(example.height),
-        IMAGE_WIDTH: _ints(example.width),
-        CLASS_LABEL: _ints(example.label),
-        CLASS_TEXT: _bytes(example.label_text.encode()),
-        SOURCE_ID: _bytes(example.source_id.encode()),
-        SHA256: _bytes(example.sha256.encode()),
-        TILE_Z: _ints(z),
-        TILE_X: _ints(x),
-        TILE_Y: _ints(y),
-        QUADKEY: _bytes(location.quadkey.encode() if location else b""),
-        LON: _floats(location.lon if location else nan),
-        LAT: _floats(location.lat if location else nan),
-        BBOX: _floats(*(location.bbox if location else (nan,) * 4)),
+        IMAGE_ENCODED: [example.encoded],
+        IMAGE_FORMAT: [example.image_format.encode()],
+        IMAGE_HEIGHT: [example.height],
+        IMAGE_WIDTH: [example.width],
+        CLASS_LABEL: [example.label],
+        CLASS_TEXT: [example.label_text.encode()],
+        SOURCE_ID: [example.source_id.encode()],
+        SHA256: [example.sha256.encode()],
+        TILE_Z: [z],
+        TILE_X: [x],
+        TILE_Y: [y],
+        QUADKEY: [location.quadkey.encode() if location else b""],
+        LON: [float(location.lon) if location else nan],
+        LAT: [float(location.lat) if location else nan],
+        BBOX: [float(v) for v in location.bbox] if location else [nan] * 4,
     }
-    proto = tf.train.Example(features=tf.train.Features(feature=features))
-    return proto.SerializeToString(deterministic=True)
+    return tfrecord_io.example_bytes(features)
 
 
 def parse_examples(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
     """Parse a batch (1-D string tensor) of serialized records; works eagerly and in tf.data."""
+    import tensorflow as tf
+
     return tf.io.parse_example(serialized, feature_spec())
 
 
@@ -152,6 +148,8 @@ def iter_shard(
     path: str, compression: str = "none", batch_size: int = 256, skip: int = 0, take: int = -1
 ) -> Iterator[TileExample]:
     """Yield the examples of one shard in file order (records `skip..skip+take-1` if given)."""
+    import tensorflow as tf
+
     dataset = tf.data.TFRecordDataset(path, compression_type=COMPRESSIONS[compression])
     dataset = dataset.skip(skip).take(take)
     for batch in dataset.batch(batch_size).map(parse_examples).as_numpy_iterator():
@@ -161,6 +159,8 @@ def iter_shard(
 
 def count_records(path: str, compression: str = "none") -> int:
     """Count the records of a local shard (reads framing only; raises on a damaged file)."""
+    import tensorflow as tf
+
     dataset = tf.data.TFRecordDataset(path, compression_type=COMPRESSIONS[compression])
     try:
         return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())

@@ -4,31 +4,45 @@ from __future__ import annotations
 
 import json
 import platform
+import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from satx.storage import atomic_write_local
 
+# module -> the distributions that may provide it (tensorflow-cpu installs `tensorflow`)
+_LIBRARIES = {
+    "tensorflow": ("tensorflow", "tensorflow-cpu"),
+    "keras": ("keras",),
+    "numpy": ("numpy",),
+    "PIL": ("pillow",),
+    "mercantile": ("mercantile",),
+}
+
+
+def _version(module: str, distributions: tuple[str, ...]) -> str:
+    # Read from package metadata unless already imported: make_records never imports
+    # TensorFlow or Keras, and importing them only to print a version costs ~2 s.
+    if module in sys.modules:
+        return str(sys.modules[module].__version__)
+    for name in distributions:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return "not installed"
+
 
 def versions() -> dict[str, str]:
     """Versions of satx and the libraries whose behaviour shapes its output."""
-    import keras
-    import mercantile
-    import numpy
-    import PIL
-    import tensorflow as tf
-
     import satx
 
-    return {
-        "satx": satx.__version__,
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "numpy": numpy.__version__,
-        "pillow": PIL.__version__,
-        "mercantile": mercantile.__version__,
+    found = {
+        ("pillow" if module == "PIL" else module): _version(module, dists)
+        for module, dists in _LIBRARIES.items()
     }
+    return {"satx": satx.__version__, "python": platform.python_version(), **found}
 
 
 def json_bytes(obj: Any) -> bytes:

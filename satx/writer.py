@@ -8,8 +8,6 @@ records. `manifest.json` is written last and atomically: its presence means "com
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import logging
 import multiprocessing
@@ -17,133 +15,26 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import Any
 
-import mercantile
-import tensorflow as tf
-
-from satx import failpoints, images, records, sources, storage
+from satx import failpoints, records, sources, storage
 from satx.config import RecordsConfig
 from satx.errors import OutputExistsError, RecordsError
-from satx.plan import Plan, Rejection, ShardItem, ShardTask, make_plan
+from satx.plan import Plan, ShardTask, make_plan
 from satx.progress import Progress
 from satx.run_record import versions
+from satx.shard_writer import WriteSettings, init_worker, write_shard
 
 log = logging.getLogger(__name__)
 
 PROGRESS_DIR = "_progress"
-_WORKER_ENV = {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "2"}
-_counter = None  # per-process count of tiles processed, shared with the parent for progress
-
-
-@dataclass(frozen=True)
-class WriteSettings:
-    """What every shard worker needs besides its task."""
-
-    out_root: str
-    staging_dir: str | None  # local scratch for gs:// output; None writes in place
-    image_size: int
-    on_size_mismatch: str
-    compression: str
-
-
-def _exit_with_parent(parent: int) -> None:
-    # A pool worker holds both ends of its task queue, so it never sees EOF when the parent is
-    # killed (kill -9, OOM): without this it would linger forever.
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os._exit(1)
-
-
-def _init_worker(counter: Synchronized, parent: int | None = None) -> None:
-    global _counter
-    _counter = counter
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if parent is not None:
-        threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
-
-
-def _read_checked(item: ShardItem) -> bytes:
-    with open(item.location, "rb") as f:
-        data = f.read()
-    if hashlib.sha256(data).hexdigest() != item.sha256:
-        raise images.ImageRejected(
-            "changed_during_run", "file content changed after it was scanned; re-run"
-        )
-    return data
-
-
-def _encode_item(item: ShardItem, settings: WriteSettings) -> tuple[bytes, images.PreparedImage]:
-    try:
-        data = _read_checked(item)
-    except OSError as err:
-        raise images.ImageRejected("unreadable", f"cannot read: {err}") from err
-    prepared = images.prepare_image(
-        data, item.source_id, settings.image_size, settings.on_size_mismatch
-    )
-    example = records.TileExample(
-        encoded=prepared.encoded,
-        image_format=prepared.image_format,
-        height=prepared.height,
-        width=prepared.width,
-        label=item.label,
-        label_text=item.label_text,
-        source_id=item.source_id,
-        sha256=item.sha256,
-        tile=mercantile.Tile(item.tile[1], item.tile[2], item.tile[0]) if item.tile else None,
-    )
-    return records.encode_example(example), prepared
-
-
-def write_shard(task: ShardTask, settings: WriteSettings) -> dict[str, Any]:
-    """Validate, encode and write one shard; return its result for the manifest."""
-    out = storage.open_store(settings.out_root)
-    folder = settings.staging_dir or out.root
-    tmp = os.path.join(folder, f".{task.name}.tmp-{os.getpid()}")
-    options = tf.io.TFRecordOptions(compression_type=records.COMPRESSIONS[settings.compression])
-    classes, changes, formats = Counter(), Counter(), Counter()
-    rejected: list[dict[str, str]] = []
-    with tf.io.TFRecordWriter(tmp, options) as writer:
-        for k, item in enumerate(task.items):
-            if k == len(task.items) // 2:
-                failpoints.hit("make_records.mid_shard")
-            try:
-                serialized, prepared = _encode_item(item, settings)
-            except images.ImageRejected as err:
-                rejected.append(
-                    Rejection(item.source_id, item.label_text, err.reason, err.detail).to_dict()
-                )
-            else:
-                writer.write(serialized)
-                classes[item.label_text] += 1
-                changes.update(prepared.changes)
-                formats[prepared.image_format] += 1
-            if _counter is not None:
-                with _counter.get_lock():
-                    _counter.value += 1
-    digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
-    nbytes = os.path.getsize(tmp)
-    out.put_file(tmp, task.name)
-    return {
-        "name": task.name,
-        "split": task.split,
-        "records": sum(classes.values()),
-        "bytes": nbytes,
-        "sha256": digest,
-        "classes": dict(classes),
-        "changes": dict(changes),
-        "formats": dict(formats),
-        "quarantined": rejected,
-    }
 
 
 def clean_output(out: storage.Store) -> None:
@@ -195,36 +86,29 @@ def _prepare_output(out: storage.Store, plan: Plan, config: RecordsConfig) -> se
 
 
 def _executor(workers: int, counter: Synchronized) -> Executor:
+    """Worker processes, started now so that they boot while the parent plans."""
     if workers <= 1:
-        _init_worker(counter)
+        init_worker(counter)
         return ThreadPoolExecutor(max_workers=1)
-    ctx = multiprocessing.get_context("spawn")  # TF state must not be forked
-    return ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_init_worker, initargs=(counter, os.getpid())
+    # spawn, not fork: the parent may hold TensorFlow state (tests, the bench, notebooks).
+    ctx = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=init_worker, initargs=(counter, os.getpid())
     )
-
-
-@contextlib.contextmanager
-def _quiet_worker_env():
-    """Workers only serialize protos: skip oneDNN (and its start-up banner on every worker)."""
-    saved = {k: os.environ.get(k) for k in _WORKER_ENV}
-    os.environ.update(_WORKER_ENV)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    for _ in range(workers):  # one process is started per submit while none is idle
+        pool.submit(os.getpid)
+    return pool
 
 
 def _run_tasks(
-    tasks: list[ShardTask], settings: WriteSettings, out: storage.Store, workers: int
+    tasks: list[ShardTask],
+    settings: WriteSettings,
+    out: storage.Store,
+    pool: Executor,
+    counter: Synchronized,
 ) -> None:
-    counter = multiprocessing.get_context("spawn").Value("q", 0)
     progress = Progress("make_records", sum(len(t.items) for t in tasks))
-    with _quiet_worker_env(), _executor(min(workers, max(len(tasks), 1)), counter) as pool:
+    with pool:
         pending = {pool.submit(write_shard, task, settings) for task in tasks}
         while pending:
             finished, pending = wait_futures(pending, timeout=1.0, return_when=FIRST_COMPLETED)
@@ -336,12 +220,14 @@ def make_records(config: RecordsConfig, command: str | None = None) -> dict[str,
     start = time.monotonic()
     out = storage.open_store(config.output)
     scratch = tempfile.mkdtemp(prefix="satx-records-")
+    counter = multiprocessing.get_context("spawn").Value("q", 0)
+    pool = _executor(config.worker_count, counter)
     try:
         discovery = sources.discover(config.input, Path(scratch) / "input")
         log.info(
             "found %d tiles (%s layout) in %s", len(discovery.tiles), discovery.layout, config.input
         )
-        plan = make_plan(discovery, config)
+        plan = make_plan(discovery, config, pool)
         if not plan.tasks:
             raise RecordsError(
                 f"{config.input}: no usable tiles (all {len(plan.rejections)} "
@@ -359,7 +245,7 @@ def make_records(config: RecordsConfig, command: str | None = None) -> dict[str,
         settings = WriteSettings(
             out.root, staging, config.image_size, config.on_size_mismatch, config.compression
         )
-        _run_tasks(todo, settings, out, config.worker_count)
+        _run_tasks(todo, settings, out, pool, counter)
         results = [json.loads(out.read_bytes(f"{PROGRESS_DIR}/{t.name}.json")) for t in plan.tasks]
         manifest, quarantined = _build_manifest(
             plan, results, config, time.monotonic() - start, command
@@ -373,4 +259,5 @@ def make_records(config: RecordsConfig, command: str | None = None) -> dict[str,
             shutil.rmtree(out.path(PROGRESS_DIR), ignore_errors=True)
         return manifest
     finally:
+        pool.shutdown(cancel_futures=True)
         shutil.rmtree(scratch, ignore_errors=True)

@@ -99,3 +99,34 @@ def test_what_pillow_accepts_tensorflow_decodes():
     for seed in range(5):
         out = images.prepare_image(encode(noise(seed, (SIZE, SIZE, 4)), "PNG"), "x.png", SIZE)
         assert tf.io.decode_image(out.encoded, channels=3).shape == (SIZE, SIZE, 3)
+
+
+def test_scaled_validation_rejects_exactly_what_a_full_decode_rejects():
+    # Kept JPEGs are validated at 1/8 scale (every block is still entropy-decoded): truncating or
+    # overwriting bytes must be caught exactly when a full decode fails.
+    import io
+    import random
+
+    rng = random.Random(0)
+    original = encode(noise(11, (64, 64, 3)), "JPEG", quality=90)
+    damaged = [original[:cut] for cut in range(300, len(original), 97)]
+    for _ in range(150):
+        data = bytearray(original)
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(200, len(data) - 2)] = rng.randrange(256)
+        damaged.append(bytes(data))
+    outcomes = []
+    for data in damaged:
+        try:
+            Image.open(io.BytesIO(data)).load()
+            full_ok = True
+        except (OSError, SyntaxError, ValueError):
+            full_ok = False
+        try:
+            images.prepare_image(data, "d.jpg", 64)
+            ours_ok = True
+        except ImageRejected:
+            ours_ok = False
+        assert ours_ok == full_ok
+        outcomes.append(full_ok)
+    assert 10 < outcomes.count(False) < len(outcomes)  # both kinds of damage were exercised
