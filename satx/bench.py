@@ -133,7 +133,10 @@ def format_report(result: dict[str, Any]) -> str:
             f"make_records: {r['tiles']} tiles in {r['seconds']} s = "
             f"{r['make_records_tiles_per_s']:,.0f} tiles/s "
             f"({r['make_records_over_decode_limit']:.2f}x the decode limit "
-            f"{r['decode_limit_tiles_per_s']:,.0f}); re-encoded {r['changed']}"
+            f"{r['decode_limit_tiles_per_s']:,.0f}); re-encoded {r['changed']}\n"
+            f"  plan {r['plan_seconds']} s (start-up, discovery, hashing), write "
+            f"{r['write_seconds']} s = {r['make_records_write_tiles_per_s']:,.0f} tiles/s "
+            f"({r['make_records_write_over_decode_limit']:.2f}x the limit)"
         )
     if "train" in result:
         parts.append("training (images/s):\n" + format_table(list(result["train"].values())))

@@ -8,6 +8,8 @@ records. `manifest.json` is written last and atomically: its presence means "com
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import logging
 import multiprocessing
@@ -17,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
@@ -100,6 +103,23 @@ def _executor(workers: int, counter: Synchronized) -> Executor:
     return pool
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while the plan builds a few objects per tile.
+
+    Each collection walks every object in the process; in a process that has imported
+    TensorFlow (the bench, notebooks) that made discovery and planning twice as slow. The plan's
+    objects hold no cycles, so reference counting frees them anyway.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _run_tasks(
     tasks: list[ShardTask],
     settings: WriteSettings,
@@ -152,7 +172,11 @@ def _summarise(plan: Plan, results: list[dict], config: RecordsConfig) -> dict[s
 
 
 def _build_manifest(
-    plan: Plan, results: list[dict], config: RecordsConfig, elapsed: float, command: str | None
+    plan: Plan,
+    results: list[dict],
+    config: RecordsConfig,
+    phases: dict[str, float],
+    command: str | None,
 ) -> tuple[dict, list[dict]]:
     summary = _summarise(plan, results, config)
     quarantined = summary.pop("quarantine")
@@ -199,7 +223,8 @@ def _build_manifest(
             "config": config.to_dict(),
             "versions": versions(),
             "seed": config.seed,
-            "elapsed_s": round(elapsed, 3),
+            "elapsed_s": round(sum(phases.values()), 3),
+            "phases_s": {name: round(seconds, 4) for name, seconds in phases.items()},
             "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         },
     }
@@ -223,11 +248,15 @@ def make_records(config: RecordsConfig, command: str | None = None) -> dict[str,
     counter = multiprocessing.get_context("spawn").Value("q", 0)
     pool = _executor(config.worker_count, counter)
     try:
-        discovery = sources.discover(config.input, Path(scratch) / "input")
-        log.info(
-            "found %d tiles (%s layout) in %s", len(discovery.tiles), discovery.layout, config.input
-        )
-        plan = make_plan(discovery, config, pool)
+        with _gc_paused():
+            discovery = sources.discover(config.input, Path(scratch) / "input")
+            log.info(
+                "found %d tiles (%s layout) in %s",
+                len(discovery.tiles),
+                discovery.layout,
+                config.input,
+            )
+            plan = make_plan(discovery, config, pool)
         if not plan.tasks:
             raise RecordsError(
                 f"{config.input}: no usable tiles (all {len(plan.rejections)} "
@@ -245,10 +274,21 @@ def make_records(config: RecordsConfig, command: str | None = None) -> dict[str,
         settings = WriteSettings(
             out.root, staging, config.image_size, config.on_size_mismatch, config.compression
         )
+        planned = time.monotonic()
         _run_tasks(todo, settings, out, pool, counter)
+        written = time.monotonic()
         results = [json.loads(out.read_bytes(f"{PROGRESS_DIR}/{t.name}.json")) for t in plan.tasks]
         manifest, quarantined = _build_manifest(
-            plan, results, config, time.monotonic() - start, command
+            plan,
+            results,
+            config,
+            # plan = start-up, discovery, hashing, splits; write = validate, encode, write shards
+            {
+                "plan": planned - start,
+                "write": written - planned,
+                "finish": time.monotonic() - written,
+            },
+            command,
         )
         lines = "".join(json.dumps(q, sort_keys=True) + "\n" for q in quarantined)
         out.write_bytes(records.QUARANTINE_NAME, lines.encode())
