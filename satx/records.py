@@ -120,11 +120,19 @@ def encode_example(example: TileExample) -> bytes:
     return tfrecord_io.example_bytes(features)
 
 
-def parse_examples(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
-    """Parse a batch (1-D string tensor) of serialized records; works eagerly and in tf.data."""
+def parse_examples(
+    serialized: tf.Tensor, keys: tuple[str, ...] | None = None
+) -> dict[str, tf.Tensor]:
+    """Parse a batch (1-D string tensor) of serialized records; works eagerly and in tf.data.
+
+    `keys` limits parsing to those features (training needs only the image and its label).
+    """
     import tensorflow as tf
 
-    return tf.io.parse_example(serialized, feature_spec())
+    spec = feature_spec()
+    if keys is not None:
+        spec = {key: spec[key] for key in keys}
+    return tf.io.parse_example(serialized, spec)
 
 
 def example_from_features(features: Mapping[str, Any]) -> TileExample:

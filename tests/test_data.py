@@ -76,8 +76,17 @@ def test_train_stream_batches_match_the_records(built):
     assert len(set(seen)) == len(seen) == (n // 4) * 4  # one pass: no record twice
 
 
-def test_cache_and_stream_give_identical_batches(built):
-    config = DataConfig(records=built.root, batch_size=4, shuffle_buffer=16, deterministic=True)
+@pytest.mark.parametrize("resample_to", [(), (0.5, 0.5)])
+def test_cache_and_stream_give_identical_batches(built, resample_to):
+    # The stream shuffles (and resamples) encoded tiles and decodes after; the cache decodes
+    # first. Same seed, same batches.
+    config = DataConfig(
+        records=built.root,
+        batch_size=4,
+        shuffle_buffer=16,
+        deterministic=True,
+        resample_to=resample_to,
+    )
     steps = 3 * (built.count("train") // 4)  # three passes: the cache is filled, then replayed
     cached = list(data.make_train_dataset(built, "train", config, cache=True).take(steps))
     streamed = list(data.make_train_dataset(built, "train", config, cache=False).take(steps))
