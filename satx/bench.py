@@ -38,6 +38,7 @@ class BenchSettings:
     steps: int = 5  # train mode: timed steps per measurement (after a warm-up epoch)
     predict_batch_size: int = 32
     predict_tiles: int = 512  # tiles scored per backbone in the predict mode
+    repeats: int = 3  # alternating measurements behind each headline ratio (medians reported)
 
 
 def _model_size(backbone: str, image_size: int) -> int:
@@ -50,7 +51,14 @@ def _train_rows(records: str, s: BenchSettings) -> dict[str, dict]:
     from satx.bench_train import bench_train
 
     return {
-        name: bench_train(records, name, _model_size(name, s.image_size), s.batch_size, s.steps)
+        name: bench_train(
+            records,
+            name,
+            _model_size(name, s.image_size),
+            s.batch_size,
+            s.steps,
+            repeats=s.repeats,
+        )
         for name in s.backbones
     }
 
@@ -93,13 +101,15 @@ def run_bench(modes: tuple[str, ...], s: BenchSettings) -> dict[str, Any]:
         records = str(work / "records")
         if {"input", "records", "train"} & set(modes):  # predict reads the tile files
             made = bench_input.bench_records(folder, records, s.image_size)
-        limit = {}
         if "input" in modes or "records" in modes:
-            limit = bench_input.decode_limit(bench_input.encoded_tiles(folder))
-        if "records" in modes:
-            out["records"] = bench_input.records_ratio(made, limit)
+            encoded = bench_input.encoded_tiles(folder)
         if "input" in modes:
-            out["input"] = bench_input.bench_input(folder, records, s.image_size, limit)
+            out["input"] = bench_input.bench_input(
+                folder, records, s.image_size, encoded, s.repeats
+            )
+        if "records" in modes:
+            limit = out["input"] if "input" in modes else bench_input.decode_limit(encoded)
+            out["records"] = bench_input.records_ratio(made, limit)
         if "train" in modes:
             out["train"] = _train_rows(records, s)
         if "predict" in modes:
@@ -116,10 +126,12 @@ def format_report(result: dict[str, Any]) -> str:
     if "input" in result:
         r = result["input"]
         parts.append(
-            "input pipeline (tiles/s; decode limit = single-thread decode x cores):\n"
+            "input pipeline (tiles/s; decode limit = single-thread decode x cores; medians of "
+            f"{r['repeats']} alternating runs, [min, max]):\n"
             f"  decode limit {r['decode_limit_tiles_per_s']:,.0f} "
-            f"({r['decode_single_thread_tiles_per_s']:,.0f} x {r['cores']} cores)\n"
-            f"  satx streaming {r['satx_tiles_per_s']:,.0f} "
+            f"({r['decode_single_thread_tiles_per_s']:,.0f} "
+            f"{r['decode_single_thread_spread']} x {r['cores']} cores)\n"
+            f"  satx streaming {r['satx_tiles_per_s']:,.0f} {r['satx_spread']} "
             f"({r['satx_over_decode_limit']:.2f}x the limit, "
             f"{r['satx_over_keras_directory']:.1f}x Keras)\n"
             f"  satx warm cache {r['satx_warm_cache_tiles_per_s']:,.0f} "

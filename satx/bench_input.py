@@ -2,7 +2,8 @@
 
 Every rate is tiles/s over the same encoded tiles, measured in one process:
 - decode limit: single-thread `decode_tile` (satx's JPEG/PNG decode, the accurate integer DCT)
-  over the encoded tiles held in memory, times the cores this process may use;
+  over the encoded tiles held in memory, times the cores this process may use; measured
+  alternately with satx streaming, several times, since this machine's speed drifts;
 - satx input: `make_train_dataset` from the records (read, parse, decode, shuffle, batch,
   one-hot; augmentation excluded, it runs in the model), streaming and with the decoded-tile
   cache warm;
@@ -17,6 +18,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import statistics
 import time
 from pathlib import Path
 
@@ -26,6 +28,12 @@ import tensorflow as tf
 log = logging.getLogger(__name__)
 
 BATCH = 64
+LIMIT_KEYS = (  # what decode_limit reports, and every mode that compares with it repeats
+    "decode_single_thread_tiles_per_s",
+    "decode_single_thread_spread",
+    "cores",
+    "decode_limit_tiles_per_s",
+)
 
 
 def cores_used() -> int:
@@ -66,8 +74,7 @@ def _drain(ds: tf.data.Dataset) -> int:
     return int(ds.reduce(tf.constant(0, tf.int64), lambda n, *_: n + 1).numpy())
 
 
-def decode_limit(encoded: list[bytes]) -> dict:
-    """Single-thread decode rate over tiles in memory, and that times the cores used."""
+def _single_thread_decode_rate(encoded: list[bytes]) -> float:
     from satx.data import decode_tile
 
     options = tf.data.Options()
@@ -77,10 +84,17 @@ def decode_limit(encoded: list[bytes]) -> dict:
     _drain(ds.take(32))  # trace and warm up
     start = time.perf_counter()
     n = _drain(ds)
-    single = n / (time.perf_counter() - start)
+    return n / (time.perf_counter() - start)
+
+
+def decode_limit(encoded: list[bytes], rates: list[float] | None = None) -> dict:
+    """Single-thread decode rate over tiles in memory (median of `rates` if given), x cores."""
+    rates = rates or [_single_thread_decode_rate(encoded)]
+    single = statistics.median(rates)
     cores = cores_used()
     return {
         "decode_single_thread_tiles_per_s": round(single, 1),
+        "decode_single_thread_spread": [round(min(rates), 1), round(max(rates), 1)],
         "cores": cores,
         "decode_limit_tiles_per_s": round(single * cores, 1),
     }
@@ -165,16 +179,29 @@ def bench_records(folder: str, output: str, image_size: int) -> dict:
     }
 
 
-def bench_input(folder: str, records: str, image_size: int, limit: dict) -> dict:
-    """The input mode: satx streaming, satx warm cache and the Keras way vs the decode limit."""
-    stream = satx_input_rate(records, image_size, warm_cache=False)
+def bench_input(
+    folder: str, records: str, image_size: int, encoded: list[bytes], repeats: int = 3
+) -> dict:
+    """The input mode: satx streaming, warm cache and the Keras way vs the decode limit.
+
+    The decode limit and satx streaming (the headline ratio) are measured `repeats` times,
+    alternating, and reported as medians with their spread; the others once.
+    """
+    singles, streams = [], []
+    for _ in range(repeats):
+        singles.append(_single_thread_decode_rate(encoded))
+        streams.append(satx_input_rate(records, image_size, warm_cache=False))
+    limit = decode_limit(encoded, singles)
+    stream = statistics.median(streams)
     warm = satx_input_rate(records, image_size, warm_cache=True)
     keras_rate = keras_directory_rate(folder, image_size)
     cores, decode = limit["cores"], limit["decode_limit_tiles_per_s"]
     return {
         **limit,
         "image_size": image_size,
+        "repeats": repeats,
         "satx_tiles_per_s": round(stream, 1),
+        "satx_spread": [round(min(streams), 1), round(max(streams), 1)],
         "satx_tiles_per_s_per_core": round(stream / cores, 1),
         "satx_warm_cache_tiles_per_s": round(warm, 1),
         "keras_directory_tiles_per_s": round(keras_rate, 1),
@@ -190,7 +217,7 @@ def records_ratio(result: dict, limit: dict) -> dict:
     decode = limit["decode_limit_tiles_per_s"]
     return {
         **result,
-        **limit,
+        **{key: limit[key] for key in LIMIT_KEYS},
         "make_records_over_decode_limit": round(result["make_records_tiles_per_s"] / decode, 3),
         "make_records_write_over_decode_limit": round(
             result["make_records_write_tiles_per_s"] / decode, 3

@@ -10,6 +10,7 @@ what the device-side augmentation costs.
 from __future__ import annotations
 
 import logging
+import statistics
 import time
 from dataclasses import replace
 
@@ -48,10 +49,32 @@ def _images_per_second(
     return steps * batch / timer.seconds
 
 
+def _interleaved(
+    model: keras.Model, sources: dict[str, tf.data.Dataset], steps: int, batch: int, repeats: int
+) -> dict[str, list[float]]:
+    """Rates of each source measured `repeats` times, alternating, so drift hits all alike."""
+    rates: dict[str, list[float]] = {name: [] for name in sources}
+    for _ in range(repeats):
+        for name, ds in sources.items():
+            rates[name].append(_images_per_second(model, ds, steps, batch))
+    return rates
+
+
 def bench_train(
-    records: str, backbone: str, image_size: int, batch_size: int, steps: int, phase: int = 2
+    records: str,
+    backbone: str,
+    image_size: int,
+    batch_size: int,
+    steps: int,
+    phase: int = 2,
+    repeats: int = 3,
 ) -> dict:
-    """Images/s from records vs synthetic batches, with and without augmentation."""
+    """Images/s from records vs synthetic batches, with and without augmentation.
+
+    The augmented pair (which gives the verdict) is measured `repeats` times, alternating
+    records and synthetic; rates are medians, with the spread (min, max) beside them. This
+    machine's speed drifts by tens of percent between measurements a few seconds long.
+    """
     info = data.load_records(records)
     dcfg = DataConfig(records=records, image_size=image_size, batch_size=batch_size)
     from_records = data.make_train_dataset(info, "train", dcfg)
@@ -63,6 +86,7 @@ def bench_train(
         "batch_size": batch_size,
         "steps": steps,
         "phase": phase,
+        "repeats": repeats,
         "records": records,
     }
     for name, augment in (("augmented", AugmentConfig()), ("no_augment", NO_AUGMENT)):
@@ -76,10 +100,14 @@ def bench_train(
         config = replace(config, freeze_cutoff="0") if phase == 2 else config
         model = models.build_classifier(config.model, info.num_classes)
         compile_phase(model, config, phase, info.num_classes)
-        for source, ds in (("records", from_records), ("synthetic", synthetic)):
-            rate = _images_per_second(model, ds, steps, batch_size)
-            result[f"{name}_{source}_img_per_s"] = round(rate, 2)
-            log.info("%s %s %s: %.1f images/s", backbone, name, source, rate)
+        sources = {"records": from_records, "synthetic": synthetic}
+        rates = _interleaved(
+            model, sources, steps, batch_size, repeats if name == "augmented" else 1
+        )
+        for source, measured in rates.items():
+            result[f"{name}_{source}_img_per_s"] = round(statistics.median(measured), 2)
+            result[f"{name}_{source}_spread"] = [round(min(measured), 2), round(max(measured), 2)]
+            log.info("%s %s %s: images/s %s", backbone, name, source, measured)
         result[f"{name}_records_over_synthetic"] = round(
             result[f"{name}_records_img_per_s"] / result[f"{name}_synthetic_img_per_s"], 3
         )
@@ -156,4 +184,11 @@ def format_table(rows: list[dict]) -> str:
             f"{r['no_augment_records_img_per_s']:>11.1f} "
             f"{r['no_augment_synthetic_img_per_s']:>11.1f} {r['verdict']}"
         )
+    lines.append(
+        "aug rec/s and aug syn/s are medians of alternating runs; [min, max]: "
+        + "; ".join(
+            f"{r['backbone']} {r['augmented_records_spread']} vs {r['augmented_synthetic_spread']}"
+            for r in rows
+        )
+    )
     return "\n".join(lines)

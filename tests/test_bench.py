@@ -14,6 +14,7 @@ TINY = BenchSettings(
     steps=2,
     predict_batch_size=16,
     predict_tiles=40,
+    repeats=2,
 )
 
 
@@ -36,6 +37,12 @@ def test_every_mode_reports_positive_consistent_rates(tmp_path):
         i["decode_single_thread_tiles_per_s"] * i["cores"], rel=0.01
     )
     _ratio(i, "satx_tiles_per_s", "decode_limit_tiles_per_s", "satx_over_decode_limit")
+    for spread, median in (
+        ("satx_spread", "satx_tiles_per_s"),
+        ("decode_single_thread_spread", "decode_single_thread_tiles_per_s"),
+    ):
+        low, high = i[spread]
+        assert 0 < low <= i[median] <= high, spread
     _ratio(i, "satx_tiles_per_s", "keras_directory_tiles_per_s", "satx_over_keras_directory")
     _ratio(
         i, "satx_warm_cache_tiles_per_s", "decode_limit_tiles_per_s", "warm_cache_over_decode_limit"
@@ -63,7 +70,9 @@ def test_every_mode_reports_positive_consistent_rates(tmp_path):
         "augmented_synthetic_img_per_s",
         "augmented_records_over_synthetic",
     )
-    assert t["verdict"] in ("input-bound", "not input-bound")
+    assert t["verdict"] in ("input-bound", "not input-bound") and t["repeats"] == 2
+    low, high = t["augmented_records_spread"]
+    assert 0 < low <= t["augmented_records_img_per_s"] <= high
     p = result["predict"]["tiny"]
     assert p["tiles"] == 40 and p["steady_tiles_per_s"] > 0 and p["model_only_tiles_per_s"] > 0
     _ratio(p, "steady_tiles_per_s", "model_only_tiles_per_s", "steady_over_model_only")

@@ -17,6 +17,9 @@ _BATCH = flags.DEFINE_integer("batch_size", 8, "train: batch size.")
 _STEPS = flags.DEFINE_integer("steps", 5, "train: timed steps per measurement.")
 _PREDICT_BATCH = flags.DEFINE_integer("predict_batch_size", 32, "predict: batch size.")
 _PREDICT_TILES = flags.DEFINE_integer("predict_tiles", 512, "predict: tiles scored per backbone.")
+_REPEATS = flags.DEFINE_integer(
+    "repeats", 3, "Alternating measurements behind each headline ratio (medians reported)."
+)
 _JSON = flags.DEFINE_string("json_out", None, "Write the results as JSON here.")
 _RECORDS = flags.DEFINE_string("records", None, "tune_memory: records folder.")
 _TRIALS = flags.DEFINE_integer("trials", 20, "tune_memory: trials in the search.")
@@ -67,6 +70,7 @@ def main(argv: list[str]) -> int:
             steps=_STEPS.value,
             predict_batch_size=_PREDICT_BATCH.value,
             predict_tiles=_PREDICT_TILES.value,
+            repeats=_REPEATS.value,
         )
         modes = MODES if argv[1] == "all" else (argv[1],)
         result = run_bench(modes, settings)
