@@ -70,7 +70,8 @@ def test_every_mode_reports_positive_consistent_rates(tmp_path):
         "augmented_synthetic_img_per_s",
         "augmented_records_over_synthetic",
     )
-    assert t["verdict"] in ("input-bound", "not input-bound") and t["repeats"] == 2
+    verdicts = ("input-bound", "not input-bound", "not input-bound (within noise)")
+    assert t["verdict"] in verdicts and t["repeats"] == 2
     low, high = t["augmented_records_spread"]
     assert 0 < low <= t["augmented_records_img_per_s"] <= high
     p = result["predict"]["tiny"]
@@ -103,3 +104,22 @@ def test_cli_all_writes_one_json_object_per_mode(tmp_path):
     assert "satx streaming" in proc.stdout
     bad = cli("satx.bench", "nonsense")
     assert bad.returncode == 2 and "usage" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    "ratio, records, synthetic, verdict",
+    [
+        (0.99, [9.0, 10.0], [9.5, 10.5], "not input-bound"),
+        (0.93, [9.0, 10.0], [9.5, 10.5], "not input-bound (within noise)"),
+        (0.80, [7.0, 8.0], [9.5, 10.5], "input-bound"),
+    ],
+)
+def test_train_verdict_weighs_the_spread(ratio, records, synthetic, verdict):
+    from satx.bench_train import _verdict
+
+    result = {
+        "augmented_records_over_synthetic": ratio,
+        "augmented_records_spread": records,
+        "augmented_synthetic_spread": synthetic,
+    }
+    assert _verdict(result) == verdict
