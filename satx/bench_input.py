@@ -9,21 +9,26 @@ Every rate is tiles/s over the same encoded tiles, measured in one process:
   cache warm;
 - Keras: `keras.utils.image_dataset_from_directory` over the same tiles as files, with satx's
   augmentation layers applied in the dataset map, which is what a user would write instead;
-- records: `make_records` end to end over the same folder.
+- records: `make_records` end to end over the same folder, through its CLI.
 Datasets are drained inside TensorFlow (`Dataset.reduce`), so Python iteration costs nothing.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+
+from satx.errors import RecordsError
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +79,8 @@ def _drain(ds: tf.data.Dataset) -> int:
     return int(ds.reduce(tf.constant(0, tf.int64), lambda n, *_: n + 1).numpy())
 
 
-def _single_thread_decode_rate(encoded: list[bytes]) -> float:
+def single_thread_decode_rate(encoded: list[bytes]) -> float:
+    """Tiles/s of `decode_tile` on one thread over tiles held in memory."""
     from satx.data import decode_tile
 
     options = tf.data.Options()
@@ -89,7 +95,7 @@ def _single_thread_decode_rate(encoded: list[bytes]) -> float:
 
 def decode_limit(encoded: list[bytes], rates: list[float] | None = None) -> dict:
     """Single-thread decode rate over tiles in memory (median of `rates` if given), x cores."""
-    rates = rates or [_single_thread_decode_rate(encoded)]
+    rates = rates or [single_thread_decode_rate(encoded)]
     single = statistics.median(rates)
     cores = cores_used()
     return {
@@ -148,34 +154,46 @@ def keras_directory_rate(folder: str, image_size: int, batch: int = BATCH) -> fl
 
 
 def bench_records(folder: str, output: str, image_size: int) -> dict:
-    """make_records over `folder` (every tile into `train`), end to end."""
-    from satx.config import RecordsConfig
-    from satx.writer import make_records
+    """make_records over `folder` (every tile into `train`), run as users run it: its CLI.
 
-    config = RecordsConfig(
-        input=folder,
-        output=output,
-        image_size=image_size,
-        split="train:1",
-        min_shards=2 * cores_used(),
-        overwrite=True,
-    )
+    A process of its own matters: make_records never imports TensorFlow, so its workers are
+    forked and ready at once, while a process holding TensorFlow (this one) must spawn them.
+    `seconds` is the make_records call inside the CLI (from its manifest); `cli_seconds` adds
+    the interpreter start-up and imports.
+    """
+    command = [
+        sys.executable,
+        "-m",
+        "satx.cli.make_records",
+        f"--input={folder}",
+        f"--output={output}",
+        f"--image_size={image_size}",
+        "--split=train:1",
+        f"--min_shards={2 * cores_used()}",
+        "--overwrite",
+    ]
     start = time.perf_counter()
-    manifest = make_records(config, command="satx.bench records")
-    seconds = time.perf_counter() - start
+    proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    cli_seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RecordsError(f"make_records failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
+    manifest = json.loads((Path(output) / "manifest.json").read_text())
     tiles = int(manifest["splits"]["train"]["records"])
     phases = manifest["run"]["phases_s"]
+    seconds = manifest["run"]["elapsed_s"]
     return {
         "tiles": tiles,
-        "seconds": round(seconds, 4),
+        "seconds": seconds,
+        "cli_seconds": round(cli_seconds, 4),
         "plan_seconds": phases["plan"],
         "write_seconds": phases["write"],
         "make_records_tiles_per_s": round(tiles / seconds, 1),
+        "make_records_cli_tiles_per_s": round(tiles / cli_seconds, 1),
         # the write phase alone (validate, encode, write): the rate a long run converges to,
         # less the per-tile share of discovery and hashing
         "make_records_write_tiles_per_s": round(tiles / phases["write"], 1),
         "quarantined": int(manifest["quarantine"]["count"]),
-        "changed": sum(manifest.get("changes", {}).values()),
+        "changed": sum(manifest["image_changes"].values()),
     }
 
 
@@ -189,7 +207,7 @@ def bench_input(
     """
     singles, streams = [], []
     for _ in range(repeats):
-        singles.append(_single_thread_decode_rate(encoded))
+        singles.append(single_thread_decode_rate(encoded))
         streams.append(satx_input_rate(records, image_size, warm_cache=False))
     limit = decode_limit(encoded, singles)
     stream = statistics.median(streams)

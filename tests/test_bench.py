@@ -53,7 +53,11 @@ def test_every_mode_reports_positive_consistent_rates(tmp_path):
     _ratio(
         r, "make_records_tiles_per_s", "decode_limit_tiles_per_s", "make_records_over_decode_limit"
     )
-    assert 0 < r["write_seconds"] < r["seconds"] and 0 < r["plan_seconds"] < r["seconds"]
+    assert 0 < r["write_seconds"] < r["seconds"] < r["cli_seconds"]
+    assert 0 < r["plan_seconds"] < r["seconds"]
+    assert r["make_records_cli_tiles_per_s"] == pytest.approx(
+        r["tiles"] / r["cli_seconds"], rel=0.02
+    )
     assert r["make_records_write_tiles_per_s"] == pytest.approx(
         r["tiles"] / r["write_seconds"], rel=0.02
     )
