@@ -142,6 +142,7 @@ def format_report(result: dict[str, Any]) -> str:
             f"({r['satx_over_decode_limit']:.2f}x the limit, "
             f"{r['satx_over_keras_directory']:.1f}x Keras)\n"
             f"  satx warm cache {r['satx_warm_cache_tiles_per_s']:,.0f} "
+            f"{r['satx_warm_cache_spread']} "
             f"({r['warm_cache_over_decode_limit']:.1f}x the limit)\n"
             f"  keras image_dataset_from_directory + augmentation "
             f"{r['keras_directory_tiles_per_s']:,.0f}"

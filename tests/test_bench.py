@@ -40,6 +40,7 @@ def test_every_mode_reports_positive_consistent_rates(tmp_path):
     for spread, median in (
         ("satx_spread", "satx_tiles_per_s"),
         ("decode_single_thread_spread", "decode_single_thread_tiles_per_s"),
+        ("satx_warm_cache_spread", "satx_warm_cache_tiles_per_s"),
     ):
         low, high = i[spread]
         assert 0 < low <= i[median] <= high, spread
