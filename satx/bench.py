@@ -35,7 +35,8 @@ class BenchSettings:
     tiles: int = 4096  # generated tiles (the split should exceed the 2048-tile shuffle buffer)
     backbones: tuple[str, ...] = ("mobilenetv2", "xception")
     batch_size: int = 8  # train mode
-    steps: int = 5  # train mode: timed steps per measurement (after a warm-up epoch)
+    steps: int = 5  # train mode: timed steps per measurement (after a warm-up epoch), at least
+    train_seconds: float = 2.0  # train mode: ... and at least this long
     predict_batch_size: int = 32
     predict_tiles: int = 512  # tiles scored per backbone in the predict mode
     repeats: int = 3  # alternating measurements behind each headline ratio (medians reported)
@@ -58,6 +59,7 @@ def _train_rows(records: str, s: BenchSettings) -> dict[str, dict]:
             s.batch_size,
             s.steps,
             repeats=s.repeats,
+            min_seconds=s.train_seconds,
         )
         for name in s.backbones
     }

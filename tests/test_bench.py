@@ -15,6 +15,7 @@ TINY = BenchSettings(
     predict_batch_size=16,
     predict_tiles=40,
     repeats=2,
+    train_seconds=0.1,
 )
 
 
@@ -77,6 +78,7 @@ def test_every_mode_reports_positive_consistent_rates(tmp_path):
     )
     verdicts = ("input-bound", "not input-bound", "not input-bound (within noise)")
     assert t["verdict"] in verdicts and t["repeats"] == 2
+    assert t["augmented_timed_steps"] >= 2
     low, high = t["augmented_records_spread"]
     assert 0 < low <= t["augmented_records_img_per_s"] <= high
     p = result["predict"]["tiny"]
@@ -99,6 +101,8 @@ def test_cli_all_writes_one_json_object_per_mode(tmp_path):
         "--image_size=32",
         "--backbone=tiny",
         "--steps=1",
+        "--train_seconds=0.1",
+        "--repeats=1",
         "--predict_tiles=16",
         f"--json_out={out}",
         env={"SATX_BACKBONE_MODULES": "tests.tiny_backbone"},
@@ -109,6 +113,13 @@ def test_cli_all_writes_one_json_object_per_mode(tmp_path):
     assert "satx streaming" in proc.stdout
     bad = cli("satx.bench", "nonsense")
     assert bad.returncode == 2 and "usage" in bad.stderr
+
+
+def test_timed_steps_cover_the_minimum_time():
+    from satx.bench_train import timed_steps
+
+    assert timed_steps(rate=4.0, steps=5, batch=8, min_seconds=2.0) == 5  # slow model: 10 s
+    assert timed_steps(rate=216.0, steps=5, batch=8, min_seconds=2.0) == 54  # 54 x 8 / 216 = 2 s
 
 
 @pytest.mark.parametrize(

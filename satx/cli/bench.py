@@ -14,7 +14,10 @@ _DATA = flags.DEFINE_string("data", "", "Tile folder to measure on; default: gen
 _TILES = flags.DEFINE_integer("tiles", 4096, "Generated tiles (predict: at most --predict_tiles).")
 _BACKBONE = flags.DEFINE_list("backbone", ["mobilenetv2", "xception"], "Backbones to measure.")
 _BATCH = flags.DEFINE_integer("batch_size", 8, "train: batch size.")
-_STEPS = flags.DEFINE_integer("steps", 5, "train: timed steps per measurement.")
+_STEPS = flags.DEFINE_integer("steps", 5, "train: timed steps per measurement, at least.")
+_TRAIN_SECONDS = flags.DEFINE_float(
+    "train_seconds", 2.0, "train: each timed measurement lasts at least this long."
+)
 _PREDICT_BATCH = flags.DEFINE_integer("predict_batch_size", 32, "predict: batch size.")
 _PREDICT_TILES = flags.DEFINE_integer("predict_tiles", 512, "predict: tiles scored per backbone.")
 _REPEATS = flags.DEFINE_integer(
@@ -68,6 +71,7 @@ def main(argv: list[str]) -> int:
             backbones=tuple(_BACKBONE.value),
             batch_size=_BATCH.value,
             steps=_STEPS.value,
+            train_seconds=_TRAIN_SECONDS.value,
             predict_batch_size=_PREDICT_BATCH.value,
             predict_tiles=_PREDICT_TILES.value,
             repeats=_REPEATS.value,
