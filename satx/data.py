@@ -415,9 +415,12 @@ def _batch_then_decode(
         return images, labels
 
     ds = ds.batch(batch_size, drop_remainder=True)
-    # One batch per core at a time, not AUTOTUNE: AUTOTUNE sometimes settled on one call at a
-    # time (half speed in 3 of 13 runs of `satx.bench input`); one per core never did (0 of 13).
-    return ds.map(decode_batch, num_parallel_calls=max(2, cores_used()))
+    # One batch per core at a time rather than AUTOTUNE: in `satx.bench input` runs a 3-pass
+    # measurement sometimes ran at one core's decode rate, AUTOTUNE in 3 of 21 runs, one call
+    # per core in 1 of 29 (cause not found; the bench reports the spread).
+    # In order even when the stream may reorder: a batch of the next pass must not overtake
+    # one of this pass (an epoch would then see a tile twice and miss another).
+    return ds.map(decode_batch, num_parallel_calls=max(2, cores_used()), deterministic=True)
 
 
 def _resample(

@@ -267,12 +267,14 @@ def test_profile_batches_write_a_trace_with_input_pipeline_events(sample_records
 def test_bench_train_reports_consistent_rates(sample_records):
     from satx.bench_train import bench_train, format_table
 
-    result = bench_train(sample_records, "tiny", 32, batch_size=8, steps=3)
+    result = bench_train(
+        sample_records, "tiny", 32, batch_size=8, steps=3, repeats=1, min_seconds=0.1
+    )
     for name in ("augmented", "no_augment"):
         rec, syn = result[f"{name}_records_img_per_s"], result[f"{name}_synthetic_img_per_s"]
         assert rec > 0 and syn > 0
         assert result[f"{name}_records_over_synthetic"] == pytest.approx(rec / syn, abs=2e-3)
-    assert result["verdict"] in ("input-bound", "not input-bound")
+    assert result["verdict"] in ("input-bound", "not input-bound", "not input-bound (within noise)")
     assert "tiny" in format_table([result])
 
 
