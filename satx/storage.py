@@ -14,6 +14,7 @@ import functools
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -271,6 +272,37 @@ def open_store(root: str) -> LocalStore | GcsStore:
     return GcsStore(root) if is_gcs(root) else LocalStore(root)
 
 
+ORPHAN_AGE_S = 3600  # a dead process's scratch folder untouched this long is removed
+
+
 def make_staging_dir(prefix: str = "satx-") -> str:
-    """A fresh local scratch folder (caller removes it)."""
-    return tempfile.mkdtemp(prefix=prefix)
+    """A fresh local scratch folder named after this process (the caller removes it).
+
+    A process killed with SIGKILL cannot remove its scratch folder, and make_records may have
+    mirrored a whole gs:// input there; so this first removes folders with the same prefix
+    whose process is gone and which nobody has touched for an hour.
+    """
+    _remove_orphans(prefix)
+    return tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _remove_orphans(prefix: str) -> None:
+    now = time.time()
+    for entry in os.scandir(tempfile.gettempdir()):
+        pid = entry.name[len(prefix) :].split("-", 1)[0]
+        if not (entry.name.startswith(prefix) and pid.isdigit()):
+            continue
+        with contextlib.suppress(OSError):
+            stale = now - entry.stat(follow_symlinks=False).st_mtime > ORPHAN_AGE_S
+            if entry.is_dir(follow_symlinks=False) and stale and not _process_alive(int(pid)):
+                shutil.rmtree(entry.path, ignore_errors=True)

@@ -16,7 +16,6 @@ import multiprocessing
 import os
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -257,7 +256,7 @@ def make_records(config: RecordsConfig, command: str | None = None) -> dict[str,
     """
     start = time.monotonic()
     out = storage.open_store(config.output)
-    scratch = tempfile.mkdtemp(prefix="satx-records-")
+    scratch = storage.make_staging_dir("satx-records-")
     counter = _context().Value("q", 0)
     pool = _executor(config.worker_count, counter)
     try:

@@ -226,3 +226,41 @@ def test_classes_flag_fixes_label_order_and_quarantines_unknown(sample_tiles, re
     manifest = make_records(records_config(sample_tiles, classes=("school",)))
     assert manifest["class_names"] == ["school"]
     assert manifest["quarantine"]["reasons"] == {"unknown_label": 48 - manifest["records"]}
+
+
+def test_scratch_of_a_killed_run_is_removed_by_the_next(
+    sample_tiles, records_config, tmp_path, monkeypatch
+):
+    # A SIGKILLed run leaves its scratch folder (possibly a mirrored gs:// input) in the temp
+    # dir; the next run removes it once its process is gone and it is an hour old.
+    import os
+    import subprocess
+    import sys
+    import time
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(dead.stdout)
+    old = time.time() - 2 * 3600
+    orphan = tmp_path / "tmp" / f"satx-records-{dead_pid}-abc"
+    (orphan / "input").mkdir(parents=True)
+    (orphan / "input" / "tile.jpg").write_bytes(b"x")
+    recent = tmp_path / "tmp" / f"satx-records-{dead_pid}-new"  # maybe another host's run
+    recent.mkdir()
+    alive = tmp_path / "tmp" / f"satx-records-{os.getpid()}-live"
+    alive.mkdir()
+    for folder in (orphan, alive):
+        os.utime(folder, (old, old))
+    make_records(records_config(sample_tiles, output=tmp_path / "out"))
+    assert not orphan.exists()
+    assert recent.exists() and alive.exists()
+    assert sorted(p.name for p in (tmp_path / "tmp").iterdir()) == sorted([recent.name, alive.name])
