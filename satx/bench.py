@@ -114,8 +114,7 @@ def run_bench(modes: tuple[str, ...], s: BenchSettings) -> dict[str, Any]:
                 out["input"]
                 if "input" in modes
                 else bench_input.decode_limit(
-                    encoded,
-                    [bench_input.single_thread_decode_rate(encoded) for _ in range(s.repeats)],
+                    [bench_input.single_thread_decode_rate(encoded) for _ in range(s.repeats)]
                 )
             )
             out["records"] = bench_input.records_ratio(made, limit)

@@ -85,9 +85,8 @@ def single_thread_decode_rate(encoded: list[bytes]) -> float:
     return n / (time.perf_counter() - start)
 
 
-def decode_limit(encoded: list[bytes], rates: list[float] | None = None) -> dict:
-    """Single-thread decode rate over tiles in memory (median of `rates` if given), x cores."""
-    rates = rates or [single_thread_decode_rate(encoded)]
+def decode_limit(rates: list[float]) -> dict:
+    """The median of single-thread decode `rates`, its spread, and it times the cores used."""
     single = statistics.median(rates)
     cores = cores_used()
     return {
@@ -202,7 +201,7 @@ def bench_input(
         singles.append(single_thread_decode_rate(encoded))
         streams.append(satx_input_rate(records, image_size, warm_cache=False))
         warms.append(satx_input_rate(records, image_size, warm_cache=True))
-    limit = decode_limit(encoded, singles)
+    limit = decode_limit(singles)
     stream, warm = statistics.median(streams), statistics.median(warms)
     keras_rate = keras_directory_rate(folder, image_size)
     cores, decode = limit["cores"], limit["decode_limit_tiles_per_s"]

@@ -7,6 +7,7 @@ the config, and its hash tells a re-run whether partial output belongs to it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -126,10 +127,9 @@ def scan(tiles: tuple[SourceTile, ...], pool: Executor | None = None) -> list[_S
     chunks = [
         [t.location for t in tiles[i : i + SCAN_CHUNK]] for i in range(0, len(tiles), SCAN_CHUNK)
     ]
-    if pool is None:
-        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2)) as threads:
-            hashed = [h for chunk in threads.map(hash_files, chunks) for h in chunk]
-    else:
+    with contextlib.ExitStack() as stack:
+        if pool is None:
+            pool = stack.enter_context(ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2)))
         hashed = [h for chunk in _hash_chunks(chunks, pool) for h in chunk]
     return [
         _Scanned(tile, *h)

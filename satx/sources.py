@@ -78,8 +78,8 @@ def _visible_files(folder: Path) -> list[str]:
 
 def _class_folders(root: Path, split: str | None) -> tuple[list[SourceTile], list[str]]:
     tiles, ignored = [], []
-    base = str(root / split if split else root)
-    for rel in _visible_files(Path(base)):
+    base = root / split if split else root
+    for rel in _visible_files(base):
         source_id = f"{split}/{rel}" if split else rel
         label, _, rest = rel.partition("/")
         if not rest or os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:

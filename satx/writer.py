@@ -140,23 +140,20 @@ def _run_tasks(
     counter: Synchronized,
 ) -> None:
     progress = Progress("make_records", sum(len(t.items) for t in tasks))
-    with pool:
-        pending = {pool.submit(write_shard, task, settings) for task in tasks}
-        while pending:
-            finished, pending = wait_futures(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-            for future in finished:
-                try:
-                    result = future.result()
-                except BrokenProcessPool as err:
-                    raise RecordsError(
-                        f"a worker process died ({err}); finished shards are kept, "
-                        "re-run the same command to resume"
-                    ) from err
-                out.write_bytes(
-                    f"{PROGRESS_DIR}/{result['name']}.json", json.dumps(result).encode()
-                )
-                failpoints.hit("make_records.after_shard")
-            progress.update(counter.value)
+    pending = {pool.submit(write_shard, task, settings) for task in tasks}
+    while pending:
+        finished, pending = wait_futures(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+        for future in finished:
+            try:
+                result = future.result()
+            except BrokenProcessPool as err:
+                raise RecordsError(
+                    f"a worker process died ({err}); finished shards are kept, "
+                    "re-run the same command to resume"
+                ) from err
+            out.write_bytes(f"{PROGRESS_DIR}/{result['name']}.json", json.dumps(result).encode())
+            failpoints.hit("make_records.after_shard")
+        progress.update(counter.value)
     progress.update(counter.value)
     progress.finish()
 
