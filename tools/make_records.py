@@ -1,6 +1,6 @@
-"""`python -m tools.make_records --input=TILES --output=RECORDS`; see satx/cli/make_records.py."""
+"""`python -m tools.make_records --input=TILES --output=RECORDS`; see satx/records/__main__.py."""
 
-from satx.cli.make_records import entry
+from satx.records.__main__ import entry
 
 if __name__ == "__main__":
     entry()

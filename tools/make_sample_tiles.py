@@ -1,6 +1,6 @@
-"""`python -m tools.make_sample_tiles --output=DIR`; see satx/cli/make_sample_tiles.py."""
+"""`python -m tools.make_sample_tiles --output=DIR`; see satx/records/sample_main.py."""
 
-from satx.cli.make_sample_tiles import entry
+from satx.records.sample_main import entry
 
 if __name__ == "__main__":
     entry()

@@ -1,4 +1,10 @@
-"""Command-line entry points. Flags live here, at the edge; library code takes config objects."""
+"""The command-line layer: absl flags -> a config object -> one library call; errors -> exit codes.
+
+Each stage's CLI is its package's `__main__` (`python -m satx.train`), plus the records tools
+`satx.records.{__main__,inspect_main,sample_main}` behind `python -m tools.*`. They import
+their library code inside `main`, after the flags are parsed, so that `--verbosity` can decide
+how loud TensorFlow is before it loads. Library code never imports a CLI.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +13,61 @@ import os
 import sys
 from collections.abc import Callable
 
-from absl import flags
+from absl import flags as absl_flags
 
 EXIT_USER_ERROR = 2
+VERBOSE_ENV = "SATX_VERBOSE"  # 1: TensorFlow's C++ info lines and library chatter come back
 
 
-def _show_in_help(main: Callable, shared: tuple[flags.FlagHolder, ...]) -> None:
+def _show_in_help(
+    main: Callable, shared: tuple[absl_flags.FlagHolder, ...], modules: tuple[str, ...]
+) -> None:
     # absl's --help lists the key flags of the module named by sys.argv[0]; our flags live in
-    # satx.cli.* behind thin tools/ wrappers and console scripts, so register them there.
-    own = flags.FLAGS.get_flags_for_module(main.__module__)
-    for flag in [*own, *(flags.FLAGS[h.name] for h in shared)]:
-        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    # satx.* behind thin tools/ wrappers and console scripts, so register them there.
+    main_module = sys.argv[0] if main.__module__ == "__main__" else main.__module__
+    own = [f for m in (main_module, *modules) for f in absl_flags.FLAGS.get_flags_for_module(m)]
+    for flag in [*own, *(absl_flags.FLAGS[h.name] for h in shared)]:
+        absl_flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
 
-def run(main: Callable[[list[str]], int | None], *shared: flags.FlagHolder) -> None:
+def _quiet(verbose: bool) -> None:
+    """TensorFlow's C++ info lines, oneDNN notices and library chatter only when asked for.
+
+    Must run before TensorFlow is imported: its C++ logging reads the variable at load.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "2")
+    level = logging.INFO if verbose else logging.ERROR
+    for name in ("absl", "tensorflow", "keras_tuner", "h5py", "matplotlib"):
+        logging.getLogger(name).setLevel(level)
+
+
+def run(
+    main: Callable[[list[str]], int | None],
+    *shared: absl_flags.FlagHolder,
+    flag_modules: tuple[str, ...] = (),
+) -> None:
     """Run an absl `main`, turning `SatxError` into one clear line and exit code 2.
 
     Args:
         main: the absl main function of a CLI module.
-        *shared: flags from `satx.flags` this CLI uses (shown in its --help).
+        *shared: flags from `satx.cli.flags` this CLI uses (shown in its --help).
+        flag_modules: modules whose flags the CLI uses, all shown in its --help.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from absl import app
     from absl import logging as absl_logging
 
-    _show_in_help(main, shared)
-
-    from satx.errors import SatxError
+    _show_in_help(main, shared, flag_modules)
 
     def guarded(argv: list[str]) -> int | None:
-        absl_logging.use_python_logging()
+        verbose = absl_flags.FLAGS.verbosity > 0 or os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+        absl_logging.use_python_logging(quiet=True)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
-        logging.getLogger("absl").setLevel(logging.WARNING)
+        _quiet(verbose)
+        from satx.errors import SatxError
+
+        if len(argv) > 1 and not getattr(main, "takes_arguments", False):
+            print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
+            return EXIT_USER_ERROR
         try:
             return main(argv)
         except SatxError as err:
@@ -46,3 +75,9 @@ def run(main: Callable[[list[str]], int | None], *shared: flags.FlagHolder) -> N
             return EXIT_USER_ERROR
 
     app.run(guarded)
+
+
+def takes_arguments(main: Callable) -> Callable:
+    """Mark a CLI `main` that takes positional arguments (the rest refuse them)."""
+    main.takes_arguments = True  # type: ignore[attr-defined]
+    return main

@@ -1,0 +1,108 @@
+"""`python -m satx.bench input|records|train|predict|all [--data=DIR] [--json_out=FILE]`."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from satx.cli import flags as shared
+from satx.cli import run, takes_arguments
+from satx.cli.flags import define
+from satx.config import BenchConfig
+
+_DATA = define(
+    "string", "data", "Tile folder to measure on; default: generated tiles.", BenchConfig
+)
+_TILES = define(
+    "integer", "tiles", "Generated tiles (predict: at most --predict_tiles).", BenchConfig
+)
+_BACKBONE = define(
+    "list", "backbone", "Backbones to measure; default every listed one.", BenchConfig, "backbones"
+)
+_BATCH = define("integer", "batch_size", "train: batch size.", BenchConfig)
+_STEPS = define("integer", "steps", "train: timed steps per measurement, at least.", BenchConfig)
+_TRAIN_SECONDS = define(
+    "float", "train_seconds", "train: each timed measurement lasts at least this long.", BenchConfig
+)
+_PREDICT_BATCH = define("integer", "predict_batch_size", "predict: batch size.", BenchConfig)
+_PREDICT_TILES = define(
+    "integer", "predict_tiles", "predict: tiles scored per backbone.", BenchConfig
+)
+_REPEATS = define(
+    "integer",
+    "repeats",
+    "Alternating measurements behind each headline ratio (medians reported).",
+    BenchConfig,
+)
+_JSON = define("string", "json_out", "Write the results as JSON here.", default=None)
+_RECORDS = define("string", "records", "tune_memory: records folder.", default=None)
+_TRIALS = define("integer", "trials", "tune_memory: trials in the search.", default=20)
+
+USAGE = "usage: python -m satx.bench input|records|train|predict|all|tune_memory [--flags]"
+
+
+def _tune_memory() -> dict:
+    from satx.bench.train import bench_tune_memory
+    from satx.errors import InputError
+
+    if not _RECORDS.value:
+        raise InputError("tune_memory needs --records=DIR")
+    rows = {}
+    for name in _BACKBONE.value or ["mobilenetv2"]:
+        r = bench_tune_memory(
+            _RECORDS.value,
+            name,
+            shared.IMAGE_SIZE.value or 64,
+            _BATCH.value,
+            _STEPS.value,
+            _TRIALS.value,
+        )
+        print(
+            f"{r['backbone']} {r['image_size']}px: {r['trials']} trials in {r['seconds']} s; "
+            f"RSS MB after each trial: {r['rss_mb_per_trial']}; "
+            f"{r['growth_mb_per_trial_after_settling']} MB/trial after settling"
+        )
+        rows[name] = r
+    return {"tune_memory": rows}
+
+
+@takes_arguments
+def main(argv: list[str]) -> int:
+    """Run the benchmark mode(s), print the tables, write the JSON."""
+    from satx.bench.run import MODES, format_report, run_bench
+
+    if len(argv) != 2 or argv[1] not in (*MODES, "all", "tune_memory"):
+        print(USAGE, file=sys.stderr)
+        return 2
+    if argv[1] == "tune_memory":
+        result = _tune_memory()
+    else:
+        settings = BenchConfig(
+            data=_DATA.value,
+            image_size=shared.IMAGE_SIZE.value or 256,
+            tiles=_TILES.value,
+            backbones=tuple(_BACKBONE.value),
+            batch_size=_BATCH.value,
+            steps=_STEPS.value,
+            train_seconds=_TRAIN_SECONDS.value,
+            predict_batch_size=_PREDICT_BATCH.value,
+            predict_tiles=_PREDICT_TILES.value,
+            repeats=_REPEATS.value,
+        )
+        modes = MODES if argv[1] == "all" else (argv[1],)
+        result = run_bench(modes, settings)
+        print(format_report(result))
+    if _JSON.value:
+        with open(_JSON.value, "w") as f:
+            json.dump(result, f, indent=2)
+        print(f"wrote {_JSON.value}")
+    return 0
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    run(main, shared.IMAGE_SIZE)
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,135 @@
+"""Prediction throughput per backbone: `python -m satx.bench predict [--backbone=a,b]`.
+
+For each backbone: build it (random weights, so no download), export it as the SavedModel
+`satx.predict` loads, and run the real `satx.predict` over the bench's tiles (the first
+`--predict_tiles` of the generated tiles or of `--data`). Reported per backbone:
+- end-to-end tiles/s of the whole run (reading, decoding, model, writing; includes tracing);
+- steady tiles/s over the chunks after the first (what a country run sees);
+- the model alone on uint8 batches already in memory, and the ratio steady / model-only
+  (near 1: the model is the limit, not reading or decoding);
+- reading + decoding + resizing alone, and the rate both allow when they share the same CPU
+  cores one after the other (on a GPU machine the model leaves the cores to decoding);
+- the projected time for 50.8 million tiles at the steady rate on the devices used.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from satx.io.progress import format_duration
+
+if TYPE_CHECKING:
+    from satx.predict.scorer import Scorer
+
+log = logging.getLogger(__name__)
+
+
+def _model_only_rate(scorer: Scorer, batch_size: int, batches: int = 3) -> float:
+    rng = np.random.default_rng(0)
+    size = scorer.image_size
+    images = rng.integers(0, 256, (batch_size, size, size, 3), dtype=np.uint8)
+    scorer(images)  # trace and warm up
+    start = time.perf_counter()
+    for _ in range(batches):
+        scorer(images)
+    return batches * batch_size / (time.perf_counter() - start)
+
+
+def _input_only_rate(folder: str, size: int, batch_size: int) -> float:
+    """Tiles/s of predict's read + decode + resize, without the model."""
+    from satx.predict.inputs import open_input
+    from satx.predict.run import decoded_batches, readable
+
+    source = open_input(folder)
+    start = time.perf_counter()
+    chunk = source.read(0, len(source))
+    for _ in decoded_batches(chunk, readable(chunk), size, batch_size):
+        pass
+    return len(source) / (time.perf_counter() - start)
+
+
+def bench_predict(
+    backbone: str,
+    data: str,
+    image_size: int = 0,
+    batch_size: int = 32,
+    chunk_size: int = 64,
+    project_tiles: int = 50_800_000,
+) -> dict:
+    """Measure `satx.predict` on one backbone over `data` (any predict input: folder, CSV)."""
+    from satx.config import ModelConfig, PredictConfig
+    from satx.models.backbones import input_size
+    from satx.models.classifier import build_classifier
+    from satx.predict.outputs import PredictionOutput
+    from satx.predict.run import predict
+    from satx.predict.scorer import Scorer
+    from satx.train.export import export_saved_model
+
+    with tempfile.TemporaryDirectory(prefix="satx-bench-predict-") as tmp:
+        root = Path(tmp)
+        config = ModelConfig(backbone=backbone, image_size=image_size, weights="none")
+        model = build_classifier(config, 2, seed=1)
+        export = export_saved_model(model, root / "export", ["not_school", "school"])
+        chunk = max(batch_size, chunk_size)
+        run = PredictConfig(
+            model=str(export),
+            output=str(root / "out"),
+            input=data,
+            batch_size=batch_size,
+            chunk_size=chunk,
+            formats=("csv",),
+            project_tiles=project_tiles,
+        )
+        summary = predict(run)
+        stats = PredictionOutput(run.output, run.formats, ()).chunk_stats(
+            -(-summary["tiles"] // chunk)
+        )
+        model_only = _model_only_rate(Scorer(export), batch_size)
+        input_only = _input_only_rate(data, input_size(config), batch_size)
+    later = stats[1:] or stats
+    steady = sum(s["tiles"] for s in later) / max(1e-9, sum(s["seconds"] for s in later))
+    devices = summary["projection"]["devices"]
+    seconds = project_tiles / steady
+    result = {
+        "backbone": backbone,
+        "image_size": input_size(config),
+        "tiles": summary["tiles"],
+        "batch_size": batch_size,
+        "devices": devices,
+        "end_to_end_tiles_per_s": summary["this_run"]["tiles_per_s"],
+        "steady_tiles_per_s": round(steady, 2),
+        "model_only_tiles_per_s": round(model_only, 2),
+        "steady_over_model_only": round(steady / model_only, 3),
+        "input_only_tiles_per_s": round(input_only, 2),
+        # both on the same CPU cores, one after the other: what sharing the cores allows
+        "serial_bound_tiles_per_s": round(1 / (1 / model_only + 1 / input_only), 2),
+        "project_tiles": project_tiles,
+        "projected_seconds": round(seconds, 1),
+        "projected_human": format_duration(seconds),
+    }
+    log.info("predict bench %s: %s", backbone, result)
+    return result
+
+
+def format_predict_table(rows: list[dict]) -> str:
+    """Plain text table of bench_predict results."""
+    head = (
+        f"{'backbone':<12} {'px':>4} {'tiles':>6} {'dev':>3} {'e2e/s':>7} {'steady/s':>9} "
+        f"{'model/s':>8} {'ratio':>6} {'input/s':>8} {'serial/s':>8}  projected for 50.8M tiles"
+    )
+    lines = [head]
+    for r in rows:
+        lines.append(
+            f"{r['backbone']:<12} {r['image_size']:>4} {r['tiles']:>6} {r['devices']:>3} "
+            f"{r['end_to_end_tiles_per_s']:>7.1f} {r['steady_tiles_per_s']:>9.1f} "
+            f"{r['model_only_tiles_per_s']:>8.1f} {r['steady_over_model_only']:>6.3f} "
+            f"{r['input_only_tiles_per_s']:>8.1f} {r['serial_bound_tiles_per_s']:>8.1f}  "
+            f"{r['projected_human']} ({r['projected_seconds'] / 86400:.1f} days)"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,154 @@
+"""Run benchmark modes on one set of tiles: `run_bench(modes, config)`, and the report.
+
+    python -m satx.bench all                       # generated 256x256 tiles, a few minutes
+    python -m satx.bench all --data=../shared/data/eurosat --image_size=64 --json_out=b.json
+
+Every mode returns one JSON object (rates in tiles/s or images/s, ratios computed from those
+rates). The tiles are generated (default) or a folder (`--data`); make_records turns them into
+records once, and every mode measures the same tiles.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from satx.bench import input as bench_input
+from satx.bench.predict import bench_predict, format_predict_table
+from satx.bench.records import bench_records, records_ratio
+from satx.bench.train import bench_train, format_table
+from satx.config import BenchConfig
+from satx.errors import InputError
+from satx.io.run_record import versions
+from satx.models import backbones
+
+log = logging.getLogger(__name__)
+
+MODES = ("input", "records", "train", "predict")
+
+
+def backbone_names(config: BenchConfig) -> tuple[str, ...]:
+    """The backbones to measure: the config's, else every listed one of the registry."""
+    names = config.backbones or tuple(backbones.list_backbones(listed_only=True))
+    for name in names:
+        backbones.get_spec(name)
+    return names
+
+
+def _model_size(backbone: str, image_size: int) -> int:
+    return max(image_size, backbones.get_spec(backbone).min_image_size)
+
+
+def _train_rows(records: str, s: BenchConfig) -> dict[str, dict]:
+    return {
+        name: bench_train(
+            records,
+            name,
+            _model_size(name, s.image_size),
+            s.batch_size,
+            s.steps,
+            repeats=s.repeats,
+            min_seconds=s.train_seconds,
+        )
+        for name in backbone_names(s)
+    }
+
+
+def _predict_rows(folder: str, s: BenchConfig, work: Path) -> dict[str, dict]:
+    listing = work / "predict_tiles.csv"
+    files = bench_input.tile_files(folder)[: s.predict_tiles]
+    listing.write_text("path\n" + "".join(f"{p.absolute()}\n" for p in files))
+    return {
+        name: bench_predict(
+            name,
+            str(listing),
+            0 if not s.data else _model_size(name, s.image_size),
+            batch_size=s.predict_batch_size,
+        )
+        for name in backbone_names(s)
+    }
+
+
+def run_bench(modes: tuple[str, ...], s: BenchConfig) -> dict[str, Any]:
+    """Run the modes on one set of tiles; returns `{mode: results, "settings": ...}`."""
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        raise InputError(f"unknown bench mode(s) {sorted(unknown)}; choose from {MODES} or all")
+    out: dict[str, Any] = {
+        "settings": {**s.to_dict(), "backbones": list(backbone_names(s))},
+        "versions": versions(),
+    }
+    with tempfile.TemporaryDirectory(prefix="satx-bench-") as tmp:
+        work = Path(tmp)
+        folder = s.data
+        if not folder:
+            folder = str(work / "tiles")
+            bench_input.generate_tiles(Path(folder), s.tiles, s.image_size)
+        elif not Path(folder).is_dir():
+            raise InputError(f"--data={folder}: no such folder")
+        records = str(work / "records")
+        if {"input", "records", "train"} & set(modes):  # predict reads the tile files
+            made = bench_records(folder, records, s.image_size)
+        if "input" in modes or "records" in modes:
+            encoded = bench_input.encoded_tiles(folder)
+        if "input" in modes:
+            out["input"] = bench_input.bench_input(
+                folder, records, s.image_size, encoded, s.repeats
+            )
+        if "records" in modes:
+            limit = (
+                out["input"]
+                if "input" in modes
+                else bench_input.decode_limit(
+                    [bench_input.single_thread_decode_rate(encoded) for _ in range(s.repeats)]
+                )
+            )
+            out["records"] = records_ratio(made, limit)
+        if "train" in modes:
+            out["train"] = _train_rows(records, s)
+        if "predict" in modes:
+            out["predict"] = _predict_rows(folder, s, work)
+    return out
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """Plain-text tables of every mode in a run_bench result."""
+    parts = []
+    if "input" in result:
+        r = result["input"]
+        parts.append(
+            "input pipeline (tiles/s; decode limit = single-thread decode x cores; medians of "
+            f"{r['repeats']} alternating runs, [min, max]):\n"
+            f"  decode limit {r['decode_limit_tiles_per_s']:,.0f} "
+            f"({r['decode_single_thread_tiles_per_s']:,.0f} "
+            f"{r['decode_single_thread_spread']} x {r['cores']} cores)\n"
+            f"  satx streaming {r['satx_tiles_per_s']:,.0f} {r['satx_spread']} "
+            f"({r['satx_over_decode_limit']:.2f}x the limit, "
+            f"{r['satx_over_keras_directory']:.1f}x Keras)\n"
+            f"  satx warm cache {r['satx_warm_cache_tiles_per_s']:,.0f} "
+            f"{r['satx_warm_cache_spread']} "
+            f"({r['warm_cache_over_decode_limit']:.1f}x the limit)\n"
+            f"  keras image_dataset_from_directory + augmentation "
+            f"{r['keras_directory_tiles_per_s']:,.0f}"
+        )
+    if "records" in result:
+        r = result["records"]
+        parts.append(
+            f"make_records: {r['tiles']} tiles in {r['seconds']} s = "
+            f"{r['make_records_tiles_per_s']:,.0f} tiles/s "
+            f"({r['make_records_over_decode_limit']:.2f}x the decode limit "
+            f"{r['decode_limit_tiles_per_s']:,.0f}); re-encoded {r['changed']}; the whole "
+            f"command {r['cli_seconds']} s = {r['make_records_cli_tiles_per_s']:,.0f} tiles/s\n"
+            f"  plan {r['plan_seconds']} s (start-up, discovery, hashing), write "
+            f"{r['write_seconds']} s = {r['make_records_write_tiles_per_s']:,.0f} tiles/s "
+            f"({r['make_records_write_over_decode_limit']:.2f}x the limit)"
+        )
+    if "train" in result:
+        parts.append("training (images/s):\n" + format_table(list(result["train"].values())))
+    if "predict" in result:
+        parts.append(
+            "prediction (tiles/s):\n" + format_predict_table(list(result["predict"].values()))
+        )
+    return "\n\n".join(parts)

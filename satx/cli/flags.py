@@ -1,0 +1,81 @@
+"""absl flags shared by several CLIs, and how flags become configs.
+
+A flag that sets a config field takes its default from the config dataclass (`define(...,
+config=TrainConfig)`), so every default is written once, in `satx.config`. absl refuses a flag
+defined twice in one process, so flags used by several CLIs are defined here, once.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from absl import flags
+
+from satx.config import Config, RecordsConfig, TrainConfig, default_of
+
+FLAGS = flags.FLAGS
+_DEFINE = {
+    "integer": flags.DEFINE_integer,
+    "float": flags.DEFINE_float,
+    "string": flags.DEFINE_string,
+    "boolean": flags.DEFINE_boolean,
+    "enum": flags.DEFINE_enum,
+    "list": flags.DEFINE_list,
+}
+
+
+def define(
+    kind: str,
+    name: str,
+    help_text: str,
+    config: type[Config] | None = None,
+    field: str | None = None,
+    **kwargs: Any,
+) -> flags.FlagHolder:
+    """Define a flag; with `config`, its default is that config's `field` (default: `name`).
+
+    Args:
+        kind: integer, float, string, boolean, enum (pass `enum_values`) or list.
+        name: the flag name.
+        help_text: the --help line.
+        config: the config class whose field the flag sets.
+        field: the config's flat field name when it differs from the flag's.
+        **kwargs: `default` (without `config`), `enum_values`, ... for absl.
+    """
+    if config is not None:
+        default = default_of(config, field or name)
+        kwargs["default"] = list(default) if isinstance(default, tuple) else default
+    # absl files a flag under the module that defines it, and --help lists the CLI's modules:
+    # name the caller (absl's rule: the main module is named by sys.argv[0]).
+    caller = sys._getframe(1).f_globals["__name__"]
+    kwargs.setdefault("module_name", sys.argv[0] if caller == "__main__" else caller)
+    return _DEFINE[kind](name, help=help_text, **kwargs)
+
+
+def present(names: Iterable[str]) -> dict[str, Any]:
+    """The values of those flags that were given on the command line."""
+    return {name: FLAGS[name].value for name in names if FLAGS[name].present}
+
+
+SEED = define(
+    "integer",
+    "seed",
+    "Random seed; same inputs and seed give the same output.",
+    TrainConfig,
+)
+OVERWRITE = define(
+    "boolean",
+    "overwrite",
+    "Replace a complete (or foreign partial) output instead of refusing.",
+    default=False,
+)
+WORKERS = define("integer", "workers", "Worker processes; 0 means one per CPU core.", RecordsConfig)
+IMAGE_SIZE = define(
+    "integer",
+    "image_size",
+    "Tile side in pixels (make_records: stored size, default 256; train: model input, default "
+    "the backbone's; bench: tile and records size, default 256).",
+    default=None,
+)

@@ -1,0 +1,109 @@
+"""The training flags, shared by `satx.train` and `satx.tune`, and flags -> `TrainConfig`.
+
+Config precedence: defaults < --config JSON < --hparams JSON (e.g. a tuner's best_hparams.json)
+< flags given on the command line. Every default comes from `TrainConfig`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from satx.cli.flags import define, present
+from satx.config import CACHE_MODES, OPTIMIZERS, PRECISIONS, STRATEGIES, TrainConfig
+from satx.errors import InputError
+
+# flag name -> TrainConfig field (flat name) where the two differ
+_FIELDS = {"batch_size": "per_replica_batch_size"}
+
+
+def _define(kind: str, name: str, help_text: str, **kwargs: Any) -> None:
+    define(kind, name, help_text, TrainConfig, _FIELDS.get(name), module_name=__name__, **kwargs)
+
+
+_define("string", "records", "Records folder (with manifest.json) or gs:// prefix.")
+_define("string", "workdir", "Run folder: config, checkpoints, logs, export.")
+_define("string", "backbone", "Backbone name from the registry (satx/models/backbones.py).")
+_define("string", "weights", "imagenet, none, or a local .weights.h5 path.")
+_define("integer", "batch_size", "Per-replica batch; the global batch is this x replicas.")
+_define("integer", "n_epo_phase1", "Epochs with the backbone frozen.")
+_define("integer", "n_epo_phase2", "Fine-tuning epochs (early stopping may end sooner).")
+_define("float", "lr_phase1", "Learning rate of phase 1.")
+_define("float", "lr_phase2", "Learning rate of phase 2.")
+_define("enum", "optimizer", "Optimizer.", enum_values=list(OPTIMIZERS))
+_define(
+    "string", "freeze_cutoff", "Fine-tune from this backbone layer: name, index, fraction or cut."
+)
+_define("integer", "dense_units", "Units of the dense head layer.")
+_define("string", "dense_activation", "Activation of the dense head.")
+_define("float", "dropout", "Dropout before the output layer.")
+_define("enum", "mixed_precision", "Mixed precision policy.", enum_values=list(PRECISIONS))
+_define("enum", "strategy", "Distribution strategy.", enum_values=list(STRATEGIES))
+_define("integer", "cpu_devices", "Split the CPU into N logical devices.")
+_define("string", "profile_batches", "Profile batches START,END to TensorBoard.")
+_define("string", "train_split", "Split to train on.")
+_define("string", "val_split", "Validation split (falls back to test).")
+_define("integer", "steps_per_epoch", "Steps per epoch; 0 = one pass.")
+_define("boolean", "deterministic", "Reproducible (slower) run.")
+_define("enum", "cache", "Decoded-tile RAM cache.", enum_values=list(CACHE_MODES))
+_define("list", "class_weight", "Per-class weights; default from counts.")
+_define("boolean", "export", "Export a SavedModel at the end.")
+CONFIG = define("string", "config", "JSON file with a (partial, nested) TrainConfig.", default=None)
+HPARAMS = define("string", "hparams", "JSON file of flat hyperparameters to apply.", default=None)
+
+# Every flag that sets a TrainConfig field; `seed` and `image_size` live in satx.cli.flags.
+CONFIG_FLAGS = (
+    "records",
+    "workdir",
+    "backbone",
+    "weights",
+    "batch_size",
+    "n_epo_phase1",
+    "n_epo_phase2",
+    "lr_phase1",
+    "lr_phase2",
+    "optimizer",
+    "freeze_cutoff",
+    "dense_units",
+    "dense_activation",
+    "dropout",
+    "mixed_precision",
+    "strategy",
+    "cpu_devices",
+    "profile_batches",
+    "train_split",
+    "val_split",
+    "steps_per_epoch",
+    "deterministic",
+    "cache",
+    "class_weight",
+    "export",
+    "seed",
+    "image_size",
+)
+
+
+def load_json(path: str, what: str) -> dict:
+    """A JSON object from a file named by flag `--what`, with a clear error."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"--{what}={path}: cannot read JSON ({err})") from err
+
+
+def train_config_from_flags(skip: tuple[str, ...] = ()) -> TrainConfig:
+    """TrainConfig from defaults, --config, --hparams and the flags given explicitly.
+
+    Args:
+        skip: flag names to leave out (the tuner handles `--backbone=all` itself).
+    """
+    config = TrainConfig()
+    if CONFIG.value:
+        config = TrainConfig.from_dict(load_json(CONFIG.value, "config"))
+    if HPARAMS.value:
+        config = config.with_overrides(load_json(HPARAMS.value, "hparams"))
+    given = present(n for n in CONFIG_FLAGS if n not in skip)
+    if "class_weight" in given:
+        given["class_weight"] = tuple(float(w) for w in given["class_weight"])
+    return config.with_overrides({_FIELDS.get(k, k): v for k, v in given.items()})

@@ -1,0 +1,54 @@
+"""`python -m satx.evaluate --model=EXPORT --records=DIR --split=test --output=DIR`."""
+
+from __future__ import annotations
+
+from satx.cli import run
+from satx.cli.flags import define
+from satx.config import EvaluateConfig
+
+_MODEL = define(
+    "string", "model", "Export folder (or one version of it) or .keras.", EvaluateConfig
+)
+_RECORDS = define("string", "records", "Records folder holding the split.", EvaluateConfig)
+_SPLIT = define("string", "split", "Split to evaluate (a+b for a union).", EvaluateConfig)
+_OUTPUT = define("string", "output", "Folder for report.json and report.md.", EvaluateConfig)
+_THRESHOLD = define(
+    "string",
+    "threshold",
+    "Binary: a number, youden, topleft, precision@P or recall@R.",
+    EvaluateConfig,
+)
+_SCORES_OUT = define("string", "scores_out", "CSV with one row per tile.", EvaluateConfig)
+_BATCH = define("integer", "batch_size", "Tiles per model call (over all devices).", EvaluateConfig)
+
+
+def main(argv: list[str]) -> int:
+    """Evaluate and print the headline numbers."""
+    from satx.evaluate.report import evaluate
+
+    del argv
+    config = EvaluateConfig(
+        model=_MODEL.value,
+        records=_RECORDS.value,
+        output=_OUTPUT.value,
+        split=_SPLIT.value,
+        threshold=_THRESHOLD.value,
+        scores_out=_SCORES_OUT.value,
+        batch_size=_BATCH.value,
+    )
+    report = evaluate(config)
+    print(
+        f"{report['count']} tiles: accuracy {report['accuracy']:.4f}, ROC AUC "
+        f"{report['roc_auc']}, PR AUC {report['pr_auc']}, threshold {report['threshold']}"
+    )
+    print(f"report: {config.output}/report.json and report.md")
+    return 0
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    run(main)
+
+
+if __name__ == "__main__":
+    entry()

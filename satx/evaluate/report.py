@@ -1,0 +1,214 @@
+"""Evaluate a trained classifier on a records split: `evaluate(config)`.
+
+`--model` is an exported SavedModel folder (`export/<version>`, or `export/` for its newest
+version) or a `.keras` file. Writes `report.json` (every number: accuracy, ROC AUC, PR AUC,
+confusion matrix, threshold, per-class report, calibration error), PNG plots, a short
+`report.md` that embeds them, for binary tasks `errors.geojson` (false positives/negatives as
+tile polygons, counted per parent tile in the report), and with `--scores_out` one CSV row per
+tile (`source_id, z, x, y, label, score_<class>...`) so anyone can recompute the metrics.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from satx import geo
+from satx.config import EvaluateConfig
+from satx.data.pipeline import make_eval_dataset
+from satx.errors import InputError
+from satx.evaluate import scores
+from satx.io.run_record import versions, write_json
+from satx.io.storage import atomic_write_local
+from satx.predict.scorer import Scorer
+from satx.records.manifest import Records, load_records
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Every tile of a split with its label, probabilities and address."""
+
+    labels: np.ndarray  # int [N]
+    probs: np.ndarray  # float [N, K]
+    source_ids: list[str]
+    tiles: np.ndarray  # int [N, 3]: z, x, y (-1 without geolocation)
+    bboxes: np.ndarray  # float [N, 4]: west, south, east, north
+    quadkeys: list[str]
+
+
+def score_split(scorer: Scorer, records: Records, split: str, batch_size: int) -> Scored:
+    """Run the model over one deterministic pass of a split."""
+    labels, probs, ids, tiles, bboxes, quadkeys = [], [], [], [], [], []
+    batches = make_eval_dataset(records, split, image_size=scorer.image_size, batch_size=batch_size)
+    for batch in batches:
+        probs.append(scorer(batch["image"]))
+        labels.append(batch["label"].numpy())
+        ids += [s.decode() for s in batch["source_id"].numpy()]
+        tiles.append(np.stack([batch[f"tile_{k}"].numpy() for k in "zxy"], axis=1))
+        bboxes.append(batch["bbox"].numpy())
+        quadkeys += [q.decode() for q in batch["quadkey"].numpy()]
+    if not labels:
+        raise InputError(f"{records.root}: split {split!r} has no records")
+    return Scored(
+        np.concatenate(labels),
+        np.concatenate(probs),
+        ids,
+        np.concatenate(tiles),
+        np.concatenate(bboxes),
+        quadkeys,
+    )
+
+
+def error_features(
+    scored: Scored, class_names: list[str], threshold: float, parent_zoom: int = 12
+) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
+    """Binary errors for mappers: a GeoJSON of tile polygons and counts per parent tile.
+
+    False positives and negatives become polygons (from the records' bounds) with score, label
+    and quadkey; the counts are keyed `z/x/y` of the parent tile at `parent_zoom`. Tiles
+    without geolocation are left out of both (they have no place on the map).
+    """
+    import mercantile
+
+    features, regions = [], {}
+    positive = scored.probs[:, 1]
+    for i, (z, x, y) in enumerate(scored.tiles):
+        predicted = int(positive[i] >= threshold)
+        if z < 0 or predicted == scored.labels[i]:
+            continue
+        kind = "false_positive" if predicted else "false_negative"
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": geo.bbox_polygon(scored.bboxes[i]),
+                "properties": {
+                    "error": kind,
+                    "source_id": scored.source_ids[i],
+                    "z": int(z),
+                    "x": int(x),
+                    "y": int(y),
+                    "quadkey": scored.quadkeys[i],
+                    "label": class_names[scored.labels[i]],
+                    "predicted": class_names[predicted],
+                    "score": round(float(positive[i]), 6),
+                },
+            }
+        )
+        parent = geo.parent_at_zoom(mercantile.Tile(int(x), int(y), int(z)), parent_zoom)
+        key = geo.tile_key(parent)
+        regions.setdefault(key, {"false_positive": 0, "false_negative": 0})[kind] += 1
+    return {"type": "FeatureCollection", "features": features}, regions
+
+
+def scores_csv(scored: Scored, class_names: list[str]) -> str:
+    """The per-tile CSV: source_id, z, x, y, label (class name), score_<class> for each class."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["source_id", "z", "x", "y", "label", *(f"score_{c}" for c in class_names)])
+    for i, source_id in enumerate(scored.source_ids):
+        z, x, y = (int(v) for v in scored.tiles[i])
+        row = [source_id, z, x, y, class_names[scored.labels[i]]]
+        writer.writerow(row + [f"{p:.6f}" for p in scored.probs[i]])
+    return out.getvalue()
+
+
+def evaluate(config: EvaluateConfig) -> dict[str, Any]:
+    """Score a split, write report.json / report.md (and the scores CSV); return the report."""
+    records = load_records(config.records)
+    scorer = Scorer(config.model)
+    class_names = list(records.manifest.class_names)
+    if scorer.class_names is not None and scorer.class_names != class_names:
+        raise InputError(
+            f"--model={config.model} was trained on classes {scorer.class_names}, the records "
+            f"have {class_names}; evaluate it on records made with the same --classes"
+        )
+    scored = score_split(scorer, records, config.split, config.batch_size)
+    result = scores.report(scored.labels, scored.probs, class_names, config.threshold)
+    result.update(
+        {
+            "model": str(scorer.path),
+            "records": config.records,
+            "records_manifest_sha256": records.manifest_sha256,
+            "records_listing_sha256": records.manifest.inputs.listing_sha256,
+            "split": config.split,
+            "class_names": class_names,
+            "config": config.to_dict(),
+            "versions": versions(),
+        }
+    )
+    out = Path(config.output)
+    out.mkdir(parents=True, exist_ok=True)
+    if len(class_names) == 2:
+        collection, regions = error_features(scored, class_names, result["threshold"])
+        write_json(out / "errors.geojson", collection)
+        result["errors_geojson"] = str(out / "errors.geojson")
+        result["errors_by_parent_tile"] = regions
+    result["plots"] = [p.name for p in _plots(scored, result, class_names, out)]
+    write_json(out / "report.json", result)
+    atomic_write_local(out / "report.md", _markdown(result).encode())
+    if config.scores_out:
+        atomic_write_local(Path(config.scores_out), scores_csv(scored, class_names).encode())
+    log.info(
+        "evaluated %d tiles of %s: accuracy %.4f", result["count"], config.split, result["accuracy"]
+    )
+    return result
+
+
+def _plots(scored: Scored, r: dict[str, Any], class_names: list[str], out: Path) -> list[Path]:
+    from satx.evaluate import plots
+
+    labels, probs = scored.labels, scored.probs
+    matrix = np.array(r["confusion_matrix"])
+    paths = [plots.confusion_plot(matrix, class_names, out / "confusion.png")]
+    if len(class_names) == 2:
+        score, positive = probs[:, 1], class_names[1]
+        if r["roc_auc"] is not None:
+            paths.append(plots.roc_plot(labels, score, r["threshold"], out / "roc.png"))
+            paths.append(plots.pr_plot(labels, score, out / "pr.png"))
+        cal = scores.calibration(labels, score)
+        title = f"score of {positive}"
+    else:
+        score = probs.max(axis=1)
+        cal = scores.calibration(np.argmax(probs, axis=1) == labels, score)
+        title = "top score"
+    paths.append(plots.histogram_plot(labels, score, class_names, title, out / "scores.png"))
+    paths.append(plots.reliability_plot(cal, out / "reliability.png"))
+    return paths
+
+
+def _markdown(r: dict[str, Any]) -> str:
+    def num(v: Any) -> str:
+        return "-" if v is None else f"{v:.4f}"
+
+    lines = [
+        f"# Evaluation: {r['split']} split ({r['count']} tiles)",
+        "",
+        f"- model: `{r['model']}`",
+        f"- records: `{r['records']}`",
+        f"- accuracy {num(r['accuracy'])}, ROC AUC {num(r['roc_auc'])}, PR AUC {num(r['pr_auc'])}",
+        f"- threshold: {r['threshold_mode']} = {num(r['threshold'])}",
+        f"- expected calibration error: {num(r['expected_calibration_error'])}",
+        "",
+        "| class | precision | recall | F1 | support |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, c in r["per_class"].items():
+        lines.append(
+            f"| {name} | {num(c['precision'])} | {num(c['recall'])} | {num(c['f1'])} | "
+            f"{c['support']} |"
+        )
+    lines += ["", "Confusion matrix (rows: true class, columns: predicted):", ""]
+    lines += ["    " + json.dumps(row) for row in r["confusion_matrix"]]
+    lines += [""] + [f"![{Path(name).stem}]({name})" for name in r.get("plots", [])]
+    if r.get("errors_geojson"):
+        lines += ["", f"Errors on the map (false positives/negatives): `{r['errors_geojson']}`"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,4 @@
+"""Storage (local folders, gs://), TF-free TFRecord files, run records, progress, failpoints.
+
+Nothing here imports TensorFlow or Keras.
+"""

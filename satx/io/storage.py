@@ -1,0 +1,319 @@
+"""Local folders and `gs://` prefixes behind one small interface.
+
+Every write is atomic: local files are written to a hidden temporary name and renamed; a GCS
+object only becomes visible when its upload completes. GCS goes through google-cloud-storage
+(retrying idempotent calls), which honours `STORAGE_EMULATOR_HOST`, so the same code runs
+against fake-gcs-server in tests. TensorFlow's own gs:// file system cannot be pointed at an
+emulator, so satx never relies on it for writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Protocol, TypeVar
+
+if TYPE_CHECKING:  # imported lazily at run time: google-cloud-storage is slow to import
+    from google.api_core.retry import Retry
+    from google.cloud import storage as gcs
+
+from satx.errors import StorageError
+
+T = TypeVar("T")
+
+GCS_SCHEME = "gs://"
+_TIMEOUT_S = 120
+
+
+def is_gcs(path: str) -> bool:
+    """Whether `path` is a `gs://bucket/prefix` URL."""
+    return str(path).startswith(GCS_SCHEME)
+
+
+def split_gcs(url: str) -> tuple[str, str]:
+    """Split `gs://bucket/a/b` into (`bucket`, `a/b`)."""
+    rest = url[len(GCS_SCHEME) :]
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise StorageError(f"{url}: no bucket name; expected gs://BUCKET/PREFIX")
+    return bucket, prefix.strip("/")
+
+
+class Store(Protocol):
+    """A folder-like root (local directory or gs:// prefix) holding named files."""
+
+    root: str
+
+    def url(self, name: str) -> str:
+        """Printable location (path or gs:// URL) of `name`."""
+
+    def exists(self, name: str) -> bool:
+        """Whether `name` exists."""
+
+    def size(self, name: str) -> int:
+        """Size of `name` in bytes."""
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Sorted names of all files under `prefix`, relative to the root."""
+
+    def read_bytes(self, name: str) -> bytes:
+        """Contents of `name`."""
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        """Write `name` atomically."""
+
+    def put_file(self, local_path: str, name: str) -> None:
+        """Move a finished local file to `name` atomically (consumes it)."""
+
+    def get_file(self, name: str, local_path: str) -> None:
+        """Copy `name` to a local path."""
+
+    def open(self, name: str) -> BinaryIO:
+        """`name` opened for streaming reads (a context manager)."""
+
+    def delete(self, name: str) -> None:
+        """Remove `name` if present."""
+
+
+def atomic_write_local(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` via a temporary sibling and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class LocalStore:
+    """A local directory."""
+
+    def __init__(self, root: str | Path):
+        self.root = str(Path(root).expanduser().absolute())
+
+    def path(self, name: str) -> Path:
+        """The local path of `name`."""
+        return Path(self.root) / name
+
+    def url(self, name: str) -> str:
+        """Printable location of `name`."""
+        return str(self.path(name))
+
+    def exists(self, name: str) -> bool:
+        """Whether `name` exists."""
+        return self.path(name).exists()
+
+    def size(self, name: str) -> int:
+        """Size of `name` in bytes."""
+        return self.path(name).stat().st_size
+
+    def list(self, prefix: str = "") -> list[str]:
+        """All files under `prefix` (recursive), as sorted names relative to the root."""
+        base = Path(self.root)
+        start = base / prefix
+        if not start.exists():
+            return []
+        return sorted(p.relative_to(base).as_posix() for p in start.rglob("*") if p.is_file())
+
+    def read_bytes(self, name: str) -> bytes:
+        """Contents of `name`."""
+        return self.path(name).read_bytes()
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        """Atomically write `name`."""
+        atomic_write_local(self.path(name), data)
+
+    def put_file(self, local_path: str, name: str) -> None:
+        """Move a finished local file into place atomically (consumes `local_path`)."""
+        target = self.path(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(local_path, target)
+        except OSError:  # different file system: copy next to the target, then rename
+            tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+            shutil.copyfile(local_path, tmp)
+            os.replace(tmp, target)
+            os.unlink(local_path)
+
+    def get_file(self, name: str, local_path: str) -> None:
+        """Copy `name` to a local path."""
+        shutil.copyfile(self.path(name), local_path)
+
+    def open(self, name: str) -> BinaryIO:
+        """`name` opened for reading."""
+        return open(self.path(name), "rb")
+
+    def delete(self, name: str) -> None:
+        """Remove `name` if present."""
+        self.path(name).unlink(missing_ok=True)
+
+
+@functools.lru_cache(maxsize=1)
+def gcs_client() -> gcs.Client:
+    """One google-cloud-storage client per process (emulator-aware)."""
+    from google.auth.exceptions import DefaultCredentialsError
+    from google.cloud import storage
+
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        from google.auth.credentials import AnonymousCredentials
+
+        project = os.environ.get("GOOGLE_CLOUD_PROJECT", "satx-emulator")
+        return storage.Client(project=project, credentials=AnonymousCredentials())
+    try:
+        return storage.Client()
+    except DefaultCredentialsError as err:
+        raise StorageError(
+            "no Google Cloud credentials for gs:// access: run "
+            "`gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS"
+        ) from err
+
+
+class GcsStore:
+    """A `gs://bucket/prefix` through google-cloud-storage, retrying idempotent calls."""
+
+    def __init__(self, root: str):
+        self.root = root.rstrip("/")
+        self.bucket_name, self.prefix = split_gcs(self.root)
+
+    def _key(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def _blob(self, name: str) -> gcs.Blob:
+        return gcs_client().bucket(self.bucket_name).blob(self._key(name))
+
+    def url(self, name: str) -> str:
+        """The gs:// URL of `name`."""
+        return f"{GCS_SCHEME}{self.bucket_name}/{self._key(name)}"
+
+    def _call(self, what: str, name: str, fn: Callable[[Retry], T]) -> T:
+        from google.api_core import exceptions
+        from google.api_core.retry import Retry
+
+        retry = Retry(initial=0.5, maximum=8.0, multiplier=2.0, timeout=_TIMEOUT_S)
+        try:
+            return fn(retry)
+        except exceptions.NotFound as err:
+            raise FileNotFoundError(self.url(name)) from err
+        except exceptions.GoogleAPICallError as err:
+            raise StorageError(f"{what} {self.url(name)} failed: {err}") from err
+
+    def exists(self, name: str) -> bool:
+        """Whether the object exists."""
+        return self._call("stat", name, lambda r: self._blob(name).exists(retry=r))
+
+    def size(self, name: str) -> int:
+        """Object size in bytes."""
+        blob = self._call(
+            "stat",
+            name,
+            lambda r: gcs_client().bucket(self.bucket_name).get_blob(self._key(name), retry=r),
+        )
+        if blob is None:
+            raise FileNotFoundError(self.url(name))
+        return int(blob.size)
+
+    def list(self, prefix: str = "") -> list[str]:
+        """All objects under `prefix`, as sorted names relative to the root."""
+        full = self._key(prefix) if prefix else (f"{self.prefix}/" if self.prefix else "")
+        cut = len(self.prefix) + 1 if self.prefix else 0
+
+        def run(retry: Retry) -> list[str]:
+            blobs = gcs_client().list_blobs(self.bucket_name, prefix=full, retry=retry)
+            return sorted(b.name[cut:] for b in blobs if not b.name.endswith("/"))
+
+        return self._call("list", prefix, run)
+
+    def read_bytes(self, name: str) -> bytes:
+        """Download an object's contents."""
+        return self._call(
+            "read", name, lambda r: self._blob(name).download_as_bytes(retry=r, timeout=_TIMEOUT_S)
+        )
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        """Upload bytes as one object (atomic: visible only once complete)."""
+        self._call(
+            "write",
+            name,
+            lambda r: self._blob(name).upload_from_string(data, retry=r, timeout=_TIMEOUT_S),
+        )
+
+    def put_file(self, local_path: str, name: str) -> None:
+        """Upload a finished local file, then remove the local copy."""
+        self._call(
+            "upload",
+            name,
+            lambda r: self._blob(name).upload_from_filename(
+                local_path, retry=r, timeout=_TIMEOUT_S
+            ),
+        )
+        os.unlink(local_path)
+
+    def get_file(self, name: str, local_path: str) -> None:
+        """Download an object to a local path (atomically)."""
+        Path(local_path).parent.mkdir(parents=True, exist_ok=True)
+        tmp = f"{local_path}.tmp-{uuid.uuid4().hex[:8]}"
+        self._call(
+            "download",
+            name,
+            lambda r: self._blob(name).download_to_filename(tmp, retry=r, timeout=_TIMEOUT_S),
+        )
+        os.replace(tmp, local_path)
+
+    def open(self, name: str) -> BinaryIO:
+        """The object opened for streaming reads (ranged downloads, retried)."""
+        return self._call("open", name, lambda r: self._blob(name).open("rb", retry=r))
+
+    def delete(self, name: str) -> None:
+        """Delete the object if present."""
+        with contextlib.suppress(FileNotFoundError):
+            self._call("delete", name, lambda r: self._blob(name).delete(retry=r))
+
+
+def open_store(root: str) -> LocalStore | GcsStore:
+    """A store for a local folder or a `gs://` prefix."""
+    return GcsStore(root) if is_gcs(root) else LocalStore(root)
+
+
+ORPHAN_AGE_S = 3600  # a dead process's scratch folder untouched this long is removed
+
+
+def make_staging_dir(prefix: str = "satx-") -> str:
+    """A fresh local scratch folder named after this process (the caller removes it).
+
+    A process killed with SIGKILL cannot remove its scratch folder, and make_records may have
+    mirrored a whole gs:// input there; so this first removes folders with the same prefix
+    whose process is gone and which nobody has touched for an hour.
+    """
+    _remove_orphans(prefix)
+    return tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _remove_orphans(prefix: str) -> None:
+    now = time.time()
+    for entry in os.scandir(tempfile.gettempdir()):
+        pid = entry.name[len(prefix) :].split("-", 1)[0]
+        if not (entry.name.startswith(prefix) and pid.isdigit()):
+            continue
+        with contextlib.suppress(OSError):
+            stale = now - entry.stat(follow_symlinks=False).st_mtime > ORPHAN_AGE_S
+            if entry.is_dir(follow_symlinks=False) and stale and not _process_alive(int(pid)):
+                shutil.rmtree(entry.path, ignore_errors=True)

@@ -1,0 +1,245 @@
+"""Where `satx.predict` writes: resumable chunk parts, a progress index, and the merged outputs.
+
+Layout of `--output` (local folder or gs:// prefix):
+
+    predict_config.json         what this output is for (config + input fingerprint); a re-run
+                                must match it to resume
+    parts/00000012.csv|.jsonl|.geojsonl|.errors.csv
+                                one file per format per chunk, each written atomically
+    parts/00000012.done.json    written last: the chunk is finished (the resume index)
+    progress.json               chunks and tiles done so far, rate, ETA (for people)
+    predictions.geojson|.csv|.jsonl, errors.csv, predict_run.json
+                                merged in chunk order when every chunk is done
+
+A chunk without its `.done.json` is redone from scratch on the next run and overwrites its
+parts, so a killed run never loses or duplicates a tile.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from satx import geo
+from satx.errors import InputError, OutputExistsError
+from satx.io import failpoints, storage
+from satx.predict.inputs import PredictTile
+
+log = logging.getLogger(__name__)
+
+PART_EXT = {"geojson": "geojsonl", "csv": "csv", "jsonl": "jsonl"}
+CONFIG_NAME = "predict_config.json"
+PROGRESS_NAME = "progress.json"
+ERRORS_NAME = "errors.csv"
+ERROR_COLUMNS = ["source_id", "z", "x", "y", "reason", "detail"]
+
+
+@dataclass(frozen=True)
+class Labeller:
+    """Turns class probabilities into (label, score) for output rows.
+
+    Binary: score = probability of the positive class (the second class unless named), label =
+    positive when score >= threshold. Multi-class: score = probability of the named positive
+    class, or of the top class when none is named; label = the top class.
+    """
+
+    class_names: tuple[str, ...]
+    positive: int | None
+    threshold: float
+
+    @classmethod
+    def make(cls, class_names: list[str], positive_class: str, threshold: float) -> Labeller:
+        """Resolve the positive class name (empty: the second of two classes, else none)."""
+        if positive_class and positive_class not in class_names:
+            raise InputError(f"--positive_class={positive_class}: the model has {class_names}")
+        positive = class_names.index(positive_class) if positive_class else None
+        if positive is None and len(class_names) == 2:
+            positive = 1
+        return cls(tuple(class_names), positive, threshold)
+
+    def label_score(self, probs: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """Labels and scores for probabilities [N, K]."""
+        top = np.argmax(probs, axis=1)
+        if self.positive is None:
+            return [self.class_names[i] for i in top], probs[np.arange(len(top)), top]
+        score = probs[:, self.positive]
+        if len(self.class_names) == 2:
+            other = 1 - self.positive
+            picks = np.where(score >= self.threshold, self.positive, other)
+            return [self.class_names[i] for i in picks], score
+        return [self.class_names[i] for i in top], score
+
+
+def _address(tile: Any) -> dict[str, Any]:
+    if tile is None:
+        return {"z": None, "x": None, "y": None, "quadkey": None, "lon": None, "lat": None}
+    g = geo.geolocate(tile)
+    return {
+        "z": tile.z,
+        "x": tile.x,
+        "y": tile.y,
+        "quadkey": g.quadkey,
+        "lon": round(g.lon, 7),
+        "lat": round(g.lat, 7),
+        "bbox": g.bbox,
+    }
+
+
+def format_rows(
+    tiles: list[PredictTile],
+    labels: list[str],
+    scores: np.ndarray,
+    probs: np.ndarray,
+    class_names: tuple[str, ...],
+    formats: Iterable[str],
+) -> dict[str, str]:
+    """The text of one chunk's part file per format (no headers; one tile per line)."""
+    lines: dict[str, list[str]] = {f: [] for f in formats}
+    csv_out = io.StringIO()
+    writer = csv.writer(csv_out, lineterminator="\n")
+    for tile, label, score, p in zip(tiles, labels, scores, probs, strict=True):
+        a = _address(tile.tile)
+        by_class = {f"score_{c}": round(float(v), 6) for c, v in zip(class_names, p, strict=True)}
+        props = {"source_id": tile.source_id, **{k: a[k] for k in ("z", "x", "y", "quadkey")}}
+        props.update(label=label, score=round(float(score), 6))
+        if "csv" in lines:
+            writer.writerow([*props.values(), a["lon"], a["lat"], *by_class.values()])
+        if "jsonl" in lines:
+            row = {**props, "lon": a["lon"], "lat": a["lat"], "bbox": a.get("bbox"), **by_class}
+            lines["jsonl"].append(json.dumps(row))
+        if "geojson" in lines:
+            geometry = geo.bbox_polygon(a["bbox"]) if a.get("bbox") else None
+            feature = {"type": "Feature", "geometry": geometry, "properties": {**props, **by_class}}
+            lines["geojson"].append(json.dumps(feature))
+    texts = {f: "".join(line + "\n" for line in rows) for f, rows in lines.items()}
+    if "csv" in texts:
+        texts["csv"] = csv_out.getvalue()
+    return texts
+
+
+def csv_header(class_names: tuple[str, ...]) -> list[str]:
+    """Columns of predictions.csv."""
+    base = ["source_id", "z", "x", "y", "quadkey", "label", "score", "lon", "lat"]
+    return base + [f"score_{c}" for c in class_names]
+
+
+def format_errors(tiles: list[PredictTile], errors: dict[int, tuple[str, str]]) -> str:
+    """One chunk's errors as CSV lines (no header)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for i in sorted(errors):
+        t = tiles[i].tile
+        reason, detail = errors[i]
+        z, x, y = (t.z, t.x, t.y) if t is not None else ("", "", "")
+        writer.writerow([tiles[i].source_id, z, x, y, reason, detail])
+    return out.getvalue()
+
+
+class PredictionOutput:
+    """The output folder of one prediction run (see the module docstring)."""
+
+    def __init__(self, root: str, formats: tuple[str, ...], class_names: tuple[str, ...]):
+        self.root, self.formats, self.class_names = root, formats, class_names
+        self.store = storage.open_store(root)
+
+    @staticmethod
+    def part(chunk: int, suffix: str) -> str:
+        """Name of one chunk's part file."""
+        return f"parts/{chunk:08d}.{suffix}"
+
+    def start(self, identity: dict[str, Any], overwrite: bool) -> None:
+        """Claim the folder for this run, or check that it already belongs to it (resume)."""
+        wanted = json.dumps(identity, sort_keys=True, indent=2)
+        if self.store.exists(CONFIG_NAME):
+            found = self.store.read_bytes(CONFIG_NAME).decode()
+            if found == wanted:
+                return
+            if not overwrite:
+                raise OutputExistsError(
+                    f"{self.store.url(CONFIG_NAME)}: this output belongs to another prediction run "
+                    "(different model, input or settings); pass --overwrite to replace it or "
+                    "choose another --output"
+                )
+        elif self.store.list("parts") and not overwrite:
+            raise OutputExistsError(
+                f"{self.root}: holds parts but no {CONFIG_NAME}; use --overwrite"
+            )
+        if overwrite:
+            for name in self.store.list():
+                self.store.delete(name)
+        self.store.write_bytes(CONFIG_NAME, wanted.encode())
+
+    def done_chunks(self) -> set[int]:
+        """Chunks with a done marker (one listing)."""
+        return {
+            int(name[len("parts/") :].split(".")[0])
+            for name in self.store.list("parts")
+            if name.endswith(".done.json")
+        }
+
+    def write_chunk(
+        self, chunk: int, texts: dict[str, str], errors_text: str, stats: dict[str, Any]
+    ) -> None:
+        """Write a chunk's parts, then its done marker (the order is what makes resume exact)."""
+        for fmt, text in texts.items():
+            self.store.write_bytes(self.part(chunk, PART_EXT[fmt]), text.encode())
+        self.store.write_bytes(self.part(chunk, "errors.csv"), errors_text.encode())
+        failpoints.hit("predict.chunk_written")
+        self.store.write_bytes(self.part(chunk, "done.json"), json.dumps(stats).encode())
+
+    def write_progress(self, progress: dict[str, Any]) -> None:
+        """Rewrite progress.json (atomic)."""
+        self.store.write_bytes(PROGRESS_NAME, json.dumps(progress, indent=2).encode())
+
+    def chunk_stats(self, chunks: int) -> list[dict[str, Any]]:
+        """Every chunk's done marker, in order."""
+        return [json.loads(self.store.read_bytes(self.part(k, "done.json"))) for k in range(chunks)]
+
+    def _merge(self, name: str, parts: list[str], head: str, tail: str, comma: bool) -> None:
+        # CSV and JSON lines: parts are concatenated byte for byte. GeoJSON: one feature per
+        # line, joined by commas inside one FeatureCollection.
+        local = isinstance(self.store, storage.LocalStore)
+        folder = self.root if local else storage.make_staging_dir()
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+        with os.fdopen(fd, "wb") as f:
+            f.write(head.encode())
+            first = True
+            for part in parts:
+                data = self.store.read_bytes(part)
+                if not comma:
+                    f.write(data)
+                    continue
+                for line in data.splitlines():
+                    f.write(line if first else b",\n" + line)
+                    first = False
+            f.write((b"\n" if comma and not first else b"") + tail.encode())
+        self.store.put_file(tmp, name)
+        if not local:
+            os.rmdir(folder)
+
+    def merge(self, chunks: int) -> dict[str, str]:
+        """Concatenate every chunk's parts in order into the final files; returns their URLs."""
+        written = {}
+        for fmt in self.formats:
+            parts = [self.part(k, PART_EXT[fmt]) for k in range(chunks)]
+            name = f"predictions.{fmt}"
+            if fmt == "geojson":
+                head = '{"type": "FeatureCollection", "features": [\n'
+                self._merge(name, parts, head, "]}\n", comma=True)
+            else:
+                head = ",".join(csv_header(self.class_names)) + "\n" if fmt == "csv" else ""
+                self._merge(name, parts, head, "", comma=False)
+            written[fmt] = self.store.url(name)
+        errors = [self.part(k, "errors.csv") for k in range(chunks)]
+        self._merge(ERRORS_NAME, errors, ",".join(ERROR_COLUMNS) + "\n", "", comma=False)
+        written["errors"] = self.store.url(ERRORS_NAME)
+        return written

@@ -1,0 +1,167 @@
+"""A trained classifier as a function of uint8 tile batches -> class probabilities.
+
+Loads an exported SavedModel (`export/` picks the newest version) or a `.keras` file, optionally
+under a distribution strategy (MirroredStrategy splits every batch over the devices) and, for
+`.keras` models, with a mixed-precision policy. Used by evaluate and predict.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from satx.errors import InputError
+from satx.train.export import latest_version
+
+log = logging.getLogger(__name__)
+
+CLASS_NAMES_FILE = "class_names.json"
+# Layers satx keeps in float32 under mixed precision (input cast and softmax): classifier.py.
+FLOAT32_LAYERS = ("to_float", "probabilities")
+
+
+def newest_version(path: Path) -> Path:
+    """`path` itself when it holds a SavedModel, else its highest numbered version folder."""
+    if (path / "saved_model.pb").exists():
+        return path
+    version = latest_version(path)
+    if not version:
+        raise InputError(f"--model={path}: no saved_model.pb and no numbered versions inside")
+    return path / str(version)
+
+
+def _class_names_near(*folders: Path) -> list[str] | None:
+    for folder in folders:
+        names = folder / CLASS_NAMES_FILE
+        if names.exists():
+            return json.loads(names.read_text())
+    return None
+
+
+def with_dtype_policy(model: Any, policy: str) -> Any:
+    """A copy of a Keras model whose layers compute under `policy` (float32 layers kept).
+
+    A `.keras` file stores every layer's dtype policy, so setting the global policy before
+    loading changes nothing; the config is rewritten instead and the weights copied over.
+    """
+    import keras
+
+    import satx.models.augment  # noqa: F401 - registers satx's serialisable layers
+    import satx.models.backbones  # noqa: F401 - registers the Preprocess layer
+
+    config = keras.saving.serialize_keras_object(model)
+
+    def rewrite(node: Any) -> None:
+        if isinstance(node, dict):
+            inner = node.get("config")
+            dtype = inner.get("dtype") if isinstance(inner, dict) else None
+            if (
+                isinstance(dtype, dict)
+                and dtype.get("class_name") == "DTypePolicy"
+                and inner.get("name") not in FLOAT32_LAYERS
+            ):
+                dtype["config"]["name"] = policy
+            for value in node.values():
+                rewrite(value)
+        elif isinstance(node, list):
+            for value in node:
+                rewrite(value)
+
+    rewrite(config)
+    copy = keras.saving.deserialize_keras_object(config)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+class Scorer:
+    """Load a model once; score uint8 batches or a whole `(index, image)` dataset."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        strategy: tf.distribute.Strategy | None = None,
+        policy: str = "float32",
+    ):
+        path = Path(path)
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.policy = "float32"
+        with self.strategy.scope():
+            if path.is_file() and path.suffix == ".keras":
+                self._load_keras(path, policy)
+                self.class_names = _class_names_near(path.parent, path.parent.parent)
+            elif path.is_dir():
+                path = newest_version(path)
+                self._load_saved_model(path, policy)
+                self.class_names = _class_names_near(path)
+            else:
+                raise InputError(f"--model={path}: expected an export folder or a .keras file")
+        self.path = path
+        self._step = None
+
+    def _load_keras(self, path: Path, policy: str) -> None:
+        import keras
+
+        import satx.models.augment  # noqa: F401 - registers satx's serialisable layers
+        import satx.models.backbones  # noqa: F401 - registers the Preprocess layer
+
+        model = keras.saving.load_model(path, compile=False)
+        if policy != "float32":
+            model = with_dtype_policy(model, policy)
+            self.policy = policy
+        self.image_size = int(model.input.shape[1])
+        self._fn = tf.function(
+            lambda images: model(images, training=False),
+            input_signature=[tf.TensorSpec([None, self.image_size, self.image_size, 3], tf.uint8)],
+        )
+
+    def _load_saved_model(self, path: Path, policy: str) -> None:
+        loaded = tf.saved_model.load(str(path))
+        serve = loaded.signatures["serving_default"]
+        self.image_size = int(serve.structured_input_signature[1]["images"].shape[1])
+        self._loaded = loaded  # keeps the variables alive
+        self._fn = lambda images: loaded.serving_default(images)["probabilities"]
+        if policy != "float32":
+            log.warning(
+                "%s: a SavedModel computes in the precision it was exported with; "
+                "the %s policy applies to .keras models only",
+                path,
+                policy,
+            )
+
+    def __call__(self, images: tf.Tensor) -> np.ndarray:
+        """Probabilities [B, K] for uint8 images [B, S, S, 3] (on the default device)."""
+        return np.asarray(self._fn(images), dtype=np.float64)
+
+    @property
+    def replicas(self) -> int:
+        """Devices each batch is split over."""
+        return self.strategy.num_replicas_in_sync
+
+    def score_dataset(self, ds: tf.data.Dataset) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield `(indices [b], probabilities [b, K])` for a dataset of `(index, image)` batches.
+
+        Under a multi-device strategy each batch is split over the replicas and gathered back;
+        indices travel with their images, so the result never depends on device order.
+        """
+        if self.replicas == 1:
+            for index, images in ds:
+                yield index.numpy(), self(images)
+            return
+        if self._step is None:
+            strategy, fn = self.strategy, self._fn
+
+            @tf.function
+            def step(index: tf.Tensor, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+                out = strategy.run(lambda i, x: (i, fn(x)), args=(index, images))
+                return strategy.gather(out[0], axis=0), strategy.gather(out[1], axis=0)
+
+            self._step = step
+        for index, images in self.strategy.experimental_distribute_dataset(ds):
+            idx, probs = self._step(index, images)
+            yield idx.numpy(), np.asarray(probs, dtype=np.float64)

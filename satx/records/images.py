@@ -1,0 +1,179 @@
+"""Validate one encoded tile: detect its format by content, decode it once, fix what can be fixed.
+
+A tile is kept byte-for-byte when it is already an RGB JPEG/PNG of the target size (no lossy
+re-encode). Grayscale, palette, RGBA or CMYK tiles are converted to RGB; tiles of another size
+are resized or rejected; everything else that cannot be used raises `ImageRejected` with a
+reason code that lands in the quarantine list.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from PIL import Image, UnidentifiedImageError
+
+from satx.errors import SatxError
+
+JPEG_QUALITY = 95
+_EXT_FORMAT = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png"}
+_MAGIC = (
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"GIF8", "gif"),
+    (b"RIFF", "webp"),
+    (b"BM", "bmp"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+)
+SUPPORTED_FORMATS = ("jpeg", "png")
+
+
+class ImageRejected(SatxError):
+    """A tile that cannot go into the records; `reason` is a short code for the quarantine list."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """An image ready to store, and what was done to it."""
+
+    encoded: bytes
+    image_format: str
+    height: int
+    width: int
+    changes: tuple[str, ...]  # e.g. ("extension_mismatch", "converted_rgba", "resized")
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format named by the file's magic bytes, or None."""
+    for magic, name in _MAGIC:
+        if data.startswith(magic):
+            return name
+    return None
+
+
+def extension_format(path: str) -> str | None:
+    """The format a file name claims (`.jpg` -> jpeg), or None for other extensions."""
+    return _EXT_FORMAT.get(PurePosixPath(path).suffix.lower())
+
+
+def _decode(data: bytes, keep_size: int | None = None) -> tuple[Image.Image, bool]:
+    """Decode fully, so that truncation and corruption surface here.
+
+    With `keep_size`, an RGB JPEG of exactly that size will be stored as it is, so its pixels
+    are not needed: libjpeg then decodes at 1/8 scale, which still reads and entropy-decodes
+    every block (truncation and corrupt data fail the same way) but skips the full inverse DCT
+    and colour conversion, ~25 % of the decode time for 256 px tiles. Returns the image and
+    whether it was decoded that way (its size is then the reduced one).
+    """
+    scaled = False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if image.format == "JPEG" and image.mode == "RGB" and image.size == (keep_size,) * 2:
+                side = max(1, keep_size // 8)
+                scaled = image.draft("RGB", (side, side)) is not None
+            image.load()
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+        raise ImageRejected("too_large", f"{err}; tiles should be a few hundred pixels") from err
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ImageRejected(
+            "corrupt", f"decode failed ({err}); re-download or re-export it"
+        ) from err
+    return image, scaled
+
+
+def _to_rgb(image: Image.Image) -> tuple[Image.Image, str | None]:
+    if image.mode == "RGB":
+        return image, None
+    change = f"converted_{image.mode.lower().replace(';', '')}"
+    if image.mode == "P":  # palette with transparency must go through RGBA to keep colours
+        image = image.convert("RGBA")
+    return image.convert("RGB"), change
+
+
+def _encode(image: Image.Image, image_format: str) -> bytes:
+    out = io.BytesIO()
+    if image_format == "jpeg":
+        image.save(out, format="JPEG", quality=JPEG_QUALITY)
+    else:
+        image.save(out, format="PNG", compress_level=6)
+    return out.getvalue()
+
+
+def check_format(data: bytes) -> str:
+    """The tile's format (`jpeg` or `png`) from its content.
+
+    Raises:
+        ImageRejected: with reason `empty_file`, `not_an_image` or `unsupported_format`.
+    """
+    if not data:
+        raise ImageRejected("empty_file", "zero bytes; the download or copy probably failed")
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise ImageRejected("not_an_image", "content is not JPEG or PNG (magic bytes unknown)")
+    if fmt not in SUPPORTED_FORMATS:
+        raise ImageRejected(
+            "unsupported_format", f"{fmt.upper()} content; convert it to JPEG or PNG"
+        )
+    return fmt
+
+
+def prepare_image(
+    data: bytes, path: str, image_size: int, on_size_mismatch: str = "reject"
+) -> PreparedImage:
+    """Validate and normalise one tile's bytes.
+
+    Args:
+        data: the file's bytes.
+        path: its name (only the extension is used, to report when it lies about the format).
+        image_size: the side in pixels every stored tile must have.
+        on_size_mismatch: `resize` (to image_size x image_size) or `reject`.
+
+    Returns:
+        The bytes to store, untouched when already valid RGB JPEG/PNG of the right size.
+
+    Raises:
+        ImageRejected: with reason `empty_file`, `not_an_image`, `unsupported_format`, `corrupt`
+            or `size_mismatch`.
+    """
+    fmt = check_format(data)
+    changes: list[str] = []
+    claimed = extension_format(path)
+    if claimed is not None and claimed != fmt:
+        changes.append("extension_mismatch")
+    image, scaled = _decode(data, keep_size=image_size)
+    if scaled:  # valid RGB JPEG of the right size: kept byte for byte
+        return PreparedImage(data, fmt, image_size, image_size, tuple(changes))
+    image, converted = _to_rgb(image)
+    if converted:
+        changes.append(converted)
+    if image.size != (image_size, image_size):
+        found = f"{image.size[0]}x{image.size[1]}"
+        if on_size_mismatch != "resize":
+            raise ImageRejected(
+                "size_mismatch",
+                f"{found}, expected {image_size}x{image_size}; "
+                "pass --on_size_mismatch=resize or --image_size to match",
+            )
+        image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
+        changes.append(f"resized_from_{found}")
+    encoded = data if not changes or changes == ["extension_mismatch"] else _encode(image, fmt)
+    return PreparedImage(encoded, fmt, image_size, image_size, tuple(changes))
+
+
+def peek_size(data: bytes) -> tuple[int, int] | None:
+    """Image (width, height) from the header only, or None when it cannot be read."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):  # unreadable header
+        return None

@@ -1,0 +1,303 @@
+"""Execute a records plan: write shards in parallel, resumably, then the manifest (last).
+
+Each shard is written under a temporary name and renamed (or uploaded, for gs://) when complete;
+its result is then recorded in `_progress/<shard>.json`. A re-run of the same plan skips shards
+with a progress file, so a run killed at any point completes without duplicate or missing
+records. `manifest.json` is written last and atomically: its presence means "complete".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.sharedctypes import Synchronized
+from pathlib import Path
+
+from satx.config import RecordsConfig
+from satx.errors import OutputExistsError, RecordsError
+from satx.io import failpoints, storage
+from satx.io.progress import Progress
+from satx.io.run_record import versions
+from satx.records import schema, sources
+from satx.records.manifest import (
+    MANIFEST_NAME,
+    QUARANTINE_NAME,
+    InputSummary,
+    Manifest,
+    QuarantineSummary,
+    ShardEntry,
+    SplitMethod,
+    SplitSummary,
+)
+from satx.records.plan import Plan, ShardTask, make_plan
+from satx.records.worker import WriteSettings, init_worker, write_shard
+
+log = logging.getLogger(__name__)
+
+PROGRESS_DIR = "_progress"
+
+
+def clean_output(out: storage.Store) -> None:
+    """Delete everything make_records owns in an output (and nothing else)."""
+    for name in out.list():
+        base = name.rsplit("/", 1)[-1]
+        ours = (
+            name.startswith(f"{PROGRESS_DIR}/")
+            or schema.is_shard_name(base)
+            or base in (MANIFEST_NAME, QUARANTINE_NAME)
+            or (base.startswith(".") and ".tmp-" in base)
+        )
+        if ours:
+            out.delete(name)
+
+
+def _prepare_output(out: storage.Store, plan: Plan, config: RecordsConfig) -> set[str]:
+    """Check the output folder and return the names of shards already done by this plan."""
+    plan_name = f"{PROGRESS_DIR}/plan.json"
+    if out.exists(MANIFEST_NAME) or config.overwrite:
+        if not config.overwrite:
+            raise OutputExistsError(
+                f"{out.url(MANIFEST_NAME)} exists: these records are complete. "
+                "Pass --overwrite to rebuild them, or choose another --output"
+            )
+        clean_output(out)
+    if out.exists(plan_name):
+        previous = json.loads(out.read_bytes(plan_name))
+        if previous.get("digest") != plan.digest:
+            raise OutputExistsError(
+                f"{out.root} holds a partial run made from different inputs or flags; "
+                "pass --overwrite to discard it, or choose another --output"
+            )
+    else:
+        out.write_bytes(plan_name, json.dumps({"digest": plan.digest}).encode())
+    for name in out.list():  # temp files of a killed run
+        if name.rsplit("/", 1)[-1].startswith(".") and ".tmp-" in name:
+            out.delete(name)
+    done = set()
+    for name in out.list(PROGRESS_DIR):
+        result = json.loads(out.read_bytes(name))
+        if (
+            result.get("name")
+            and out.exists(result["name"])
+            and out.size(result["name"]) == result["bytes"]
+        ):
+            done.add(result["name"])
+    return done
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """Fork when this process is light (the CLI never imports TensorFlow), else spawn.
+
+    A forked worker is ready at once; a spawned one boots a new interpreter (~0.1 s of CPU each,
+    15 % of a 4,096-tile run on 2 cores). A process holding TensorFlow (tests, the bench,
+    notebooks) or other threads may hold locks that must not be forked, so it spawns.
+    """
+    light = "tensorflow" not in sys.modules and threading.active_count() == 1
+    if light and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+def _executor(workers: int, counter: Synchronized) -> Executor:
+    """Worker processes, started now so that they boot while the parent plans."""
+    if workers <= 1:
+        init_worker(counter)
+        return ThreadPoolExecutor(max_workers=1)
+    ctx = _context()
+    pool = ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=init_worker, initargs=(counter, os.getpid())
+    )
+    for _ in range(workers):  # one process is started per submit while none is idle
+        pool.submit(os.getpid)
+    return pool
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while the plan builds a few objects per tile.
+
+    Each collection walks every object in the process; in a process that has imported
+    TensorFlow (the bench, notebooks) that made discovery and planning twice as slow. The plan's
+    objects hold no cycles, so reference counting frees them anyway.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _run_tasks(
+    tasks: list[ShardTask],
+    settings: WriteSettings,
+    out: storage.Store,
+    pool: Executor,
+    counter: Synchronized,
+) -> None:
+    progress = Progress("make_records", sum(len(t.items) for t in tasks))
+    pending = {pool.submit(write_shard, task, settings) for task in tasks}
+    while pending:
+        finished, pending = wait_futures(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+        for future in finished:
+            try:
+                result = future.result()
+            except BrokenProcessPool as err:
+                raise RecordsError(
+                    f"a worker process died ({err}); finished shards are kept, "
+                    "re-run the same command to resume"
+                ) from err
+            out.write_bytes(f"{PROGRESS_DIR}/{result['name']}.json", json.dumps(result).encode())
+            failpoints.hit("make_records.after_shard")
+        progress.update(counter.value)
+    progress.update(counter.value)
+    progress.finish()
+
+
+def _splits(results: list[dict]) -> dict[str, SplitSummary]:
+    records: Counter = Counter()
+    shards: Counter = Counter()
+    classes: dict[str, Counter] = {}
+    for r in results:
+        records[r["split"]] += r["records"]
+        shards[r["split"]] += 1
+        classes.setdefault(r["split"], Counter()).update(r["classes"])
+    return {s: SplitSummary(records[s], shards[s], dict(classes[s])) for s in records}
+
+
+def _build_manifest(
+    plan: Plan,
+    results: list[dict],
+    config: RecordsConfig,
+    phases: dict[str, float],
+    command: str | None,
+) -> tuple[Manifest, list[dict]]:
+    quarantined = [q.to_dict() for q in plan.rejections]
+    quarantined += [q for r in results for q in r["quarantined"]]
+    quarantined.sort(key=lambda q: (q["source_id"], q["reason"]))
+    reasons = Counter(q["reason"] for q in quarantined)
+    changes = sum((Counter(r["changes"]) for r in results), Counter())
+    formats = sum((Counter(r["formats"]) for r in results), Counter())
+    manifest = Manifest(
+        class_names=plan.class_names,
+        image_size=config.image_size,
+        compression=config.compression,
+        records=sum(r["records"] for r in results),
+        splits=_splits(results),
+        shards=tuple(
+            ShardEntry(**{k: r[k] for k in ("name", "split", "records", "bytes", "sha256")})
+            for r in results
+        ),
+        split_method=SplitMethod(plan.split_method, config.split_zoom, config.seed, config.split),
+        geolocation={
+            "with": plan.stats["with_geolocation"],
+            "without": plan.stats["without_geolocation"],
+        },
+        inputs=InputSummary(
+            path=config.input,
+            found=plan.stats["inputs_found"],
+            ignored_files=plan.stats["ignored_files"],
+            duplicate_images=plan.stats["duplicate_images"],
+            listing_sha256=plan.listing_sha256,
+        ),
+        quarantine=QuarantineSummary(len(quarantined), dict(sorted(reasons.items()))),
+        image_changes=dict(sorted(changes.items())),
+        formats=dict(sorted(formats.items())),
+        run={
+            "tool": "tools.make_records",
+            "command": command if command is not None else " ".join(sys.argv),
+            "config": config.to_dict(),
+            "versions": versions(),
+            "seed": config.seed,
+            "elapsed_s": round(sum(phases.values()), 4),
+            "phases_s": {name: round(seconds, 4) for name, seconds in phases.items()},
+            "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+    )
+    return manifest, quarantined
+
+
+def make_records(config: RecordsConfig, command: str | None = None) -> Manifest:
+    """Turn labelled tiles into sharded TFRecords plus `manifest.json`; return the manifest.
+
+    Args:
+        config: what to read, where to write and how.
+        command: the command line to record (defaults to `sys.argv`).
+
+    Raises:
+        InputError: the input cannot be used as given.
+        OutputExistsError: the output is complete (or foreign) and `overwrite` is off.
+    """
+    start = time.monotonic()
+    out = storage.open_store(config.output)
+    scratch = storage.make_staging_dir("satx-records-")
+    counter = _context().Value("q", 0)
+    pool = _executor(config.worker_count, counter)
+    try:
+        with _gc_paused():
+            discovery = sources.discover(config.input, Path(scratch) / "input")
+            log.info(
+                "found %d tiles (%s layout) in %s",
+                len(discovery.tiles),
+                discovery.layout,
+                config.input,
+            )
+            plan = make_plan(discovery, config, pool)
+        if not plan.tasks:
+            raise RecordsError(
+                f"{config.input}: no usable tiles (all {len(plan.rejections)} "
+                "were quarantined); see the reasons above"
+            )
+        done = _prepare_output(out, plan, config)
+        todo = [t for t in plan.tasks if t.name not in done]
+        if done:
+            log.info("resuming: %d of %d shards already written", len(done), len(plan.tasks))
+        staging = None if isinstance(out, storage.LocalStore) else os.path.join(scratch, "stage")
+        if staging:
+            os.makedirs(staging)
+        else:
+            os.makedirs(out.root, exist_ok=True)
+        settings = WriteSettings(
+            out.root, staging, config.image_size, config.on_size_mismatch, config.compression
+        )
+        planned = time.monotonic()
+        _run_tasks(todo, settings, out, pool, counter)
+        written = time.monotonic()
+        results = [json.loads(out.read_bytes(f"{PROGRESS_DIR}/{t.name}.json")) for t in plan.tasks]
+        manifest, quarantined = _build_manifest(
+            plan,
+            results,
+            config,
+            # plan = start-up, discovery, hashing, splits; write = validate, encode, write shards
+            {
+                "plan": planned - start,
+                "write": written - planned,
+                "finish": time.monotonic() - written,
+            },
+            command,
+        )
+        lines = "".join(json.dumps(q, sort_keys=True) + "\n" for q in quarantined)
+        out.write_bytes(QUARANTINE_NAME, lines.encode())
+        out.write_bytes(MANIFEST_NAME, manifest.to_json())
+        for name in out.list(PROGRESS_DIR):
+            out.delete(name)
+        if isinstance(out, storage.LocalStore):
+            shutil.rmtree(out.path(PROGRESS_DIR), ignore_errors=True)
+        return manifest
+    finally:
+        pool.shutdown(cancel_futures=True)
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -1,0 +1,35 @@
+"""`python -m tools.make_sample_tiles --output=DIR`: the built-in synthetic sample tiles."""
+
+from __future__ import annotations
+
+from satx.cli import flags as shared
+from satx.cli import run
+from satx.cli.flags import define
+
+_OUTPUT = define(
+    "string", "output", "Folder to write OUTPUT/<class>/*.jpg.", default="build/sample_tiles"
+)
+_COUNT = define("integer", "count", "How many tiles.", default=240)
+_SCHOOL_FRACTION = define("float", "school_fraction", "Fraction of `school` tiles.", default=0.3)
+_SIZE = define("integer", "size", "Tile side in pixels.", default=256)
+
+
+def main(argv: list[str]) -> int:
+    """Write the sample tiles."""
+    from satx.records.sample import write_sample_tiles
+
+    del argv
+    paths = write_sample_tiles(
+        _OUTPUT.value, _COUNT.value, _SCHOOL_FRACTION.value, shared.SEED.value, _SIZE.value
+    )
+    print(f"wrote {len(paths)} sample tiles to {_OUTPUT.value}")
+    return 0
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    run(main, shared.SEED)
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,86 @@
+"""Devices, distribution strategy and mixed precision for training and prediction.
+
+`--cpu_devices=N` splits the CPU into N logical devices (must happen before TensorFlow touches a
+device), so MirroredStrategy code paths run and are tested on a CPU-only machine.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import keras
+import tensorflow as tf
+
+from satx.config import PRECISIONS, STRATEGIES
+from satx.errors import SatxError
+
+log = logging.getLogger(__name__)
+
+
+def split_cpu(devices: int) -> None:
+    """Expose the CPU as `devices` logical devices (call before any TF op runs)."""
+    if devices <= 1:
+        return
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(devices)]
+        )
+    except RuntimeError as err:  # devices already initialised in this process
+        raise SatxError(
+            f"--cpu_devices={devices} must be set before TensorFlow initialises its devices "
+            f"({err}); set it at process start"
+        ) from err
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The distribution strategy for `name` (see STRATEGIES); logs what it chose."""
+    if name not in STRATEGIES:
+        raise SatxError(f"--strategy={name}: choose one of {STRATEGIES}")
+    gpus = tf.config.list_logical_devices("GPU")
+    cpus = tf.config.list_logical_devices("CPU")
+    if name == "multiworker":
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()  # reads TF_CONFIG
+    elif name == "mirrored" or (name == "auto" and len(gpus) > 1):
+        devices = [d.name for d in gpus] or [d.name for d in cpus]
+        strategy = tf.distribute.MirroredStrategy(devices)
+    elif name == "onedevice":
+        strategy = tf.distribute.OneDeviceStrategy((gpus or cpus)[0].name)
+    else:
+        strategy = tf.distribute.get_strategy()  # default: one device, no mirroring
+    log.info(
+        "strategy %s over %d replica(s) (%d GPU, %d CPU logical devices)",
+        type(strategy).__name__,
+        strategy.num_replicas_in_sync,
+        len(gpus),
+        len(cpus),
+    )
+    return strategy
+
+
+def _gpu_supports_float16() -> bool:
+    for gpu in tf.config.list_physical_devices("GPU"):
+        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+        if capability and capability >= (7, 0):
+            return True
+    return False
+
+
+def set_precision(mode: str) -> str:
+    """Set Keras' global dtype policy; returns the policy name.
+
+    `auto` picks mixed_float16 on GPUs with compute capability >= 7.0 (tensor cores), else
+    float32. The model's output layer is float32 regardless, and Keras wraps the optimizer in a
+    LossScaleOptimizer under mixed_float16.
+    """
+    if mode not in PRECISIONS:
+        raise SatxError(f"--mixed_precision={mode}: choose one of {PRECISIONS}")
+    policy = {
+        "float16": "mixed_float16",
+        "bfloat16": "mixed_bfloat16",
+        "off": "float32",
+        "auto": "mixed_float16" if _gpu_supports_float16() else "float32",
+    }[mode]
+    keras.mixed_precision.set_global_policy(policy)
+    log.info("dtype policy %s (--mixed_precision=%s)", policy, mode)
+    return policy

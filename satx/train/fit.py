@@ -1,0 +1,337 @@
+"""One training run: `train(config)`, resumable at the epoch it reached.
+
+Run folder (`--workdir`): config.json, run.json, state.json, history.csv, checkpoints/best.keras,
+backup/phase{1,2}/ (BackupAndRestore), logs/ (TensorBoard), model.keras, class_names.json,
+summary.json, export/<version>/. A killed run re-run with the same command resumes at the epoch
+it reached (phase 1 is not redone once finished).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from satx.config import TrainConfig
+from satx.data.pipeline import (
+    make_eval_dataset,
+    make_train_dataset,
+    model_inputs,
+    resolve_class_weights,
+)
+from satx.data.read import CorruptionCounter
+from satx.errors import InputError, OutputExistsError
+from satx.io import failpoints
+from satx.io.run_record import versions, write_json
+from satx.models import backbones
+from satx.records.manifest import Records, load_records
+from satx.train.callbacks import (
+    AugmentedImages,
+    EpochHook,
+    StateTracker,
+    epoch_log_callbacks,
+    tensorboard_callback,
+)
+from satx.train.distribute import make_strategy, set_precision, split_cpu
+from satx.train.export import export_saved_model
+from satx.train.phases import build_model, compile_phase, monitor_for, phase_segments
+
+log = logging.getLogger(__name__)
+
+
+class Workdir:
+    """Paths of a run folder."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.config = self.root / "config.json"
+        self.run = self.root / "run.json"
+        self.state = self.root / "state.json"
+        self.history = self.root / "history.csv"
+        self.best = self.root / "checkpoints" / "best.keras"
+        self.logs = self.root / "logs"
+        self.model = self.root / "model.keras"
+        self.export = self.root / "export"
+        self.phase1_weights = self.root / "checkpoints" / "phase1_end.weights.h5"
+
+    def backup(self, phase: int) -> Path:
+        """BackupAndRestore folder of a phase."""
+        return self.root / "backup" / f"phase{phase}"
+
+    def read_state(self) -> dict[str, Any]:
+        """Progress so far (empty for a new run)."""
+        return json.loads(self.state.read_text()) if self.state.exists() else {}
+
+    def write_state(self, state: dict[str, Any]) -> None:
+        """Record progress atomically."""
+        write_json(self.state, state)
+
+
+def _check_workdir(work: Workdir, config: TrainConfig, overwrite: bool) -> None:
+    resolved = config.to_dict()
+    if work.config.exists():
+        previous = json.loads(work.config.read_text())
+        if overwrite:
+            shutil.rmtree(work.root)
+        elif previous != resolved:
+            changed = _changed(previous, resolved)
+            raise OutputExistsError(
+                f"{work.root} holds a run with a different config (changed: {changed}); "
+                "pass --overwrite to start over, or use another --workdir"
+            )
+    work.root.mkdir(parents=True, exist_ok=True)
+    write_json(work.config, resolved)
+
+
+def _changed(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the leaves that differ between two nested config dicts."""
+    found = []
+    for key in sorted(set(before) | set(after)):
+        a, b = before.get(key), after.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found += _changed(a, b, f"{prefix}{key}.")
+        elif a != b:
+            found.append(f"{prefix}{key}")
+    return found
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The datasets and step counts of a run, and the `fit` arguments they imply."""
+
+    train: tf.data.Dataset
+    val: tf.data.Dataset
+    val_split: str
+    steps: int
+    val_steps: int
+    class_weight: dict[int, float] | None
+    counter: CorruptionCounter
+
+    def fit_kwargs(self) -> dict[str, Any]:
+        """What every `model.fit` of training and tuning passes besides epochs and callbacks."""
+        return {
+            "x": self.train,
+            "steps_per_epoch": self.steps,
+            "validation_data": self.val,
+            "validation_steps": self.val_steps,
+            "class_weight": self.class_weight,
+            "shuffle": False,  # the dataset shuffles itself
+        }
+
+
+def make_training_data(config: TrainConfig, records: Records, replicas: int) -> TrainingData:
+    """Training and validation datasets for `config` at a global batch of per-replica x replicas."""
+    manifest = records.manifest
+    val_split = config.val_split if manifest.has_split(config.val_split) else "test"
+    if not manifest.has_split(val_split):
+        val_split = config.val_split  # let the manifest raise the clear error
+    global_batch = config.per_replica_batch_size * replicas
+    size = backbones.input_size(config.model)
+    if size > manifest.image_size:
+        log.warning(
+            "upsampling %dpx records to the model's %dpx input (%.1fx the pixels to compute); "
+            "pass --image_size=%d to train at the records' size",
+            manifest.image_size,
+            size,
+            (size / manifest.image_size) ** 2,
+            manifest.image_size,
+        )
+    counter = CorruptionCounter()
+    train_ds = make_train_dataset(
+        records,
+        config.train_split,
+        config.data,
+        image_size=size,
+        batch_size=global_batch,
+        seed=config.seed,
+        counter=counter,
+    )
+    # One pass per epoch, repeated: every epoch validates on exactly the whole split, whether
+    # Keras resets the iterator (one device) or keeps it across epochs (tf.distribute).
+    val_ds = make_eval_dataset(records, val_split, image_size=size, batch_size=global_batch)
+    val_ds = model_inputs(val_ds, manifest.num_classes).repeat()
+    train_count = manifest.count(config.train_split)
+    return TrainingData(
+        train=train_ds,
+        val=val_ds,
+        val_split=val_split,
+        steps=config.steps_per_epoch or max(1, train_count // global_batch),
+        val_steps=math.ceil(manifest.count(val_split) / global_batch),
+        class_weight=(
+            None
+            if config.data.resample_to
+            else resolve_class_weights(records, config.train_split, config.data)
+        ),
+        counter=counter,
+    )
+
+
+def _callbacks(
+    config: TrainConfig,
+    work: Workdir,
+    phase: int,
+    metric: tuple[str, str],
+    state: dict[str, Any],
+    counter: CorruptionCounter,
+    sample: tf.Tensor | None,
+) -> list[keras.callbacks.Callback]:
+    monitor, mode = metric
+    callbacks = [
+        *epoch_log_callbacks(config, counter),
+        keras.callbacks.BackupAndRestore(str(work.backup(phase))),
+        keras.callbacks.ModelCheckpoint(
+            str(work.best),
+            monitor=monitor,
+            mode=mode,
+            save_best_only=True,
+            initial_value_threshold=state.get("best"),
+        ),
+        StateTracker(work, monitor, mode),
+        keras.callbacks.CSVLogger(str(work.history), append=True),
+        tensorboard_callback(work.logs, config),
+        EpochHook(lambda: failpoints.hit("train.epoch_end")),
+    ]
+    if phase == 1 and sample is not None:
+        callbacks.insert(
+            0, AugmentedImages(work.logs / "images", sample, config.tensorboard_images)
+        )
+    if phase == 2:
+        callbacks[:0] = [
+            keras.callbacks.EarlyStopping(
+                monitor=monitor,
+                mode=mode,
+                patience=config.patience,
+                min_delta=config.min_delta,
+                restore_best_weights=True,
+            ),
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor, mode=mode, factor=config.lr_factor, patience=config.lr_patience
+            ),
+        ]
+    return callbacks
+
+
+def _run_record(
+    config: TrainConfig,
+    records: Records,
+    strategy: tf.distribute.Strategy,
+    policy: str,
+    run_data: TrainingData,
+    monitor: str,
+    command: str | None,
+) -> dict[str, Any]:
+    replicas = strategy.num_replicas_in_sync
+    return {
+        "command": command if command is not None else " ".join(sys.argv),
+        "records": config.data.records,
+        "records_manifest_sha256": records.manifest_sha256,
+        "records_listing_sha256": records.manifest.inputs.listing_sha256,
+        "seed": config.seed,
+        "versions": versions(),
+        "strategy": type(strategy).__name__,
+        "replicas": replicas,
+        "global_batch_size": config.per_replica_batch_size * replicas,
+        "dtype_policy": policy,
+        "steps_per_epoch": run_data.steps,
+        "val_split": run_data.val_split,
+        "monitor": monitor,
+        "class_weight": run_data.class_weight,
+    }
+
+
+def train(config: TrainConfig, command: str | None = None, overwrite: bool = False) -> dict:
+    """Train, checkpoint, and export a classifier; returns the run summary.
+
+    Raises:
+        OutputExistsError: the workdir holds a run with another config and overwrite is off.
+        RecordsError / InputError / BackboneError: unusable records, flags or weights.
+    """
+    if not config.data.records or not config.workdir:
+        raise InputError("--records and --workdir are required")
+    backbones.get_spec(config.model.backbone)  # an unknown name fails before anything starts
+    split_cpu(config.cpu_devices)
+    records = load_records(config.data.records)  # bad records fail before a workdir is made
+    work = Workdir(config.workdir)
+    _check_workdir(work, config, overwrite)
+    keras.utils.set_random_seed(config.seed)
+    if config.data.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    policy = set_precision(config.mixed_precision)
+    strategy = make_strategy(config.strategy)
+    run_data = make_training_data(config, records, strategy.num_replicas_in_sync)
+    num_classes = records.manifest.num_classes
+    monitor = monitor_for(num_classes, config.monitor)
+    write_json(
+        work.run,
+        _run_record(config, records, strategy, policy, run_data, monitor[0], command),
+    )
+    state = work.read_state()
+    if state.get("done"):
+        log.info("%s: training already complete; --overwrite to retrain", work.root)
+        return json.loads((work.root / "summary.json").read_text())
+    with strategy.scope():
+        model = build_model(config, num_classes)
+    sample = next(iter(run_data.train.take(1)))[0][: config.tensorboard_images]
+    n1, n2 = config.n_epo_phase1, config.n_epo_phase2
+    start_time = time.monotonic()
+    if state.get("phase1_done"):
+        model.load_weights(work.phase1_weights)
+    first = n1 if state.get("phase1_done") else 0
+    for phase, start, end in phase_segments(n1, first, n1 + n2):
+        with strategy.scope():
+            compile_phase(model, config, phase, num_classes)
+        log.info("phase %d: epochs %d..%d, %d steps/epoch", phase, start, end - 1, run_data.steps)
+        callbacks = _callbacks(
+            config, work, phase, monitor, work.read_state(), run_data.counter, sample
+        )
+        model.fit(
+            epochs=end,
+            initial_epoch=start,
+            callbacks=callbacks,
+            verbose=2,
+            **run_data.fit_kwargs(),
+        )
+        if phase == 1:
+            model.save_weights(work.phase1_weights)
+            work.write_state({**work.read_state(), "phase1_done": True})
+    summary = _finish(model, config, work, records, monitor[0], time.monotonic() - start_time)
+    work.write_state({**work.read_state(), "done": True})
+    return summary
+
+
+def _finish(
+    model: keras.Model,
+    config: TrainConfig,
+    work: Workdir,
+    records: Records,
+    monitor: str,
+    elapsed: float,
+) -> dict[str, Any]:
+    class_names = list(records.manifest.class_names)
+    model.save(work.model)
+    write_json(work.root / "class_names.json", class_names)  # read next to .keras
+    export_root = Path(config.export_dir) if config.export_dir else work.export
+    export_dir = export_saved_model(model, export_root, class_names) if config.export else None
+    state = work.read_state()
+    summary = {
+        "monitor": monitor,
+        "best": state.get("best"),
+        "best_epoch": state.get("best_epoch"),
+        "epochs_run": state.get("epochs_run", []),
+        "elapsed_s": round(elapsed, 1),
+        "model": str(work.model),
+        "best_checkpoint": str(work.best),
+        "export": str(export_dir) if export_dir else None,
+        "tensorboard": f"tensorboard --logdir {work.logs}",
+    }
+    write_json(work.root / "summary.json", summary)
+    return summary

@@ -1,0 +1,92 @@
+"""The two training phases, shared by `satx.train` and every tuning trial.
+
+Phase 1 trains the head with a pretrained backbone frozen for `n_epo_phase1` epochs at
+`lr_phase1`; phase 2 unfreezes the backbone from `freeze_cutoff` and fine-tunes at `lr_phase2`.
+Epochs are numbered across both phases (phase 2 starts at epoch `n_epo_phase1`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import keras
+
+from satx.config import TrainConfig
+from satx.models import backbones
+from satx.models.classifier import build_classifier, freeze_backbone, unfreeze_from
+from satx.models.metrics import PositiveClassAUC
+
+log = logging.getLogger(__name__)
+
+
+def build_model(config: TrainConfig, num_classes: int) -> keras.Model:
+    """The run's classifier, its augmentation seeded with the run's seed."""
+    return build_classifier(config.model, num_classes, seed=config.seed)
+
+
+def monitor_for(num_classes: int, requested: str = "auto") -> tuple[str, str]:
+    """The validation metric that picks the best model, and its mode."""
+    if requested != "auto":
+        return requested, "min" if "loss" in requested else "max"
+    return ("val_auc", "max") if num_classes == 2 else ("val_accuracy", "max")
+
+
+def make_metrics(num_classes: int) -> list[keras.metrics.Metric]:
+    """Accuracy, AUC, precision and recall; for binary, of the positive class (index 1)."""
+    if num_classes == 2:
+        return [
+            keras.metrics.CategoricalAccuracy(name="accuracy"),
+            PositiveClassAUC(class_index=1, name="auc"),
+            keras.metrics.Precision(name="precision", class_id=1),
+            keras.metrics.Recall(name="recall", class_id=1),
+        ]
+    return [
+        keras.metrics.CategoricalAccuracy(name="accuracy"),
+        keras.metrics.AUC(name="auc", multi_label=True, num_labels=num_classes),
+        keras.metrics.Precision(name="precision"),
+        keras.metrics.Recall(name="recall"),
+    ]
+
+
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """The predecessor's optimizers: `adam` or `rmsprop`."""
+    optimizers = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}
+    return optimizers[name](learning_rate=learning_rate)
+
+
+def compile_phase(model: keras.Model, config: TrainConfig, phase: int, num_classes: int) -> None:
+    """Freeze/unfreeze for `phase` and compile with that phase's learning rate.
+
+    From scratch (no pretrained weights) there is nothing to transfer: a frozen random backbone
+    only yields noise features, so the whole network trains in both phases and phase 2 differs
+    only by its learning rate (the freeze cut-off is ignored).
+    """
+    if not config.model.pretrained:
+        unfreeze_from(model, 0, config.model.backbone, freeze_batchnorm=False)
+        log.info("phase %d: from scratch, the whole network trains", phase)
+        lr = config.lr_phase1 if phase == 1 else config.lr_phase2
+    elif phase == 1:
+        freeze_backbone(model)
+        lr = config.lr_phase1
+    else:
+        spec = backbones.get_spec(config.model.backbone)
+        cutoff = config.freeze_cutoff or spec.default_cutoff
+        start = unfreeze_from(model, cutoff, config.model.backbone, config.model.pretrained)
+        log.info("phase 2: fine-tuning backbone layers from index %d (%s)", start, cutoff)
+        lr = config.lr_phase2
+    model.compile(
+        optimizer=make_optimizer(config.optimizer, lr),
+        loss=keras.losses.CategoricalCrossentropy(),
+        metrics=make_metrics(num_classes),
+    )
+
+
+def phase_segments(n_epo_phase1: int, first: int, end: int) -> list[tuple[int, int, int]]:
+    """Split epochs [first, end) into `(phase, first, end)` runs: phase 1 below n_epo_phase1."""
+    segments = []
+    if first < min(n_epo_phase1, end):
+        segments.append((1, first, min(n_epo_phase1, end)))
+        first = min(n_epo_phase1, end)
+    if end > first:
+        segments.append((2, first, end))
+    return segments

@@ -1,0 +1,162 @@
+"""`python -m satx.tune --records=DIR --workdir=RUN --backbone=mobilenetv2|xception|...|all`.
+
+Flags -> `TuneConfig` -> `satx.tune.search.tune`. Takes every training flag
+(satx/cli/train_flags.py) plus the search's own. Re-running the same command continues an
+interrupted search; `--overwrite` starts over; `--summary` only reports. When the process grows
+past `--recycle_rss_mb` after a trial, it replaces itself with the same command to continue
+(Keras keeps memory of finished trials).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+
+from satx.cli import flags as shared
+from satx.cli import run
+from satx.cli.flags import FLAGS, define
+from satx.cli.train_flags import load_json, train_config_from_flags
+from satx.config import EXPORT_BEST_ON, SearchSpace, TuneConfig, parse_duration
+
+_MAX_EPOCHS = define(
+    "integer", "max_epochs", "Hyperband: most epochs any trial trains.", TuneConfig
+)
+_FACTOR = define("integer", "factor", "Hyperband: reduction factor between brackets.", TuneConfig)
+_ITERATIONS = define("integer", "hyperband_iterations", "Hyperband: full iterations.", TuneConfig)
+_DIRECTORY = define(
+    "string", "directory", "Tuner state folder (default WORKDIR/tuner).", TuneConfig
+)
+_PROJECT = define("string", "project_name", "Tuner project name.", TuneConfig)
+_SPACE = define("string", "search_space", "JSON file overriding the search space.", default=None)
+_OBJECTIVE = define("string", "objective", "auto: val_auc (binary) / val_accuracy.", TuneConfig)
+_SUMMARY = define("boolean", "summary", "Only print and write the leaderboard.", default=False)
+_MAX_TRIALS = define(
+    "integer", "max_trials", "Start at most this many trials (0: all).", TuneConfig
+)
+_TIME_BUDGET = define(
+    "string",
+    "time_budget",
+    "Start no new trial after this long, e.g. 90s, 30m, 2h (resumes count).",
+    default="",
+)
+_RECYCLE = define(
+    "integer",
+    "recycle_rss_mb",
+    "After a trial, if this process holds more than this many MB, restart it to continue the "
+    "search (Keras keeps memory of finished trials). -1: half the RAM; 0: never.",
+    default=-1,
+)
+_EXPORT_BEST = define(
+    "boolean",
+    "export_best",
+    "Retrain the best configuration and export it to WORKDIR/export/.",
+    TuneConfig,
+)
+_EXPORT_BEST_ON = define(
+    "enum",
+    "export_best_on",
+    "Splits the best configuration retrains on.",
+    TuneConfig,
+    enum_values=list(EXPORT_BEST_ON),
+)
+
+
+def _recycle_limit_mb() -> float:
+    if _RECYCLE.value >= 0:
+        return float(_RECYCLE.value)
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2e6
+
+
+def config_from_flags() -> TuneConfig:
+    """The search's config: the training flags as the base, plus the tuner's own."""
+    from satx.tune.search import backbone_names
+
+    names = backbone_names(FLAGS["backbone"].value)
+    space = SearchSpace()
+    if _SPACE.value:
+        space = SearchSpace.from_dict(load_json(_SPACE.value, "search_space"))
+    return TuneConfig(
+        train=train_config_from_flags(skip=("backbone",)),
+        backbones=tuple(names),
+        search_space=space,
+        max_epochs=_MAX_EPOCHS.value,
+        factor=_FACTOR.value,
+        hyperband_iterations=_ITERATIONS.value,
+        directory=_DIRECTORY.value,
+        project_name=_PROJECT.value,
+        objective=_OBJECTIVE.value,
+        max_trials=_MAX_TRIALS.value,
+        time_budget_s=parse_duration(_TIME_BUDGET.value),
+        recycle_rss_mb=_recycle_limit_mb(),
+        export_best=_EXPORT_BEST.value,
+        export_best_on=_EXPORT_BEST_ON.value,
+        summary_only=_SUMMARY.value,
+        overwrite=shared.OVERWRITE.value,
+    )
+
+
+def _restart(held: Exception) -> None:
+    """Replace this process with the same command (minus --overwrite) to continue the search."""
+    print(
+        f"this process holds {held} MB (over --recycle_rss_mb): restarting it to continue the "
+        "search with the memory of finished trials released",
+        flush=True,
+    )
+    sys.stderr.flush()
+    args = [a for a in sys.argv[1:] if a.split("=")[0] not in ("--overwrite", "-overwrite")]
+    os.execv(sys.executable, [sys.executable, "-m", "satx.tune", *args])
+
+
+def main(argv: list[str]) -> int:
+    """Search (or summarise), then print the leaderboard and where the results are."""
+    from satx.tune.hyperband import RecycleProcess
+    from satx.tune.search import leaderboard_table, tune
+
+    del argv
+    config = config_from_flags()
+    command = shlex.join(["python", "-m", "satx.tune", *sys.argv[1:]])
+    try:
+        result = tune(config, command)
+    except RecycleProcess as held:
+        _restart(held)
+    if result["role"] == "worker":
+        print(f"worker {result['tuner_id']}: no more trials; the chief writes the results")
+        return 0
+    if not result["rows"]:
+        print("no finished trials yet")
+        return 1
+    workdir = config.train.workdir
+    print(leaderboard_table(result["rows"]))
+    print(result["progress"])
+    files = result["files"]
+    print(f"best hyperparameters: {files['best_hparams']}")
+    print(f"leaderboard: {files['leaderboard']} (and .json)")
+    print(f"TensorBoard (per-trial runs, HParams tab): tensorboard --logdir {files['logs']}")
+    if result["export"]:
+        summary = result["export"]
+        print(
+            f"best configuration retrained: {workdir}/best ({summary['monitor']} {summary['best']})"
+        )
+        print(f"exported model: {summary['export']}")
+    else:
+        print(
+            f"train with them: python -m satx.train --records={config.train.data.records} "
+            f"--workdir={workdir}/best --hparams={files['best_hparams']}"
+        )
+    return 0
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    run(
+        main,
+        shared.SEED,
+        shared.OVERWRITE,
+        shared.IMAGE_SIZE,
+        flag_modules=("satx.cli.train_flags",),
+    )
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,143 @@
+"""The search space and the HyperModel: each trial builds and trains like `satx.train`.
+
+The search space is the predecessor's (dense size, activation, dropout, optimizer, the two
+learning rates, phase-1 epochs, and a per-backbone freeze cut-off under a conditional scope).
+`SatxHyperModel.build` builds the same classifier as `satx.train`; its `fit` runs the same two
+phases, decided by the epoch range Hyperband asks for: a trial promoted to a later bracket
+(`initial_epoch > 0`, weights reloaded) only runs phase 1 for epochs before `n_epo_phase1`, and
+phase 2 (backbone unfrozen from the cut-off) from there on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import keras_tuner as kt
+import tensorflow as tf
+
+from satx.config import SearchSpace, TrainConfig
+from satx.io import failpoints
+from satx.models import backbones
+from satx.records.manifest import load_records
+from satx.train.callbacks import EpochHook, epoch_log_callbacks
+from satx.train.fit import make_training_data
+from satx.train.phases import build_model, compile_phase, phase_segments
+
+
+def cutoff_choices(space: SearchSpace, backbone: str) -> tuple[str, ...]:
+    """Cut-off choices for a backbone: configured, else the spec's named cut points."""
+    if backbone in space.freeze_cutoffs:
+        return tuple(str(c) for c in space.freeze_cutoffs[backbone])
+    spec = backbones.get_spec(backbone)
+    return tuple(spec.cutoffs) or (str(spec.default_cutoff),)
+
+
+def define_hparams(hp: kt.HyperParameters, space: SearchSpace, names: Sequence[str]) -> dict:
+    """Declare the search space on `hp`; return flat TrainConfig overrides for this trial."""
+    if len(names) > 1:
+        backbone = hp.Choice("backbone", list(names))
+    else:
+        backbone = hp.Fixed("backbone", names[0])
+    cutoff = None
+    for name in names:
+        with hp.conditional_scope("backbone", [name]):
+            choice = hp.Choice(f"freeze_cutoff_{name}", list(cutoff_choices(space, name)))
+        if name == backbone:
+            cutoff = choice
+    return {
+        "backbone": backbone,
+        "freeze_cutoff": cutoff,
+        "dense_units": hp.Choice("dense_units", list(space.dense_units)),
+        "dense_activation": hp.Choice("dense_activation", list(space.dense_activation)),
+        "dropout": hp.Choice("dropout", list(space.dropout)),
+        "optimizer": hp.Choice("optimizer", list(space.optimizer)),
+        "lr_phase1": hp.Float("lr_phase1", *space.lr_phase1, sampling="log"),
+        "lr_phase2": hp.Float("lr_phase2", *space.lr_phase2, sampling="log"),
+        "n_epo_phase1": hp.Choice("n_epo_phase1", list(space.n_epo_phase1)),
+    }
+
+
+class SatxHyperModel(kt.HyperModel):
+    """Builds and trains satx classifiers for Keras Tuner, reusing the training core."""
+
+    def __init__(
+        self,
+        base: TrainConfig,
+        space: SearchSpace,
+        names: Sequence[str],
+        strategy: tf.distribute.Strategy | None = None,
+    ):
+        super().__init__(name="satx")
+        self.base, self.space, self.names = base, space, list(names)
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.replicas = self.strategy.num_replicas_in_sync  # global batch = batch x replicas
+        self.records = load_records(base.data.records)
+        self.num_classes = self.records.manifest.num_classes
+        self.phase_log: list[dict[str, int]] = []  # (phase, first epoch, end epoch) per fit
+
+    def config_for(self, hp: kt.HyperParameters) -> TrainConfig:
+        """The full training config of a trial."""
+        return self.base.with_overrides(define_hparams(hp, self.space, self.names))
+
+    def build(self, hp: kt.HyperParameters) -> keras.Model:
+        """The trial's classifier, compiled for phase 1 (or phase 2 when phase 1 has 0 epochs)."""
+        config = self.config_for(hp)
+        model = build_model(config, self.num_classes)
+        compile_phase(model, config, 1 if config.n_epo_phase1 else 2, self.num_classes)
+        return model
+
+    def fit(
+        self,
+        hp: kt.HyperParameters,
+        model: keras.Model,
+        *args: Any,
+        epochs: int = 1,
+        initial_epoch: int = 0,
+        callbacks: list | None = None,
+        **kwargs: Any,
+    ) -> keras.callbacks.History:
+        """Run the part of the two-phase schedule in [initial_epoch, epochs).
+
+        Returns one History over every epoch run (both phases), so the trial's score is its best
+        epoch whichever phase it fell in, plus `trial_seconds`, the wall time of this fit.
+        """
+        started = time.monotonic()
+        config = self.config_for(hp)
+        run_data = make_training_data(config, self.records, self.replicas)
+        ours = [  # before Keras Tuner's callbacks (TensorBoard writes the epoch logs)
+            *epoch_log_callbacks(config, run_data.counter),
+            EpochHook(lambda: failpoints.hit("tune.epoch_end")),
+        ]
+        callbacks = ours + list(callbacks or [])
+        merged = keras.callbacks.History()
+        merged.epoch = []
+        for phase, start, end in phase_segments(config.n_epo_phase1, initial_epoch, epochs):
+            if phase == 2:  # build() compiled phase 1; a promoted trial may start right here
+                with self.strategy.scope():  # new optimizer variables are mirrored too
+                    compile_phase(model, config, 2, self.num_classes)
+            self.phase_log.append({"phase": phase, "first": start, "end": end})
+            history = model.fit(
+                epochs=end,
+                initial_epoch=start,
+                callbacks=callbacks,
+                verbose=kwargs.get("verbose", 0),
+                **run_data.fit_kwargs(),
+            )
+            # TensorBoard's HParams callback writes the trial's hyperparameters once and refuses
+            # a second `fit`; keep it for the first phase only.
+            callbacks = [c for c in callbacks if not _is_hparams_callback(c)]
+            merged.epoch.extend(history.epoch)
+            for key, values in history.history.items():
+                merged.history.setdefault(key, []).extend(values)
+        seconds = round(time.monotonic() - started, 2)
+        merged.history["trial_seconds"] = [seconds] * len(merged.epoch)
+        return merged
+
+
+def _is_hparams_callback(callback: keras.callbacks.Callback) -> bool:
+    from tensorboard.plugins.hparams import api as hparams_api
+
+    return isinstance(callback, hparams_api.KerasCallback)

@@ -1,0 +1,156 @@
+"""`satx.bench` modes on tiny sizes: every field present, every rate positive, ratios consistent."""
+
+import json
+
+import pytest
+
+from satx.bench.run import format_report, run_bench
+from satx.config import BenchConfig
+from tests.helpers import cli
+
+TINY = BenchConfig(
+    tiles=96,
+    image_size=32,
+    backbones=("tiny",),
+    batch_size=8,
+    steps=2,
+    predict_batch_size=16,
+    predict_tiles=40,
+    repeats=2,
+    train_seconds=0.1,
+)
+
+
+def _ratio(result, num, den, key):
+    assert result[key] == pytest.approx(result[num] / result[den], rel=0.01, abs=2e-3), key
+
+
+def test_every_mode_reports_positive_consistent_rates(tmp_path):
+    result = run_bench(("input", "records", "train", "predict"), TINY)
+    json.dumps(result)  # what --json_out writes
+    i = result["input"]
+    for key in (
+        "decode_limit_tiles_per_s",
+        "satx_tiles_per_s",
+        "satx_warm_cache_tiles_per_s",
+        "keras_directory_tiles_per_s",
+    ):
+        assert i[key] > 0, key
+    assert i["decode_limit_tiles_per_s"] == pytest.approx(
+        i["decode_single_thread_tiles_per_s"] * i["cores"], rel=0.01
+    )
+    _ratio(i, "satx_tiles_per_s", "decode_limit_tiles_per_s", "satx_over_decode_limit")
+    for spread, median in (
+        ("satx_spread", "satx_tiles_per_s"),
+        ("decode_single_thread_spread", "decode_single_thread_tiles_per_s"),
+        ("satx_warm_cache_spread", "satx_warm_cache_tiles_per_s"),
+    ):
+        low, high = i[spread]
+        assert 0 < low <= i[median] <= high, spread
+    _ratio(i, "satx_tiles_per_s", "keras_directory_tiles_per_s", "satx_over_keras_directory")
+    _ratio(
+        i, "satx_warm_cache_tiles_per_s", "decode_limit_tiles_per_s", "warm_cache_over_decode_limit"
+    )
+    r = result["records"]
+    assert r["tiles"] == 96 and r["quarantined"] == 0 and r["make_records_tiles_per_s"] > 0
+    assert r["make_records_tiles_per_s"] == pytest.approx(r["tiles"] / r["seconds"], rel=0.02)
+    _ratio(
+        r, "make_records_tiles_per_s", "decode_limit_tiles_per_s", "make_records_over_decode_limit"
+    )
+    assert 0 < r["write_seconds"] < r["seconds"] < r["cli_seconds"]
+    assert 0 < r["plan_seconds"] < r["seconds"]
+    assert r["make_records_cli_tiles_per_s"] == pytest.approx(
+        r["tiles"] / r["cli_seconds"], rel=0.02
+    )
+    assert r["make_records_write_tiles_per_s"] == pytest.approx(
+        r["tiles"] / r["write_seconds"], rel=0.02
+    )
+    _ratio(
+        r,
+        "make_records_write_tiles_per_s",
+        "decode_limit_tiles_per_s",
+        "make_records_write_over_decode_limit",
+    )
+    t = result["train"]["tiny"]
+    _ratio(
+        t,
+        "augmented_records_img_per_s",
+        "augmented_synthetic_img_per_s",
+        "augmented_records_over_synthetic",
+    )
+    verdicts = ("input-bound", "not input-bound", "not input-bound (within noise)")
+    assert t["verdict"] in verdicts and t["repeats"] == 2
+    assert t["augmented_timed_steps"] >= 2
+    low, high = t["augmented_records_spread"]
+    assert 0 < low <= t["augmented_records_img_per_s"] <= high
+    p = result["predict"]["tiny"]
+    assert p["tiles"] == 40 and p["steady_tiles_per_s"] > 0 and p["model_only_tiles_per_s"] > 0
+    _ratio(p, "steady_tiles_per_s", "model_only_tiles_per_s", "steady_over_model_only")
+    assert p["projected_seconds"] == pytest.approx(50_800_000 / p["steady_tiles_per_s"], rel=0.01)
+    report = format_report(result)
+    for words in ("decode limit", "make_records", "training", "prediction"):
+        assert words in report
+
+
+def test_cli_all_writes_one_json_object_per_mode(tmp_path):
+
+    out = tmp_path / "bench.json"
+    proc = cli(
+        "satx.bench",
+        "all",
+        "--tiles=64",
+        "--image_size=32",
+        "--backbone=tiny",
+        "--steps=1",
+        "--train_seconds=0.1",
+        "--repeats=1",
+        "--predict_tiles=16",
+        f"--json_out={out}",
+        env={"SATX_BACKBONE_MODULES": "tests.tiny_backbone"},
+        check=True,
+    )
+    result = json.loads(out.read_text())
+    assert {"input", "records", "train", "predict", "settings", "versions"} <= set(result)
+    assert "satx streaming" in proc.stdout
+    bad = cli("satx.bench", "nonsense")
+    assert bad.returncode == 2 and "usage" in bad.stderr
+
+
+def test_timed_steps_cover_the_minimum_time():
+    from satx.bench.train import timed_steps
+
+    assert timed_steps(rate=4.0, steps=5, batch=8, min_seconds=2.0) == 5  # slow model: 10 s
+    assert timed_steps(rate=216.0, steps=5, batch=8, min_seconds=2.0) == 54  # 54 x 8 / 216 = 2 s
+
+
+@pytest.mark.parametrize(
+    "ratio, records, synthetic, verdict",
+    [
+        (0.99, [9.0, 10.0], [9.5, 10.5], "not input-bound"),
+        (0.93, [9.0, 10.0], [9.5, 10.5], "not input-bound (within noise)"),
+        (0.80, [7.0, 8.0], [9.5, 10.5], "input-bound"),
+    ],
+)
+def test_train_verdict_weighs_the_spread(ratio, records, synthetic, verdict):
+    from satx.bench.train import _verdict
+
+    result = {
+        "augmented_records_over_synthetic": ratio,
+        "augmented_records_spread": records,
+        "augmented_synthetic_spread": synthetic,
+    }
+    assert _verdict(result) == verdict
+
+
+def test_bench_train_reports_consistent_rates(sample_records):
+    from satx.bench.train import bench_train, format_table
+
+    result = bench_train(
+        sample_records, "tiny", 32, batch_size=8, steps=3, repeats=1, min_seconds=0.1
+    )
+    for name in ("augmented", "no_augment"):
+        rec, syn = result[f"{name}_records_img_per_s"], result[f"{name}_synthetic_img_per_s"]
+        assert rec > 0 and syn > 0
+        assert result[f"{name}_records_over_synthetic"] == pytest.approx(rec / syn, abs=2e-3)
+    assert result["verdict"] in ("input-bound", "not input-bound", "not input-bound (within noise)")
+    assert "tiny" in format_table([result])

@@ -1,0 +1,158 @@
+"""Evaluation arithmetic against reference values computed here from the definitions."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from satx.errors import InputError
+from satx.evaluate import scores
+
+# A fixed score vector with ties (0.8 twice, 0.4 three times) and 6 positives of 14.
+Y = np.array([1, 0, 1, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0])
+S = np.array([0.95, 0.9, 0.8, 0.8, 0.7, 0.6, 0.55, 0.4, 0.4, 0.4, 0.3, 0.2, 0.15, 0.05])
+
+
+def _auc_by_pairs(y, s):
+    """Mann-Whitney: P(score of a positive > score of a negative), ties count half."""
+    pos, neg = s[y == 1], s[y == 0]
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p, n in itertools.product(pos, neg))
+    return wins / (len(pos) * len(neg))
+
+
+def _confusion_at(y, s, t):
+    pred = s >= t
+    return (
+        int(np.sum(pred & (y == 1))),
+        int(np.sum(pred & (y == 0))),
+        int(np.sum(~pred & (y == 1))),
+        int(np.sum(~pred & (y == 0))),
+    )
+
+
+def test_roc_auc_equals_the_mann_whitney_statistic():
+    assert scores.roc_auc(Y, S) == pytest.approx(_auc_by_pairs(Y, S))
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        y = rng.integers(0, 2, 200)
+        s = np.round(rng.random(200) * 0.5 + 0.3 * y, 2)  # rounded: many ties
+        assert scores.roc_auc(y, s) == pytest.approx(_auc_by_pairs(y, s))
+    assert scores.roc_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.3, 0.4])) == 1.0
+
+
+def test_roc_points_are_the_rates_at_each_distinct_threshold():
+    fpr, tpr, thresholds = scores.roc_curve(Y, S)
+    assert (fpr[0], tpr[0], thresholds[0]) == (0.0, 0.0, np.inf)
+    assert list(thresholds[1:]) == sorted(set(S), reverse=True)
+    for f, t, th in zip(fpr[1:], tpr[1:], thresholds[1:], strict=True):
+        tp, fp, fn, tn = _confusion_at(Y, S, th)
+        assert (f, t) == pytest.approx((fp / (fp + tn), tp / (tp + fn)))
+
+
+def test_average_precision_follows_its_definition():
+    # no ties: AP = mean over positives of the precision at that positive's rank
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 60)
+    s = rng.permutation(60) / 60.0
+    ranked = y[np.argsort(-s)]
+    hits = np.cumsum(ranked)
+    reference = np.mean([hits[i] / (i + 1) for i in np.flatnonzero(ranked)])
+    assert scores.average_precision(y, s) == pytest.approx(reference)
+    # with ties, each distinct threshold adds (recall step) x precision at that threshold
+    total, previous_recall = 0.0, 0.0
+    for th in sorted(set(S), reverse=True):
+        tp, fp, fn, _ = _confusion_at(Y, S, th)
+        recall = tp / (tp + fn)
+        total += (recall - previous_recall) * tp / (tp + fp)
+        previous_recall = recall
+    assert scores.average_precision(Y, S) == pytest.approx(total)
+
+
+def test_every_threshold_mode_picks_the_right_point():
+    candidates = sorted(set(S))
+    rates = {t: _confusion_at(Y, S, t) for t in candidates}
+
+    def tpr_fpr(t):
+        tp, fp, fn, tn = rates[t]
+        return tp / (tp + fn), fp / (fp + tn)
+
+    assert scores.choose_threshold(Y, S, "0.5") == 0.5
+    youden = scores.choose_threshold(Y, S, "youden")
+    assert tpr_fpr(youden)[0] - tpr_fpr(youden)[1] == pytest.approx(
+        max(a - b for a, b in map(tpr_fpr, candidates))
+    )
+    topleft = scores.choose_threshold(Y, S, "topleft")
+    assert np.hypot(tpr_fpr(topleft)[1], 1 - tpr_fpr(topleft)[0]) == pytest.approx(
+        min(np.hypot(b, 1 - a) for a, b in map(tpr_fpr, candidates))
+    )
+    precise = scores.choose_threshold(Y, S, "precision@0.75")
+    ok = [t for t in candidates if rates[t][0] / (rates[t][0] + rates[t][1]) >= 0.75]
+    assert precise == min(ok)  # most recall among thresholds with precision >= 0.75
+    recall = scores.choose_threshold(Y, S, "recall@0.8")
+    assert recall == max(t for t in candidates if tpr_fpr(t)[0] >= 0.8)
+    with pytest.raises(InputError, match="no threshold reaches precision"):
+        scores.choose_threshold(Y, S, "precision@1.01")
+    with pytest.raises(InputError, match="choose one of"):
+        scores.choose_threshold(Y, S, "best")
+
+
+def test_confusion_matrix_and_per_class_report_multiclass():
+    true = np.array([0, 0, 1, 1, 1, 2, 2, 2, 2])
+    pred = np.array([0, 1, 1, 1, 2, 2, 2, 0, 2])
+    matrix = scores.confusion_matrix(true, pred, 3)
+    assert matrix.tolist() == [[1, 1, 0], [0, 2, 1], [1, 0, 3]]
+    reports = scores.class_reports(matrix)
+    assert [r.support for r in reports] == [2, 3, 4]
+    assert (reports[1].precision, reports[1].recall) == pytest.approx((2 / 3, 2 / 3))
+    p, r = 3 / 4, 3 / 4
+    assert reports[2].f1 == pytest.approx(2 * p * r / (p + r))
+    empty = scores.class_reports(np.array([[2, 0], [0, 0]]))[1]
+    assert (empty.precision, empty.recall, empty.f1, empty.support) == (0.0, 0.0, 0.0, 0)
+
+
+def test_calibration_bins_and_expected_calibration_error():
+    y = np.array([0, 1, 1, 1, 0, 1])
+    s = np.array([0.05, 0.15, 0.95, 1.0, 0.88, 0.92])
+    cal = scores.calibration(y, s, bins=10)
+    assert cal.counts.tolist() == [1, 1, 0, 0, 0, 0, 0, 0, 1, 3]  # 1.0 lands in the last bin
+    assert cal.confidence[9] == pytest.approx((0.95 + 1.0 + 0.92) / 3)
+    assert cal.frequency[9] == 1.0 and cal.frequency[8] == 0.0
+    # sum over bins of count/n x |fraction positive - mean score|
+    reference = (0.05 + (1 - 0.15) + 0.88 + 3 * (1 - (0.95 + 1.0 + 0.92) / 3)) / 6
+    assert cal.ece == pytest.approx(reference)
+    assert np.isnan(cal.confidence[5])
+    perfect = scores.calibration(np.array([1, 0]), np.array([1.0, 0.0]), bins=4)
+    assert perfect.ece == 0.0
+
+
+def test_bad_inputs_are_refused():
+    with pytest.raises(InputError, match="both classes"):
+        scores.roc_auc(np.array([1, 1]), np.array([0.2, 0.3]))
+    with pytest.raises(InputError, match="equal 1-d"):
+        scores.roc_auc(np.array([1, 0]), np.array([0.2, 0.3, 0.4]))
+
+
+def test_binary_report_collects_the_numbers():
+    probs = np.stack([1 - S, S], axis=1)
+    out = scores.report(Y, probs, ["not_school", "school"], threshold="youden")
+    t = scores.choose_threshold(Y, S, "youden")
+    tp, fp, fn, tn = _confusion_at(Y, S, t)
+    assert out["threshold"] == t and out["confusion_matrix"] == [[tn, fp], [fn, tp]]
+    assert out["accuracy"] == pytest.approx((tp + tn) / len(Y))
+    assert out["roc_auc"] == pytest.approx(_auc_by_pairs(Y, S))
+    assert out["pr_auc"] == scores.average_precision(Y, S)
+    assert out["per_class"]["school"]["recall"] == pytest.approx(tp / (tp + fn))
+    assert out["per_class"]["school"]["support"] == 6
+
+
+def test_multiclass_report_is_one_vs_rest():
+    rng = np.random.default_rng(9)
+    labels = rng.integers(0, 3, 90)
+    logits = rng.normal(size=(90, 3)) + 1.5 * np.eye(3)[labels]
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    out = scores.report(labels, probs, ["a", "b", "c"])
+    per_class = [_auc_by_pairs((labels == k).astype(int), probs[:, k]) for k in range(3)]
+    assert out["roc_auc"] == pytest.approx(np.mean(per_class))
+    assert out["per_class"]["b"]["roc_auc"] == pytest.approx(per_class[1])
+    assert out["accuracy"] == pytest.approx(np.mean(probs.argmax(1) == labels))
+    assert out["threshold"] is None and np.sum(out["confusion_matrix"]) == 90

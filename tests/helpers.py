@@ -1,0 +1,114 @@
+"""Plain helpers for tests: fixture images, CLI subprocesses, records readers, real-data paths."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+TILE = 32  # fixture tile side: small keeps the suite fast
+TINY = {"SATX_BACKBONE_MODULES": "tests.tiny_backbone"}  # lets CLI subprocesses use `tiny`
+
+
+def encode(array: np.ndarray, fmt: str = "JPEG", **kwargs) -> bytes:
+    """Encode an array (HxW, HxWx3 or HxWx4 uint8) as JPEG or PNG bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def noise(seed: int, shape=(TILE, TILE, 3)) -> np.ndarray:
+    """A deterministic random uint8 image."""
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+def write(path: Path, data: bytes) -> Path:
+    """Write bytes, creating folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def cli(*args, env=None, check=False, timeout=300):
+    """Run `python -m ARGS` from the repository as a user would; returns the CompletedProcess."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(proc.stderr[-3000:])
+    return proc
+
+
+def records_cmd(src, out, *extra):
+    """A `tools.make_records` command line for 32 px tiles."""
+    return (
+        "tools.make_records",
+        f"--input={src}",
+        f"--output={out}",
+        "--image_size=32",
+        "--min_shards=4",
+        *extra,
+    )
+
+
+def shard_digests(folder: Path) -> dict[str, bytes]:
+    """Every shard's bytes by name."""
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.tfrecord*"))}
+
+
+def read_all(folder: Path):
+    """Every example in a records folder, with its split, in shard order."""
+    from satx.records import schema
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    out = []
+    for shard in manifest["shards"]:
+        for ex in schema.iter_shard(str(folder / shard["name"]), manifest["compression"]):
+            out.append((shard["split"], ex))
+    return manifest, out
+
+
+def shared_data(name: str) -> Path:
+    """A folder of ../shared/data, or skip the test with the reason."""
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"real data not available: {path} is absent (see ../shared/data/README.md)")
+    return path
+
+
+def tiny_train_config(records: str, workdir, **overrides):
+    """A TrainConfig for the `tiny` backbone that trains in seconds."""
+    from satx.config import TrainConfig
+
+    values = dict(
+        records=records,
+        workdir=str(workdir),
+        backbone="tiny",
+        weights="none",
+        dense_units=16,
+        n_epo_phase1=1,
+        n_epo_phase2=2,
+        per_replica_batch_size=8,
+        steps_per_epoch=4,
+        lr_phase1=1e-2,
+        lr_phase2=1e-3,
+        mixed_precision="off",
+        tensorboard_images=4,
+    )
+    values.update(overrides)
+    return TrainConfig().with_overrides(values)

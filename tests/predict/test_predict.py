@@ -1,0 +1,360 @@
+"""`satx.predict` over every input kind, on a tiny trained model: scores, places, errors, resume."""
+
+import csv
+import io
+import json
+import shutil
+
+import keras
+import mercantile
+import numpy as np
+import pytest
+from PIL import Image
+
+from satx import geo
+from satx.config import PredictConfig
+from satx.predict.outputs import Labeller
+from satx.predict.run import predict
+from tests.conftest import GCS_BUCKET as BUCKET
+from tests.helpers import cli, encode, noise, shared_data, write
+
+BBOX = (-74.0800, 4.6000, -74.0775, 4.6025)  # a few zoom-18 tiles in Bogota
+
+
+@pytest.fixture(scope="module")
+def keras_scores(tiny_model):
+    """The Keras model's own school score for a tile's bytes (decoded by Pillow, not TF)."""
+    model = keras.saving.load_model(tiny_model["root"] / "model.keras", compile=False)
+
+    def score(data: bytes) -> float:
+        image = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))[None]
+        return float(model(image, training=False).numpy()[0, 1])
+
+    return score
+
+
+def _rows(out):
+    return list(csv.DictReader((out / "predictions.csv").open()))
+
+
+def _errors(out):
+    return {r["source_id"]: r["reason"] for r in csv.DictReader((out / "errors.csv").open())}
+
+
+def _assert_tile_polygon(feature, tile):
+    w, s, e, n = mercantile.bounds(tile)
+    ring = np.array(feature["geometry"]["coordinates"][0])
+    assert ring == pytest.approx(np.array([[w, s], [e, s], [e, n], [w, n], [w, s]]), abs=1e-9)
+
+
+def _config(model, out, **kw):
+    return PredictConfig(
+        model=str(model), output=str(out), **{"chunk_size": 16, "batch_size": 8, **kw}
+    )
+
+
+def test_tile_folder_scores_equal_the_keras_model(
+    tiny_model, sample_records, tmp_path, keras_scores
+):
+    src = _sample_tiles_folder(sample_records)
+    out = tmp_path / "out"
+    summary = predict(
+        _config(tiny_model["export"], out, input=str(src), formats=("csv", "jsonl", "geojson"))
+    )
+    files = sorted(src.rglob("*.jpg"))
+    rows = _rows(out)
+    assert (
+        summary["tiles"] == summary["scored"] == len(rows) == len(files) and not summary["errors"]
+    )
+    by_id = {r["source_id"]: r for r in rows}
+    for path in files[:24]:
+        row = by_id[path.relative_to(src).as_posix()]
+        assert float(row["score_school"]) == pytest.approx(
+            keras_scores(path.read_bytes()), abs=2e-3
+        )
+        tile = geo.parse_tile_path(row["source_id"])
+        assert (int(row["z"]), int(row["x"]), int(row["y"])) == (tile.z, tile.x, tile.y)
+        assert row["label"] == ("school" if float(row["score"]) >= 0.5 else "not_school")
+    jsonl = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    geojson = json.loads((out / "predictions.geojson").read_text())
+    assert [r["source_id"] for r in jsonl] == [r["source_id"] for r in rows]
+    assert len(geojson["features"]) == len(rows)
+    run = json.loads((out / "predict_run.json").read_text())
+    assert run["input"]["kind"] == "folder" and run["versions"]["tensorflow"]
+    assert run["projection"]["tiles"] == 50_800_000 and run["projection"]["seconds"] > 0
+
+
+def _sample_tiles_folder(records):
+    from pathlib import Path
+
+    return Path(records).parent / "tiles"
+
+
+def test_records_input_and_a_keras_file(tiny_model, sample_records, tmp_path):
+    info = tiny_model["records"].manifest
+    model = tiny_model["root"] / "model.keras"
+    with pytest.raises(Exception, match="class_names"):
+        predict(_config(model, tmp_path / "x", input=sample_records))
+    out = tmp_path / "out"
+    summary = predict(
+        _config(model, out, input=sample_records, split="test", class_names=tuple(info.class_names))
+    )
+    rows = _rows(out)
+    assert summary["scored"] == len(rows) == info.count("test")
+    expected = tiny_model["probs"][:, 1]  # evaluate's fixture: the test split in manifest order
+    assert [float(r["score_school"]) for r in rows] == pytest.approx(expected, abs=1e-5)
+    everything = predict(_config(tiny_model["export"], tmp_path / "all", input=sample_records))
+    assert everything["tiles"] == sum(info.count(s) for s in info.splits)
+    fingerprint = everything["input"]
+    assert fingerprint["manifest_sha256"] == tiny_model["records"].manifest_sha256
+
+
+def _bbox_tiles(root, sample_dir):
+    """Write the bbox's tiles as ROOT/{z}/{x}/{y}.jpg from sample images; one missing, one bad."""
+    tiles = list(mercantile.tiles(*BBOX, 18))
+    images = sorted(sample_dir.rglob("*.jpg"))
+    for i, t in enumerate(tiles):
+        write(root / f"{t.z}/{t.x}/{t.y}.jpg", images[i % len(images)].read_bytes())
+    missing, corrupt = tiles[1], tiles[2]
+    (root / f"18/{missing.x}/{missing.y}.jpg").unlink()
+    good = (root / f"18/{corrupt.x}/{corrupt.y}.jpg").read_bytes()
+    (root / f"18/{corrupt.x}/{corrupt.y}.jpg").write_bytes(good[: len(good) // 2])
+    return tiles, missing, corrupt
+
+
+def test_bbox_with_a_tile_template(tiny_model, sample_records, tmp_path, keras_scores):
+    root = tmp_path / "xyz"
+    tiles, missing, corrupt = _bbox_tiles(root, _sample_tiles_folder(sample_records))
+    assert len(tiles) > 6
+    out = tmp_path / "out"
+    summary = predict(
+        _config(tiny_model["export"], out, bbox=BBOX, zoom=18, tiles=str(root), chunk_size=5)
+    )
+    assert summary["tiles"] == len(tiles) and summary["errors"] == 2
+    errors = _errors(out)
+    assert errors == {geo.tile_key(missing): "missing", geo.tile_key(corrupt): "corrupt"}
+    features = json.loads((out / "predictions.geojson").read_text())["features"]
+    assert len(features) == len(tiles) - 2
+    for f in features:
+        p = f["properties"]
+        tile = mercantile.Tile(p["x"], p["y"], p["z"])
+        _assert_tile_polygon(f, tile)
+        data = (root / f"18/{tile.x}/{tile.y}.jpg").read_bytes()
+        assert p["score_school"] == pytest.approx(keras_scores(data), abs=2e-3)
+        assert p["quadkey"] == mercantile.quadkey(tile)
+    # a country's box is mostly sea: missing tiles can be counted instead of listed
+    counted = predict(
+        _config(
+            tiny_model["export"],
+            tmp_path / "c",
+            bbox=BBOX,
+            zoom=18,
+            tiles=str(root),
+            list_missing=False,
+        )
+    )
+    assert counted["errors"] == 2 and counted["missing"] == 1
+    assert _errors(tmp_path / "c") == {geo.tile_key(corrupt): "corrupt"}
+
+
+def test_csv_list_by_path_by_zxy_and_by_lonlat(tiny_model, sample_records, tmp_path):
+    root = tmp_path / "xyz"
+    tiles, missing, _ = _bbox_tiles(root, _sample_tiles_folder(sample_records))
+    first, fourth = tiles[0], tiles[3]
+    lon, lat = geo.geolocate(fourth)[1:3]
+    listing = tmp_path / "list.csv"
+    listing.write_text(
+        "path,z,x,y,lon,lat\n"
+        f"xyz/18/{first.x}/{first.y}.jpg,,,,,\n"  # a path, relative to the CSV
+        f",18,{missing.x},{missing.y},,\n"  # z,x,y through the template: missing file
+        f",,,,{lon},{lat}\n"  # lon,lat at --zoom through the template
+        ",18,abc,1,,\n"  # a bad row
+        f"xyz/18/{first.x}/{first.y}.jpg,,,,,\n"  # listed twice: scored once
+    )
+    out = tmp_path / "out"
+    summary = predict(
+        _config(tiny_model["export"], out, input=str(listing), tiles=str(root), zoom=18)
+    )
+    rows = _rows(out)
+    assert summary["tiles"] == 4 and summary["scored"] == 2
+    assert [r["source_id"] for r in rows] == [
+        f"xyz/18/{first.x}/{first.y}.jpg",
+        geo.tile_key(fourth),
+    ]
+    assert (int(rows[0]["x"]), int(rows[0]["y"])) == (first.x, first.y)
+    reasons = sorted(_errors(out).values())
+    assert reasons == ["bad_row", "missing"]
+
+
+def test_bad_tiles_land_in_the_errors_file(tiny_model, tmp_path):
+    folder = tmp_path / "tiles"
+    good = encode(noise(1))
+    write(folder / "18/1/1.jpg", good)
+    write(folder / "18/1/2.jpg", b"")
+    write(folder / "18/1/3.jpg", b"not an image at all")
+    write(folder / "18/1/4.png", encode(noise(2, (32, 32, 3)), "GIF"))
+    write(folder / "18/1/5.jpg", good[:200])
+    write(folder / "18/1/6.png", encode(noise(3, (48, 40, 4)), "PNG"))  # RGBA, other size: fine
+    out = tmp_path / "out"
+    summary = predict(_config(tiny_model["export"], out, input=str(folder)))
+    assert _errors(out) == {
+        "18/1/2.jpg": "empty_file",
+        "18/1/3.jpg": "not_an_image",
+        "18/1/4.png": "unsupported_format",
+        "18/1/5.jpg": "corrupt",
+    }
+    assert summary["scored"] == 2 and [r["source_id"] for r in _rows(out)] == [
+        "18/1/1.jpg",
+        "18/1/6.png",
+    ]
+
+
+def test_min_score_keeps_only_hits_and_a_changed_run_is_refused(
+    tiny_model, sample_records, tmp_path
+):
+    from satx.errors import OutputExistsError
+
+    src, out = _sample_tiles_folder(sample_records), tmp_path / "out"
+    everything = _rows_of(predict(_config(tiny_model["export"], tmp_path / "all", input=str(src))))
+    cut = float(np.median([float(r["score"]) for r in everything]))
+    summary = predict(_config(tiny_model["export"], out, input=str(src), min_score=cut))
+    assert summary["kept"] == sum(float(r["score"]) >= cut for r in everything) == len(_rows(out))
+    assert summary["scored"] == len(everything)
+    with pytest.raises(OutputExistsError, match="another prediction run"):
+        predict(_config(tiny_model["export"], out, input=str(src), min_score=0.1))
+    again = predict(
+        _config(tiny_model["export"], out, input=str(src), min_score=0.1, overwrite=True)
+    )
+    assert again["kept"] == sum(float(r["score"]) >= 0.1 for r in everything)
+
+
+def _rows_of(summary):
+    with open(summary["files"]["csv"]) as f:
+        return list(csv.DictReader(f))
+
+
+def test_labeller_binary_and_multiclass():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
+    top = Labeller.make(["a", "b", "c"], "", 0.5)
+    assert top.label_score(probs)[0] == ["a", "c"]
+    assert top.label_score(probs)[1] == pytest.approx([0.7, 0.6])
+    named = Labeller.make(["a", "b", "c"], "b", 0.5)
+    assert named.label_score(probs)[1] == pytest.approx([0.2, 0.3])
+    binary = Labeller.make(["no", "yes"], "", 0.25)
+    labels, scores = binary.label_score(np.array([[0.8, 0.2], [0.7, 0.3]]))
+    assert labels == ["no", "yes"] and scores == pytest.approx([0.2, 0.3])
+    flipped = Labeller.make(["no", "yes"], "no", 0.5)
+    assert flipped.label_score(np.array([[0.8, 0.2]]))[0] == ["no"]
+
+
+def test_cli_resumes_after_kill_9_with_each_tile_once_on_two_devices(
+    tiny_model, sample_records, tmp_path
+):
+    """SIGKILL twice (parts written but not marked done; then right after a chunk), re-run: the
+    output holds every tile exactly once, with the single-device scores, under MirroredStrategy."""
+    src, out = _sample_tiles_folder(sample_records), tmp_path / "out"
+    reference = {
+        r["source_id"]: float(r["score_school"])
+        for r in _rows_of(predict(_config(tiny_model["export"], tmp_path / "ref", input=str(src))))
+    }
+    args = (
+        "satx.predict",
+        f"--model={tiny_model['export']}",
+        f"--input={src}",
+        f"--output={out}",
+        "--chunk_size=10",
+        "--batch_size=6",
+        "--cpu_devices=2",
+        "--strategy=mirrored",
+    )
+    first = cli(*args, env={"SATX_FAILPOINTS": "predict.chunk_written:3"})
+    assert first.returncode == -9
+    assert len(list((out / "parts").glob("*.done.json"))) == 2
+    second = cli(*args, env={"SATX_FAILPOINTS": "predict.chunk_done:2"})
+    assert second.returncode == -9 and "resuming: 2 of 10 chunks already done" in second.stderr
+    third = cli(*args, check=True)
+    assert "resuming: 4 of 10 chunks already done" in third.stderr
+    assert "MirroredStrategy over 2 replica(s)" in third.stderr
+    assert "tiles/s" in third.stdout and "projected for 50,800,000 tiles" in third.stdout
+    rows = _rows(out)
+    assert sorted(r["source_id"] for r in rows) == sorted(reference)
+    for r in rows:
+        assert float(r["score_school"]) == pytest.approx(reference[r["source_id"]], abs=1e-5)
+    changed = cli(*args, "--min_score=0.9")
+    assert changed.returncode == 2 and "another prediction run" in changed.stderr
+
+
+def test_mixed_precision_keras_model(tiny_model, tmp_path):
+    from satx.predict.scorer import Scorer
+
+    path = tiny_model["root"] / "model.keras"
+    plain, mixed = Scorer(path), Scorer(path, policy="mixed_bfloat16")
+    assert mixed.policy == "mixed_bfloat16" and plain.policy == "float32"
+    images = noise(7, (6, 32, 32, 3))
+    assert mixed(images) == pytest.approx(plain(images), abs=2e-2)
+
+
+def test_real_xyz_tiles_land_at_their_mercantile_bounds(tiny_model, tmp_path):
+    """Real z17 (and z12, JPEG content named .png) tiles named x-y-z, scored and placed."""
+    src = shared_data("xyz-tiles")
+    files = sorted(p for p in src.rglob("*") if p.suffix in (".jpg", ".png"))
+    out = tmp_path / "out"
+    summary = predict(_config(tiny_model["export"], out, input=str(src), formats=("geojson",)))
+    assert summary["scored"] == len(files) == 20 and summary["errors"] == 0
+    features = json.loads((out / "predictions.geojson").read_text())["features"]
+    for f, path in zip(features, files, strict=True):
+        tile = geo.parse_tile_path(path.name)
+        assert f["properties"]["source_id"] == path.relative_to(src).as_posix()
+        _assert_tile_polygon(f, tile)
+    z17 = [f for f in features if f["properties"]["z"] == 17]
+    assert len(z17) == 8
+    for f in z17:  # near Lisbon, Portugal
+        w, s = f["geometry"]["coordinates"][0][0]
+        assert -9.6 < w < -6.1 and 36.9 < s < 42.2
+    shutil.rmtree(out)
+
+
+def test_gcs_tiles_and_gcs_output_match_a_local_run(gcs, tiny_model, sample_records, tmp_path):
+    """Tiles read from gs:// (bbox template and folder listing), results written to gs://."""
+    from tests.io.test_gcs import download_tree, upload_tree
+
+    root = tmp_path / "xyz"
+    tiles, missing, corrupt = _bbox_tiles(root, _sample_tiles_folder(sample_records))
+    upload_tree(root, f"gs://{BUCKET}/pred/tiles")
+    local = predict(_config(tiny_model["export"], tmp_path / "local", input=str(root)))
+    template = f"gs://{BUCKET}/pred/tiles/{{z}}/{{x}}/{{y}}.jpg"
+    for name, kw in (
+        ("bbox", dict(bbox=BBOX, zoom=18, tiles=template)),
+        ("folder", dict(input=f"gs://{BUCKET}/pred/tiles")),
+    ):
+        url = f"gs://{BUCKET}/pred/out-{name}"
+        summary = predict(_config(tiny_model["export"], url, chunk_size=4, **kw))
+        assert summary["files"]["csv"] == f"{url}/predictions.csv"
+        download_tree(url, tmp_path / name)
+        rows = {
+            geo.tile_key(geo.parse_tile_path(r["source_id"])): r for r in _rows(tmp_path / name)
+        }
+        expected = {geo.tile_key(geo.parse_tile_path(r["source_id"])): r for r in _rows_of(local)}
+        assert rows.keys() == expected.keys() and len(rows) == len(tiles) - 2
+        for key, row in rows.items():
+            assert row["score_school"] == expected[key]["score_school"]
+        # a folder listing only holds files that exist; the bbox also names the missing tile
+        reasons = ["corrupt", "missing"] if name == "bbox" else ["corrupt"]
+        assert sorted(_errors(tmp_path / name).values()) == reasons
+
+
+def test_records_on_gcs_are_streamed_and_score_as_locally(
+    gcs, tiny_model, sample_records, tmp_path
+):
+    from pathlib import Path
+
+    from tests.io.test_gcs import upload_tree
+
+    upload_tree(Path(sample_records), f"gs://{BUCKET}/pred/records")
+    kw = dict(split="test", formats=("csv",))
+    local = predict(_config(tiny_model["export"], tmp_path / "local", input=sample_records, **kw))
+    remote = predict(
+        _config(tiny_model["export"], tmp_path / "gcs", input=f"gs://{BUCKET}/pred/records", **kw)
+    )
+    assert remote["scored"] == local["scored"] > 0
+    assert _rows(tmp_path / "gcs") == _rows(tmp_path / "local")

@@ -1,0 +1,241 @@
+"""Training end to end: run folder, checkpoints, resume after kill -9, mirrored, export."""
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from satx.errors import OutputExistsError
+from satx.records.manifest import load_records
+from satx.train.fit import Workdir, train
+from tests.helpers import REPO, cli, tiny_train_config
+
+
+def _history(workdir):
+    with open(Workdir(workdir).history) as f:
+        return list(csv.DictReader(f))
+
+
+def _tiny_config(records, workdir, **kw):
+    return tiny_train_config(records, workdir, **kw)
+
+
+def test_train_writes_a_complete_run_folder(sample_records, tmp_path):
+    config = _tiny_config(sample_records, tmp_path / "run")
+    summary = train(config, command="pytest")
+    work = Workdir(tmp_path / "run")
+    assert json.loads(work.config.read_text()) == config.to_dict()
+    run = json.loads(work.run.read_text())
+    assert run["command"] == "pytest" and run["seed"] == 42 and run["versions"]["keras"]
+    assert run["records_manifest_sha256"] == load_records(sample_records).manifest_sha256
+    assert len(run["records_listing_sha256"]) == 64 and run["monitor"] == "val_auc"
+    assert run["global_batch_size"] == 8
+    history = _history(work.root)
+    assert [int(r["epoch"]) for r in history] == [0, 1, 2]
+    assert {"val_auc", "learning_rate", "images_per_sec", "val_loss"} <= set(history[0])
+    assert [float(r["learning_rate"]) for r in history] == pytest.approx([1e-2, 1e-3, 1e-3])
+    assert summary["epochs_run"] == [0, 1, 2] and summary["export"].endswith("export/1")
+    assert (work.export / "1" / "saved_model.pb").exists()
+    assert json.loads((work.export / "1" / "class_names.json").read_text()) == [
+        "not_school",
+        "school",
+    ]
+    events = list(work.logs.rglob("events.out.tfevents.*"))
+    assert any("images" in str(p) for p in events) and any("train" in str(p) for p in events)
+
+
+def test_best_checkpoint_holds_the_best_epoch(sample_records, tmp_path):
+    train(_tiny_config(sample_records, tmp_path / "run"), command="pytest")
+    work = Workdir(tmp_path / "run")
+    state = json.loads(work.state.read_text())
+    best_history = max(float(r["val_auc"]) for r in _history(work.root))
+    assert state["best"] == pytest.approx(best_history)
+    best = keras.models.load_model(work.best, safe_mode=True)
+    from satx.data.pipeline import make_eval_dataset, model_inputs
+    from satx.models.metrics import PositiveClassAUC
+
+    best.compile(loss="categorical_crossentropy", metrics=[PositiveClassAUC(name="auc")])
+    records = load_records(sample_records)
+    val = model_inputs(make_eval_dataset(records, "val", batch_size=8), 2)
+    steps = -(-records.manifest.count("val") // 8)
+    assert best.evaluate(val, steps=steps, verbose=0, return_dict=True)["auc"] == pytest.approx(
+        state["best"], abs=1e-4
+    )
+
+
+def test_rerun_refuses_a_changed_config_and_skips_a_finished_run(sample_records, tmp_path):
+    config = _tiny_config(sample_records, tmp_path / "run", n_epo_phase2=0)
+    first = train(config, command="pytest")
+    assert train(config, command="pytest") == first  # complete: nothing redone
+    with pytest.raises(OutputExistsError, match="lr_phase1"):
+        train(_tiny_config(sample_records, tmp_path / "run", n_epo_phase2=0, lr_phase1=0.5))
+    train(
+        _tiny_config(sample_records, tmp_path / "run", n_epo_phase2=0, lr_phase1=0.5),
+        overwrite=True,
+    )
+
+
+def _train_cmd(records, workdir, *extra):
+    return (
+        "satx.train",
+        f"--records={records}",
+        f"--workdir={workdir}",
+        "--weights=none",
+        "--image_size=32",
+        "--batch_size=8",
+        "--steps_per_epoch=3",
+        "--dense_units=16",
+        "--mixed_precision=off",
+        *extra,
+    )
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_at_the_epoch_it_reached(sample_records, tmp_path):
+    args = _train_cmd(
+        sample_records, tmp_path / "run", "--n_epo_phase1=1", "--n_epo_phase2=3", "--export=false"
+    )
+    killed = cli(*args, env={"SATX_FAILPOINTS": "train.epoch_end:2"})  # after epoch 1 (phase 2)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert [int(r["epoch"]) for r in _history(tmp_path / "run")] == [0, 1]
+    resumed = cli(*args, check=True)
+    assert "Epoch 1/" not in resumed.stdout + resumed.stderr  # phase 1 was not redone
+    assert [int(r["epoch"]) for r in _history(tmp_path / "run")] == [0, 1, 2, 3]
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["done"] and state["epochs_run"] == [0, 1, 2, 3]
+
+
+@pytest.mark.slow
+def test_mirrored_over_two_cpu_devices_matches_one_device(sample_records, tmp_path):
+    weights = tmp_path / "mobilenetv2_32.weights.h5"  # pretrained-style: BatchNorm frozen
+    from satx.models.backbones import create_backbone
+
+    create_backbone("mobilenetv2", 32, "none").save_weights(weights)
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "model": {
+                    "dropout": 0.0,
+                    "augment": {
+                        "dihedral": False,
+                        "brightness": [1, 1],
+                        "channel_shift": 0,
+                        "contrast": [1, 1],
+                        "zoom_max": 1.0,
+                    },
+                }
+            }
+        )
+    )
+    common = (
+        "--n_epo_phase1=2",
+        "--n_epo_phase2=0",
+        "--deterministic",
+        "--cache=none",
+        f"--config={config}",
+        f"--weights={weights}",
+        "--export=false",
+    )
+    mirrored = _train_cmd(
+        sample_records,
+        tmp_path / "m",
+        "--cpu_devices=2",
+        "--strategy=mirrored",
+        "--batch_size=4",
+        *common,
+    )
+    single = _train_cmd(
+        sample_records, tmp_path / "s", "--strategy=onedevice", "--batch_size=8", *common
+    )
+    out = cli(*mirrored, check=True)
+    cli(*single, check=True)
+    assert json.loads((tmp_path / "m" / "run.json").read_text())["replicas"] == 2
+    assert "MirroredStrategy over 2 replica" in out.stderr
+    loss_m = [float(r["loss"]) for r in _history(tmp_path / "m")]
+    loss_s = [float(r["loss"]) for r in _history(tmp_path / "s")]
+    assert loss_m == pytest.approx(loss_s, rel=1e-3)
+
+
+_EXPORT_CHECK = """
+import json, pathlib, sys
+import numpy as np, tensorflow as tf
+loaded = tf.saved_model.load(sys.argv[1])
+folder = pathlib.Path(sys.argv[2])
+images = np.load(folder / "images.npy")
+encoded = [p.read_bytes() for p in sorted(folder.glob("*.tile"))]
+a = loaded.signatures["serving_default"](images=tf.constant(images))["probabilities"]
+b = loaded.signatures["serving_bytes"](encoded=tf.constant(encoded))["probabilities"]
+print(json.dumps({"images": a.numpy().tolist(), "bytes": b.numpy().tolist()}))
+"""
+
+
+def test_export_loads_in_a_fresh_process_and_both_signatures_agree(sample_records, tmp_path):
+    summary = train(
+        _tiny_config(sample_records, tmp_path / "run", n_epo_phase2=0), command="pytest"
+    )
+    from satx.data.decode import decode_tile
+    from satx.records.schema import iter_shard
+
+    encoded = [ex.encoded for ex in iter_shard(load_records(sample_records).shard_paths("val")[0])]
+    images = np.stack([decode_tile(e).numpy() for e in encoded[:6]])
+    np.save(tmp_path / "images.npy", images)
+    for k, e in enumerate(encoded[:6]):
+        (tmp_path / f"{k}.tile").write_bytes(e)
+    proc = subprocess.run(
+        [sys.executable, "-c", _EXPORT_CHECK, summary["export"], str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    model = keras.models.load_model(Workdir(tmp_path / "run").model, safe_mode=True)
+    expected = model.predict(images, verbose=0)
+    np.testing.assert_allclose(got["images"], expected, atol=1e-5)
+    np.testing.assert_allclose(got["bytes"], expected, atol=1e-5)
+
+
+def test_profile_batches_write_a_trace_with_input_pipeline_events(sample_records, tmp_path):
+    config = _tiny_config(
+        sample_records,
+        tmp_path / "run",
+        n_epo_phase2=0,
+        steps_per_epoch=5,
+        profile_batches="2,3",
+        export=False,
+    )
+    train(config, command="pytest")
+    traces = list((tmp_path / "run" / "logs").rglob("*.xplane.pb"))
+    assert traces, "no profiler trace written"
+    raw = b"".join(p.read_bytes() for p in traces)
+    assert b"Iterator::" in raw  # tf.data iterator events: what the input-pipeline analysis reads
+
+
+def test_mixed_bfloat16_trains_with_a_float32_output(sample_records, tmp_path):
+    import keras as k
+
+    try:
+        train(
+            _tiny_config(
+                sample_records,
+                tmp_path / "run",
+                n_epo_phase2=0,
+                mixed_precision="bfloat16",
+                export=False,
+            ),
+            command="pytest",
+        )
+        assert k.mixed_precision.global_policy().name == "mixed_bfloat16"
+        model = k.models.load_model(Workdir(tmp_path / "run").model, safe_mode=True)
+        assert model.get_layer("dense").compute_dtype == "bfloat16"
+        assert model.output.dtype == "float32"
+        assert np.isfinite([float(r["loss"]) for r in _history(tmp_path / "run")]).all()
+    finally:
+        k.mixed_precision.set_global_policy("float32")
