@@ -55,9 +55,11 @@ demo() {
 }
 
 run_tests() {
+  # Two pytest workers (the machine's 2 cores); the slow tests are scheduled first (conftest).
   "$VENV/bin/ruff" check satx tools tests
+  "$VENV/bin/ruff" format --check --quiet satx tools tests
   "$VENV/bin/hadolint" Dockerfile
-  "$VENV/bin/python" -m pytest "$@"
+  "$VENV/bin/python" -m pytest -n "${SATX_TEST_WORKERS:-2}" --dist worksteal "$@"
 }
 
 case "${1:-}" in

@@ -22,6 +22,17 @@ from tests.helpers import TILE  # noqa: E402
 GCS_BUCKET = "satx-test"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first, the longest (real data) before them: with parallel workers, a long test
+    started last leaves the other worker idle."""
+
+    def weight(item: pytest.Item) -> tuple[bool, bool]:
+        slow = item.get_closest_marker("slow") is not None
+        return (not slow, not (slow and item.get_closest_marker("realdata") is not None))
+
+    items.sort(key=weight)
+
+
 @pytest.fixture
 def sample_tiles(tmp_path: Path) -> Path:
     """48 tiny sample tiles (32 px, real zoom-18 names) in ROOT/<class>/{x}-{y}-{z}.jpg."""

@@ -6,7 +6,7 @@ import json
 import sys
 
 from satx.cli import flags as shared
-from satx.cli import run, takes_arguments
+from satx.cli import load_tensorflow, run, takes_arguments
 from satx.cli.flags import define
 from satx.config import BenchConfig
 
@@ -69,6 +69,7 @@ def _tune_memory() -> dict:
 @takes_arguments
 def main(argv: list[str]) -> int:
     """Run the benchmark mode(s), print the tables, write the JSON."""
+    load_tensorflow()
     from satx.bench.run import MODES, format_report, run_bench
 
     if len(argv) != 2 or argv[1] not in (*MODES, "all", "tune_memory"):

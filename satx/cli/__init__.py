@@ -2,21 +2,37 @@
 
 Each stage's CLI is its package's `__main__` (`python -m satx.train`), plus the records tools
 `satx.records.{__main__,inspect_main,sample_main}` behind `python -m tools.*`. They import
-their library code inside `main`, after the flags are parsed, so that `--verbosity` can decide
-how loud TensorFlow is before it loads. Library code never imports a CLI.
+their library code inside `main`, after the flags are parsed, so that `--verbosity` (or
+SATX_VERBOSE=1) can decide how loud TensorFlow is before it loads: by default a CLI prints no
+TensorFlow load notices, C++ info lines or absl logging switches. Library code never imports a
+CLI.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 
 from absl import flags as absl_flags
 
 EXIT_USER_ERROR = 2
 VERBOSE_ENV = "SATX_VERBOSE"  # 1: TensorFlow's C++ info lines and library chatter come back
+# What TensorFlow's native code prints while it loads, whatever TF_CPP_MIN_LOG_LEVEL says
+# (TF 2.21 logs through absl before absl::InitializeLog, straight to stderr).
+NATIVE_NOTICES = (
+    "All log messages before absl::InitializeLog()",
+    "oneDNN custom operations are on",
+    "cpu_feature_guard",
+    "To enable the following instructions",
+    "Unable to register cu",
+    "computation placer already registered",
+    "TF-TRT Warning",
+)
+_verbose = False
 
 
 def _show_in_help(
@@ -41,6 +57,35 @@ def _quiet(verbose: bool) -> None:
         logging.getLogger(name).setLevel(level)
 
 
+@contextlib.contextmanager
+def _native_stderr_without(notices: tuple[str, ...]) -> Iterator[None]:
+    """Capture what native code writes to file descriptor 2; replay all but `notices` lines."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines():
+                if not any(notice in line for notice in notices):
+                    print(line, file=sys.stderr)
+
+
+def load_tensorflow() -> None:
+    """Import TensorFlow and Keras for a CLI, without their load-time notices unless verbose."""
+    if _verbose or "tensorflow" in sys.modules:
+        import tensorflow  # noqa: F401
+
+        return
+    with _native_stderr_without(NATIVE_NOTICES):
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+
+
 def run(
     main: Callable[[list[str]], int | None],
     *shared: absl_flags.FlagHolder,
@@ -59,7 +104,9 @@ def run(
     _show_in_help(main, shared, flag_modules)
 
     def guarded(argv: list[str]) -> int | None:
+        global _verbose
         verbose = absl_flags.FLAGS.verbosity > 0 or os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+        _verbose = verbose
         absl_logging.use_python_logging(quiet=True)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
         _quiet(verbose)

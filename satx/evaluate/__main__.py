@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from satx.cli import run
+from satx.cli import load_tensorflow, run
 from satx.cli.flags import define
 from satx.config import EvaluateConfig
 
@@ -24,6 +24,7 @@ _BATCH = define("integer", "batch_size", "Tiles per model call (over all devices
 
 def main(argv: list[str]) -> int:
     """Evaluate and print the headline numbers."""
+    load_tensorflow()
     from satx.evaluate.report import evaluate
 
     del argv

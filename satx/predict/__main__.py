@@ -6,7 +6,7 @@ import shlex
 import sys
 
 from satx.cli import flags as shared
-from satx.cli import run
+from satx.cli import load_tensorflow, run
 from satx.cli.flags import define
 from satx.config import PRECISIONS, PredictConfig
 
@@ -107,6 +107,7 @@ def _config() -> PredictConfig:
 
 def main(argv: list[str]) -> int:
     """Predict, then print where the results are and the throughput."""
+    load_tensorflow()
     from satx.predict.run import predict
 
     del argv

@@ -11,12 +11,13 @@ import shlex
 import sys
 
 from satx.cli import flags as shared
-from satx.cli import run
+from satx.cli import load_tensorflow, run
 from satx.cli.train_flags import train_config_from_flags
 
 
 def main(argv: list[str]) -> int:
     """Train, export, and print where everything went."""
+    load_tensorflow()
     from satx.train.fit import train
 
     del argv

@@ -14,7 +14,7 @@ import shlex
 import sys
 
 from satx.cli import flags as shared
-from satx.cli import run
+from satx.cli import load_tensorflow, run
 from satx.cli.flags import FLAGS, define
 from satx.cli.train_flags import load_json, train_config_from_flags
 from satx.config import EXPORT_BEST_ON, SearchSpace, TuneConfig, parse_duration
@@ -110,6 +110,7 @@ def _restart(held: Exception) -> None:
 
 def main(argv: list[str]) -> int:
     """Search (or summarise), then print the leaderboard and where the results are."""
+    load_tensorflow()
     from satx.tune.hyperband import RecycleProcess
     from satx.tune.search import leaderboard_table, tune
 

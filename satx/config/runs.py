@@ -1,181 +1,31 @@
-"""Every frozen run configuration of satx, and the choices a user can make in them.
+"""The run configs, from records to benchmarks; each validates itself on construction.
 
-One tree: `TrainConfig` nests `DataConfig` and `ModelConfig` (which nests `AugmentConfig`);
-`TuneConfig` nests the `TrainConfig` every trial starts from and its `SearchSpace`. Each config
-validates itself on construction, turns into JSON-ready dicts and back (`to_dict`,
-`from_dict`), and takes flat overrides (`with_overrides({"dropout": 0.1, "seed": 7})`): every
-field name is unique across a tree, so a flat key names exactly one field. CLIs turn flags into
-these objects at the edge; library code never reads flags. This module imports nothing heavy.
-
-Batch sizes: a bare `batch_size` is always the global batch (tiles per step over all
-devices); the training run's own is `per_replica_batch_size`, spelled out.
+See `satx.config` for how they nest and how flags and overrides reach them.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
-import re
 import typing
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
+from satx.config.base import (
+    CACHE_MODES,
+    COMPRESSIONS,
+    COUNTRY_TILES,
+    EXPORT_BEST_ON,
+    OPTIMIZERS,
+    PRECISIONS,
+    PREDICT_FORMATS,
+    SIZE_MISMATCH_MODES,
+    STRATEGIES,
+    Config,
+    check,
+    one_of,
+    parse_split_spec,
+)
 from satx.errors import InputError
-
-C = TypeVar("C", bound="Config")
-
-COMPRESSIONS = ("none", "gzip")
-SIZE_MISMATCH_MODES = ("resize", "reject")
-CACHE_MODES = ("auto", "ram", "none")
-OPTIMIZERS = ("adam", "rmsprop")
-STRATEGIES = ("auto", "mirrored", "multiworker", "onedevice")
-PRECISIONS = ("auto", "float16", "bfloat16", "off")
-PREDICT_FORMATS = ("geojson", "csv", "jsonl")
-EXPORT_BEST_ON = ("train", "train+val")
-COUNTRY_TILES = 50_800_000  # Colombia at zoom 18, inside its outline
-_SPLIT_NAME = re.compile(r"^[a-z0-9_]+$")
-
-
-class Config:
-    """Behaviour shared by every config dataclass: JSON in/out and flat overrides."""
-
-    # False: flat overrides do not reach inside (a search space's fields share the names of
-    # the values it ranges over)
-    overridable_fields: typing.ClassVar[bool] = True
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready nested dict (tuples become lists)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))  # type: ignore[call-overload]
-
-    @classmethod
-    def from_dict(cls: type[C], values: Mapping[str, Any]) -> C:
-        """Inverse of `to_dict`; missing keys take their defaults, unknown keys are refused."""
-        hints = typing.get_type_hints(cls)
-        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(f"{cls.__name__}: unknown keys {unknown}")
-        return cls(**{key: _coerce(hints[key], value) for key, value in values.items()})
-
-    @classmethod
-    def field_paths(cls) -> dict[str, tuple[str, ...]]:
-        """Every leaf field name of the tree and the path to it (`dropout` -> model, dropout)."""
-        paths: dict[str, tuple[str, ...]] = {}
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            hint = hints[f.name]
-            if isinstance(hint, type) and issubclass(hint, Config) and hint.overridable_fields:
-                nested = {k: (f.name, *p) for k, p in hint.field_paths().items()}
-            else:
-                nested = {f.name: (f.name,)}
-            for name, path in nested.items():
-                if name in paths:  # a flat override would be ambiguous
-                    raise TypeError(f"{cls.__name__}: field {name!r} appears twice in the tree")
-                paths[name] = path
-        return paths
-
-    def with_overrides(self: C, overrides: Mapping[str, Any]) -> C:
-        """A copy with flat keys applied to whichever level of the tree holds them."""
-        paths = self.field_paths()
-        unknown = sorted(set(overrides) - set(paths))
-        if unknown:
-            raise InputError(f"unknown config keys {unknown}")
-        nested: dict[str, Any] = {}
-        for key, value in overrides.items():
-            *parents, leaf = paths[key]
-            node = nested
-            for parent in parents:
-                node = node.setdefault(parent, {})
-            node[leaf] = value
-        return _replace_nested(self, nested)
-
-
-def _replace_nested(config: C, changes: Mapping[str, Any]) -> C:
-    hints = typing.get_type_hints(type(config))
-    values = {}
-    for key, value in changes.items():
-        current = getattr(config, key)
-        if isinstance(current, Config):
-            values[key] = _replace_nested(current, value)
-        else:
-            values[key] = _coerce(hints[key], value)
-    return dataclasses.replace(config, **values)  # type: ignore[type-var]
-
-
-def _coerce(hint: Any, value: Any) -> Any:
-    """JSON values -> the field's type: nested configs, tuples from lists, dicts of tuples."""
-    if isinstance(hint, type) and issubclass(hint, Config) and isinstance(value, Mapping):
-        return hint.from_dict(value)
-    origin = typing.get_origin(hint)
-    if origin is tuple and isinstance(value, list | tuple):
-        return tuple(value)
-    if origin is dict and isinstance(value, Mapping):
-        inner = typing.get_args(hint)[1]
-        return {k: _coerce(inner, v) for k, v in value.items()}
-    return value
-
-
-def default_of(cls: type[Config], name: str) -> Any:
-    """The default of a (possibly nested) field, by its flat name: flags take it from here."""
-    *parents, leaf = cls.field_paths()[name]
-    hints = typing.get_type_hints(cls)
-    for parent in parents:
-        cls = hints[parent]
-        hints = typing.get_type_hints(cls)
-    found = {f.name: f for f in dataclasses.fields(cls)}[leaf]  # type: ignore[arg-type]
-    if found.default is not dataclasses.MISSING:
-        return found.default
-    return found.default_factory()  # type: ignore[misc]
-
-
-def _check(problems: list[str]) -> None:
-    if problems:
-        raise InputError("; ".join(problems))
-
-
-def _one_of(problems: list[str], flag: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        problems.append(f"--{flag}={value}: choose one of {', '.join(choices)}")
-
-
-def parse_split_spec(spec: str) -> tuple[tuple[str, float], ...]:
-    """Parse `train:0.8,val:0.1,test:0.1` into normalised (name, fraction) pairs."""
-    pairs = []
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        name, sep, value = part.partition(":")
-        try:
-            fraction = float(value) if sep else float("nan")
-        except ValueError:
-            fraction = float("nan")
-        if not _SPLIT_NAME.match(name) or not fraction > 0:
-            raise InputError(
-                f"--split={spec!r}: each part must be NAME:FRACTION with NAME in [a-z0-9_]+ "
-                "and FRACTION > 0, e.g. train:0.8,val:0.1,test:0.1"
-            )
-        pairs.append((name, fraction))
-    names = [n for n, _ in pairs]
-    if not pairs or len(set(names)) != len(names):
-        raise InputError(f"--split={spec!r}: needs at least one split and no repeated names")
-    total = sum(f for _, f in pairs)
-    if abs(total - 1.0) > 0.01:
-        raise InputError(f"--split={spec!r}: fractions add up to {total:g}, not 1")
-    return tuple((n, f / total) for n, f in pairs)
-
-
-def parse_duration(text: str) -> float:
-    """`90s`, `30m`, `2h` or plain seconds -> seconds (0 for empty)."""
-    units = {"s": 1, "m": 60, "h": 3600}
-    text = text.strip().lower()
-    if not text:
-        return 0.0
-    try:
-        if text[-1] in units:
-            return float(text[:-1]) * units[text[-1]]
-        return float(text)
-    except ValueError:
-        raise InputError(f"--time_budget={text!r}: expected e.g. 90s, 30m or 2h") from None
 
 
 @dataclass(frozen=True)
@@ -202,15 +52,15 @@ class RecordsConfig(Config):
             problems.append("--input is required (folder, CSV file, or gs:// prefix)")
         if not self.output:
             problems.append("--output is required (folder or gs:// prefix)")
-        _one_of(problems, "on_size_mismatch", self.on_size_mismatch, SIZE_MISMATCH_MODES)
-        _one_of(problems, "compression", self.compression, COMPRESSIONS)
+        one_of(problems, "on_size_mismatch", self.on_size_mismatch, SIZE_MISMATCH_MODES)
+        one_of(problems, "compression", self.compression, COMPRESSIONS)
         if self.image_size < 8:
             problems.append("--image_size must be at least 8")
         if not 0 <= self.split_zoom <= 30:
             problems.append("--split_zoom must be in 0..30")
         if self.shard_size_mb <= 0 or self.min_shards < 1:
             problems.append("--shard_size_mb must be > 0 and --min_shards >= 1")
-        _check(problems)
+        check(problems)
         parse_split_spec(self.split)
 
     @property
@@ -237,14 +87,14 @@ class DataConfig(Config):
 
     def __post_init__(self) -> None:
         problems = []
-        _one_of(problems, "cache", self.cache, CACHE_MODES)
+        one_of(problems, "cache", self.cache, CACHE_MODES)
         if self.shuffle_buffer < 1:
             problems.append("the shuffle buffer must be >= 1")
         if not 0 < self.cache_ram_fraction <= 1:
             problems.append("cache_ram_fraction must be in (0, 1]")
         if self.resample_to and abs(sum(self.resample_to) - 1) > 1e-6:
             problems.append(f"resample_to {self.resample_to} must add up to 1")
-        _check(problems)
+        check(problems)
 
 
 @dataclass(frozen=True)
@@ -315,9 +165,9 @@ class TrainConfig(Config):
 
     def __post_init__(self) -> None:
         problems = []
-        _one_of(problems, "optimizer", self.optimizer, OPTIMIZERS)
-        _one_of(problems, "mixed_precision", self.mixed_precision, PRECISIONS)
-        _one_of(problems, "strategy", self.strategy, STRATEGIES)
+        one_of(problems, "optimizer", self.optimizer, OPTIMIZERS)
+        one_of(problems, "mixed_precision", self.mixed_precision, PRECISIONS)
+        one_of(problems, "strategy", self.strategy, STRATEGIES)
         if min(self.n_epo_phase1, self.n_epo_phase2) < 0 or self.per_replica_batch_size < 1:
             problems.append("epochs must be >= 0 and --batch_size >= 1")
         if min(self.lr_phase1, self.lr_phase2) <= 0:
@@ -326,7 +176,7 @@ class TrainConfig(Config):
             self.profile_range()
         except ValueError:
             problems.append(f"--profile_batches={self.profile_batches!r}: expected START,END")
-        _check(problems)
+        check(problems)
 
     def profile_range(self) -> tuple[int, int]:
         """(start, end) batches to profile, or (0, 0) for none."""
@@ -377,10 +227,10 @@ class TuneConfig(Config):
 
     def __post_init__(self) -> None:
         problems = []
-        _one_of(problems, "export_best_on", self.export_best_on, EXPORT_BEST_ON)
+        one_of(problems, "export_best_on", self.export_best_on, EXPORT_BEST_ON)
         if self.max_epochs < 1 or self.factor < 2 or self.hyperband_iterations < 1:
             problems.append("--max_epochs >= 1, --factor >= 2 and --hyperband_iterations >= 1")
-        _check(problems)
+        check(problems)
 
     @property
     def backbone_names(self) -> tuple[str, ...]:
@@ -440,9 +290,9 @@ class PredictConfig(Config):
         unknown = set(self.formats) - set(PREDICT_FORMATS)
         if unknown or not self.formats:
             problems.append(f"--formats={','.join(self.formats)}: choose from {PREDICT_FORMATS}")
-        _one_of(problems, "strategy", self.strategy, STRATEGIES)
-        _one_of(problems, "mixed_precision", self.mixed_precision, PRECISIONS)
-        _check(problems)
+        one_of(problems, "strategy", self.strategy, STRATEGIES)
+        one_of(problems, "mixed_precision", self.mixed_precision, PRECISIONS)
+        check(problems)
 
     def identity(self) -> dict[str, Any]:
         """The settings that decide what the output holds; a resumed run must match them."""

@@ -1,0 +1,69 @@
+"""Every frozen run configuration of satx, and the choices a user can make in them.
+
+One tree: `TrainConfig` nests `DataConfig` and `ModelConfig` (which nests `AugmentConfig`);
+`TuneConfig` nests the `TrainConfig` every trial starts from and its `SearchSpace`. Each config
+validates itself on construction, turns into JSON-ready dicts and back (`to_dict`,
+`from_dict`), and takes flat overrides (`with_overrides({"dropout": 0.1, "seed": 7})`): every
+field name is unique across a tree, so a flat key names exactly one field. CLIs turn flags into
+these objects at the edge (flag defaults come from here); library code never reads flags.
+Nothing here imports anything heavy.
+
+Batch sizes: a bare `batch_size` is always the global batch (tiles per step over all devices);
+the training run's own is `per_replica_batch_size`, spelled out.
+"""
+
+from satx.config.base import (
+    CACHE_MODES,
+    COMPRESSIONS,
+    COUNTRY_TILES,
+    EXPORT_BEST_ON,
+    OPTIMIZERS,
+    PRECISIONS,
+    PREDICT_FORMATS,
+    SIZE_MISMATCH_MODES,
+    STRATEGIES,
+    Config,
+    default_of,
+    parse_duration,
+    parse_split_spec,
+)
+from satx.config.runs import (
+    NO_AUGMENT,
+    AugmentConfig,
+    BenchConfig,
+    DataConfig,
+    EvaluateConfig,
+    ModelConfig,
+    PredictConfig,
+    RecordsConfig,
+    SearchSpace,
+    TrainConfig,
+    TuneConfig,
+)
+
+__all__ = [
+    "CACHE_MODES",
+    "COMPRESSIONS",
+    "COUNTRY_TILES",
+    "EXPORT_BEST_ON",
+    "NO_AUGMENT",
+    "OPTIMIZERS",
+    "PRECISIONS",
+    "PREDICT_FORMATS",
+    "SIZE_MISMATCH_MODES",
+    "STRATEGIES",
+    "AugmentConfig",
+    "BenchConfig",
+    "Config",
+    "DataConfig",
+    "EvaluateConfig",
+    "ModelConfig",
+    "PredictConfig",
+    "RecordsConfig",
+    "SearchSpace",
+    "TrainConfig",
+    "TuneConfig",
+    "default_of",
+    "parse_duration",
+    "parse_split_spec",
+]
