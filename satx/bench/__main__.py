@@ -7,28 +7,22 @@ import sys
 
 from satx.cli import flags as shared
 from satx.cli import load_tensorflow, run, takes_arguments
-from satx.cli.flags import define
+from satx.cli.flags import config_from_flags, define
 from satx.config import BenchConfig
 
-_DATA = define(
-    "string", "data", "Tile folder to measure on; default: generated tiles.", BenchConfig
-)
-_TILES = define(
-    "integer", "tiles", "Generated tiles (predict: at most --predict_tiles).", BenchConfig
-)
+define("string", "data", "Tile folder to measure on; default: generated tiles.", BenchConfig)
+define("integer", "tiles", "Generated tiles (predict: at most --predict_tiles).", BenchConfig)
 _BACKBONE = define(
     "list", "backbone", "Backbones to measure; default every listed one.", BenchConfig, "backbones"
 )
 _BATCH = define("integer", "batch_size", "train: batch size.", BenchConfig)
 _STEPS = define("integer", "steps", "train: timed steps per measurement, at least.", BenchConfig)
-_TRAIN_SECONDS = define(
+define(
     "float", "train_seconds", "train: each timed measurement lasts at least this long.", BenchConfig
 )
-_PREDICT_BATCH = define("integer", "predict_batch_size", "predict: batch size.", BenchConfig)
-_PREDICT_TILES = define(
-    "integer", "predict_tiles", "predict: tiles scored per backbone.", BenchConfig
-)
-_REPEATS = define(
+define("integer", "predict_batch_size", "predict: batch size.", BenchConfig)
+define("integer", "predict_tiles", "predict: tiles scored per backbone.", BenchConfig)
+define(
     "integer",
     "repeats",
     "Alternating measurements behind each headline ratio (medians reported).",
@@ -78,18 +72,7 @@ def main(argv: list[str]) -> int:
     if argv[1] == "tune_memory":
         result = _tune_memory()
     else:
-        settings = BenchConfig(
-            data=_DATA.value,
-            image_size=shared.IMAGE_SIZE.value or 256,
-            tiles=_TILES.value,
-            backbones=tuple(_BACKBONE.value),
-            batch_size=_BATCH.value,
-            steps=_STEPS.value,
-            train_seconds=_TRAIN_SECONDS.value,
-            predict_batch_size=_PREDICT_BATCH.value,
-            predict_tiles=_PREDICT_TILES.value,
-            repeats=_REPEATS.value,
-        )
+        settings = config_from_flags(BenchConfig, {"backbones": "backbone"})
         modes = MODES if argv[1] == "all" else (argv[1],)
         result = run_bench(modes, settings)
         print(format_report(result))

@@ -7,15 +7,17 @@ defined twice in one process, so flags used by several CLIs are defined here, on
 
 from __future__ import annotations
 
+import dataclasses
 import sys
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
 
 from absl import flags
 
 from satx.config import Config, RecordsConfig, TrainConfig, default_of
 
 FLAGS = flags.FLAGS
+C = TypeVar("C", bound=Config)
 _DEFINE = {
     "integer": flags.DEFINE_integer,
     "float": flags.DEFINE_float,
@@ -52,6 +54,25 @@ def define(
     caller = sys._getframe(1).f_globals["__name__"]
     kwargs.setdefault("module_name", sys.argv[0] if caller == "__main__" else caller)
     return _DEFINE[kind](name, help=help_text, **kwargs)
+
+
+def config_from_flags(cls: type[C], renamed: Mapping[str, str] | None = None, **values: Any) -> C:
+    """A `cls` config from the flags named like its fields (lists become tuples).
+
+    Args:
+        cls: the config class.
+        renamed: field -> flag name, where they differ.
+        **values: fields set here rather than from a flag (parsed or computed values).
+
+    A flag left at None keeps the config's default.
+    """
+    renamed = renamed or {}
+    from_flags = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        flag = renamed.get(f.name, f.name)
+        if f.name not in values and flag in FLAGS and FLAGS[flag].value is not None:
+            from_flags[f.name] = FLAGS[flag].value
+    return cls.from_dict({**from_flags, **values})
 
 
 def present(names: Iterable[str]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ Config precedence: defaults < --config JSON < --hparams JSON (e.g. a tuner's bes
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +108,11 @@ def train_config_from_flags(skip: tuple[str, ...] = ()) -> TrainConfig:
     if "class_weight" in given:
         given["class_weight"] = tuple(float(w) for w in given["class_weight"])
     return config.with_overrides({_FIELDS.get(k, k): v for k, v in given.items()})
+
+
+def run_training_cli(main: Callable[[list[str]], int | None]) -> None:
+    """Run a CLI that takes the training flags (train, tune), listing them in its --help."""
+    from satx.cli import flags as shared
+    from satx.cli import run
+
+    run(main, shared.SEED, shared.OVERWRITE, shared.IMAGE_SIZE, flag_modules=(__name__,))

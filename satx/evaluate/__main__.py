@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 from satx.cli import load_tensorflow, run
-from satx.cli.flags import define
+from satx.cli.flags import config_from_flags, define
 from satx.config import EvaluateConfig
 
-_MODEL = define(
-    "string", "model", "Export folder (or one version of it) or .keras.", EvaluateConfig
-)
-_RECORDS = define("string", "records", "Records folder holding the split.", EvaluateConfig)
-_SPLIT = define("string", "split", "Split to evaluate (a+b for a union).", EvaluateConfig)
-_OUTPUT = define("string", "output", "Folder for report.json and report.md.", EvaluateConfig)
-_THRESHOLD = define(
+define("string", "model", "Export folder (or one version of it) or .keras.", EvaluateConfig)
+define("string", "records", "Records folder holding the split.", EvaluateConfig)
+define("string", "split", "Split to evaluate (a+b for a union).", EvaluateConfig)
+define("string", "output", "Folder for report.json and report.md.", EvaluateConfig)
+define(
     "string",
     "threshold",
     "Binary: a number, youden, topleft, precision@P or recall@R.",
     EvaluateConfig,
 )
-_SCORES_OUT = define("string", "scores_out", "CSV with one row per tile.", EvaluateConfig)
-_BATCH = define("integer", "batch_size", "Tiles per model call (over all devices).", EvaluateConfig)
+define("string", "scores_out", "CSV with one row per tile.", EvaluateConfig)
+define("integer", "batch_size", "Tiles per model call (over all devices).", EvaluateConfig)
 
 
 def main(argv: list[str]) -> int:
@@ -28,15 +26,7 @@ def main(argv: list[str]) -> int:
     from satx.evaluate.report import evaluate
 
     del argv
-    config = EvaluateConfig(
-        model=_MODEL.value,
-        records=_RECORDS.value,
-        output=_OUTPUT.value,
-        split=_SPLIT.value,
-        threshold=_THRESHOLD.value,
-        scores_out=_SCORES_OUT.value,
-        batch_size=_BATCH.value,
-    )
+    config = config_from_flags(EvaluateConfig)
     report = evaluate(config)
     print(
         f"{report['count']} tiles: accuracy {report['accuracy']:.4f}, ROC AUC "

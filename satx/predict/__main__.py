@@ -7,65 +7,61 @@ import sys
 
 from satx.cli import flags as shared
 from satx.cli import load_tensorflow, run
-from satx.cli.flags import define
+from satx.cli.flags import config_from_flags, define
 from satx.config import PRECISIONS, PredictConfig
 
-_MODEL = define("string", "model", "Export folder (or one version of it) or .keras.", PredictConfig)
-_INPUT = define(
+define("string", "model", "Export folder (or one version of it) or .keras.", PredictConfig)
+define(
     "string",
     "input",
     "Records folder, folder of tiles named z/x/y (or x-y-z, z_x_y), or a CSV list.",
     PredictConfig,
 )
-_OUTPUT = define("string", "output", "Output folder or gs:// prefix.", PredictConfig)
+define("string", "output", "Output folder or gs:// prefix.", PredictConfig)
 _BBOX = define("list", "bbox", "W,S,E,N in degrees: score every tile of this box.", PredictConfig)
-_ZOOM = define("integer", "zoom", "Zoom of --bbox (and of lon,lat CSV rows).", PredictConfig)
-_TILES = define(
+define("integer", "zoom", "Zoom of --bbox (and of lon,lat CSV rows).", PredictConfig)
+define(
     "string",
     "tiles",
     "Tile source template, e.g. DIR/{z}/{x}/{y}.jpg or gs://b/t/{z}/{x}/{y}.png.",
     PredictConfig,
 )
-_SPLIT = define(
-    "string", "split", "Records input: split(s) a+b; default every split.", PredictConfig
-)
-_FORMATS = define("list", "formats", "Any of geojson, csv, jsonl.", PredictConfig)
-_MIN_SCORE = define("float", "min_score", "Keep only tiles scoring at least this.", PredictConfig)
-_LIST_MISSING = define(
+define("string", "split", "Records input: split(s) a+b; default every split.", PredictConfig)
+define("list", "formats", "Any of geojson, csv, jsonl.", PredictConfig)
+define("float", "min_score", "Keep only tiles scoring at least this.", PredictConfig)
+define(
     "boolean",
     "list_missing",
     "List missing tiles in errors.csv (--nolist_missing: only count them).",
     PredictConfig,
 )
-_THRESHOLD = define("float", "threshold", "Binary: score at which the label flips.", PredictConfig)
-_POSITIVE = define(
+define("float", "threshold", "Binary: score at which the label flips.", PredictConfig)
+define(
     "string",
     "positive_class",
     "Class whose probability is the score (binary: the second class).",
     PredictConfig,
 )
-_CLASS_NAMES = define("list", "class_names", "Class names of a bare .keras model.", PredictConfig)
-_BATCH = define("integer", "batch_size", "Tiles per model call (over all devices).", PredictConfig)
-_CHUNK = define("integer", "chunk_size", "Tiles per resumable output chunk.", PredictConfig)
-_THREADS = define("integer", "read_threads", "Threads reading tile files.", PredictConfig)
-_STRATEGY = define(
+define("list", "class_names", "Class names of a bare .keras model.", PredictConfig)
+define("integer", "batch_size", "Tiles per model call (over all devices).", PredictConfig)
+define("integer", "chunk_size", "Tiles per resumable output chunk.", PredictConfig)
+define("integer", "read_threads", "Threads reading tile files.", PredictConfig)
+define(
     "enum",
     "strategy",
     "Distribution strategy.",
     PredictConfig,
     enum_values=["auto", "mirrored", "onedevice"],
 )
-_CPU_DEVICES = define(
-    "integer", "cpu_devices", "Split the CPU into N logical devices.", PredictConfig
-)
-_PRECISION = define(
+define("integer", "cpu_devices", "Split the CPU into N logical devices.", PredictConfig)
+define(
     "enum",
     "mixed_precision",
     "Policy (.keras models).",
     PredictConfig,
     enum_values=list(PRECISIONS),
 )
-_PROJECT = define(
+define(
     "integer",
     "project_tiles",
     "Print the time a run of this many tiles would take.",
@@ -80,29 +76,7 @@ def _config() -> PredictConfig:
         bbox = tuple(float(v) for v in _BBOX.value)
     except ValueError as err:
         raise InputError(f"--bbox={','.join(_BBOX.value)}: expected four numbers W,S,E,N") from err
-    return PredictConfig(
-        model=_MODEL.value,
-        output=_OUTPUT.value,
-        input=_INPUT.value,
-        bbox=bbox,
-        zoom=_ZOOM.value,
-        tiles=_TILES.value,
-        split=_SPLIT.value,
-        formats=tuple(_FORMATS.value),
-        min_score=_MIN_SCORE.value,
-        list_missing=_LIST_MISSING.value,
-        threshold=_THRESHOLD.value,
-        positive_class=_POSITIVE.value,
-        class_names=tuple(_CLASS_NAMES.value),
-        batch_size=_BATCH.value,
-        chunk_size=_CHUNK.value,
-        read_threads=_THREADS.value,
-        strategy=_STRATEGY.value,
-        cpu_devices=_CPU_DEVICES.value,
-        mixed_precision=_PRECISION.value,
-        project_tiles=_PROJECT.value,
-        overwrite=shared.OVERWRITE.value,
-    )
+    return config_from_flags(PredictConfig, bbox=bbox, overwrite=shared.OVERWRITE.value)
 
 
 def main(argv: list[str]) -> int:

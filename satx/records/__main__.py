@@ -11,35 +11,29 @@ import sys
 
 from satx.cli import flags as shared
 from satx.cli import run
-from satx.cli.flags import define
+from satx.cli.flags import config_from_flags, define
 from satx.config import COMPRESSIONS, SIZE_MISMATCH_MODES, RecordsConfig
 
-_INPUT = define(
-    "string", "input", "Folder (ROOT/<class>/...), labels CSV, or gs:// prefix.", RecordsConfig
-)
-_OUTPUT = define("string", "output", "Output folder or gs://bucket/prefix.", RecordsConfig)
-_SPLIT = define(
-    "string", "split", "Named split fractions (ignored when the input is split).", RecordsConfig
-)
-_SPLIT_ZOOM = define(
+define("string", "input", "Folder (ROOT/<class>/...), labels CSV, or gs:// prefix.", RecordsConfig)
+define("string", "output", "Output folder or gs://bucket/prefix.", RecordsConfig)
+define("string", "split", "Named split fractions (ignored when the input is split).", RecordsConfig)
+define(
     "integer",
     "split_zoom",
     "Tiles sharing a parent tile at this zoom go to the same split.",
     RecordsConfig,
 )
-_SHARD_SIZE_MB = define("float", "shard_size_mb", "Target shard size in MB.", RecordsConfig)
-_MIN_SHARDS = define("integer", "min_shards", "At least this many shards per split.", RecordsConfig)
-_ON_SIZE_MISMATCH = define(
+define("float", "shard_size_mb", "Target shard size in MB.", RecordsConfig)
+define("integer", "min_shards", "At least this many shards per split.", RecordsConfig)
+define(
     "enum",
     "on_size_mismatch",
     "What to do with tiles of another size.",
     RecordsConfig,
     enum_values=list(SIZE_MISMATCH_MODES),
 )
-_COMPRESSION = define(
-    "enum", "compression", "Shard compression.", RecordsConfig, enum_values=list(COMPRESSIONS)
-)
-_CLASSES = define(
+define("enum", "compression", "Shard compression.", RecordsConfig, enum_values=list(COMPRESSIONS))
+define(
     "list",
     "classes",
     "Class names in label-index order (default: sorted names found).",
@@ -52,21 +46,7 @@ def main(argv: list[str]) -> int:
     from satx.records.make import make_records
 
     del argv
-    config = RecordsConfig(
-        input=_INPUT.value,
-        output=_OUTPUT.value,
-        split=_SPLIT.value,
-        split_zoom=_SPLIT_ZOOM.value,
-        seed=shared.SEED.value,
-        shard_size_mb=_SHARD_SIZE_MB.value,
-        min_shards=_MIN_SHARDS.value,
-        on_size_mismatch=_ON_SIZE_MISMATCH.value,
-        image_size=shared.IMAGE_SIZE.value or RecordsConfig.image_size,
-        overwrite=shared.OVERWRITE.value,
-        compression=_COMPRESSION.value,
-        workers=shared.WORKERS.value,
-        classes=tuple(_CLASSES.value),
-    )
+    config = config_from_flags(RecordsConfig)
     manifest = make_records(
         config, command=shlex.join(["python", "-m", "tools.make_records", *sys.argv[1:]])
     )

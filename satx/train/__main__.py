@@ -11,8 +11,8 @@ import shlex
 import sys
 
 from satx.cli import flags as shared
-from satx.cli import load_tensorflow, run
-from satx.cli.train_flags import train_config_from_flags
+from satx.cli import load_tensorflow
+from satx.cli.train_flags import run_training_cli, train_config_from_flags
 
 
 def main(argv: list[str]) -> int:
@@ -30,13 +30,7 @@ def main(argv: list[str]) -> int:
 
 def entry() -> None:
     """Console-script entry point."""
-    run(
-        main,
-        shared.SEED,
-        shared.OVERWRITE,
-        shared.IMAGE_SIZE,
-        flag_modules=("satx.cli.train_flags",),
-    )
+    run_training_cli(main)
 
 
 if __name__ == "__main__":

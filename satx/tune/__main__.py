@@ -13,27 +13,20 @@ import os
 import shlex
 import sys
 
-from satx.cli import flags as shared
-from satx.cli import load_tensorflow, run
-from satx.cli.flags import FLAGS, define
-from satx.cli.train_flags import load_json, train_config_from_flags
+from satx.cli import load_tensorflow
+from satx.cli.flags import FLAGS, config_from_flags, define
+from satx.cli.train_flags import load_json, run_training_cli, train_config_from_flags
 from satx.config import EXPORT_BEST_ON, SearchSpace, TuneConfig, parse_duration
 
-_MAX_EPOCHS = define(
-    "integer", "max_epochs", "Hyperband: most epochs any trial trains.", TuneConfig
-)
-_FACTOR = define("integer", "factor", "Hyperband: reduction factor between brackets.", TuneConfig)
-_ITERATIONS = define("integer", "hyperband_iterations", "Hyperband: full iterations.", TuneConfig)
-_DIRECTORY = define(
-    "string", "directory", "Tuner state folder (default WORKDIR/tuner).", TuneConfig
-)
-_PROJECT = define("string", "project_name", "Tuner project name.", TuneConfig)
+define("integer", "max_epochs", "Hyperband: most epochs any trial trains.", TuneConfig)
+define("integer", "factor", "Hyperband: reduction factor between brackets.", TuneConfig)
+define("integer", "hyperband_iterations", "Hyperband: full iterations.", TuneConfig)
+define("string", "directory", "Tuner state folder (default WORKDIR/tuner).", TuneConfig)
+define("string", "project_name", "Tuner project name.", TuneConfig)
 _SPACE = define("string", "search_space", "JSON file overriding the search space.", default=None)
-_OBJECTIVE = define("string", "objective", "auto: val_auc (binary) / val_accuracy.", TuneConfig)
-_SUMMARY = define("boolean", "summary", "Only print and write the leaderboard.", default=False)
-_MAX_TRIALS = define(
-    "integer", "max_trials", "Start at most this many trials (0: all).", TuneConfig
-)
+define("string", "objective", "auto: val_auc (binary) / val_accuracy.", TuneConfig)
+define("boolean", "summary", "Only print and write the leaderboard.", default=False)
+define("integer", "max_trials", "Start at most this many trials (0: all).", TuneConfig)
 _TIME_BUDGET = define(
     "string",
     "time_budget",
@@ -47,13 +40,13 @@ _RECYCLE = define(
     "search (Keras keeps memory of finished trials). -1: half the RAM; 0: never.",
     default=-1,
 )
-_EXPORT_BEST = define(
+define(
     "boolean",
     "export_best",
     "Retrain the best configuration and export it to WORKDIR/export/.",
     TuneConfig,
 )
-_EXPORT_BEST_ON = define(
+define(
     "enum",
     "export_best_on",
     "Splits the best configuration retrains on.",
@@ -68,7 +61,7 @@ def _recycle_limit_mb() -> float:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2e6
 
 
-def config_from_flags() -> TuneConfig:
+def tune_config_from_flags() -> TuneConfig:
     """The search's config: the training flags as the base, plus the tuner's own."""
     from satx.tune.search import backbone_names
 
@@ -76,23 +69,14 @@ def config_from_flags() -> TuneConfig:
     space = SearchSpace()
     if _SPACE.value:
         space = SearchSpace.from_dict(load_json(_SPACE.value, "search_space"))
-    return TuneConfig(
+    return config_from_flags(
+        TuneConfig,
+        {"summary_only": "summary"},
         train=train_config_from_flags(skip=("backbone",)),
         backbones=tuple(names),
         search_space=space,
-        max_epochs=_MAX_EPOCHS.value,
-        factor=_FACTOR.value,
-        hyperband_iterations=_ITERATIONS.value,
-        directory=_DIRECTORY.value,
-        project_name=_PROJECT.value,
-        objective=_OBJECTIVE.value,
-        max_trials=_MAX_TRIALS.value,
         time_budget_s=parse_duration(_TIME_BUDGET.value),
         recycle_rss_mb=_recycle_limit_mb(),
-        export_best=_EXPORT_BEST.value,
-        export_best_on=_EXPORT_BEST_ON.value,
-        summary_only=_SUMMARY.value,
-        overwrite=shared.OVERWRITE.value,
     )
 
 
@@ -115,7 +99,7 @@ def main(argv: list[str]) -> int:
     from satx.tune.search import leaderboard_table, tune
 
     del argv
-    config = config_from_flags()
+    config = tune_config_from_flags()
     command = shlex.join(["python", "-m", "satx.tune", *sys.argv[1:]])
     try:
         result = tune(config, command)
@@ -150,13 +134,7 @@ def main(argv: list[str]) -> int:
 
 def entry() -> None:
     """Console-script entry point."""
-    run(
-        main,
-        shared.SEED,
-        shared.OVERWRITE,
-        shared.IMAGE_SIZE,
-        flag_modules=("satx.cli.train_flags",),
-    )
+    run_training_cli(main)
 
 
 if __name__ == "__main__":
