@@ -17,7 +17,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from tests.helpers import TILE  # noqa: E402
+from tests.helpers import TILE
 
 GCS_BUCKET = "satx-test"
 
@@ -152,4 +152,4 @@ def gcs(tmp_path_factory):
 
 
 # After TF_CPP_MIN_LOG_LEVEL is set: importing it imports Keras and TensorFlow.
-import tests.tiny_backbone  # noqa: E402, F401, I001 - registers the `tiny` test backbone
+import tests.tiny_backbone  # noqa: E402, F401 - registers the `tiny` test backbone

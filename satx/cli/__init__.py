@@ -78,7 +78,7 @@ def _native_stderr_without(notices: tuple[str, ...]) -> Iterator[None]:
 def load_tensorflow() -> None:
     """Import TensorFlow and Keras for a CLI, without their load-time notices unless verbose."""
     if _verbose or "tensorflow" in sys.modules:
-        import tensorflow  # noqa: F401
+        import tensorflow
 
         return
     with _native_stderr_without(NATIVE_NOTICES):

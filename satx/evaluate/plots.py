@@ -12,11 +12,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # no display on servers and CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from satx.evaluate import scores  # noqa: E402
-from satx.io.storage import atomic_write_local  # noqa: E402
+from satx.evaluate import scores
+from satx.io.storage import atomic_write_local
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:

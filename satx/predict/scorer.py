@@ -52,8 +52,9 @@ def with_dtype_policy(model: Any, policy: str) -> Any:
     """
     import keras
 
-    import satx.models.augment  # noqa: F401 - registers satx's serialisable layers
-    import satx.models.backbones  # noqa: F401 - registers the Preprocess layer
+    # Importing these registers satx's serialisable layers (augmentation, Preprocess).
+    import satx.models.augment
+    import satx.models.backbones  # noqa: F401
 
     config = keras.saving.serialize_keras_object(model)
 
@@ -107,8 +108,9 @@ class Scorer:
     def _load_keras(self, path: Path, policy: str) -> None:
         import keras
 
-        import satx.models.augment  # noqa: F401 - registers satx's serialisable layers
-        import satx.models.backbones  # noqa: F401 - registers the Preprocess layer
+        # Importing these registers satx's serialisable layers (augmentation, Preprocess).
+        import satx.models.augment
+        import satx.models.backbones  # noqa: F401
 
         model = keras.saving.load_model(path, compile=False)
         if policy != "float32":
