@@ -151,5 +151,8 @@ def gcs(tmp_path_factory):
     log.close()
 
 
-# After TF_CPP_MIN_LOG_LEVEL is set: importing it imports Keras and TensorFlow.
+# Keras and TensorFlow load here, without their load-time notices in the test log.
+from satx.cli import load_tensorflow  # noqa: E402
+
+load_tensorflow()
 import tests.tiny_backbone  # noqa: E402, F401 - registers the `tiny` test backbone
