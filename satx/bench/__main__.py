@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 from satx.cli import flags as shared
@@ -77,8 +76,9 @@ def main(argv: list[str]) -> int:
         result = run_bench(modes, settings)
         print(format_report(result))
     if _JSON.value:
-        with open(_JSON.value, "w") as f:
-            json.dump(result, f, indent=2)
+        from satx.io.run_record import write_json
+
+        write_json(_JSON.value, result)
         print(f"wrote {_JSON.value}")
     return 0
 
