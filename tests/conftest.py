@@ -100,7 +100,7 @@ def tiny_model(sample_records, tmp_path_factory):
     train = make_train_dataset(
         records, "train", config.data, image_size=32, batch_size=8, seed=config.seed
     )
-    model.fit(train, steps_per_epoch=4, epochs=1, verbose=0)
+    model.fit(train, steps_per_epoch=4, epochs=1, verbose=0, shuffle=False)
     model.save(root / "model.keras")
     export = export_saved_model(model, root / "export", list(records.manifest.class_names))
     eval_ds = make_eval_dataset(records, "test", batch_size=32)

@@ -18,27 +18,10 @@ import logging
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import numpy as np
 
 from satx.io.progress import format_duration
 
-if TYPE_CHECKING:
-    from satx.predict.scorer import Scorer
-
 log = logging.getLogger(__name__)
-
-
-def _model_only_rate(scorer: Scorer, batch_size: int, batches: int = 3) -> float:
-    rng = np.random.default_rng(0)
-    size = scorer.image_size
-    images = rng.integers(0, 256, (batch_size, size, size, 3), dtype=np.uint8)
-    scorer(images)  # trace and warm up
-    start = time.perf_counter()
-    for _ in range(batches):
-        scorer(images)
-    return batches * batch_size / (time.perf_counter() - start)
 
 
 def _input_only_rate(folder: str, size: int, batch_size: int) -> float:
@@ -90,7 +73,7 @@ def bench_predict(
         stats = PredictionOutput(run.output, run.formats, ()).chunk_stats(
             -(-summary["tiles"] // chunk)
         )
-        model_only = _model_only_rate(Scorer(export), batch_size)
+        model_only = Scorer(export).measure_rate(batch_size)
         input_only = _input_only_rate(data, input_size(config), batch_size)
     later = stats[1:] or stats
     steady = sum(s["tiles"] for s in later) / max(1e-9, sum(s["seconds"] for s in later))

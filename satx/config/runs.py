@@ -263,8 +263,9 @@ class PredictConfig(Config):
     output: str = ""
     input: str = ""
     bbox: tuple[float, ...] = ()
+    aoi: str = ""  # a GeoJSON of (Multi)Polygons: score the tiles that overlap them
     zoom: int = 0
-    tiles: str = ""  # tile template for --bbox and CSVs of z,x,y / lon,lat
+    tiles: str = ""  # tile template for --bbox, --aoi and CSVs of z,x,y / lon,lat
     split: str = ""  # records input: "" = every split
     formats: tuple[str, ...] = ("geojson", "csv")
     min_score: float = 0.0  # keep rows with score >= this (errors are always kept)
@@ -280,10 +281,11 @@ class PredictConfig(Config):
     mixed_precision: str = "auto"
     project_tiles: int = COUNTRY_TILES
     overwrite: bool = False
+    dry_run: bool = False  # count the tiles and project the time; fetch and write nothing
 
     def __post_init__(self) -> None:
         problems = []
-        if not self.model or not self.output:
+        if not self.model or not (self.output or self.dry_run):
             problems.append("--model and --output are required")
         if self.batch_size < 1 or self.chunk_size < 1:
             problems.append("--batch_size and --chunk_size must be positive")

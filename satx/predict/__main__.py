@@ -19,7 +19,19 @@ define(
 )
 define("string", "output", "Output folder or gs:// prefix.", PredictConfig)
 _BBOX = define("list", "bbox", "W,S,E,N in degrees: score every tile of this box.", PredictConfig)
-define("integer", "zoom", "Zoom of --bbox (and of lon,lat CSV rows).", PredictConfig)
+define(
+    "string",
+    "aoi",
+    "GeoJSON of (Multi)Polygons (WGS84): score every tile of --zoom that overlaps them.",
+    PredictConfig,
+)
+define("integer", "zoom", "Zoom of --bbox or --aoi (and of lon,lat CSV rows).", PredictConfig)
+define(
+    "boolean",
+    "dry_run",
+    "Print the exact tile count, the input and the projected time; fetch nothing.",
+    PredictConfig,
+)
 define(
     "string",
     "tiles",
@@ -82,10 +94,23 @@ def _config() -> PredictConfig:
 def main(argv: list[str]) -> int:
     """Predict, then print where the results are and the throughput."""
     load_tensorflow()
-    from satx.predict.run import predict
+    from satx.predict.run import dry_run, predict
 
     del argv
     config = _config()
+    if config.dry_run:
+        d = dry_run(config)
+        where = config.aoi or (f"bbox {list(config.bbox)}" if config.bbox else config.input)
+        zoom = f" at zoom {config.zoom}" if config.zoom else ""
+        print(f"{d['tiles']:,} tiles{zoom}: {where}")
+        if config.tiles:
+            print(f"tile source: {d['input']['tiles']}")
+        print(
+            f"model {d['model']}: {d['model_tiles_per_s']} tiles/s here on {d['devices']} "
+            f"device(s), model alone -> {d['projected_human']} for these tiles, before reading "
+            "and decoding (satx.bench predict measures those)"
+        )
+        return 0
     command = shlex.join(["python", "-m", "satx.predict", *sys.argv[1:]])
     s = predict(config, command=command)
     run_ = s["this_run"]

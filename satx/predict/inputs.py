@@ -6,8 +6,9 @@ Four kinds of input, one interface (`len`, `fingerprint`, `read(start, stop)`):
   `z_x_y`); files without a tile address are scored but have no place on the map;
 - a CSV listing tiles by `path`, or by `z,x,y` or `lon,lat` (with `--zoom`) plus a `--tiles`
   template;
-- a bounding box and zoom with a `--tiles` template: tiles are enumerated arithmetically in
-  mercantile's order, so a country (tens of millions of tiles) costs a few integers.
+- an area and zoom with a `--tiles` template: a bounding box (enumerated arithmetically in
+  mercantile's order) or a polygon AOI (`satx.tiles.aoi`: counted exactly, handed out lazily in
+  quadkey order), so a country (tens of millions of tiles) is never a list in memory.
 
 Reading returns encoded bytes, or a reason per tile that cannot be read (missing file, bad CSV
 row); nothing is ever replaced by a blank tile.
@@ -31,11 +32,11 @@ from satx.io import storage
 from satx.records.manifest import MANIFEST_NAME, load_records
 from satx.records.schema import iter_shard
 from satx.records.sources import IMAGE_EXTENSIONS
+from satx.tiles.aoi import load_aoi
+from satx.tiles.areas import Area, BboxArea
+from satx.tiles.template import TileTemplate
 
 log = logging.getLogger(__name__)
-
-DEFAULT_TEMPLATE = "{z}/{x}/{y}.jpg"
-_PLACEHOLDERS = ("{z}", "{x}", "{y}", "{quadkey}")
 
 
 @dataclass(frozen=True)
@@ -144,73 +145,28 @@ class FileTiles:
         return ChunkData(self.tiles[start:stop], encoded, errors)
 
 
-class TileTemplate:
-    """Where tile (z, x, y) lives: `ROOT/{z}/{x}/{y}.jpg`-style, local or gs://."""
+class AreaTiles:
+    """The tiles of an area (a bbox or a polygon AOI) at one zoom, read through a template."""
 
-    def __init__(self, template: str):
-        if not template:
-            raise InputError("--tiles is required with --bbox or a CSV of z,x,y / lon,lat")
-        if not any(p in template for p in _PLACEHOLDERS):
-            template = f"{template.rstrip('/')}/{DEFAULT_TEMPLATE}"
-        if not (all(p in template for p in ("{z}", "{x}", "{y}")) or "{quadkey}" in template):
-            raise InputError(
-                f"--tiles={template}: needs {{z}}, {{x}} and {{y}} (or {{quadkey}}), e.g. "
-                f"gs://bucket/tiles/{DEFAULT_TEMPLATE}"
-            )
-        self.template = template
-
-    def location(self, tile: mercantile.Tile) -> str:
-        """The file or URL of one tile."""
-        path = self.template.replace("{z}", str(tile.z))
-        path = path.replace("{x}", str(tile.x)).replace("{y}", str(tile.y))
-        if "{quadkey}" in path:
-            path = path.replace("{quadkey}", mercantile.quadkey(tile))
-        return path
-
-
-class BboxTiles:
-    """Every tile of a bounding box at one zoom, in mercantile's order, read via a template."""
-
-    kind = "bbox"
-
-    def __init__(self, bbox: tuple[float, ...], zoom: int, template: TileTemplate, threads: int):
-        if len(bbox) != 4:
-            raise InputError(f"--bbox={bbox}: expected four numbers W,S,E,N")
-        try:
-            self.blocks = geo.bbox_blocks(*bbox, zoom)
-        except ValueError as err:
-            raise InputError(f"--bbox={','.join(map(str, bbox))} --zoom={zoom}: {err}") from err
-        self.bbox, self.zoom, self.template, self.threads = tuple(bbox), zoom, template, threads
-        self._starts = []
-        total = 0
-        for block in self.blocks:
-            self._starts.append(total)
-            total += len(block)
-        self._count = total
+    def __init__(self, area: Area, template: TileTemplate, threads: int):
+        self.area, self.template, self.threads = area, template, threads
+        self.kind = area.kind
 
     def __len__(self) -> int:
-        return self._count
+        return len(self.area)
 
     def fingerprint(self) -> dict:
-        """Box, zoom, template and count."""
+        """The area, the template and the count."""
         return {
             "kind": self.kind,
-            "bbox": list(self.bbox),
-            "zoom": self.zoom,
+            **self.area.fingerprint(),
             "tiles": self.template.template,
             "count": len(self),
         }
 
-    def tile(self, index: int) -> mercantile.Tile:
-        """The `index`-th tile of the box."""
-        for block, start in zip(reversed(self.blocks), reversed(self._starts), strict=True):
-            if index >= start:
-                return geo.block_tile(block, index - start)
-        raise IndexError(index)
-
     def read(self, start: int, stop: int) -> ChunkData:
         """Read tiles `start..stop-1` through the template."""
-        tiles = [self.tile(i) for i in range(start, stop)]
+        tiles = self.area.tiles(start, stop)
         locations: list[str | None] = [self.template.location(t) for t in tiles]
         encoded, errors = read_all(locations, self.threads)
         return ChunkData([PredictTile(geo.tile_key(t), t) for t in tiles], encoded, errors)
@@ -360,20 +316,24 @@ def open_input(
     input_path: str,
     *,
     bbox: tuple[float, ...] | None = None,
+    aoi: str = "",
     zoom: int = 0,
     tiles: str = "",
     split: str = "",
     threads: int = 16,
 ) -> TileInput:
-    """The input a predict run names: a bbox + template, records, a CSV or a tile folder."""
-    if bbox:
-        if input_path:
-            raise InputError("give either --input or --bbox, not both")
+    """The input a predict run names: an area (bbox or AOI) + template, records, CSV or folder."""
+    if bbox or aoi:
+        if sum(map(bool, (input_path, bbox, aoi))) > 1:
+            raise InputError("give one of --input, --bbox or --aoi")
         if not zoom:
-            raise InputError("--bbox needs --zoom (e.g. --zoom=18)")
-        return BboxTiles(bbox, zoom, TileTemplate(tiles), threads)
+            raise InputError(f"--{'bbox' if bbox else 'aoi'} needs --zoom (e.g. --zoom=18)")
+        area = BboxArea(bbox, zoom) if bbox else load_aoi(aoi, zoom)
+        return AreaTiles(area, TileTemplate(tiles), threads)
     if not input_path:
-        raise InputError("--input (records folder, tile folder or CSV) or --bbox is required")
+        raise InputError(
+            "--input (records folder, tile folder or CSV), --bbox or --aoi is required"
+        )
     template = TileTemplate(tiles) if tiles else None
     if input_path.lower().endswith(".csv"):
         return csv_tiles(input_path, zoom, template, threads)

@@ -125,6 +125,7 @@ def _setup(config: PredictConfig) -> tuple[Scorer, TileInput, list[str]]:
     source = open_input(
         config.input,
         bbox=config.bbox,
+        aoi=config.aoi,
         zoom=config.zoom,
         tiles=config.tiles,
         split=config.split,
@@ -245,3 +246,23 @@ def _summarise(
     }
     out.store.write_bytes("predict_run.json", json_bytes(summary))
     return summary
+
+
+def dry_run(config: PredictConfig) -> dict[str, Any]:
+    """The exact tile count, the input, and the time this machine would take; fetches nothing.
+
+    The projection uses the model's own rate measured here on random tiles: reading and
+    decoding on the same cores make a real run slower (`satx.bench predict` measures both).
+    """
+    scorer, source, _ = _setup(config)
+    rate = scorer.measure_rate(config.batch_size)
+    seconds = len(source) / rate
+    return {
+        "tiles": len(source),
+        "input": source.fingerprint(),
+        "model": str(scorer.path),
+        "devices": scorer.replicas,
+        "model_tiles_per_s": round(rate, 1),
+        "projected_seconds": round(seconds, 1),
+        "projected_human": format_duration(seconds),
+    }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,17 @@ class Scorer:
     def __call__(self, images: tf.Tensor) -> np.ndarray:
         """Probabilities [B, K] for uint8 images [B, S, S, 3] (on the default device)."""
         return np.asarray(self._fn(images), dtype=np.float64)
+
+    def measure_rate(self, batch_size: int, batches: int = 3) -> float:
+        """Tiles/s of the model alone on random uint8 batches (after one warm-up batch)."""
+        images = np.random.default_rng(0).integers(
+            0, 256, (batch_size, self.image_size, self.image_size, 3), dtype=np.uint8
+        )
+        self(images)  # trace and warm up
+        start = time.perf_counter()
+        for _ in range(batches):
+            self(images)
+        return batches * batch_size / (time.perf_counter() - start)
 
     @property
     def replicas(self) -> int:

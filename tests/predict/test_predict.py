@@ -358,3 +358,51 @@ def test_records_on_gcs_are_streamed_and_score_as_locally(
     )
     assert remote["scored"] == local["scored"] > 0
     assert _rows(tmp_path / "gcs") == _rows(tmp_path / "local")
+
+
+def test_aoi_with_a_hole_scores_exactly_its_tiles_and_dry_run_counts_them(
+    tiny_model, sample_records, tmp_path
+):
+    from shapely.geometry import Polygon, box, mapping
+
+    from satx.predict.run import dry_run
+
+    root = tmp_path / "xyz"
+    tiles, missing, corrupt = _bbox_tiles(root, _sample_tiles_folder(sample_records))
+    w, s, e, n = BBOX
+    hole = mercantile.bounds(tiles[len(tiles) // 2])  # one whole tile cut out
+    aoi = Polygon(box(w, s, e, n).exterior.coords, [box(*hole).exterior.coords])
+    path = tmp_path / "aoi.geojson"
+    path.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": mapping(aoi)}))
+    expected = {
+        t
+        for t in mercantile.tiles(*aoi.bounds, 18)
+        if aoi.intersects(box(*mercantile.bounds(t)))
+        and not aoi.touches(box(*mercantile.bounds(t)))
+    }
+    assert tiles[len(tiles) // 2] not in expected and len(expected) > 4
+    kw = dict(aoi=str(path), zoom=18, tiles=str(root), chunk_size=4)
+    counted = dry_run(_config(tiny_model["export"], "", dry_run=True, **kw))
+    assert counted["tiles"] == len(expected) and counted["model_tiles_per_s"] > 0
+    assert not (tmp_path / "out").exists()
+    summary = predict(_config(tiny_model["export"], tmp_path / "out", **kw))
+    rows = _rows(tmp_path / "out")
+    scored = {mercantile.Tile(int(r["x"]), int(r["y"]), int(r["z"])) for r in rows}
+    errors = _errors(tmp_path / "out")
+    assert summary["tiles"] == len(expected) and summary["input"]["kind"] == "aoi"
+    assert scored | {geo.parse_tile_path(k + ".jpg") for k in errors} == expected
+    keys = [mercantile.quadkey(mercantile.Tile(int(r["x"]), int(r["y"]), 18)) for r in rows]
+    assert keys == sorted(keys)  # written in the area's stable (quadkey) order
+    out = cli(
+        "satx.predict",
+        f"--model={tiny_model['export']}",
+        f"--aoi={path}",
+        "--zoom=18",
+        f"--tiles={root}",
+        "--dry_run",
+        check=True,
+    )
+    assert f"{len(expected)} tiles at zoom 18: {path}" in out.stdout
+    assert (
+        f"tile source: {root}/{{z}}/{{x}}/{{y}}.jpg" in out.stdout and "tiles/s here" in out.stdout
+    )

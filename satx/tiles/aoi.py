@@ -1,0 +1,253 @@
+"""An area of interest: the web-mercator tiles of one zoom that overlap (Multi)Polygons.
+
+A country at zoom 18 is ~50 million tiles, so they are counted exactly and handed out lazily,
+never listed. A quadtree is walked from zoom 0: a tile inside the AOI holds all 4^(Z-z) of its
+descendants, counted without visiting them; a tile outside holds none; only tiles on the AOI's
+boundary are split (~perimeter / tile size of them per zoom, each tested in vectorised shapely
+batches). Kept per zoom as sorted keys with subtree counts, they give the exact count and the
+i-th tile in quadkey order (a stable order, neighbours close together) in O(zoom) steps.
+
+A tile belongs to the AOI when its interior overlaps the AOI's interior: tiles that only touch
+the outline are left out. Coordinates are GeoJSON's (WGS84 longitude, latitude); edges are
+straight in longitude/latitude, as GeoJSON defines them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mercantile
+import numpy as np
+import shapely
+
+from satx.errors import InputError
+from satx.geo import MAX_ZOOM
+
+_WGS84 = ("CRS84", "EPSG:4326", "EPSG::4326")
+_MAX_LAT = 85.0511287798066  # the web-mercator square's edge
+
+
+def _keys(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return (x.astype(np.int64) << 32) | y.astype(np.int64)
+
+
+def _xy(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return keys >> 32, keys & 0xFFFFFFFF
+
+
+def tile_boxes(z: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Shapely boxes (west, south, east, north in degrees) of tiles, as mercantile.bounds."""
+    n = float(1 << z)
+    west, east = x / n * 360.0 - 180.0, (x + 1) / n * 360.0 - 180.0
+    north = np.degrees(np.arctan(np.sinh(np.pi * (1 - 2 * y / n))))
+    south = np.degrees(np.arctan(np.sinh(np.pi * (1 - 2 * (y + 1) / n))))
+    return shapely.box(west, south, east, north)
+
+
+def _morton(index: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets (dx, dy) of the index-th tile, in quadkey order, of a subtree `depth` deep."""
+    dx = np.zeros_like(index)
+    dy = np.zeros_like(index)
+    for bit in range(depth):  # quadkey digit = 2 * y bit + x bit
+        dx |= ((index >> (2 * bit)) & 1) << bit
+        dy |= ((index >> (2 * bit + 1)) & 1) << bit
+    return dx, dy
+
+
+@dataclass(frozen=True)
+class _Level:
+    partial: np.ndarray  # sorted keys of boundary tiles at this zoom
+    counts: np.ndarray  # target-zoom tiles under each boundary tile
+    inside: np.ndarray  # sorted keys of tiles wholly inside (all their descendants count)
+
+
+class PolygonArea:
+    """The tiles of `zoom` that overlap `geometry` (a shapely (Multi)Polygon in degrees)."""
+
+    kind = "aoi"
+
+    def __init__(self, geometry: Any, zoom: int, name: str = "aoi", digest: str = ""):
+        if not 0 <= zoom <= MAX_ZOOM:
+            raise InputError(f"--zoom={zoom}: expected 0..{MAX_ZOOM}")
+        self.geometry, self.zoom, self.name = geometry, zoom, name
+        self.digest = digest or hashlib.sha256(shapely.to_wkb(geometry)).hexdigest()
+        shapely.prepare(geometry)
+        self._levels = self._walk()
+        root = self._levels[0]
+        self._count = int(root.counts[0]) if len(root.partial) else 4**zoom * len(root.inside)
+
+    def _classify(self, z: int, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(whole, split) keys of tiles at zoom z: wholly counted, or on the boundary.
+
+        At the target zoom every overlapping tile counts once, so nothing is split.
+        """
+        boxes = tile_boxes(z, *_xy(keys))
+        inside = shapely.contains(self.geometry, boxes)
+        touching = shapely.intersects(self.geometry, boxes) & ~inside
+        if touching.any():  # only an edge or a corner in common: no overlap
+            touching[touching] = ~shapely.touches(self.geometry, boxes[touching])
+        if z == self.zoom:
+            return np.sort(keys[inside | touching]), keys[:0]
+        return np.sort(keys[inside]), np.sort(keys[touching])
+
+    def _walk(self) -> list[_Level]:
+        found = [self._classify(0, np.zeros(1, np.int64))]
+        for z in range(1, self.zoom + 1):
+            x, y = _xy(found[-1][1])
+            children = np.concatenate([_keys(2 * x + dx, 2 * y + dy) for dx, dy in _ORDER])
+            found.append(self._classify(z, children))
+        levels: list[_Level] = []
+        for z in range(self.zoom, -1, -1):  # subtree counts, bottom-up
+            inside, partial = found[z]
+            counts = np.zeros(len(partial), np.int64)
+            if levels:
+                below = levels[-1]
+                full = 4 ** (self.zoom - z - 1)
+                for keys, each in ((below.partial, below.counts), (below.inside, full)):
+                    if len(keys):
+                        x, y = _xy(keys)
+                        parents = np.searchsorted(partial, _keys(x >> 1, y >> 1))
+                        np.add.at(counts, parents, each)
+            levels.append(_Level(partial, counts, inside))
+        return levels[::-1]
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _status(self, z: int, key: int) -> tuple[str, int]:
+        level = self._levels[z]
+        i = np.searchsorted(level.partial, key)
+        if i < len(level.partial) and level.partial[i] == key:
+            return "partial", int(level.counts[i])
+        i = np.searchsorted(level.inside, key)
+        if i < len(level.inside) and level.inside[i] == key:
+            return "inside", 4 ** (self.zoom - z)
+        return "outside", 0
+
+    def _blocks(self, z: int, x: int, y: int, skip: int) -> Iterator[tuple[np.ndarray, ...]]:
+        """Runs (xs, ys) of target-zoom tiles under tile (z, x, y) in quadkey order.
+
+        The first `skip` are left out; a tile wholly inside comes as lazily cut runs.
+        """
+        status, count = self._status(z, int(_keys(np.array(x), np.array(y))))
+        if status == "outside" or skip >= count:
+            return
+        if status == "inside":
+            depth = self.zoom - z
+            for start in range(skip, count, 1 << 16):
+                index = np.arange(start, min(count, start + (1 << 16)), dtype=np.int64)
+                dx, dy = _morton(index, depth)
+                yield (x << depth) | dx, (y << depth) | dy
+            return
+        for dx, dy in _ORDER:
+            _, sub = self._status(z + 1, int(_keys(np.array(2 * x + dx), np.array(2 * y + dy))))
+            if skip >= sub:
+                skip -= sub
+                continue
+            yield from self._blocks(z + 1, 2 * x + dx, 2 * y + dy, skip)
+            skip = 0
+
+    def tiles(self, start: int, stop: int) -> list[mercantile.Tile]:
+        """Tiles `start..stop-1` of the area, in quadkey order."""
+        stop = min(stop, self._count)
+        out: list[mercantile.Tile] = []
+        if start >= stop:
+            return out
+        for xs, ys in self._blocks(0, 0, 0, start):
+            take = min(len(xs), stop - start - len(out))
+            pairs = zip(xs[:take].tolist(), ys[:take].tolist(), strict=True)
+            out += [mercantile.Tile(a, b, self.zoom) for a, b in pairs]
+            if len(out) == stop - start:
+                break
+        return out
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What identifies the area (a resumed run must see the same)."""
+        return {"aoi": self.name, "aoi_sha256": self.digest, "zoom": self.zoom}
+
+
+_ORDER = ((0, 0), (1, 0), (0, 1), (1, 1))  # children in quadkey digit order 0, 1, 2, 3
+
+
+def _check_crs(data: dict, where: str) -> None:
+    name = ((data.get("crs") or {}).get("properties") or {}).get("name", "")
+    if name and not any(name.upper().endswith(w) for w in _WGS84):
+        raise InputError(
+            f"{where}: CRS {name}; satx reads GeoJSON in WGS84 longitude/latitude (RFC 7946): "
+            "reproject it, e.g. `ogr2ogr -t_srs EPSG:4326 out.geojson in.geojson`"
+        )
+
+
+def _geometries(data: dict, where: str) -> list[Any]:
+    kind = data.get("type")
+    if kind == "FeatureCollection":
+        found = [f.get("geometry") for f in data.get("features", [])]
+    elif kind == "Feature":
+        found = [data.get("geometry")]
+    else:
+        found = [data]
+    shapes = []
+    for i, geometry in enumerate(found):
+        try:
+            shape = shapely.geometry.shape(geometry)
+        except (AttributeError, TypeError, ValueError, shapely.errors.GEOSException) as err:
+            raise InputError(f"{where}: feature {i}: not a GeoJSON geometry ({err})") from err
+        if shape.geom_type not in ("Polygon", "MultiPolygon"):
+            raise InputError(
+                f"{where}: feature {i} is a {shape.geom_type}; an area of interest needs "
+                "Polygon or MultiPolygon features"
+            )
+        shapes.append(shape)
+    if not shapes:
+        raise InputError(f"{where}: no features; an area of interest needs (Multi)Polygons")
+    return shapes
+
+
+def _check_coordinates(shapes: list[Any], where: str) -> None:
+    for i, shape in enumerate(shapes):
+        coords = shapely.get_coordinates(shape)
+        lon, lat = coords[:, 0], coords[:, 1]
+        if (np.abs(lon) > 180).any() or (np.abs(lat) > 90).any():
+            raise InputError(
+                f"{where}: feature {i} has coordinates outside longitude -180..180 / latitude "
+                "-90..90: it is probably in a projected CRS; reproject it to WGS84 (EPSG:4326)"
+            )
+        for ring in shapely.get_rings(shape):
+            if (np.abs(np.diff(shapely.get_coordinates(ring)[:, 0])) > 180).any():
+                raise InputError(
+                    f"{where}: feature {i} crosses the antimeridian (an edge spans more than "
+                    "180 degrees of longitude); split it at +-180 into a MultiPolygon"
+                )
+
+
+def load_aoi(path: str, zoom: int) -> PolygonArea:
+    """The area of a GeoJSON file (FeatureCollection, Feature or geometry) at `zoom`.
+
+    Raises:
+        InputError: unreadable file, no (Multi)Polygons, another CRS, an antimeridian crossing,
+            or an invalid polygon (naming why).
+    """
+    try:
+        raw = Path(path).read_bytes()
+        data = json.loads(raw)
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"--aoi={path}: cannot read GeoJSON ({err})") from err
+    _check_crs(data, path)
+    shapes = _geometries(data, path)
+    _check_coordinates(shapes, path)
+    for i, shape in enumerate(shapes):
+        if not shape.is_valid:
+            raise InputError(
+                f"{path}: feature {i} is not a valid polygon ({shapely.is_valid_reason(shape)}); "
+                "repair it (e.g. QGIS 'Fix geometries' or shapely.make_valid)"
+            )
+    geometry = shapely.union_all(shapes)
+    world = shapely.box(-180, -_MAX_LAT, 180, _MAX_LAT)
+    if geometry.is_empty or geometry.intersection(world).area == 0:
+        raise InputError(f"{path}: the area is empty within the web-mercator map")
+    return PolygonArea(geometry, zoom, name=str(path), digest=hashlib.sha256(raw).hexdigest())
