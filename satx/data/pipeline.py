@@ -190,16 +190,40 @@ def _batch_then_decode(
     return ds.map(decode_batch, num_parallel_calls=max(2, cores_used()), deterministic=True)
 
 
+def acceptance(target: Sequence[float], counts: Sequence[int]) -> np.ndarray:
+    """Per-class probability of keeping a tile so that kept tiles follow `target`.
+
+    Rejection sampling: keep class c with probability (t_c / p_c) / max_k (t_k / p_k), where p
+    is the split's class mix; the most under-represented class is always kept.
+    """
+    initial = np.asarray(counts, np.float64) / max(sum(counts), 1)
+    ratio = np.divide(
+        np.asarray(target, np.float64), initial, out=np.zeros(len(initial)), where=initial > 0
+    )
+    if ratio.max() <= 0:
+        raise RecordsError(f"resample_to {tuple(target)}: none of its classes has records")
+    return ratio / ratio.max()
+
+
 def _resample(
     ds: tf.data.Dataset, target: Sequence[float], counts: Sequence[int], seed: int
 ) -> tf.data.Dataset:
-    initial = np.asarray(counts, np.float64) / max(sum(counts), 1)
-    return ds.rejection_resample(
-        lambda _, y: y,
-        target_dist=tf.constant(target, tf.float32),
-        initial_dist=tf.constant(initial, tf.float32),
-        seed=seed,
-    ).map(lambda _, xy: xy)
+    """Keep each tile with its class's acceptance probability, drawn statelessly per position.
+
+    Not `Dataset.rejection_resample`: it reads its input through two iterators, and a
+    reshuffling shuffle hands each iterator (and each epoch) an order from a seed generator they
+    share, so which branch reaches an epoch first decided the batches (a flaky cache-vs-stream
+    test found it). One pass and a draw keyed on (seed, position) make it reproducible.
+    """
+    keep_probability = tf.constant(acceptance(target, counts), tf.float32)
+
+    def keep(position: tf.Tensor, element: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
+        draw = tf.random.stateless_uniform(
+            [], seed=tf.stack([tf.constant(seed, tf.int64), position])
+        )
+        return draw < tf.gather(keep_probability, element[1])
+
+    return ds.enumerate().filter(keep).map(lambda _, element: element)
 
 
 def make_eval_dataset(

@@ -135,6 +135,16 @@ def test_resampling_moves_the_class_mix(built):
     assert 0.4 < labels.mean() < 0.6
 
 
+def test_acceptance_probabilities_reach_the_target_mix():
+    keep = data.acceptance((0.5, 0.5), (30, 10))  # 75 % / 25 % -> 50 / 50
+    np.testing.assert_allclose(keep, [1 / 3, 1.0])
+    kept = np.array([30, 10]) * keep
+    np.testing.assert_allclose(kept / kept.sum(), [0.5, 0.5])
+    np.testing.assert_allclose(data.acceptance((0.2, 0.3, 0.5), (10, 0, 10)), [0.4, 0.0, 1.0])
+    with pytest.raises(RecordsError, match="none of its classes has records"):
+        data.acceptance((0.0, 1.0), (10, 0))
+
+
 def test_cache_choice_follows_the_budget(built, caplog):
     caplog.set_level("INFO", logger="satx.data")
     size = built.manifest.image_size
