@@ -270,7 +270,13 @@ class GcsStore:
 
     def open(self, name: str) -> BinaryIO:
         """The object opened for streaming reads (ranged downloads, retried)."""
-        return self._call("open", name, lambda r: self._blob(name).open("rb", retry=r))
+
+        def run(retry: Retry) -> BinaryIO:
+            blob = self._blob(name)
+            blob.reload(retry=retry)  # a missing object fails here, as FileNotFoundError
+            return blob.open("rb", retry=retry)
+
+        return self._call("open", name, run)
 
     def delete(self, name: str) -> None:
         """Delete the object if present."""

@@ -88,7 +88,7 @@ def _config() -> PredictConfig:
         bbox = tuple(float(v) for v in _BBOX.value)
     except ValueError as err:
         raise InputError(f"--bbox={','.join(_BBOX.value)}: expected four numbers W,S,E,N") from err
-    return config_from_flags(PredictConfig, bbox=bbox, overwrite=shared.OVERWRITE.value)
+    return config_from_flags(PredictConfig, bbox=bbox)
 
 
 def main(argv: list[str]) -> int:

@@ -169,13 +169,13 @@ def iter_shard(
         yield decode_example(data)
 
 
-def count_records(path: str, compression: str = "none") -> int:
-    """Count the records of a local shard, checking every checksum.
+def count_records(source: str | BinaryIO, compression: str = "none", name: str = "") -> int:
+    """Count the records of a shard (a local path or an open file), checking every checksum.
 
     Raises:
         RecordsError: the shard is damaged (naming the record).
     """
-    return sum(1 for _ in tfrecord.read_records(path, compression))
+    return sum(1 for _ in tfrecord.read_records(source, compression, name))
 
 
 def shard_name(split: str, index: int, count: int, compression: str = "none") -> str:

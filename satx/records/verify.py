@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from satx.errors import RecordsError
 from satx.io import storage
@@ -28,33 +25,39 @@ class ShardCheck:
     problem: str | None
 
 
-@contextmanager
-def local_shard(store: storage.Store, name: str) -> Iterator[str]:
-    """A local path for a shard; gs:// shards are downloaded to a temporary file."""
-    if isinstance(store, storage.LocalStore):
-        yield str(store.path(name))
-        return
-    with tempfile.TemporaryDirectory(prefix="satx-inspect-") as tmp:
-        path = os.path.join(tmp, name)
-        store.get_file(name, path)
-        yield path
+class _HashingReader:
+    """A binary reader that hashes every byte read through it."""
+
+    def __init__(self, f: BinaryIO):
+        self.f, self.sha256 = f, hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        """Read and hash."""
+        data = self.f.read(size)
+        self.sha256.update(data)
+        return data
 
 
 def check_shard(store: storage.Store, entry: ShardEntry, compression: str) -> ShardCheck:
-    """Verify one shard's sha256 and record count (every record's checksums included)."""
+    """Verify one shard's sha256 and record count (every record's checksums included).
+
+    One streaming pass (gs:// included): the bytes are hashed as the records are counted.
+    """
 
     def result(count: int | None, digest: str | None, problem: str | None) -> ShardCheck:
         return ShardCheck(entry.name, entry.records, count, entry.sha256, digest, problem)
 
     try:
-        with local_shard(store, entry.name) as path:
-            with open(path, "rb") as f:
-                digest = hashlib.file_digest(f, "sha256").hexdigest()
-            count = schema.count_records(path, compression)
+        with store.open(entry.name) as f:
+            reader = _HashingReader(f)
+            count = schema.count_records(reader, compression, entry.name)
+            while reader.read(1 << 20):  # anything after the last record is hashed too
+                pass
     except FileNotFoundError:
         return result(None, None, "missing")
     except RecordsError as err:
         return result(None, None, str(err))
+    digest = reader.sha256.hexdigest()
     problems = []
     if digest != entry.sha256:
         problems.append("sha256 differs")
@@ -79,9 +82,9 @@ def first_examples(root: str, count: int, split: str | None = None) -> list[sche
     for entry in shards:
         if len(found) >= count:
             break
-        with local_shard(store, entry.name) as path:
+        with store.open(entry.name) as f:
             found += itertools.islice(
-                schema.iter_shard(path, manifest.compression), count - len(found)
+                schema.iter_shard(f, manifest.compression), count - len(found)
             )
     return found
 

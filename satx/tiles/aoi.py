@@ -119,7 +119,9 @@ class PolygonArea:
     def __len__(self) -> int:
         return self._count
 
-    def _status(self, z: int, key: int) -> tuple[str, int]:
+    def _status(self, z: int, x: int, y: int) -> tuple[str, int]:
+        """Whether tile (z, x, y) is on the boundary, wholly inside or outside, and its count."""
+        key = (x << 32) | y
         level = self._levels[z]
         i = np.searchsorted(level.partial, key)
         if i < len(level.partial) and level.partial[i] == key:
@@ -129,14 +131,14 @@ class PolygonArea:
             return "inside", 4 ** (self.zoom - z)
         return "outside", 0
 
-    def _blocks(self, z: int, x: int, y: int, skip: int) -> Iterator[tuple[np.ndarray, ...]]:
+    def _blocks(
+        self, z: int, x: int, y: int, status: str, count: int, skip: int
+    ) -> Iterator[tuple[np.ndarray, ...]]:
         """Runs (xs, ys) of target-zoom tiles under tile (z, x, y) in quadkey order.
 
-        The first `skip` are left out; a tile wholly inside comes as lazily cut runs.
+        `status` and `count` are the tile's (`_status`); the first `skip` tiles are left out;
+        a tile wholly inside comes as lazily cut runs.
         """
-        status, count = self._status(z, int(_keys(np.array(x), np.array(y))))
-        if status == "outside" or skip >= count:
-            return
         if status == "inside":
             depth = self.zoom - z
             for start in range(skip, count, 1 << 16):
@@ -145,11 +147,12 @@ class PolygonArea:
                 yield (x << depth) | dx, (y << depth) | dy
             return
         for dx, dy in _ORDER:
-            _, sub = self._status(z + 1, int(_keys(np.array(2 * x + dx), np.array(2 * y + dy))))
-            if skip >= sub:
+            child = (2 * x + dx, 2 * y + dy)
+            sub_status, sub = self._status(z + 1, *child)
+            if skip >= sub:  # outside children count 0 and are always skipped
                 skip -= sub
                 continue
-            yield from self._blocks(z + 1, 2 * x + dx, 2 * y + dy, skip)
+            yield from self._blocks(z + 1, *child, sub_status, sub, skip)
             skip = 0
 
     def tiles(self, start: int, stop: int) -> list[mercantile.Tile]:
@@ -158,7 +161,7 @@ class PolygonArea:
         out: list[mercantile.Tile] = []
         if start >= stop:
             return out
-        for xs, ys in self._blocks(0, 0, 0, start):
+        for xs, ys in self._blocks(0, 0, 0, *self._status(0, 0, 0), start):
             take = min(len(xs), stop - start - len(out))
             pairs = zip(xs[:take].tolist(), ys[:take].tolist(), strict=True)
             out += [mercantile.Tile(a, b, self.zoom) for a, b in pairs]

@@ -41,6 +41,8 @@ def test_store_round_trip(gcs, tmp_path):
         store.read_bytes("nope")
     with store.open("c.bin") as f:  # streamed reads (prediction reads gs:// shards so)
         assert f.read(2) == b"xy" and f.read() == b"z"
+    with pytest.raises(FileNotFoundError):
+        store.open("nope")
 
 
 def test_gcs_input_and_output_match_a_local_run(gcs, sample_tiles, records_config, tmp_path):

@@ -219,6 +219,11 @@ def test_csv_with_partial_geolocation_and_gzip(tmp_path, records_config):
     _, examples = read_all(tmp_path / "records")
     assert len(examples) == 20
     assert Counter(ex.label_text for _, ex in examples) == {"school": 7, "not_school": 13}
+    checks = verify.verify(str(tmp_path / "records"))  # compressed shards, streamed and hashed
+    assert checks and all(c.problem is None and c.records == c.expected_records for c in checks)
+    shard = tmp_path / "records" / manifest.shards[0].name
+    shard.write_bytes(shard.read_bytes()[:-5])
+    assert "damaged" in verify.verify(str(tmp_path / "records"))[0].problem
 
 
 def test_classes_flag_fixes_label_order_and_quarantines_unknown(sample_tiles, records_config):
