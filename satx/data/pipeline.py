@@ -144,12 +144,21 @@ def make_train_dataset(
     ds = ds.repeat()
     if config.resample_to:
         ds = _resample(ds, config.resample_to, manifest.class_counts(split), seed)
+    # Every stage after the repeat keeps its order even when the stream may reorder: a batch of
+    # the next pass must not overtake one of this pass (an epoch would then see a tile twice and
+    # miss another; a suite run caught the one-hot map doing it).
     if use_cache:
-        ds = ds.batch(batch_size, drop_remainder=True, num_parallel_calls=AUTOTUNE)
+        ds = ds.batch(
+            batch_size, drop_remainder=True, num_parallel_calls=AUTOTUNE, deterministic=True
+        )
     else:
         ds = _batch_then_decode(ds, decode, size, batch_size)
     k = manifest.num_classes
-    ds = ds.map(lambda x, y: (x, tf.one_hot(y, k, dtype=tf.float32)), num_parallel_calls=AUTOTUNE)
+    ds = ds.map(
+        lambda x, y: (x, tf.one_hot(y, k, dtype=tf.float32)),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=True,
+    )
     return ds.with_options(_options(config)).prefetch(AUTOTUNE)
 
 
@@ -185,8 +194,7 @@ def _batch_then_decode(
     # One batch per core at a time rather than AUTOTUNE: in `satx.bench input` runs a 3-pass
     # measurement sometimes ran at one core's decode rate, AUTOTUNE in 3 of 21 runs, one call
     # per core in 1 of 29 (cause not found; the bench reports the spread).
-    # In order even when the stream may reorder: a batch of the next pass must not overtake
-    # one of this pass (an epoch would then see a tile twice and miss another).
+    # In order (see make_train_dataset).
     return ds.map(decode_batch, num_parallel_calls=max(2, cores_used()), deterministic=True)
 
 
