@@ -10,7 +10,7 @@ from satx.cli.flags import config_from_flags, define
 from satx.config import BenchConfig
 
 define("string", "data", "Tile folder to measure on; default: generated tiles.", BenchConfig)
-define("integer", "tiles", "Generated tiles (predict: at most --predict_tiles).", BenchConfig)
+define("integer", "num_tiles", "Generated tiles (predict: at most --predict_tiles).", BenchConfig)
 _BACKBONE = define(
     "list", "backbone", "Backbones to measure; default every listed one.", BenchConfig, "backbones"
 )

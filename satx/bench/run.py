@@ -85,7 +85,7 @@ def run_bench(modes: tuple[str, ...], s: BenchConfig) -> dict[str, Any]:
         folder = s.data
         if not folder:
             folder = str(work / "tiles")
-            bench_input.generate_tiles(Path(folder), s.tiles, s.image_size)
+            bench_input.generate_tiles(Path(folder), s.num_tiles, s.image_size)
         elif not Path(folder).is_dir():
             raise InputError(f"--data={folder}: no such folder")
         records = str(work / "records")

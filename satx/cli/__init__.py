@@ -111,6 +111,9 @@ def run(
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
         _quiet(verbose)
         from satx.errors import SatxError
+        from satx.io import secrets
+
+        secrets.scrub_logs()
 
         if len(argv) > 1 and not getattr(main, "takes_arguments", False):
             print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
@@ -118,7 +121,7 @@ def run(
         try:
             return main(argv)
         except SatxError as err:
-            print(f"error: {err}", file=sys.stderr)
+            print(f"error: {secrets.scrub(str(err))}", file=sys.stderr)
             return EXIT_USER_ERROR
 
     app.run(guarded)

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from absl import flags
 
-from satx.config import Config, RecordsConfig, TrainConfig, default_of
+from satx.config import Config, RecordsConfig, SourceConfig, TrainConfig, default_of
 
 FLAGS = flags.FLAGS
 C = TypeVar("C", bound=Config)
@@ -25,6 +25,7 @@ _DEFINE = {
     "boolean": flags.DEFINE_boolean,
     "enum": flags.DEFINE_enum,
     "list": flags.DEFINE_list,
+    "multi_string": flags.DEFINE_multi_string,
 }
 
 
@@ -100,3 +101,44 @@ IMAGE_SIZE = define(
     "the backbone's; bench: tile and records size, default 256).",
     default=None,
 )
+
+# Where tiles come from when an input names places (predict's --bbox/--aoi/CSV rows,
+# make_records' GeoJSON and CSV locations).
+SOURCE_FLAGS = (
+    define(
+        "string",
+        "tiles",
+        "Tile source: a path or gs:// template (DIR/{z}/{x}/{y}.jpg), an http(s) XYZ/TMS/WMS "
+        "template ({z} {x} {y} {-y} {quadkey} {s} {bbox}; ${ENV} expanded), FILE.mbtiles, or "
+        "FILE.pmtiles (local or gs://).",
+        SourceConfig,
+    ),
+    define("list", "tile_subdomains", "What {s} takes, e.g. a,b,c.", SourceConfig),
+    define(
+        "multi_string",
+        "tile_header",
+        "'Name: value' sent with every tile request (repeatable; ${ENV} expanded; redacted "
+        "everywhere).",
+        SourceConfig,
+    ),
+    define(
+        "string",
+        "tile_cache",
+        "Folder keeping fetched tiles as {z}/{x}/{y}, so re-runs and later stages fetch nothing.",
+        SourceConfig,
+    ),
+    define("integer", "fetch_threads", "Tiles fetched at once.", SourceConfig),
+    define("float", "max_rps", "At most this many requests per second (0: no cap).", SourceConfig),
+    define("float", "fetch_timeout", "Seconds to connect, and to read a tile.", SourceConfig),
+    define(
+        "integer",
+        "fetch_retries",
+        "Retries per tile on timeouts, connection errors, 429 and 5xx (with backoff).",
+        SourceConfig,
+    ),
+)
+
+
+def source_config_from_flags() -> SourceConfig:
+    """The tile source the --tiles flags describe."""
+    return config_from_flags(SourceConfig)

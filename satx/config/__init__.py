@@ -29,6 +29,7 @@ from satx.config.base import (
 )
 from satx.config.runs import (
     NO_AUGMENT,
+    POLYGON_MODES,
     AugmentConfig,
     BenchConfig,
     DataConfig,
@@ -37,6 +38,7 @@ from satx.config.runs import (
     PredictConfig,
     RecordsConfig,
     SearchSpace,
+    SourceConfig,
     TrainConfig,
     TuneConfig,
 )
@@ -48,6 +50,7 @@ __all__ = [
     "EXPORT_BEST_ON",
     "NO_AUGMENT",
     "OPTIMIZERS",
+    "POLYGON_MODES",
     "PRECISIONS",
     "PREDICT_FORMATS",
     "SIZE_MISMATCH_MODES",
@@ -61,6 +64,7 @@ __all__ = [
     "PredictConfig",
     "RecordsConfig",
     "SearchSpace",
+    "SourceConfig",
     "TrainConfig",
     "TuneConfig",
     "default_of",

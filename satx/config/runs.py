@@ -27,6 +27,34 @@ from satx.config.base import (
 )
 from satx.errors import InputError
 
+POLYGON_MODES = ("cover", "centroid")
+
+
+@dataclass(frozen=True)
+class SourceConfig(Config):
+    """Where tiles are read from when an input names places rather than files.
+
+    `tiles` is a path or gs:// template, an HTTP(S) XYZ/TMS/WMS template, an `.mbtiles` file
+    or a `.pmtiles` archive (local or gs://). The rest tunes the HTTP client and the cache.
+    """
+
+    tiles: str = ""
+    tile_subdomains: tuple[str, ...] = ()  # what {s} takes
+    tile_header: tuple[str, ...] = ()  # "Name: value" (${ENV} expanded), sent with every request
+    tile_cache: str = ""  # a folder keeping fetched tiles as {z}/{x}/{y} (and no-imagery marks)
+    fetch_threads: int = 32
+    max_rps: float = 0.0  # requests per second over all threads; 0: no cap
+    fetch_timeout: float = 15.0  # seconds to connect, and to read
+    fetch_retries: int = 5  # per tile, for timeouts, connection errors, 429 and 5xx
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.fetch_threads < 1:
+            problems.append("--fetch_threads must be at least 1")
+        if self.max_rps < 0 or self.fetch_timeout <= 0 or self.fetch_retries < 0:
+            problems.append("--max_rps, --fetch_retries must be >= 0 and --fetch_timeout > 0")
+        check(problems)
+
 
 @dataclass(frozen=True)
 class RecordsConfig(Config):
@@ -45,9 +73,15 @@ class RecordsConfig(Config):
     compression: str = "none"
     workers: int = 0  # 0: one per CPU core
     classes: tuple[str, ...] = ()  # empty: sorted class names found in the input
+    # labelled places (GeoJSON, CSV of lon,lat,label or z,x,y,label): their tiles come from here
+    source: SourceConfig = field(default_factory=SourceConfig)
+    zoom: int = 0
+    label_property: str = "label"
+    polygon_mode: str = "cover"  # cover: every tile a polygon overlaps; centroid: one tile
 
     def __post_init__(self) -> None:
         problems = []
+        one_of(problems, "polygon_mode", self.polygon_mode, POLYGON_MODES)
         if not self.input:
             problems.append("--input is required (folder, CSV file, or gs:// prefix)")
         if not self.output:
@@ -265,7 +299,7 @@ class PredictConfig(Config):
     bbox: tuple[float, ...] = ()
     aoi: str = ""  # a GeoJSON of (Multi)Polygons: score the tiles that overlap them
     zoom: int = 0
-    tiles: str = ""  # tile template for --bbox, --aoi and CSVs of z,x,y / lon,lat
+    source: SourceConfig = field(default_factory=SourceConfig)  # --bbox, --aoi, z,x,y CSVs
     split: str = ""  # records input: "" = every split
     formats: tuple[str, ...] = ("geojson", "csv")
     min_score: float = 0.0  # keep rows with score >= this (errors are always kept)
@@ -308,7 +342,7 @@ class BenchConfig(Config):
 
     data: str = ""  # a tile folder; "" = generated tiles
     image_size: int = 256  # tile side (records are made at this size)
-    tiles: int = 4096  # generated tiles (the split should exceed the 2048-tile shuffle buffer)
+    num_tiles: int = 4096  # generated tiles (the split should exceed the 2048-tile shuffle buffer)
     backbones: tuple[str, ...] = ()  # empty: every listed backbone of the registry
     batch_size: int = 8  # train mode
     steps: int = 5  # train mode: timed steps per measurement (after a warm-up epoch), at least

@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from satx.io.secrets import scrub
 from satx.io.storage import atomic_write_local
 
 # module -> the distributions that may provide it (tensorflow-cpu installs `tensorflow`)
@@ -46,8 +47,8 @@ def versions() -> dict[str, str]:
 
 
 def json_bytes(obj: Any) -> bytes:
-    """`obj` as the indented, key-sorted JSON every run record uses."""
-    return (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
+    """`obj` as the indented, key-sorted JSON every run record uses (secrets scrubbed)."""
+    return (scrub(json.dumps(obj, indent=2, sort_keys=True, default=str)) + "\n").encode()
 
 
 def write_json(path: str | Path, obj: Any) -> None:

@@ -78,6 +78,9 @@ class Store(Protocol):
     def open(self, name: str) -> BinaryIO:
         """`name` opened for streaming reads (a context manager)."""
 
+    def read_range(self, name: str, start: int, length: int) -> bytes:
+        """`length` bytes of `name` from `start` (fewer at its end)."""
+
     def delete(self, name: str) -> None:
         """Remove `name` if present."""
 
@@ -151,6 +154,12 @@ class LocalStore:
     def open(self, name: str) -> BinaryIO:
         """`name` opened for reading."""
         return open(self.path(name), "rb")
+
+    def read_range(self, name: str, start: int, length: int) -> bytes:
+        """`length` bytes of `name` from `start` (fewer at its end)."""
+        with open(self.path(name), "rb") as f:
+            f.seek(start)
+            return f.read(length)
 
     def delete(self, name: str) -> None:
         """Remove `name` if present."""
@@ -277,6 +286,18 @@ class GcsStore:
             return blob.open("rb", retry=retry)
 
         return self._call("open", name, run)
+
+    def read_range(self, name: str, start: int, length: int) -> bytes:
+        """One ranged download: `length` bytes of the object from `start`."""
+        if length <= 0:
+            return b""
+        return self._call(
+            "read",
+            name,
+            lambda r: self._blob(name).download_as_bytes(
+                start=start, end=start + length - 1, retry=r, timeout=_TIMEOUT_S
+            ),
+        )
 
     def delete(self, name: str) -> None:
         """Delete the object if present."""

@@ -7,7 +7,7 @@ import sys
 
 from satx.cli import flags as shared
 from satx.cli import load_tensorflow, run
-from satx.cli.flags import config_from_flags, define
+from satx.cli.flags import config_from_flags, define, source_config_from_flags
 from satx.config import PRECISIONS, PredictConfig
 
 define("string", "model", "Export folder (or one version of it) or .keras.", PredictConfig)
@@ -30,12 +30,6 @@ define(
     "boolean",
     "dry_run",
     "Print the exact tile count, the input and the projected time; fetch nothing.",
-    PredictConfig,
-)
-define(
-    "string",
-    "tiles",
-    "Tile source template, e.g. DIR/{z}/{x}/{y}.jpg or gs://b/t/{z}/{x}/{y}.png.",
     PredictConfig,
 )
 define("string", "split", "Records input: split(s) a+b; default every split.", PredictConfig)
@@ -88,7 +82,7 @@ def _config() -> PredictConfig:
         bbox = tuple(float(v) for v in _BBOX.value)
     except ValueError as err:
         raise InputError(f"--bbox={','.join(_BBOX.value)}: expected four numbers W,S,E,N") from err
-    return config_from_flags(PredictConfig, bbox=bbox)
+    return config_from_flags(PredictConfig, bbox=bbox, source=source_config_from_flags())
 
 
 def main(argv: list[str]) -> int:
@@ -103,7 +97,7 @@ def main(argv: list[str]) -> int:
         where = config.aoi or (f"bbox {list(config.bbox)}" if config.bbox else config.input)
         zoom = f" at zoom {config.zoom}" if config.zoom else ""
         print(f"{d['tiles']:,} tiles{zoom}: {where}")
-        if config.tiles:
+        if config.source.tiles:
             print(f"tile source: {d['input']['tiles']}")
         print(
             f"model {d['model']}: {d['model_tiles_per_s']} tiles/s here on {d['devices']} "
@@ -129,7 +123,7 @@ def main(argv: list[str]) -> int:
 
 def entry() -> None:
     """Console-script entry point."""
-    run(main, shared.OVERWRITE)
+    run(main, shared.OVERWRITE, *shared.SOURCE_FLAGS)
 
 
 if __name__ == "__main__":

@@ -5,13 +5,14 @@ Four kinds of input, one interface (`len`, `fingerprint`, `read(start, stop)`):
 - a folder of tiles, local or gs://, named by any make_records pattern (`z/x/y`, `x-y-z`,
   `z_x_y`); files without a tile address are scored but have no place on the map;
 - a CSV listing tiles by `path`, or by `z,x,y` or `lon,lat` (with `--zoom`) plus a `--tiles`
-  template;
-- an area and zoom with a `--tiles` template: a bounding box (enumerated arithmetically in
-  mercantile's order) or a polygon AOI (`satx.tiles.aoi`: counted exactly, handed out lazily in
-  quadkey order), so a country (tens of millions of tiles) is never a list in memory.
+  source;
+- an area and zoom with a `--tiles` source (any of `satx.tiles.sources`): a bounding box
+  (enumerated arithmetically in mercantile's order) or a polygon AOI (`satx.tiles.aoi`:
+  counted exactly, handed out lazily in quadkey order), so a country (tens of millions of
+  tiles) is never a list in memory.
 
-Reading returns encoded bytes, or a reason per tile that cannot be read (missing file, bad CSV
-row); nothing is ever replaced by a blank tile.
+Reading returns encoded bytes, or a reason per tile that cannot be read (missing file, no
+imagery at the service, bad CSV row); nothing is ever replaced by a blank tile.
 """
 
 from __future__ import annotations
@@ -27,14 +28,15 @@ from typing import Protocol
 import mercantile
 
 from satx import geo
-from satx.errors import InputError, RecordsError, StorageError
+from satx.config import SourceConfig
+from satx.errors import InputError, RecordsError
 from satx.io import storage
 from satx.records.manifest import MANIFEST_NAME, load_records
 from satx.records.schema import iter_shard
 from satx.records.sources import IMAGE_EXTENSIONS
 from satx.tiles.aoi import load_aoi
 from satx.tiles.areas import Area, BboxArea
-from satx.tiles.template import TileTemplate
+from satx.tiles.sources import TileSource, open_source, read_locations
 
 log = logging.getLogger(__name__)
 
@@ -70,33 +72,8 @@ class TileInput(Protocol):
     def read(self, start: int, stop: int) -> ChunkData:
         """Items `start..stop-1` with their bytes."""
 
-
-def _read_location(location: str) -> bytes:
-    if storage.is_gcs(location):
-        bucket, key = storage.split_gcs(location)
-        return storage.GcsStore(f"gs://{bucket}").read_bytes(key)
-    return Path(location).read_bytes()
-
-
-def read_all(locations: list[str | None], threads: int) -> tuple[list[bytes | None], dict]:
-    """Read many files (local or gs://) in parallel; missing ones become error entries."""
-    errors: dict[int, tuple[str, str]] = {}
-
-    def one(item: tuple[int, str | None]) -> bytes | None:
-        i, location = item
-        if location is None:
-            return None
-        try:
-            return _read_location(location)
-        except (FileNotFoundError, IsADirectoryError):
-            errors[i] = ("missing", f"no file {location}")
-        except (OSError, StorageError) as err:
-            errors[i] = ("unreadable", f"{location}: {err}")
-        return None
-
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        data = list(pool.map(one, enumerate(locations)))
-    return data, errors
+    def close(self) -> None:
+        """Release threads, connections and files."""
 
 
 def _sha256_lines(lines: list[str]) -> str:
@@ -107,28 +84,43 @@ def _sha256_lines(lines: list[str]) -> str:
 
 
 class FileTiles:
-    """Tiles read from files or URLs: a folder listing or a CSV."""
+    """Tiles read from files (a folder listing, CSV paths) or from the tile source.
+
+    CSV rows that name a tile (z,x,y or lon,lat) rather than a file read through the source.
+    """
 
     def __init__(
         self,
         kind: str,
         where: str,
         tiles: list[PredictTile],
-        locations: list[str | None],
+        locations: list[str | mercantile.Tile | None],
+        *,
         bad_rows: dict[int, tuple[str, str]] | None = None,
+        source: TileSource | None = None,
         threads: int = 16,
     ):
         self.kind, self.where = kind, where
         self.tiles, self.locations = tiles, locations
         self.bad_rows = bad_rows or {}
-        self.threads = threads
+        self.source = source
+        self._pool = ThreadPoolExecutor(max_workers=max(1, threads))
 
     def __len__(self) -> int:
         return len(self.tiles)
 
+    def _location_text(self, location: str | mercantile.Tile | None) -> str:
+        if isinstance(location, mercantile.Tile):
+            assert self.source is not None
+            return f"{self.source.description}#{geo.tile_key(location)}"
+        return str(location)
+
     def fingerprint(self) -> dict:
         """Kind, place, count and a hash of every item's id and location."""
-        lines = [f"{t.source_id}\t{loc}" for t, loc in zip(self.tiles, self.locations, strict=True)]
+        lines = [
+            f"{t.source_id}\t{self._location_text(loc)}"
+            for t, loc in zip(self.tiles, self.locations, strict=True)
+        ]
         return {
             "kind": self.kind,
             "input": self.where,
@@ -137,39 +129,57 @@ class FileTiles:
         }
 
     def read(self, start: int, stop: int) -> ChunkData:
-        """Read items `start..stop-1` in parallel."""
-        encoded, errors = read_all(self.locations[start:stop], self.threads)
+        """Read items `start..stop-1`: files in parallel, tiles through the source."""
+        locations = self.locations[start:stop]
+        files = [loc if isinstance(loc, str) else None for loc in locations]
+        encoded, errors = read_locations(files, self._pool)
+        via = [i for i, loc in enumerate(locations) if isinstance(loc, mercantile.Tile)]
+        if via and self.source is not None:
+            data, source_errors = self.source.read([locations[i] for i in via])
+            for k, i in enumerate(via):
+                encoded[i] = data[k]
+                if k in source_errors:
+                    errors[i] = source_errors[k]
         for i in range(start, stop):
             if i in self.bad_rows:
                 errors[i - start] = self.bad_rows[i]
         return ChunkData(self.tiles[start:stop], encoded, errors)
 
+    def close(self) -> None:
+        """Stop the reading threads and close the source."""
+        self._pool.shutdown()
+        if self.source is not None:
+            self.source.close()
+
 
 class AreaTiles:
-    """The tiles of an area (a bbox or a polygon AOI) at one zoom, read through a template."""
+    """The tiles of an area (a bbox or a polygon AOI) at one zoom, read from a tile source."""
 
-    def __init__(self, area: Area, template: TileTemplate, threads: int):
-        self.area, self.template, self.threads = area, template, threads
+    def __init__(self, area: Area, source: TileSource):
+        self.area, self.source = area, source
         self.kind = area.kind
 
     def __len__(self) -> int:
         return len(self.area)
 
     def fingerprint(self) -> dict:
-        """The area, the template and the count."""
+        """The area, the source and the count."""
         return {
             "kind": self.kind,
             **self.area.fingerprint(),
-            "tiles": self.template.template,
+            "tiles": self.source.description,
             "count": len(self),
         }
 
     def read(self, start: int, stop: int) -> ChunkData:
-        """Read tiles `start..stop-1` through the template."""
+        """Read tiles `start..stop-1` from the source."""
         tiles = self.area.tiles(start, stop)
-        locations: list[str | None] = [self.template.location(t) for t in tiles]
-        encoded, errors = read_all(locations, self.threads)
+        encoded, errors = self.source.read(tiles)
         return ChunkData([PredictTile(geo.tile_key(t), t) for t in tiles], encoded, errors)
+
+    def close(self) -> None:
+        """Close the source."""
+        self.source.close()
 
 
 def folder_tiles(root: str, threads: int) -> FileTiles:
@@ -192,12 +202,13 @@ def folder_tiles(root: str, threads: int) -> FileTiles:
             without,
             len(tiles),
         )
-    return FileTiles("folder", root, tiles, [store.url(n) for n in names], threads=threads)
+    locations: list[str | mercantile.Tile | None] = [store.url(n) for n in names]
+    return FileTiles("folder", root, tiles, locations, threads=threads)
 
 
 def _csv_row(
-    row: dict[str, str], where: str, base: str, zoom: int, template: TileTemplate | None
-) -> tuple[PredictTile, str | None]:
+    row: dict[str, str], where: str, base: str, zoom: int, source: TileSource | None
+) -> tuple[PredictTile, str | mercantile.Tile | None]:
     path = row.get("path", "")
     if {"z", "x", "y"} <= row.keys() and any(row[k] for k in "zxy"):
         tile = geo.make_tile(*(int(row[k]) for k in "zxy"))
@@ -214,12 +225,12 @@ def _csv_row(
         return PredictTile(path, tile), path if absolute else f"{base}/{path}"
     if tile is None:
         raise ValueError("no path, z,x,y or lon,lat")
-    if template is None:
+    if source is None:
         raise InputError(f"{where}: rows without a path need --tiles to say where tiles live")
-    return PredictTile(geo.tile_key(tile), tile), template.location(tile)
+    return PredictTile(geo.tile_key(tile), tile), tile
 
 
-def csv_tiles(path: str, zoom: int, template: TileTemplate | None, threads: int) -> FileTiles:
+def csv_tiles(path: str, zoom: int, source: TileSource | None, threads: int) -> FileTiles:
     """Tiles listed in a CSV: `path` and/or `z,x,y`, or `lon,lat` with `--zoom`."""
     if storage.is_gcs(path):
         folder, _, name = path.rpartition("/")
@@ -241,7 +252,7 @@ def csv_tiles(path: str, zoom: int, template: TileTemplate | None, threads: int)
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
         where = f"{path}:{line}"
         try:
-            tile, location = _csv_row(row, where, base, zoom, template)
+            tile, location = _csv_row(row, where, base, zoom, source)
         except ValueError as err:
             bad[len(tiles)] = ("bad_row", f"{where}: {err}")
             tile, location = PredictTile(f"{where}", None), None
@@ -253,7 +264,7 @@ def csv_tiles(path: str, zoom: int, template: TileTemplate | None, threads: int)
         locations.append(location)
     if not tiles:
         raise InputError(f"{path}: no rows")
-    return FileTiles("csv", path, tiles, locations, bad, threads)
+    return FileTiles("csv", path, tiles, locations, bad_rows=bad, source=source, threads=threads)
 
 
 class RecordsTiles:
@@ -311,6 +322,9 @@ class RecordsTiles:
                 encoded.append(None)
         return ChunkData(tiles, encoded, errors)
 
+    def close(self) -> None:
+        """Nothing to release (each read opens and closes its shards)."""
+
 
 def open_input(
     input_path: str,
@@ -318,25 +332,28 @@ def open_input(
     bbox: tuple[float, ...] | None = None,
     aoi: str = "",
     zoom: int = 0,
-    tiles: str = "",
+    source: SourceConfig | None = None,
     split: str = "",
     threads: int = 16,
 ) -> TileInput:
-    """The input a predict run names: an area (bbox or AOI) + template, records, CSV or folder."""
+    """The input a predict run names: an area and a tile source, records, a CSV or a folder.
+
+    Close it when done.
+    """
+    source = source or SourceConfig()
     if bbox or aoi:
         if sum(map(bool, (input_path, bbox, aoi))) > 1:
             raise InputError("give one of --input, --bbox or --aoi")
         if not zoom:
             raise InputError(f"--{'bbox' if bbox else 'aoi'} needs --zoom (e.g. --zoom=18)")
         area = BboxArea(bbox, zoom) if bbox else load_aoi(aoi, zoom)
-        return AreaTiles(area, TileTemplate(tiles), threads)
+        return AreaTiles(area, open_source(source))
     if not input_path:
         raise InputError(
             "--input (records folder, tile folder or CSV), --bbox or --aoi is required"
         )
-    template = TileTemplate(tiles) if tiles else None
     if input_path.lower().endswith(".csv"):
-        return csv_tiles(input_path, zoom, template, threads)
+        return csv_tiles(input_path, zoom, open_source(source) if source.tiles else None, threads)
     if storage.open_store(input_path).exists(MANIFEST_NAME):
         return RecordsTiles(input_path, split)
     if not storage.is_gcs(input_path) and not Path(input_path).is_dir():

@@ -31,7 +31,7 @@ import numpy as np
 
 from satx import geo
 from satx.errors import InputError, OutputExistsError
-from satx.io import failpoints, storage
+from satx.io import failpoints, secrets, storage
 from satx.predict.inputs import PredictTile
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ def format_errors(tiles: list[PredictTile], errors: dict[int, tuple[str, str]]) 
         reason, detail = errors[i]
         z, x, y = (t.z, t.x, t.y) if t is not None else ("", "", "")
         writer.writerow([tiles[i].source_id, z, x, y, reason, detail])
-    return out.getvalue()
+    return secrets.scrub(out.getvalue())
 
 
 class PredictionOutput:
@@ -158,7 +158,7 @@ class PredictionOutput:
 
     def start(self, identity: dict[str, Any], overwrite: bool) -> None:
         """Claim the folder for this run, or check that it already belongs to it (resume)."""
-        wanted = json.dumps(identity, sort_keys=True, indent=2)
+        wanted = secrets.scrub(json.dumps(identity, sort_keys=True, indent=2))
         if self.store.exists(CONFIG_NAME):
             found = self.store.read_bytes(CONFIG_NAME).decode()
             if found == wanted:

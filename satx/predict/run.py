@@ -127,7 +127,7 @@ def _setup(config: PredictConfig) -> tuple[Scorer, TileInput, list[str]]:
         bbox=config.bbox,
         aoi=config.aoi,
         zoom=config.zoom,
-        tiles=config.tiles,
+        source=config.source,
         split=config.split,
         threads=config.read_threads,
     )
@@ -162,6 +162,19 @@ def _finish_chunk(
 def predict(config: PredictConfig, command: str | None = None) -> dict[str, Any]:
     """Run (or resume) a prediction; returns the summary also written to predict_run.json."""
     scorer, source, class_names = _setup(config)
+    try:
+        return _predict(config, command, scorer, source, class_names)
+    finally:
+        source.close()
+
+
+def _predict(
+    config: PredictConfig,
+    command: str | None,
+    scorer: Scorer,
+    source: TileInput,
+    class_names: list[str],
+) -> dict[str, Any]:
     labeller = Labeller.make(class_names, config.positive_class, config.threshold)
     out = PredictionOutput(config.output, config.formats, tuple(class_names))
     fingerprint = source.fingerprint()
@@ -255,6 +268,7 @@ def dry_run(config: PredictConfig) -> dict[str, Any]:
     decoding on the same cores make a real run slower (`satx.bench predict` measures both).
     """
     scorer, source, _ = _setup(config)
+    source.close()
     rate = scorer.measure_rate(config.batch_size)
     seconds = len(source) / rate
     return {

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from satx.config import RecordsConfig
 from satx.errors import OutputExistsError, RecordsError
-from satx.io import failpoints, storage
+from satx.io import failpoints, secrets, storage
 from satx.io.progress import Progress
 from satx.io.run_record import versions
 from satx.records import schema, sources
@@ -290,7 +290,7 @@ def make_records(config: RecordsConfig, command: str | None = None) -> Manifest:
             },
             command,
         )
-        lines = "".join(json.dumps(q, sort_keys=True) + "\n" for q in quarantined)
+        lines = "".join(secrets.scrub(json.dumps(q, sort_keys=True)) + "\n" for q in quarantined)
         out.write_bytes(QUARANTINE_NAME, lines.encode())
         out.write_bytes(MANIFEST_NAME, manifest.to_json())
         for name in out.list(PROGRESS_DIR):

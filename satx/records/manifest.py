@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from satx.errors import RecordsError
-from satx.io import storage
+from satx.io import secrets, storage
 from satx.records.schema import SCHEMA_VERSION, split_rank
 
 MANIFEST_NAME = "manifest.json"
@@ -125,7 +125,8 @@ class Manifest:
 
     def to_json(self) -> bytes:
         """Stable JSON encoding (sorted keys, trailing newline)."""
-        return (json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n").encode()
+        text = json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+        return (secrets.scrub(text) + "\n").encode()
 
     @classmethod
     def from_json(cls, data: bytes, where: str) -> Manifest:

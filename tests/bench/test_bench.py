@@ -9,7 +9,7 @@ from satx.config import BenchConfig
 from tests.helpers import cli
 
 TINY = BenchConfig(
-    tiles=96,
+    num_tiles=96,
     image_size=32,
     backbones=("tiny",),
     batch_size=8,
@@ -98,7 +98,7 @@ def test_cli_all_writes_one_json_object_per_mode(tmp_path):
     proc = cli(
         "satx.bench",
         "all",
-        "--tiles=64",
+        "--num_tiles=64",
         "--image_size=32",
         "--backbone=tiny",
         "--steps=1",

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from satx import geo
-from satx.config import PredictConfig
+from satx.config import PredictConfig, SourceConfig
 from satx.predict.outputs import Labeller
 from satx.predict.run import predict
 from tests.conftest import GCS_BUCKET as BUCKET
@@ -47,9 +47,12 @@ def _assert_tile_polygon(feature, tile):
     assert ring == pytest.approx(np.array([[w, s], [e, s], [e, n], [w, n], [w, s]]), abs=1e-9)
 
 
-def _config(model, out, **kw):
+def _config(model, out, tiles="", **kw):
     return PredictConfig(
-        model=str(model), output=str(out), **{"chunk_size": 16, "batch_size": 8, **kw}
+        model=str(model),
+        output=str(out),
+        source=SourceConfig(tiles=tiles),
+        **{"chunk_size": 16, "batch_size": 8, **kw},
     )
 
 

@@ -1,0 +1,118 @@
+"""Tile sources: one interface over every place imagery lives.
+
+`open_source(SourceConfig)` gives a `TileSource` for
+- a path or gs:// template (`DIR/{z}/{x}/{y}.jpg`): files, read in parallel;
+- an HTTP(S) XYZ/TMS/WMS template (`satx.tiles.http`): pooled, retried, rate-capped;
+- an MBTiles file (SQLite, TMS rows; `tiles` may be a view);
+- a PMTiles archive, local or gs:// (range reads; directories cached).
+With `tile_cache`, any of them is wrapped in an on-disk cache.
+
+`read(tiles)` returns the encoded bytes per tile (None where there are none) and, by position,
+`(reason, detail)` for those: reason `missing` is no imagery (no file, HTTP 404/204, a tile the
+archive lacks); anything else is an error. Nothing is ever replaced by a blank tile. Details
+and descriptions never carry a secret (`satx.io.secrets`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import mercantile
+
+from satx.config import SourceConfig
+from satx.errors import InputError
+from satx.io import secrets, storage
+from satx.tiles.archives import MBTilesSource, PMTilesSource
+from satx.tiles.base import MISSING, Errors, TileSource, read_locations
+from satx.tiles.template import TileTemplate
+
+__all__ = ["MISSING", "CachedSource", "FileTiles", "TileSource", "open_source", "read_locations"]
+
+
+class FileTiles:
+    """Tiles as files named by a local or gs:// path template, read by a pool of threads."""
+
+    kind = "files"
+
+    def __init__(self, template: TileTemplate, threads: int):
+        self.template = template
+        self.description = template.template
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="satx-read")
+
+    def read(self, tiles: Sequence[mercantile.Tile]) -> tuple[list[bytes | None], Errors]:
+        """Read every tile's file; a missing file is `missing`, other failures `unreadable`."""
+        return read_locations([self.template.location(t) for t in tiles], self._pool)
+
+    def close(self) -> None:
+        """Stop the threads."""
+        self._pool.shutdown()
+
+
+class CachedSource:
+    """Any source behind an on-disk cache.
+
+    `DIR/{z}/{x}/{y}` holds a fetched tile's bytes, `DIR/{z}/{x}/{y}.none` marks a tile with no
+    imagery. Writes are atomic; errors are not cached (a re-run tries them again).
+    """
+
+    def __init__(self, inner: TileSource, folder: str):
+        self.inner, self.folder = inner, Path(folder).expanduser()
+        self.kind, self.description = inner.kind, inner.description
+        self.hits = 0
+
+    def _path(self, t: mercantile.Tile) -> Path:
+        return self.folder / str(t.z) / str(t.x) / str(t.y)
+
+    def read(self, tiles: Sequence[mercantile.Tile]) -> tuple[list[bytes | None], Errors]:
+        """Cached tiles from disk, the rest from the source (then cached)."""
+        out: list[bytes | None] = [None] * len(tiles)
+        errors: Errors = {}
+        todo = []
+        for i, t in enumerate(tiles):
+            path = self._path(t)
+            if path.is_file():
+                out[i] = path.read_bytes()
+            elif path.with_suffix(".none").is_file():
+                errors[i] = (MISSING, f"no imagery for {t.z}/{t.x}/{t.y} (cached)")
+            else:
+                todo.append(i)
+        self.hits += len(tiles) - len(todo)
+        if todo:
+            fetched, fetch_errors = self.inner.read([tiles[i] for i in todo])
+            for k, i in enumerate(todo):
+                if k in fetch_errors:
+                    errors[i] = fetch_errors[k]
+                    if fetch_errors[k][0] == MISSING:
+                        storage.atomic_write_local(self._path(tiles[i]).with_suffix(".none"), b"")
+                else:
+                    out[i] = fetched[k]
+                    storage.atomic_write_local(self._path(tiles[i]), fetched[k])
+        return out, errors
+
+    def close(self) -> None:
+        """Close the source behind the cache."""
+        self.inner.close()
+
+
+def open_source(config: SourceConfig) -> TileSource:
+    """The tile source `config.tiles` names (see the module docstring)."""
+    spec = config.tiles
+    if not spec:
+        raise InputError("--tiles is required: a path or URL template, .mbtiles or .pmtiles")
+    secrets.scrub_logs()
+    secrets.register_url(spec)
+    lowered = spec.lower().split("?")[0]
+    source: TileSource
+    if lowered.startswith(("http://", "https://")):
+        from satx.tiles.http import HttpTiles
+
+        source = HttpTiles(config)
+    elif lowered.endswith(".mbtiles"):
+        source = MBTilesSource(spec)
+    elif lowered.endswith(".pmtiles"):
+        source = PMTilesSource(spec, config.fetch_threads)
+    else:
+        source = FileTiles(TileTemplate(spec, config.tile_subdomains), config.fetch_threads)
+    return CachedSource(source, config.tile_cache) if config.tile_cache else source
