@@ -112,3 +112,68 @@ def tiny_train_config(records: str, workdir, **overrides):
     )
     values.update(overrides)
     return TrainConfig().with_overrides(values)
+
+
+def xyz_folder(root: Path, tiles, size: int = TILE) -> dict:
+    """Write a noise JPEG per tile as `root/{z}/{x}/{y}.jpg`; returns tile -> bytes."""
+    out = {}
+    for i, t in enumerate(tiles):
+        data = encode(noise(1000 + i, (size, size, 3)))
+        write(root / str(t.z) / str(t.x) / f"{t.y}.jpg", data)
+        out[t] = data
+    return out
+
+
+def write_mbtiles(path: Path, tiles: dict, view: bool = False) -> Path:
+    """A real MBTiles file (TMS rows); with `view`, `tiles` is a view over map + images."""
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE metadata (name TEXT, value TEXT)")
+    db.executemany("INSERT INTO metadata VALUES (?, ?)", [("name", "t"), ("format", "jpg")])
+    rows = [(t.z, t.x, 2**t.z - 1 - t.y, data) for t, data in tiles.items()]
+    if view:
+        db.execute("CREATE TABLE map (zoom_level, tile_column, tile_row, tile_id TEXT)")
+        db.execute("CREATE TABLE images (tile_id TEXT, tile_data BLOB)")
+        for k, (z, x, y, data) in enumerate(rows):
+            db.execute("INSERT INTO map VALUES (?, ?, ?, ?)", (z, x, y, str(k)))
+            db.execute("INSERT INTO images VALUES (?, ?)", (str(k), data))
+        db.execute(
+            "CREATE VIEW tiles AS SELECT zoom_level, tile_column, tile_row, tile_data "
+            "FROM map JOIN images ON map.tile_id = images.tile_id"
+        )
+    else:
+        db.execute("CREATE TABLE tiles (zoom_level, tile_column, tile_row, tile_data BLOB)")
+        db.execute("CREATE UNIQUE INDEX tile_index ON tiles (zoom_level, tile_column, tile_row)")
+        db.executemany("INSERT INTO tiles VALUES (?, ?, ?, ?)", rows)
+    db.commit()
+    db.close()
+    return path
+
+
+def write_pmtiles(path: Path, tiles: dict) -> Path:
+    """A real PMTiles v3 archive of JPEG tiles, written with the pmtiles package."""
+    from pmtiles.tile import Compression, TileType, zxy_to_tileid
+    from pmtiles.writer import write as pmtiles_writer
+
+    zooms = [t.z for t in tiles]
+    with pmtiles_writer(str(path)) as writer:
+        for tile_id, data in sorted((zxy_to_tileid(t.z, t.x, t.y), d) for t, d in tiles.items()):
+            writer.write_tile(tile_id, data)
+        writer.finalize(
+            {
+                "tile_type": TileType.JPEG,
+                "tile_compression": Compression.NONE,
+                "min_zoom": min(zooms),
+                "max_zoom": max(zooms),
+                "min_lon_e7": -1800000000,
+                "min_lat_e7": -850000000,
+                "max_lon_e7": 1800000000,
+                "max_lat_e7": 850000000,
+                "center_zoom": min(zooms),
+                "center_lon_e7": 0,
+                "center_lat_e7": 0,
+            },
+            {"name": "satx test tiles"},
+        )
+    return path

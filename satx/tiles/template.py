@@ -28,7 +28,7 @@ def _addresses_a_tile(template: str) -> bool:
 
 
 class TileTemplate:
-    """Where tile (z, x, y) lives. A bare folder means `FOLDER/{z}/{x}/{y}.jpg`.
+    """Where tile (z, x, y) lives. A bare folder (not a URL) means `FOLDER/{z}/{x}/{y}.jpg`.
 
     Args:
         template: the path or URL with placeholders.
@@ -38,7 +38,8 @@ class TileTemplate:
     def __init__(self, template: str, subdomains: Sequence[str] = ()):
         if not template:
             raise InputError("--tiles is required with --bbox, --aoi or a CSV of z,x,y / lon,lat")
-        if not any(p in template for p in PLACEHOLDERS):
+        is_http = template.lower().startswith(("http://", "https://"))
+        if not is_http and not any(p in template for p in PLACEHOLDERS):
             template = f"{template.rstrip('/')}/{DEFAULT_TEMPLATE}"
         if not _addresses_a_tile(template):
             raise InputError(

@@ -1,0 +1,142 @@
+"""A real XYZ tile server on loopback, for `satx.bench fetch` and the tests.
+
+It serves `/{z}/{x}/{y}.jpg` from a folder laid out `{z}/{x}/{y}.jpg` (404 for tiles it lacks),
+with optional latency, a required token (`?access_token=` or a header), and scripted faults per
+tile: each request for a tile takes the next fault in its list, then tiles are served normally.
+
+Faults: `500`; `429` (with `Retry-After: 1`); `slow` (answers after `slow_s`, past a client's
+timeout); `404`; `html` (status 200 with an HTML quota page). A fault list ending in `*`
+repeats its last fault forever.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.parse
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+HTML_PAGE = b"<html><body><h1>Quota exceeded</h1><p>Upgrade your plan.</p></body></html>"
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # 32 fetch threads connect at once
+    daemon_threads = True
+
+
+class TileServer:
+    """Start with `with TileServer(folder) as server:`; `server.template` is the URL template.
+
+    Args:
+        folder: tiles as `{z}/{x}/{y}.jpg`.
+        latency_s: added before every answer.
+        faults: `"z/x/y"` -> faults, in the order requests meet them.
+        token: when set, requests need `?access_token=TOKEN` (or `header`).
+        header: `(name, value)` a request may carry instead of the token.
+        slow_s: how long a `slow` fault waits.
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        latency_s: float = 0.0,
+        faults: Mapping[str, Iterable[str]] | None = None,
+        token: str = "",
+        header: tuple[str, str] | None = None,
+        slow_s: float = 2.0,
+    ):
+        self.folder = Path(folder)
+        self.latency_s, self.slow_s = latency_s, slow_s
+        self.faults = {key: list(plan) for key, plan in (faults or {}).items()}
+        self.token, self.header = token, header
+        self.requests: Counter[str] = Counter()  # "z/x/y" -> requests
+        self.statuses: Counter[int] = Counter()
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def port(self) -> int:
+        """The ephemeral port the server listens on."""
+        assert self._server is not None, "start the server first"
+        return self._server.server_address[1]
+
+    @property
+    def template(self) -> str:
+        """`http://127.0.0.1:PORT/{z}/{x}/{y}.jpg`."""
+        return f"http://127.0.0.1:{self.port}/{{z}}/{{x}}/{{y}}.jpg"
+
+    def _next_fault(self, key: str) -> str:
+        with self._lock:
+            self.requests[key] += 1
+            plan = self.faults.get(key)
+            if not plan:
+                return ""
+            if plan[-1] == "*":
+                return plan[0] if len(plan) == 2 else plan.pop(0)
+            return plan.pop(0)
+
+    def _authorised(self, query: dict[str, list[str]], headers: Mapping[str, str]) -> bool:
+        if not self.token and not self.header:
+            return True
+        if self.token and query.get("access_token") == [self.token]:
+            return True
+        return bool(self.header and headers.get(self.header[0]) == self.header[1])
+
+    def _answer(self, path: str, headers: Mapping[str, str]) -> tuple[int, dict, bytes]:
+        parts = urllib.parse.urlsplit(path)
+        if not self._authorised(urllib.parse.parse_qs(parts.query), headers):
+            return 401, {}, b"unauthorised"
+        key = parts.path.strip("/").removesuffix(".jpg")
+        fault = self._next_fault(key)
+        if self.latency_s:
+            time.sleep(self.latency_s)
+        if fault == "500":
+            return 500, {}, b"server error"
+        if fault == "429":
+            return 429, {"Retry-After": "1"}, b"slow down"
+        if fault == "slow":
+            time.sleep(self.slow_s)
+        if fault == "404":
+            return 404, {}, b""
+        if fault == "html":
+            return 200, {"Content-Type": "text/html; charset=utf-8"}, HTML_PAGE
+        file = self.folder / f"{key}.jpg"
+        if ".." in key or not file.is_file():
+            return 404, {}, b""
+        return 200, {"Content-Type": "image/jpeg"}, file.read_bytes()
+
+    def __enter__(self) -> TileServer:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive: clients pool their connections
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                status, headers, body = server._answer(self.path, self.headers)
+                with server._lock:
+                    server.statuses[status] += 1
+                try:
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = _Server(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.shutdown()
+        self._server.server_close()
