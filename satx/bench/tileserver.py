@@ -115,7 +115,7 @@ class TileServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive: clients pool their connections
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 status, headers, body = server._answer(self.path, self.headers)
                 with server._lock:
                     server.statuses[status] += 1
