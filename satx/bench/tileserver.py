@@ -11,6 +11,7 @@ repeats its last fault forever.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import urllib.parse
@@ -26,6 +27,11 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128  # 32 fetch threads connect at once
     daemon_threads = True
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that hung up (a timeout, a killed process) is not the server's error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 class TileServer:
     """Start with `with TileServer(folder) as server:`; `server.template` is the URL template.
@@ -34,8 +40,8 @@ class TileServer:
         folder: tiles as `{z}/{x}/{y}.jpg`.
         latency_s: added before every answer.
         faults: `"z/x/y"` -> faults, in the order requests meet them.
-        token: when set, requests need `?access_token=TOKEN` (or `header`).
-        header: `(name, value)` a request may carry instead of the token.
+        token: when set, requests need `?access_token=TOKEN`.
+        header: when set, `(name, value)` requests must carry.
         slow_s: how long a `slow` fault waits.
     """
 
@@ -80,11 +86,8 @@ class TileServer:
             return plan.pop(0)
 
     def _authorised(self, query: dict[str, list[str]], headers: Mapping[str, str]) -> bool:
-        if not self.token and not self.header:
-            return True
-        if self.token and query.get("access_token") == [self.token]:
-            return True
-        return bool(self.header and headers.get(self.header[0]) == self.header[1])
+        token_ok = not self.token or query.get("access_token") == [self.token]
+        return token_ok and (not self.header or headers.get(self.header[0]) == self.header[1])
 
     def _answer(self, path: str, headers: Mapping[str, str]) -> tuple[int, dict, bytes]:
         parts = urllib.parse.urlsplit(path)

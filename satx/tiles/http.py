@@ -29,7 +29,7 @@ from urllib3.util.retry import Retry
 import satx
 from satx.config import SourceConfig
 from satx.errors import InputError
-from satx.io import secrets
+from satx.io import failpoints, secrets
 from satx.tiles.base import MISSING, Errors, looks_like_image
 from satx.tiles.template import TileTemplate
 
@@ -115,6 +115,7 @@ class HttpTiles:
         while True:
             self.limiter.wait()
             self._count("requests")
+            failpoints.hit("fetch.request")
             try:
                 response = self.pool.request("GET", url, preload_content=True, redirect=True)
             except HTTPError as err:  # timeouts, refused or reset connections
