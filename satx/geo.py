@@ -13,6 +13,7 @@ from typing import NamedTuple
 import mercantile
 
 MAX_ZOOM = 30
+MAX_LAT = 85.0511287798066  # the web-mercator square's north and south edges
 
 _XYZ_DASH = re.compile(r"^(\d+)-(\d+)-(\d+)$")
 _ZXY_UNDERSCORE = re.compile(r"^(\d+)_(\d+)_(\d+)$")

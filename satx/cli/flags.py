@@ -101,6 +101,12 @@ IMAGE_SIZE = define(
     "the backbone's; bench: tile and records size, default 256).",
     default=None,
 )
+ZOOM = define(
+    "integer",
+    "zoom",
+    "Zoom of the tiles: of --bbox or --aoi, of lon,lat CSV rows, of labelled places.",
+    RecordsConfig,
+)
 
 # Where tiles come from when an input names places (predict's --bbox/--aoi/CSV rows,
 # make_records' GeoJSON and CSV locations).

@@ -25,7 +25,6 @@ define(
     "GeoJSON of (Multi)Polygons (WGS84): score every tile of --zoom that overlaps them.",
     PredictConfig,
 )
-define("integer", "zoom", "Zoom of --bbox or --aoi (and of lon,lat CSV rows).", PredictConfig)
 define(
     "boolean",
     "dry_run",
@@ -123,7 +122,7 @@ def main(argv: list[str]) -> int:
 
 def entry() -> None:
     """Console-script entry point."""
-    run(main, shared.OVERWRITE, *shared.SOURCE_FLAGS)
+    run(main, shared.OVERWRITE, shared.ZOOM, *shared.SOURCE_FLAGS)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,10 @@
 
 Example (the README's sample data, a few seconds on 2 cores):
     python -m tools.make_records --input=build/sample_tiles --output=build/sample_records
+
+From labelled places and a tile service:
+    python -m tools.make_records --input=schools.geojson --label_property=label --zoom=18 \
+        --tiles='https://tiles.example.com/{z}/{x}/{y}.jpg?access_token=${TOKEN}' --output=...
 """
 
 from __future__ import annotations
@@ -11,10 +15,26 @@ import sys
 
 from satx.cli import flags as shared
 from satx.cli import run
-from satx.cli.flags import config_from_flags, define
-from satx.config import COMPRESSIONS, SIZE_MISMATCH_MODES, RecordsConfig
+from satx.cli.flags import config_from_flags, define, source_config_from_flags
+from satx.config import COMPRESSIONS, POLYGON_MODES, SIZE_MISMATCH_MODES, RecordsConfig
 
-define("string", "input", "Folder (ROOT/<class>/...), labels CSV, or gs:// prefix.", RecordsConfig)
+define(
+    "string",
+    "input",
+    "Folder (ROOT/<class>/...), labels CSV (path,label), gs:// prefix, or labelled places: "
+    "GeoJSON, or a CSV of lon,lat,label or z,x,y,label (with --zoom and --tiles).",
+    RecordsConfig,
+)
+define(
+    "string", "label_property", "GeoJSON: the feature property holding the label.", RecordsConfig
+)
+define(
+    "enum",
+    "polygon_mode",
+    "GeoJSON polygons: every tile they overlap (cover), or their centroid's tile.",
+    RecordsConfig,
+    enum_values=list(POLYGON_MODES),
+)
 define("string", "output", "Output folder or gs://bucket/prefix.", RecordsConfig)
 define("string", "split", "Named split fractions (ignored when the input is split).", RecordsConfig)
 define(
@@ -46,7 +66,7 @@ def main(argv: list[str]) -> int:
     from satx.records.make import make_records
 
     del argv
-    config = config_from_flags(RecordsConfig)
+    config = config_from_flags(RecordsConfig, source=source_config_from_flags())
     manifest = make_records(
         config, command=shlex.join(["python", "-m", "tools.make_records", *sys.argv[1:]])
     )
@@ -59,7 +79,15 @@ def main(argv: list[str]) -> int:
 
 def entry() -> None:
     """Console-script entry point."""
-    run(main, shared.SEED, shared.OVERWRITE, shared.WORKERS, shared.IMAGE_SIZE)
+    run(
+        main,
+        shared.SEED,
+        shared.OVERWRITE,
+        shared.WORKERS,
+        shared.IMAGE_SIZE,
+        shared.ZOOM,
+        *shared.SOURCE_FLAGS,
+    )
 
 
 if __name__ == "__main__":

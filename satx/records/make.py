@@ -31,7 +31,7 @@ from satx.errors import OutputExistsError, RecordsError
 from satx.io import failpoints, secrets, storage
 from satx.io.progress import Progress
 from satx.io.run_record import versions
-from satx.records import schema, sources
+from satx.records import locations, schema, sources
 from satx.records.manifest import (
     MANIFEST_NAME,
     QUARANTINE_NAME,
@@ -64,16 +64,24 @@ def clean_output(out: storage.Store) -> None:
             out.delete(name)
 
 
-def _prepare_output(out: storage.Store, plan: Plan, config: RecordsConfig) -> set[str]:
+def _claim_output(out: storage.Store, config: RecordsConfig) -> None:
+    """Refuse complete records unless --overwrite, which empties what make_records owns.
+
+    Before discovery: fetched tiles of labelled places land under `_progress/` and must outlive
+    the clean-up.
+    """
+    if out.exists(MANIFEST_NAME) and not config.overwrite:
+        raise OutputExistsError(
+            f"{out.url(MANIFEST_NAME)} exists: these records are complete. "
+            "Pass --overwrite to rebuild them, or choose another --output"
+        )
+    if config.overwrite:
+        clean_output(out)
+
+
+def _prepare_output(out: storage.Store, plan: Plan) -> set[str]:
     """Check the output folder and return the names of shards already done by this plan."""
     plan_name = f"{PROGRESS_DIR}/plan.json"
-    if out.exists(MANIFEST_NAME) or config.overwrite:
-        if not config.overwrite:
-            raise OutputExistsError(
-                f"{out.url(MANIFEST_NAME)} exists: these records are complete. "
-                "Pass --overwrite to rebuild them, or choose another --output"
-            )
-        clean_output(out)
     if out.exists(plan_name):
         previous = json.loads(out.read_bytes(plan_name))
         if previous.get("digest") != plan.digest:
@@ -88,6 +96,8 @@ def _prepare_output(out: storage.Store, plan: Plan, config: RecordsConfig) -> se
             out.delete(name)
     done = set()
     for name in out.list(PROGRESS_DIR):
+        if name.count("/") > 1 or name == plan_name:  # fetched tiles, the plan
+            continue
         result = json.loads(out.read_bytes(name))
         if (
             result.get("name")
@@ -213,6 +223,9 @@ def _build_manifest(
             ignored_files=plan.stats["ignored_files"],
             duplicate_images=plan.stats["duplicate_images"],
             listing_sha256=plan.listing_sha256,
+            layout=plan.stats["layout"],
+            tile_source=plan.stats["tile_source"],
+            geometries=plan.stats["geometries"],
         ),
         quarantine=QuarantineSummary(len(quarantined), dict(sorted(reasons.items()))),
         image_changes=dict(sorted(changes.items())),
@@ -229,6 +242,19 @@ def _build_manifest(
         },
     )
     return manifest, quarantined
+
+
+def _discover(config: RecordsConfig, out: storage.Store, scratch: Path) -> sources.Discovery:
+    """What the input holds; labelled places are first fetched from their tile source.
+
+    Fetched tiles go to the tile cache, else under the output's `_progress/` (local outputs:
+    a re-run after a kill fetches nothing twice) or the scratch folder (gs:// outputs).
+    """
+    if not locations.is_locations_input(config.input):
+        return sources.discover(config.input, scratch / "input")
+    if isinstance(out, storage.LocalStore):
+        return locations.discover_locations(config, out.path(f"{PROGRESS_DIR}/tiles"))
+    return locations.discover_locations(config, scratch / "tiles")
 
 
 def make_records(config: RecordsConfig, command: str | None = None) -> Manifest:
@@ -248,8 +274,9 @@ def make_records(config: RecordsConfig, command: str | None = None) -> Manifest:
     counter = _context().Value("q", 0)
     pool = _executor(config.worker_count, counter)
     try:
+        _claim_output(out, config)
         with _gc_paused():
-            discovery = sources.discover(config.input, Path(scratch) / "input")
+            discovery = _discover(config, out, Path(scratch))
             log.info(
                 "found %d tiles (%s layout) in %s",
                 len(discovery.tiles),
@@ -262,7 +289,7 @@ def make_records(config: RecordsConfig, command: str | None = None) -> Manifest:
                 f"{config.input}: no usable tiles (all {len(plan.rejections)} "
                 "were quarantined); see the reasons above"
             )
-        done = _prepare_output(out, plan, config)
+        done = _prepare_output(out, plan)
         todo = [t for t in plan.tasks if t.name not in done]
         if done:
             log.info("resuming: %d of %d shards already written", len(done), len(plan.tasks))

@@ -65,6 +65,10 @@ class InputSummary:
     ignored_files: int
     duplicate_images: int
     listing_sha256: str  # every (source, label, content hash) of the input, order-independent
+    layout: str = ""  # folder, folder_presplit, csv or locations
+    tile_source: str = ""  # labelled places: the source the tiles came from (secrets redacted)
+    # labelled places: per label, how many geometries (or rows) became how many tiles
+    geometries: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -311,6 +311,9 @@ def make_plan(discovery: Discovery, config: RecordsConfig, pool: Executor | None
         "with_geolocation": geolocated,
         "without_geolocation": len(known) - geolocated,
         "duplicate_images": len(known) - len({s.sha256 for s in known}),
+        "layout": discovery.layout,
+        "tile_source": discovery.tile_source,
+        "geometries": discovery.geometries,
     }
     if method == "spatial":
         method = (

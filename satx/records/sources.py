@@ -16,7 +16,7 @@ import logging
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import mercantile
@@ -57,10 +57,12 @@ class MissingTile:
 class Discovery:
     """What an input holds."""
 
-    layout: str  # "folder", "folder_presplit" or "csv"
+    layout: str  # "folder", "folder_presplit", "csv" or "locations"
     tiles: tuple[SourceTile, ...]
     missing: tuple[MissingTile, ...]
     ignored: tuple[str, ...]  # files that are not tiles (other extensions, outside class folders)
+    tile_source: str = ""  # locations: where the tiles were fetched from (secrets redacted)
+    geometries: dict[str, dict[str, int]] = field(default_factory=dict)  # label -> counts
 
 
 def _visible_files(folder: Path) -> list[str]:

@@ -26,10 +26,9 @@ import numpy as np
 import shapely
 
 from satx.errors import InputError
-from satx.geo import MAX_ZOOM
+from satx.geo import MAX_LAT, MAX_ZOOM
 
 _WGS84 = ("CRS84", "EPSG:4326", "EPSG::4326")
-_MAX_LAT = 85.0511287798066  # the web-mercator square's edge
 
 
 def _keys(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -177,7 +176,8 @@ class PolygonArea:
 _ORDER = ((0, 0), (1, 0), (0, 1), (1, 1))  # children in quadkey digit order 0, 1, 2, 3
 
 
-def _check_crs(data: dict, where: str) -> None:
+def check_crs(data: dict, where: str) -> None:
+    """Refuse GeoJSON that declares a CRS other than WGS84."""
     name = ((data.get("crs") or {}).get("properties") or {}).get("name", "")
     if name and not any(name.upper().endswith(w) for w in _WGS84):
         raise InputError(
@@ -211,7 +211,8 @@ def _geometries(data: dict, where: str) -> list[Any]:
     return shapes
 
 
-def _check_coordinates(shapes: list[Any], where: str) -> None:
+def check_coordinates(shapes: list[Any], where: str) -> None:
+    """Refuse coordinates outside lon/lat ranges (a projected CRS) and antimeridian crossings."""
     for i, shape in enumerate(shapes):
         coords = shapely.get_coordinates(shape)
         lon, lat = coords[:, 0], coords[:, 1]
@@ -240,9 +241,9 @@ def load_aoi(path: str, zoom: int) -> PolygonArea:
         data = json.loads(raw)
     except (OSError, json.JSONDecodeError) as err:
         raise InputError(f"--aoi={path}: cannot read GeoJSON ({err})") from err
-    _check_crs(data, path)
+    check_crs(data, path)
     shapes = _geometries(data, path)
-    _check_coordinates(shapes, path)
+    check_coordinates(shapes, path)
     for i, shape in enumerate(shapes):
         if not shape.is_valid:
             raise InputError(
@@ -250,7 +251,7 @@ def load_aoi(path: str, zoom: int) -> PolygonArea:
                 "repair it (e.g. QGIS 'Fix geometries' or shapely.make_valid)"
             )
     geometry = shapely.union_all(shapes)
-    world = shapely.box(-180, -_MAX_LAT, 180, _MAX_LAT)
+    world = shapely.box(-180, -MAX_LAT, 180, MAX_LAT)
     if geometry.is_empty or geometry.intersection(world).area == 0:
         raise InputError(f"{path}: the area is empty within the web-mercator map")
     return PolygonArea(geometry, zoom, name=str(path), digest=hashlib.sha256(raw).hexdigest())
