@@ -1,6 +1,8 @@
-"""A real XYZ tile server on loopback, for `satx.bench fetch` and the tests.
+"""A real tile server on loopback, for `satx.bench fetch` and the tests.
 
-It serves `/{z}/{x}/{y}.jpg` from a folder laid out `{z}/{x}/{y}.jpg` (404 for tiles it lacks),
+It serves a folder laid out `{z}/{x}/{y}.jpg` three ways: XYZ `/{z}/{x}/{y}.jpg`, TMS
+`/tms/{z}/{x}/{y}.jpg` (rows counted from the south) and WMS `/wms?...&BBOX=minx,miny,maxx,maxy`
+(EPSG:3857 bounds of one tile, as a `{bbox}` template sends), 404 for tiles it lacks,
 with optional latency, a required token (`?access_token=` or a header), and scripted faults per
 tile: each request for a tile takes the next fault in its list, then tiles are served normally.
 
@@ -11,6 +13,7 @@ repeats its last fault forever.
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -19,6 +22,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import mercantile
 
 HTML_PAGE = b"<html><body><h1>Quota exceeded</h1><p>Upgrade your plan.</p></body></html>"
 
@@ -31,6 +36,22 @@ class _Server(ThreadingHTTPServer):
         """A client that hung up (a timeout, a killed process) is not the server's error."""
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
+
+
+def _tile_key(path: str, query: dict[str, list[str]]) -> str:
+    """`z/x/y` (XYZ rows) of a request, whichever way it names the tile."""
+    path = path.strip("/").removesuffix(".jpg")
+    if path.startswith("tms/"):
+        z, x, row = (int(v) for v in path[4:].split("/"))
+        return f"{z}/{x}/{2**z - 1 - row}"
+    if path == "wms":
+        bounds = {k.lower(): v for k, v in query.items()}.get("bbox", [""])[0]
+        minx, miny, maxx, maxy = (float(v) for v in bounds.split(","))
+        z = round(math.log2(2 * 20037508.342789244 / (maxx - minx)))
+        lon, lat = mercantile.lnglat((minx + maxx) / 2, (miny + maxy) / 2)
+        t = mercantile.tile(lon, lat, z)
+        return f"{t.z}/{t.x}/{t.y}"
+    return path
 
 
 class TileServer:
@@ -75,6 +96,19 @@ class TileServer:
         """`http://127.0.0.1:PORT/{z}/{x}/{y}.jpg`."""
         return f"http://127.0.0.1:{self.port}/{{z}}/{{x}}/{{y}}.jpg"
 
+    @property
+    def tms_template(self) -> str:
+        """The same tiles with TMS rows: `.../tms/{z}/{x}/{-y}.jpg`."""
+        return f"http://127.0.0.1:{self.port}/tms/{{z}}/{{x}}/{{-y}}.jpg"
+
+    @property
+    def wms_template(self) -> str:
+        """The same tiles as WMS GetMap requests in EPSG:3857."""
+        return (
+            f"http://127.0.0.1:{self.port}/wms?SERVICE=WMS&REQUEST=GetMap&LAYERS=t&"
+            "CRS=EPSG:3857&WIDTH=256&HEIGHT=256&FORMAT=image/jpeg&BBOX={bbox}"
+        )
+
     def _next_fault(self, key: str) -> str:
         with self._lock:
             self.requests[key] += 1
@@ -93,7 +127,7 @@ class TileServer:
         parts = urllib.parse.urlsplit(path)
         if not self._authorised(urllib.parse.parse_qs(parts.query), headers):
             return 401, {}, b"unauthorised"
-        key = parts.path.strip("/").removesuffix(".jpg")
+        key = _tile_key(parts.path, urllib.parse.parse_qs(parts.query))
         fault = self._next_fault(key)
         if self.latency_s:
             time.sleep(self.latency_s)

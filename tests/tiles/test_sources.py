@@ -60,6 +60,8 @@ def test_every_source_gives_the_same_bytes(folder, tmp_path, gcs):
         specs = [
             str(root),
             server.template,
+            server.tms_template,
+            server.wms_template,
             str(tmp_path / "t.mbtiles"),
             str(tmp_path / "v.mbtiles"),
             str(tmp_path / "t.pmtiles"),
