@@ -21,6 +21,10 @@ define(
 )
 define("integer", "predict_batch_size", "predict: batch size.", BenchConfig)
 define("integer", "predict_tiles", "predict: tiles scored per backbone.", BenchConfig)
+define("float", "fetch_latency_ms", "fetch: latency the tile server adds per request.", BenchConfig)
+_FETCH_THREADS = define(
+    "list", "fetch_thread_counts", "fetch: concurrent requests to measure with.", BenchConfig
+)
 define(
     "integer",
     "repeats",
@@ -31,7 +35,7 @@ _JSON = define("string", "json_out", "Write the results as JSON here.", default=
 _RECORDS = define("string", "records", "tune_memory: records folder.", default=None)
 _TRIALS = define("integer", "trials", "tune_memory: trials in the search.", default=20)
 
-USAGE = "usage: python -m satx.bench input|records|train|predict|all|tune_memory [--flags]"
+USAGE = "usage: python -m satx.bench input|records|train|predict|fetch|all|tune_memory [--flags]"
 
 
 def _tune_memory() -> dict:
@@ -71,7 +75,11 @@ def main(argv: list[str]) -> int:
     if argv[1] == "tune_memory":
         result = _tune_memory()
     else:
-        settings = config_from_flags(BenchConfig, {"backbones": "backbone"})
+        settings = config_from_flags(
+            BenchConfig,
+            {"backbones": "backbone"},
+            fetch_thread_counts=tuple(int(v) for v in _FETCH_THREADS.value),
+        )
         modes = MODES if argv[1] == "all" else (argv[1],)
         result = run_bench(modes, settings)
         print(format_report(result))

@@ -1,6 +1,7 @@
 """Run benchmark modes on one set of tiles: `run_bench(modes, config)`, and the report.
 
     python -m satx.bench all                       # generated 256x256 tiles, a few minutes
+    python -m satx.bench fetch --fetch_latency_ms=50  # HTTP tile fetching, loopback server
     python -m satx.bench all --data=../shared/data/eurosat --image_size=64 --json_out=b.json
 
 Every mode returns one JSON object (rates in tiles/s or images/s, ratios computed from those
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from satx.bench import input as bench_input
+from satx.bench.fetch import bench_fetch, format_fetch
 from satx.bench.predict import bench_predict, format_predict_table
 from satx.bench.records import bench_records, records_ratio
 from satx.bench.train import bench_train, format_table
@@ -26,7 +28,7 @@ from satx.models import backbones
 
 log = logging.getLogger(__name__)
 
-MODES = ("input", "records", "train", "predict")
+MODES = ("input", "records", "train", "predict", "fetch")
 
 
 def backbone_names(config: BenchConfig) -> tuple[str, ...]:
@@ -110,6 +112,10 @@ def run_bench(modes: tuple[str, ...], s: BenchConfig) -> dict[str, Any]:
             out["train"] = _train_rows(records, s)
         if "predict" in modes:
             out["predict"] = _predict_rows(folder, s, work)
+        if "fetch" in modes:
+            name = backbone_names(s)[0]
+            size = 0 if not s.data else _model_size(name, s.image_size)
+            out["fetch"] = bench_fetch(bench_input.tile_files(folder), s, name, size)
     return out
 
 
@@ -151,4 +157,6 @@ def format_report(result: dict[str, Any]) -> str:
         parts.append(
             "prediction (tiles/s):\n" + format_predict_table(list(result["predict"].values()))
         )
+    if "fetch" in result:
+        parts.append(format_fetch(result["fetch"]))
     return "\n\n".join(parts)

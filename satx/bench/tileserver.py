@@ -14,6 +14,7 @@ repeats its last fault forever.
 from __future__ import annotations
 
 import math
+import subprocess
 import sys
 import threading
 import time
@@ -151,6 +152,10 @@ class TileServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive: clients pool their connections
+            # Headers and body go out in two writes: with Nagle's algorithm the body waits for
+            # the client's delayed ACK, 40 ms per tile (measured: 32 threads fetched 340
+            # tiles/s with 50 ms latency, 720 with 0 ms; ~610 and ~1,300 after).
+            disable_nagle_algorithm = True
 
             def do_GET(self) -> None:
                 status, headers, body = server._answer(self.path, self.headers)
@@ -177,3 +182,44 @@ class TileServer:
         assert self._server is not None
         self._server.shutdown()
         self._server.server_close()
+
+
+class TileServerProcess:
+    """A `TileServer` in its own process (its own interpreter lock), as a real service is.
+
+    `with TileServerProcess(folder, latency_s=0.05) as server:` gives `server.template`.
+    """
+
+    def __init__(self, folder: str | Path, latency_s: float = 0.0):
+        self.folder, self.latency_s = str(folder), latency_s
+        self._proc: subprocess.Popen | None = None
+        self.template = ""
+
+    def __enter__(self) -> TileServerProcess:
+        code = (
+            "import sys, time\n"
+            "from satx.bench.tileserver import TileServer\n"
+            "with TileServer(sys.argv[1], latency_s=float(sys.argv[2])) as s:\n"
+            "    print(s.template, flush=True)\n"
+            "    sys.stdin.read()\n"  # until the parent closes stdin (or dies)
+        )
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", code, self.folder, str(self.latency_s)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        self.template = self._proc.stdout.readline().strip()
+        if not self.template:
+            raise RuntimeError("the tile server process did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        self._proc.stdin.close()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()

@@ -349,4 +349,6 @@ class BenchConfig(Config):
     train_seconds: float = 2.0  # train mode: ... and at least this long
     predict_batch_size: int = 32
     predict_tiles: int = 512  # tiles scored per backbone in the predict mode
+    fetch_thread_counts: tuple[int, ...] = (32, 128)  # fetch mode: concurrent requests tried
+    fetch_latency_ms: float = 50.0  # fetch mode: latency the tile server adds to each answer
     repeats: int = 3  # alternating measurements behind each headline ratio (medians reported)

@@ -16,6 +16,7 @@ TINY = BenchConfig(
     steps=2,
     predict_batch_size=16,
     predict_tiles=40,
+    fetch_thread_counts=(4, 16),
     repeats=2,
     train_seconds=0.1,
 )
@@ -26,7 +27,7 @@ def _ratio(result, num, den, key):
 
 
 def test_every_mode_reports_positive_consistent_rates(tmp_path):
-    result = run_bench(("input", "records", "train", "predict"), TINY)
+    result = run_bench(("input", "records", "train", "predict", "fetch"), TINY)
     json.dumps(result)  # what --json_out writes
     i = result["input"]
     for key in (
@@ -87,8 +88,15 @@ def test_every_mode_reports_positive_consistent_rates(tmp_path):
     assert p["tiles"] == 40 and p["steady_tiles_per_s"] > 0 and p["model_only_tiles_per_s"] > 0
     _ratio(p, "steady_tiles_per_s", "model_only_tiles_per_s", "steady_over_model_only")
     assert p["projected_seconds"] == pytest.approx(50_800_000 / p["steady_tiles_per_s"], rel=0.01)
+    f = result["fetch"]
+    assert f["tiles"] == 96 and f["folder_read_tiles_per_s"] > 0
+    for n, row in f["by_threads"].items():
+        _ratio(row, "http_latency_tiles_per_s", "http_0ms_tiles_per_s", "latency_over_0ms")
+        # 50 ms a request: N threads cannot beat N / 0.05 s (within the timer's noise)
+        assert row["http_latency_tiles_per_s"] <= row["cap_threads_over_latency"] * 1.05, n
+    _ratio(f, "predict_http_tiles_per_s", "predict_folder_tiles_per_s", "predict_http_over_folder")
     report = format_report(result)
-    for words in ("decode limit", "make_records", "training", "prediction"):
+    for words in ("decode limit", "make_records", "training", "prediction", "HTTP tile fetching"):
         assert words in report
 
 
@@ -105,12 +113,13 @@ def test_cli_all_writes_one_json_object_per_mode(tmp_path):
         "--train_seconds=0.1",
         "--repeats=1",
         "--predict_tiles=16",
+        "--fetch_thread_counts=8",
         f"--json_out={out}",
         env={"SATX_BACKBONE_MODULES": "tests.tiny_backbone"},
         check=True,
     )
     result = json.loads(out.read_text())
-    assert {"input", "records", "train", "predict", "settings", "versions"} <= set(result)
+    assert {"input", "records", "train", "predict", "fetch", "settings"} <= set(result)
     assert "satx streaming" in proc.stdout
     bad = cli("satx.bench", "nonsense")
     assert bad.returncode == 2 and "usage" in bad.stderr
