@@ -32,6 +32,7 @@ def _input_only_rate(folder: str, size: int, batch_size: int) -> float:
     source = open_input(folder)
     start = time.perf_counter()
     chunk = source.read(0, len(source))
+    source.close()
     for _ in decoded_batches(chunk, readable(chunk), size, batch_size):
         pass
     return len(source) / (time.perf_counter() - start)

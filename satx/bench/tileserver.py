@@ -6,9 +6,9 @@ It serves a folder laid out `{z}/{x}/{y}.jpg` three ways: XYZ `/{z}/{x}/{y}.jpg`
 with optional latency, a required token (`?access_token=` or a header), and scripted faults per
 tile: each request for a tile takes the next fault in its list, then tiles are served normally.
 
-Faults: `500`; `429` (with `Retry-After: 1`); `slow` (answers after `slow_s`, past a client's
-timeout); `404`; `html` (status 200 with an HTML quota page). A fault list ending in `*`
-repeats its last fault forever.
+Faults: `500`; `429` (with `Retry-After: 1`); `302` (back to the same URL); `slow` (answers
+after `slow_s`, past a client's timeout); `404`; `html` (status 200 with an HTML quota page).
+A fault list ending in `*` repeats its last fault forever.
 """
 
 from __future__ import annotations
@@ -136,6 +136,8 @@ class TileServer:
             return 500, {}, b"server error"
         if fault == "429":
             return 429, {"Retry-After": "1"}, b"slow down"
+        if fault == "302":  # to the same place: the next request meets the next fault
+            return 302, {"Location": path}, b""
         if fault == "slow":
             time.sleep(self.slow_s)
         if fault == "404":

@@ -87,6 +87,7 @@ def _config() -> PredictConfig:
 def main(argv: list[str]) -> int:
     """Predict, then print where the results are and the throughput."""
     load_tensorflow()
+    from satx.io import secrets
     from satx.predict.run import dry_run, predict
 
     del argv
@@ -97,7 +98,8 @@ def main(argv: list[str]) -> int:
         zoom = f" at zoom {config.zoom}" if config.zoom else ""
         print(f"{d['tiles']:,} tiles{zoom}: {where}")
         if config.source.tiles:
-            print(f"tile source: {d['input']['tiles']}")
+            shown = d["input"].get("tiles") or secrets.redact_url(config.source.tiles)
+            print(f"tile source: {shown}")
         print(
             f"model {d['model']}: {d['model_tiles_per_s']} tiles/s here on {d['devices']} "
             f"device(s), model alone -> {d['projected_human']} for these tiles, before reading "

@@ -96,7 +96,9 @@ class HttpTiles:
             block=True,
             headers={"User-Agent": f"satx/{satx.__version__}", **headers},
             timeout=urllib3.Timeout(connect=config.fetch_timeout, read=config.fetch_timeout),
-            retries=False,
+            # redirects are followed (a service may move http -> https or to a CDN); every
+            # other retry is ours, below, so that each attempt passes the rate limiter
+            retries=Retry(total=None, connect=0, read=0, redirect=5, status=0, other=0),
         )
         self.limiter = RateLimiter(config.max_rps)
         self.counts: Counter[str] = Counter()  # requests, retries, by outcome
@@ -117,7 +119,10 @@ class HttpTiles:
             self._count("requests")
             failpoints.hit("fetch.request")
             try:
-                response = self.pool.request("GET", url, preload_content=True, redirect=True)
+                try:
+                    response = self.pool.request("GET", url, preload_content=True)
+                except MaxRetryError as wrapped:  # urllib3 wraps the error it gave up on
+                    raise (wrapped.reason or wrapped) from None
             except HTTPError as err:  # timeouts, refused or reset connections
                 try:
                     retry = retry.increment("GET", url, error=err)

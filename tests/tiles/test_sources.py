@@ -84,6 +84,7 @@ def test_http_retries_faults_and_reports_what_it_cannot_fetch(folder):
         key[3]: ["html", "*"],  # a quota page with status 200, every time
         key[4]: ["500", "*"],  # never recovers
         key[5]: ["404"],  # no imagery
+        key[6]: ["302", "302"],  # redirected twice, then served
     }
     with TileServer(root, faults=faults, slow_s=1.5) as server:
         start = time.monotonic()
@@ -93,6 +94,7 @@ def test_http_retries_faults_and_reports_what_it_cannot_fetch(folder):
     for i in (0, 1, 2, *range(6, len(TILES))):
         assert data[i] == expected[TILES[i]] and i not in errors, i
     assert requests[key[0]] == 3 and requests[key[1]] == 2 and requests[key[2]] == 2
+    assert requests[key[6]] == 3
     assert elapsed >= 1.0  # Retry-After was honoured
     assert errors[3][0] == "not_an_image" and "text/html" in errors[3][1]
     assert requests[key[3]] == 1  # a 200 is not retried
