@@ -10,7 +10,7 @@ import pytest
 from satx import geo
 from satx.records import verify
 from satx.records.make import make_records
-from tests.helpers import read_all, shared_data
+from tests.helpers import read_all, shard_digests, shared_data
 
 EUROSAT_COUNTS = {  # ../shared/data/README.md
     "AnnualCrop": 3000,
@@ -75,6 +75,46 @@ def test_xyz_tiles_real_names_and_lying_extensions(records_config, tmp_path):
         if tile.z == 17:  # the README places the zoom-17 tiles in Portugal
             assert -10 < ex.geolocation.lon < -6 and 36 < ex.geolocation.lat < 43
         assert ex.encoded == Path(ex.source_id).read_bytes()
+
+
+@pytest.mark.realdata
+def test_real_tiles_through_a_tile_service_and_pmtiles_from_labelled_points(tmp_path):
+    from satx.bench.tileserver import TileServer
+    from satx.config import RecordsConfig, SourceConfig
+    from tests.helpers import write_pmtiles
+
+    root = shared_data("xyz-tiles")
+    labels = np.load(root / "labels-cl.npz")
+    served, rows = {}, ["lon,lat,label"]
+    for tile_id in sorted(labels.files):  # zoom 17; one labelled id has no image
+        x, y, z = (int(v) for v in tile_id.split("-"))
+        tile = mercantile.Tile(x, y, z)
+        if (root / f"{tile_id}.jpg").exists():
+            served[tile] = (root / f"{tile_id}.jpg").read_bytes()
+            target = tmp_path / "xyz" / f"{z}/{x}/{y}.jpg"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(served[tile])
+        w, s, e, n = mercantile.bounds(tile)
+        label = "building" if labels[tile_id][2] else "other"
+        rows.append(f"{(w + e) / 2},{(s + n) / 2},{label}")
+    (tmp_path / "points.csv").write_text("\n".join(rows) + "\n")
+    write_pmtiles(tmp_path / "real.pmtiles", served)
+    with TileServer(tmp_path / "xyz") as server:
+        for name, tiles in (("http", server.template), ("pmtiles", str(tmp_path / "real.pmtiles"))):
+            config = RecordsConfig(
+                input=str(tmp_path / "points.csv"),
+                output=str(tmp_path / name),
+                zoom=17,
+                source=SourceConfig(tiles=tiles),
+                split="train:1",
+                min_shards=1,
+            )
+            manifest = make_records(config)
+            assert manifest.records == 8 and manifest.quarantine.reasons == {"no_imagery": 1}
+            for _, ex in read_all(tmp_path / name)[1]:
+                assert ex.encoded == served[ex.tile]  # real 256 px JPEGs, stored as served
+                assert -10 < ex.geolocation.lon < -6 and 36 < ex.geolocation.lat < 43
+    assert shard_digests(tmp_path / "http") == shard_digests(tmp_path / "pmtiles")
 
 
 def _eurosat_subset(records_config, tmp_path, per_class):
