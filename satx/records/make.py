@@ -64,7 +64,7 @@ def clean_output(out: storage.Store) -> None:
             out.delete(name)
 
 
-def _claim_output(out: storage.Store, config: RecordsConfig) -> None:
+def claim_output(out: storage.Store, config: RecordsConfig) -> None:
     """Refuse complete records unless --overwrite, which empties what make_records owns.
 
     Before discovery: fetched tiles of labelled places land under `_progress/` and must outlive
@@ -79,7 +79,7 @@ def _claim_output(out: storage.Store, config: RecordsConfig) -> None:
         clean_output(out)
 
 
-def _prepare_output(out: storage.Store, plan: Plan) -> set[str]:
+def prepare_output(out: storage.Store, plan: Plan) -> set[str]:
     """Check the output folder and return the names of shards already done by this plan."""
     plan_name = f"{PROGRESS_DIR}/plan.json"
     if out.exists(plan_name):
@@ -244,7 +244,33 @@ def _build_manifest(
     return manifest, quarantined
 
 
-def _discover(config: RecordsConfig, out: storage.Store, scratch: Path) -> sources.Discovery:
+def finish_records(
+    out: storage.Store,
+    plan: Plan,
+    config: RecordsConfig,
+    phases: dict[str, float],
+    command: str | None,
+) -> Manifest:
+    """Every shard is written: the quarantine list, then `manifest.json` (last), then clean up.
+
+    The shards' results are read back from `_progress/` in plan order, whichever run (or
+    engine) wrote them.
+    """
+    finishing = time.monotonic()
+    results = [json.loads(out.read_bytes(f"{PROGRESS_DIR}/{t.name}.json")) for t in plan.tasks]
+    phases = {**phases, "finish": time.monotonic() - finishing}
+    manifest, quarantined = _build_manifest(plan, results, config, phases, command)
+    lines = "".join(secrets.scrub(json.dumps(q, sort_keys=True)) + "\n" for q in quarantined)
+    out.write_bytes(QUARANTINE_NAME, lines.encode())
+    out.write_bytes(MANIFEST_NAME, manifest.to_json())
+    for name in out.list(PROGRESS_DIR):
+        out.delete(name)
+    if isinstance(out, storage.LocalStore):
+        shutil.rmtree(out.path(PROGRESS_DIR), ignore_errors=True)
+    return manifest
+
+
+def discover(config: RecordsConfig, out: storage.Store, scratch: Path) -> sources.Discovery:
     """What the input holds; labelled places are first fetched from their tile source.
 
     Fetched tiles go to the tile cache, else under the output's `_progress/` (local outputs:
@@ -274,9 +300,9 @@ def make_records(config: RecordsConfig, command: str | None = None) -> Manifest:
     counter = _context().Value("q", 0)
     pool = _executor(config.worker_count, counter)
     try:
-        _claim_output(out, config)
+        claim_output(out, config)
         with _gc_paused():
-            discovery = _discover(config, out, Path(scratch))
+            discovery = discover(config, out, Path(scratch))
             log.info(
                 "found %d tiles (%s layout) in %s",
                 len(discovery.tiles),
@@ -289,7 +315,7 @@ def make_records(config: RecordsConfig, command: str | None = None) -> Manifest:
                 f"{config.input}: no usable tiles (all {len(plan.rejections)} "
                 "were quarantined); see the reasons above"
             )
-        done = _prepare_output(out, plan)
+        done = prepare_output(out, plan)
         todo = [t for t in plan.tasks if t.name not in done]
         if done:
             log.info("resuming: %d of %d shards already written", len(done), len(plan.tasks))
@@ -304,26 +330,9 @@ def make_records(config: RecordsConfig, command: str | None = None) -> Manifest:
         planned = time.monotonic()
         _run_tasks(todo, settings, out, pool, counter)
         written = time.monotonic()
-        results = [json.loads(out.read_bytes(f"{PROGRESS_DIR}/{t.name}.json")) for t in plan.tasks]
-        manifest, quarantined = _build_manifest(
-            plan,
-            results,
-            config,
-            # plan = start-up, discovery, hashing, splits; write = validate, encode, write shards
-            {
-                "plan": planned - start,
-                "write": written - planned,
-                "finish": time.monotonic() - written,
-            },
-            command,
-        )
-        lines = "".join(secrets.scrub(json.dumps(q, sort_keys=True)) + "\n" for q in quarantined)
-        out.write_bytes(QUARANTINE_NAME, lines.encode())
-        out.write_bytes(MANIFEST_NAME, manifest.to_json())
-        for name in out.list(PROGRESS_DIR):
-            out.delete(name)
-        if isinstance(out, storage.LocalStore):
-            shutil.rmtree(out.path(PROGRESS_DIR), ignore_errors=True)
+        # plan = start-up, discovery, hashing, splits; write = validate, encode, write shards
+        phases = {"plan": planned - start, "write": written - planned}
+        manifest = finish_records(out, plan, config, phases, command)
         return manifest
     finally:
         pool.shutdown(cancel_futures=True)

@@ -122,6 +122,18 @@ def _hash_chunks(chunks: list[list[str]], pool: Executor) -> list[list[tuple[str
     return [done[i] if i in done else futures[i].result() for i in range(len(chunks))]
 
 
+def scanned(
+    tiles: list[SourceTile], hashed: list[tuple[str, int] | str]
+) -> list[_Scanned | Rejection]:
+    """Each tile's scan result from `hash_files` (a Rejection when it could not be read)."""
+    return [
+        _Scanned(tile, *h)
+        if isinstance(h, tuple)
+        else Rejection(tile.source_id, tile.label_text, "unreadable", f"cannot read: {h}")
+        for tile, h in zip(tiles, hashed, strict=True)
+    ]
+
+
 def scan(tiles: tuple[SourceTile, ...], pool: Executor | None = None) -> list[_Scanned | Rejection]:
     """Hash every input file, in `pool` (make_records' worker processes) or in threads."""
     # One task per chunk: a pool task costs ~25 us (threads) or a pickle round trip (processes).
@@ -132,12 +144,7 @@ def scan(tiles: tuple[SourceTile, ...], pool: Executor | None = None) -> list[_S
         if pool is None:
             pool = stack.enter_context(ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2)))
         hashed = [h for chunk in _hash_chunks(chunks, pool) for h in chunk]
-    return [
-        _Scanned(tile, *h)
-        if isinstance(h, tuple)
-        else Rejection(tile.source_id, tile.label_text, "unreadable", f"cannot read: {h}")
-        for tile, h in zip(tiles, hashed, strict=True)
-    ]
+    return scanned(list(tiles), hashed)
 
 
 def _peek_size(location: str) -> tuple[int, int] | None:
@@ -278,11 +285,21 @@ def listing_hash(scanned: list[_Scanned]) -> str:
 
 def make_plan(discovery: Discovery, config: RecordsConfig, pool: Executor | None = None) -> Plan:
     """Hash inputs (in `pool` if given), quarantine what cannot be used, split and shard."""
+    return plan_from_scan(discovery, scan(discovery.tiles, pool), config)
+
+
+def plan_from_scan(
+    discovery: Discovery, results: list[_Scanned | Rejection], config: RecordsConfig
+) -> Plan:
+    """The plan from every tile's scan result, in discovery order.
+
+    Split from `make_plan` so that the Beam engine can scan in a pipeline stage of its own.
+    """
     rejections = [
         Rejection(m.source_id, m.label_text, m.reason, m.detail) for m in discovery.missing
     ]
     scanned = []
-    for result in scan(discovery.tiles, pool):
+    for result in results:
         (rejections if isinstance(result, Rejection) else scanned).append(result)
     all_scanned = list(scanned)
     class_names = _class_names(discovery, config)
