@@ -28,6 +28,7 @@ from satx.config.base import (
     parse_split_spec,
 )
 from satx.config.runs import (
+    ENGINES,
     NO_AUGMENT,
     POLYGON_MODES,
     AugmentConfig,
@@ -50,6 +51,7 @@ __all__ = [
     "EXPORT_BEST_ON",
     "NO_AUGMENT",
     "OPTIMIZERS",
+    "ENGINES",
     "POLYGON_MODES",
     "PRECISIONS",
     "PREDICT_FORMATS",

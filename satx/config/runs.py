@@ -28,6 +28,7 @@ from satx.config.base import (
 from satx.errors import InputError
 
 POLYGON_MODES = ("cover", "centroid")
+ENGINES = ("local", "beam")
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,13 @@ class RecordsConfig(Config):
     zoom: int = 0
     label_property: str = "label"
     polygon_mode: str = "cover"  # cover: every tile a polygon overlaps; centroid: one tile
+    engine: str = "local"  # beam: the same work as Apache Beam pipeline stages
+    beam_options: str = ""  # Beam's own pipeline options, e.g. "--runner=DataflowRunner ..."
 
     def __post_init__(self) -> None:
         problems = []
         one_of(problems, "polygon_mode", self.polygon_mode, POLYGON_MODES)
+        one_of(problems, "engine", self.engine, ENGINES)
         if not self.input:
             problems.append("--input is required (folder, CSV file, or gs:// prefix)")
         if not self.output:

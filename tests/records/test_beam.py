@@ -1,0 +1,89 @@
+"""make_records on Apache Beam equals the local engine: shards byte for byte, the same
+quarantine and manifest; in one process and with 2 worker processes; gs:// in and out; a tile
+service; kill -9 of the driver, then a re-run."""
+
+import json
+import signal
+
+import mercantile
+import pytest
+
+from satx.bench.tileserver import TileServer
+from satx.config import SourceConfig
+from satx.records.make import make_records
+from tests.conftest import GCS_BUCKET
+from tests.helpers import cli, records_cmd, shard_digests, xyz_folder
+from tests.io.test_gcs import download_tree, upload_tree
+from tests.records.test_make import _bad_tiles
+
+pytest.importorskip("apache_beam", reason="the Beam engine needs the satx[beam] extra")
+from satx.records.beam import make_records_beam
+
+TWO_PROCESSES = "--direct_num_workers=2 --direct_running_mode=multi_processing"
+
+
+def _same_result(a, b):
+    assert shard_digests(a) == shard_digests(b)
+    assert (a / "quarantine.jsonl").read_text() == (b / "quarantine.jsonl").read_text()
+    ma, mb = (json.loads((f / "manifest.json").read_text()) for f in (a, b))
+    assert (
+        ma.pop("run")["config"]["engine"] == "local" and mb.pop("run")["config"]["engine"] == "beam"
+    )
+    assert ma == mb
+
+
+@pytest.mark.parametrize("options", ["", TWO_PROCESSES], ids=["in_process", "two_processes"])
+def test_beam_equals_local_with_bad_tiles(tmp_path, records_config, options):
+    _bad_tiles(tmp_path / "in")
+    make_records(records_config(tmp_path / "in", tmp_path / "local"))
+    config = records_config(tmp_path / "in", tmp_path / "beam", engine="beam", beam_options=options)
+    manifest = make_records_beam(config)
+    assert manifest.quarantine.count == 4
+    _same_result(tmp_path / "local", tmp_path / "beam")
+    assert not (tmp_path / "beam" / "_progress").exists()
+
+
+def test_beam_reads_and_writes_gcs(sample_tiles, records_config, tmp_path, gcs):
+    make_records(records_config(sample_tiles, tmp_path / "local"))
+    upload_tree(sample_tiles, f"gs://{GCS_BUCKET}/beam/in")
+    url = f"gs://{GCS_BUCKET}/beam/out"
+    make_records_beam(records_config(f"gs://{GCS_BUCKET}/beam/in", url, engine="beam"))
+    download_tree(url, tmp_path / "from_gcs")
+    assert shard_digests(tmp_path / "from_gcs") == shard_digests(tmp_path / "local")
+
+
+def test_beam_fetches_places_from_a_tile_service(tmp_path, records_config):
+    tiles = [mercantile.Tile(77128 + i % 5, 127700 + i // 5, 18) for i in range(20)]
+    xyz_folder(tmp_path / "xyz", tiles)
+    rows = "".join(
+        f"{t.z},{t.x},{t.y},{'school' if i % 3 else 'not_school'}\n" for i, t in enumerate(tiles)
+    )
+    (tmp_path / "places.csv").write_text("z,x,y,label\n" + rows + "18,1,1,school\n")  # no imagery
+    with TileServer(tmp_path / "xyz") as server:
+        for engine, out in (("local", "local"), ("beam", "beam")):
+            config = records_config(
+                tmp_path / "places.csv",
+                tmp_path / out,
+                zoom=18,
+                source=SourceConfig(tiles=server.template),
+                engine=engine,
+            )
+            (make_records_beam if engine == "beam" else make_records)(config)
+    _same_result(tmp_path / "local", tmp_path / "beam")
+    assert "no_imagery" in (tmp_path / "beam" / "quarantine.jsonl").read_text()
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_driver_then_rerun(sample_tiles, tmp_path):
+    cli(*records_cmd(sample_tiles, tmp_path / "local"), check=True)
+    out = tmp_path / "beam"
+    args = records_cmd(sample_tiles, out, "--engine=beam")
+    killed = cli(*args, env={"SATX_FAILPOINTS": "make_records.after_shard:3"})
+    assert killed.returncode == -signal.SIGKILL
+    assert (
+        len(list(out.glob("_progress/*.tfrecord.json"))) >= 2
+        and not (out / "manifest.json").exists()
+    )
+    cli(*args, check=True)
+    assert shard_digests(out) == shard_digests(tmp_path / "local")
+    assert not list(out.glob(".*tmp*"))
