@@ -19,6 +19,7 @@ import logging
 import math
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -134,18 +135,16 @@ def _setup(config: PredictConfig) -> tuple[Scorer, TileInput, list[str]]:
     return scorer, source, _class_names(scorer, config)
 
 
-def _finish_chunk(
+def write_chunk(
     k: int,
     chunk: ChunkData,
-    scorer: Scorer,
+    probs: np.ndarray,
     labeller: Labeller,
     out: PredictionOutput,
     config: PredictConfig,
-    progress: Progress,
+    seconds: float,
 ) -> None:
-    """Score one chunk and write its parts and done marker."""
-    started = time.monotonic()
-    probs = score_chunk(scorer, chunk, len(labeller.class_names), config.batch_size, progress)
+    """Write one scored chunk's parts and its done marker."""
     texts, kept = _chunk_texts(chunk, probs, labeller, config)
     stats = {
         "tiles": len(chunk.tiles),
@@ -153,10 +152,58 @@ def _finish_chunk(
         "errors": len(chunk.errors),
         "missing": sum(reason == "missing" for reason, _ in chunk.errors.values()),
         "kept": kept,
-        "seconds": round(time.monotonic() - started, 3),
+        "seconds": round(seconds, 3),
     }
     listed = {i: e for i, e in chunk.errors.items() if config.list_missing or e[0] != "missing"}
     out.write_chunk(k, texts, format_errors(chunk.tiles, listed), stats)
+
+
+@dataclass
+class Run:
+    """A prediction run's output claimed and its remaining chunks known (either engine)."""
+
+    labeller: Labeller
+    out: PredictionOutput
+    fingerprint: dict[str, Any]
+    total: int
+    chunk_size: int
+    chunks: int
+    todo: list[int]
+    done: set[int]
+
+    @property
+    def remaining(self) -> int:
+        """Tiles in the chunks still to do."""
+        return sum(min(self.chunk_size, self.total - k * self.chunk_size) for k in self.todo)
+
+    def span(self, k: int) -> tuple[int, int]:
+        """The input positions of chunk k."""
+        return k * self.chunk_size, min(self.total, (k + 1) * self.chunk_size)
+
+
+def begin(config: PredictConfig, scorer: Scorer, source: TileInput, class_names: list[str]) -> Run:
+    """Claim (or resume) the output folder and list the chunks still to do."""
+    labeller = Labeller.make(class_names, config.positive_class, config.threshold)
+    out = PredictionOutput(config.output, config.formats, tuple(class_names))
+    fingerprint = source.fingerprint()
+    identity = {**config.identity(), "model": str(scorer.path), "class_names": class_names}
+    out.start({**identity, "input": fingerprint}, config.overwrite)
+    total = len(source)
+    chunks = math.ceil(total / config.chunk_size)
+    done = out.done_chunks()
+    todo = [k for k in range(chunks) if k not in done]
+    if done:
+        log.info("resuming: %d of %d chunks already done, %d to go", len(done), chunks, len(todo))
+    log.info(
+        "predicting %d tiles (%s) in %d chunks of %d with %s on %d device(s)",
+        total,
+        fingerprint["kind"],
+        chunks,
+        config.chunk_size,
+        scorer.path,
+        scorer.replicas,
+    )
+    return Run(labeller, out, fingerprint, total, config.chunk_size, chunks, todo, done)
 
 
 def predict(config: PredictConfig, command: str | None = None) -> dict[str, Any]:
@@ -175,63 +222,42 @@ def _predict(
     source: TileInput,
     class_names: list[str],
 ) -> dict[str, Any]:
-    labeller = Labeller.make(class_names, config.positive_class, config.threshold)
-    out = PredictionOutput(config.output, config.formats, tuple(class_names))
-    fingerprint = source.fingerprint()
-    identity = {**config.identity(), "model": str(scorer.path), "class_names": class_names}
-    out.start({**identity, "input": fingerprint}, config.overwrite)
-    total, size = len(source), config.chunk_size
-    chunks = math.ceil(total / size)
-    done = out.done_chunks()
-    todo = [k for k in range(chunks) if k not in done]
-    if done:
-        log.info("resuming: %d of %d chunks already done, %d to go", len(done), chunks, len(todo))
-    remaining = sum(min(size, total - k * size) for k in todo)
-    progress = Progress("predict", remaining)
-    log.info(
-        "predicting %d tiles (%s) in %d chunks of %d with %s on %d device(s)",
-        total,
-        fingerprint["kind"],
-        chunks,
-        size,
-        scorer.path,
-        scorer.replicas,
-    )
+    run = begin(config, scorer, source, class_names)
+    todo, num_classes = run.todo, len(class_names)
+    progress = Progress("predict", run.remaining)
     with ThreadPoolExecutor(max_workers=1) as reader:
 
         def read(k: int) -> Future:
-            return reader.submit(source.read, k * size, min(total, (k + 1) * size))
+            return reader.submit(source.read, *run.span(k))
 
         pending = read(todo[0]) if todo else None
         for n, k in enumerate(todo):
             chunk = pending.result()
             if n + 1 < len(todo):  # read the next chunk while this one is scored
                 pending = read(todo[n + 1])
-            _finish_chunk(k, chunk, scorer, labeller, out, config, progress)
+            started = time.monotonic()
+            probs = score_chunk(scorer, chunk, num_classes, config.batch_size, progress)
+            write_chunk(k, chunk, probs, run.labeller, run.out, config, time.monotonic() - started)
             failpoints.hit("predict.chunk_done")
-            out.write_progress(
+            run.out.write_progress(
                 {
-                    "chunks": chunks,
-                    "chunks_done": len(done) + n + 1,
-                    "tiles": total,
+                    "chunks": run.chunks,
+                    "chunks_done": len(run.done) + n + 1,
+                    "tiles": run.total,
                     "line": progress.line(),
                 }
             )
     progress.finish()
-    return _summarise(config, out, chunks, progress, scorer, fingerprint, command)
+    return summarise(config, run, progress, scorer, command)
 
 
-def _summarise(
-    config: PredictConfig,
-    out: PredictionOutput,
-    chunks: int,
-    progress: Progress,
-    scorer: Scorer,
-    fingerprint: dict[str, Any],
-    command: str | None,
+def summarise(
+    config: PredictConfig, run: Run, progress: Progress, scorer: Scorer, command: str | None
 ) -> dict[str, Any]:
-    files = out.merge(chunks)
-    per_chunk = out.chunk_stats(chunks)
+    """Merge the parts, write predict_run.json and return the summary."""
+    out, fingerprint = run.out, run.fingerprint
+    files = out.merge(run.chunks)
+    per_chunk = out.chunk_stats(run.chunks)
     keys = ("tiles", "scored", "errors", "missing", "kept")
     totals = {k: sum(s[k] for s in per_chunk) for k in keys}
     rate = progress.rate
