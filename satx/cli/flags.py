@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from absl import flags
 
-from satx.config import Config, RecordsConfig, SourceConfig, TrainConfig, default_of
+from satx.config import ENGINES, Config, RecordsConfig, SourceConfig, TrainConfig, default_of
 
 FLAGS = flags.FLAGS
 C = TypeVar("C", bound=Config)
@@ -148,3 +148,23 @@ SOURCE_FLAGS = (
 def source_config_from_flags() -> SourceConfig:
     """The tile source the --tiles flags describe."""
     return config_from_flags(SourceConfig)
+
+
+# Where make_records and predict run: this machine's processes, or Apache Beam.
+ENGINE_FLAGS = (
+    define(
+        "enum",
+        "engine",
+        "local: this machine's processes; beam: Apache Beam stages (see --beam_options).",
+        RecordsConfig,
+        enum_values=list(ENGINES),
+    ),
+    define(
+        "string",
+        "beam_options",
+        "Beam pipeline options, e.g. '--runner=DataflowRunner --project=P --region=R "
+        "--temp_location=gs://b/tmp'; default: Beam's local FnApiRunner in this process "
+        "('--direct_num_workers=2 --direct_running_mode=multi_processing': 2 processes).",
+        RecordsConfig,
+    ),
+)

@@ -320,6 +320,8 @@ class PredictConfig(Config):
     project_tiles: int = COUNTRY_TILES
     overwrite: bool = False
     dry_run: bool = False  # count the tiles and project the time; fetch and write nothing
+    engine: str = "local"  # beam: read, score and write chunks in Beam workers (RunInference)
+    beam_options: str = ""  # Beam's own pipeline options, e.g. "--runner=DataflowRunner ..."
 
     def __post_init__(self) -> None:
         problems = []
@@ -332,6 +334,7 @@ class PredictConfig(Config):
             problems.append(f"--formats={','.join(self.formats)}: choose from {PREDICT_FORMATS}")
         one_of(problems, "strategy", self.strategy, STRATEGIES)
         one_of(problems, "mixed_precision", self.mixed_precision, PRECISIONS)
+        one_of(problems, "engine", self.engine, ENGINES)
         check(problems)
 
     def identity(self) -> dict[str, Any]:

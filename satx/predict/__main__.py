@@ -107,7 +107,12 @@ def main(argv: list[str]) -> int:
         )
         return 0
     command = shlex.join(["python", "-m", "satx.predict", *sys.argv[1:]])
-    s = predict(config, command=command)
+    if config.engine == "beam":
+        from satx.predict.beam import predict_beam
+
+        s = predict_beam(config, command=command)
+    else:
+        s = predict(config, command=command)
     run_ = s["this_run"]
     print(
         f"{s['tiles']} tiles: {s['scored']} scored, {s['errors']} errors ({s['missing']} "
@@ -124,7 +129,7 @@ def main(argv: list[str]) -> int:
 
 def entry() -> None:
     """Console-script entry point."""
-    run(main, shared.OVERWRITE, shared.ZOOM, *shared.SOURCE_FLAGS)
+    run(main, shared.OVERWRITE, shared.ZOOM, *shared.SOURCE_FLAGS, *shared.ENGINE_FLAGS)
 
 
 if __name__ == "__main__":

@@ -118,7 +118,8 @@ def _class_names(scorer: Scorer, config: PredictConfig) -> list[str]:
     return names
 
 
-def _setup(config: PredictConfig) -> tuple[Scorer, TileInput, list[str]]:
+def setup(config: PredictConfig) -> tuple[Scorer, TileInput, list[str]]:
+    """The run's devices and precision, its model, its input (close it) and class names."""
     split_cpu(config.cpu_devices)
     strategy = make_strategy(config.strategy)
     policy = set_precision(config.mixed_precision)
@@ -208,7 +209,7 @@ def begin(config: PredictConfig, scorer: Scorer, source: TileInput, class_names:
 
 def predict(config: PredictConfig, command: str | None = None) -> dict[str, Any]:
     """Run (or resume) a prediction; returns the summary also written to predict_run.json."""
-    scorer, source, class_names = _setup(config)
+    scorer, source, class_names = setup(config)
     try:
         return _predict(config, command, scorer, source, class_names)
     finally:
@@ -293,7 +294,7 @@ def dry_run(config: PredictConfig) -> dict[str, Any]:
     The projection uses the model's own rate measured here on random tiles: reading and
     decoding on the same cores make a real run slower (`satx.bench predict` measures both).
     """
-    scorer, source, _ = _setup(config)
+    scorer, source, _ = setup(config)
     source.close()
     rate = scorer.measure_rate(config.batch_size)
     seconds = len(source) / rate

@@ -16,28 +16,13 @@ import sys
 from satx.cli import flags as shared
 from satx.cli import run
 from satx.cli.flags import config_from_flags, define, source_config_from_flags
-from satx.config import COMPRESSIONS, ENGINES, POLYGON_MODES, SIZE_MISMATCH_MODES, RecordsConfig
+from satx.config import COMPRESSIONS, POLYGON_MODES, SIZE_MISMATCH_MODES, RecordsConfig
 
 define(
     "string",
     "input",
     "Folder (ROOT/<class>/...), labels CSV (path,label), gs:// prefix, or labelled places: "
     "GeoJSON, or a CSV of lon,lat,label or z,x,y,label (with --zoom and --tiles).",
-    RecordsConfig,
-)
-define(
-    "enum",
-    "engine",
-    "local: this machine's processes; beam: Apache Beam stages (see --beam_options).",
-    RecordsConfig,
-    enum_values=list(ENGINES),
-)
-define(
-    "string",
-    "beam_options",
-    "Beam pipeline options, e.g. '--runner=DataflowRunner --project=P --region=R "
-    "--temp_location=gs://b/tmp'; default: the local FnApiRunner in this process "
-    "('--direct_num_workers=2 --direct_running_mode=multi_processing' for 2 processes).",
     RecordsConfig,
 )
 define(
@@ -106,6 +91,7 @@ def entry() -> None:
         shared.IMAGE_SIZE,
         shared.ZOOM,
         *shared.SOURCE_FLAGS,
+        *shared.ENGINE_FLAGS,
     )
 
 

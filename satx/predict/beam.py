@@ -1,0 +1,133 @@
+"""`satx.predict --engine=beam`: chunks read, scored and written by Beam workers.
+
+    driver: open the input (a listing or an area: no tile bytes), claim the output, list the
+            chunks not yet done
+      -> spread the chunk numbers over workers (Reshuffle)
+      -> read: each worker opens the input once and reads a chunk's tiles from the source
+      -> RunInference with `SatxModelHandler`: one model per worker process, shared across
+         bundles (Beam's `Shared`); a chunk's tiles are decoded and scored in batches
+      -> write: the chunk's parts, then its done marker (the same files as the local engine)
+    driver: merge the parts, write predict_run.json.
+
+Read, score and write fuse into one stage, so a chunk's bytes never cross a shuffle and a chunk
+is written as soon as it is scored: a run killed at any point (driver included) resumes from its
+done markers, as the local engine does. Beam's stock TensorFlow handlers are not used: they
+import `tensorflow_hub` (broken on TF >= 2.16, or it pulls Keras 2 and a second TensorFlow) and
+cannot load a Keras 3 export. The Scorer keeps the loaded SavedModel object alive (only its
+`serving_default` would free the variables).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
+
+from satx.config import PredictConfig
+from satx.io import beam as beam_io
+from satx.io import failpoints
+from satx.io.progress import Progress
+from satx.predict.inputs import ChunkData, TileInput, open_input
+from satx.predict.outputs import Labeller, PredictionOutput
+from satx.predict.run import Run, begin, score_chunk, setup, summarise, write_chunk
+from satx.predict.scorer import Scorer
+
+log = logging.getLogger(__name__)
+
+_inputs: dict[str, TileInput] = {}  # per worker process: the input, opened once
+_inputs_lock = threading.Lock()
+
+
+def _input(config: PredictConfig) -> TileInput:
+    key = json.dumps(config.to_dict(), sort_keys=True)
+    with _inputs_lock:
+        if key not in _inputs:
+            _inputs[key] = open_input(
+                config.input,
+                bbox=config.bbox,
+                aoi=config.aoi,
+                zoom=config.zoom,
+                source=config.source,
+                split=config.split,
+                threads=config.read_threads,
+            )
+        return _inputs[key]
+
+
+class SatxModelHandler(ModelHandler[tuple[int, ChunkData], PredictionResult, Scorer]):
+    """RunInference over whole chunks: decode and score each chunk's tiles in batches."""
+
+    def __init__(self, model: str, num_classes: int, batch_size: int):
+        super().__init__()
+        self.model, self.num_classes, self.batch_size = model, num_classes, batch_size
+
+    def load_model(self) -> Scorer:
+        """Load the export once per worker process (RunInference shares it across bundles)."""
+        return Scorer(self.model)
+
+    def run_inference(
+        self,
+        batch: Sequence[tuple[int, ChunkData]],
+        model: Scorer,
+        inference_args: dict[str, Any] | None = None,
+    ) -> Iterable[PredictionResult]:
+        """Probabilities [n, K] per chunk (NaN rows, with a reason, for undecodable tiles)."""
+        for k, chunk in batch:
+            started = time.monotonic()
+            progress = Progress(f"predict chunk {k}", len(chunk.tiles))
+            probs = score_chunk(model, chunk, self.num_classes, self.batch_size, progress)
+            yield PredictionResult((k, chunk, time.monotonic() - started), probs)
+
+    def batch_elements_kwargs(self) -> dict[str, int]:
+        """One chunk per call: a chunk is already a few thousand tiles."""
+        return {"min_batch_size": 1, "max_batch_size": 1}
+
+    def get_metrics_namespace(self) -> str:
+        """Where Beam files this handler's metrics."""
+        return "satx_predict"
+
+
+def _read(k: int, config: PredictConfig, spans: dict[int, tuple[int, int]]) -> tuple[int, Any]:
+    return k, _input(config).read(*spans[k])
+
+
+def _write(result: PredictionResult, config: PredictConfig, class_names: tuple[str, ...]) -> int:
+    k, chunk, seconds = result.example
+    labeller = Labeller.make(list(class_names), config.positive_class, config.threshold)
+    out = PredictionOutput(config.output, config.formats, class_names)
+    write_chunk(k, chunk, np.asarray(result.inference), labeller, out, config, seconds)
+    failpoints.hit("predict.chunk_done")
+    return k
+
+
+def predict_beam(config: PredictConfig, command: str | None = None) -> dict[str, Any]:
+    """Run (or resume) a prediction on Beam; returns the summary (predict_run.json)."""
+    import apache_beam as beam
+
+    scorer, source, class_names = setup(config)  # the model's path and classes; the listing
+    try:
+        run: Run = begin(config, scorer, source, class_names)
+    finally:
+        source.close()
+    progress = Progress("predict", run.remaining)
+    spans = {k: run.span(k) for k in run.todo}
+    handler = SatxModelHandler(str(scorer.path), len(class_names), config.batch_size)
+    if run.todo:
+        with beam_io.pipeline(config.beam_options) as p:
+            _ = (
+                p
+                | "chunks" >> beam.Create(run.todo)
+                | "spread" >> beam.Reshuffle()
+                | "read" >> beam.Map(_read, config, spans)
+                | "score" >> RunInference(handler)
+                | "write" >> beam.Map(_write, config, tuple(class_names))
+            )
+    progress.update(run.remaining)
+    progress.finish()
+    return summarise(config, run, progress, scorer, command)
