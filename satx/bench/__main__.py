@@ -93,7 +93,7 @@ def main(argv: list[str]) -> int:
 
 def entry() -> None:
     """Console-script entry point."""
-    run(main, shared.IMAGE_SIZE)
+    run(main, shared.IMAGE_SIZE, shared.ENGINE_FLAGS[0])
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import mercantile
 
+from satx.bench.predict import export_untrained
 from satx.bench.tileserver import TileServerProcess
 from satx.config import BenchConfig, SourceConfig
 
@@ -89,16 +90,6 @@ def _predict_rate(
     return sum(c["tiles"] for c in later) / max(1e-9, sum(c["seconds"] for c in later))
 
 
-def _export(backbone: str, image_size: int, root: Path) -> str:
-    from satx.config import ModelConfig
-    from satx.models.classifier import build_classifier
-    from satx.train.export import export_saved_model
-
-    config = ModelConfig(backbone=backbone, image_size=image_size, weights="none")
-    model = build_classifier(config, 2, seed=1)
-    return str(export_saved_model(model, root / "export", ["not_school", "school"]))
-
-
 def bench_fetch(files: list[Path], s: BenchConfig, backbone: str, image_size: int) -> dict:
     """Fetch rates at 0 ms and `s.fetch_latency_ms` per thread count; predict over HTTP.
 
@@ -124,7 +115,7 @@ def bench_fetch(files: list[Path], s: BenchConfig, backbone: str, image_size: in
             listing = work / "tiles.csv"
             scored = tiles[: s.predict_tiles]
             listing.write_text("z,x,y\n" + "".join(f"{t.z},{t.x},{t.y}\n" for t in scored))
-            export = _export(backbone, image_size, work)
+            export = export_untrained(backbone, image_size, work)
             http = SourceConfig(tiles=slow.template, fetch_threads=most)
             predicted: dict[str, list[float]] = {"folder": [], "http": []}
             for _ in range(s.repeats):

@@ -38,6 +38,17 @@ def _input_only_rate(folder: str, size: int, batch_size: int) -> float:
     return len(source) / (time.perf_counter() - start)
 
 
+def export_untrained(backbone: str, image_size: int, root: Path) -> str:
+    """Build a backbone with random weights (no download) and export it as predict loads it."""
+    from satx.config import ModelConfig
+    from satx.models.classifier import build_classifier
+    from satx.train.export import export_saved_model
+
+    config = ModelConfig(backbone=backbone, image_size=image_size, weights="none")
+    model = build_classifier(config, 2, seed=1)
+    return str(export_saved_model(model, root / "export", ["not_school", "school"]))
+
+
 def bench_predict(
     backbone: str,
     data: str,
@@ -47,19 +58,14 @@ def bench_predict(
     project_tiles: int = 50_800_000,
 ) -> dict:
     """Measure `satx.predict` on one backbone over `data` (any predict input: folder, CSV)."""
-    from satx.config import ModelConfig, PredictConfig
-    from satx.models.backbones import input_size
-    from satx.models.classifier import build_classifier
+    from satx.config import PredictConfig
     from satx.predict.outputs import PredictionOutput
     from satx.predict.run import predict
     from satx.predict.scorer import Scorer
-    from satx.train.export import export_saved_model
 
     with tempfile.TemporaryDirectory(prefix="satx-bench-predict-") as tmp:
         root = Path(tmp)
-        config = ModelConfig(backbone=backbone, image_size=image_size, weights="none")
-        model = build_classifier(config, 2, seed=1)
-        export = export_saved_model(model, root / "export", ["not_school", "school"])
+        export = export_untrained(backbone, image_size, root)
         chunk = max(batch_size, chunk_size)
         run = PredictConfig(
             model=str(export),
@@ -74,15 +80,17 @@ def bench_predict(
         stats = PredictionOutput(run.output, run.formats, ()).chunk_stats(
             -(-summary["tiles"] // chunk)
         )
-        model_only = Scorer(export).measure_rate(batch_size)
-        input_only = _input_only_rate(data, input_size(config), batch_size)
+        scorer = Scorer(export)
+        model_only = scorer.measure_rate(batch_size)
+        size = scorer.image_size
+        input_only = _input_only_rate(data, size, batch_size)
     later = stats[1:] or stats
     steady = sum(s["tiles"] for s in later) / max(1e-9, sum(s["seconds"] for s in later))
     devices = summary["projection"]["devices"]
     seconds = project_tiles / steady
     result = {
         "backbone": backbone,
-        "image_size": input_size(config),
+        "image_size": size,
         "tiles": summary["tiles"],
         "batch_size": batch_size,
         "devices": devices,

@@ -13,14 +13,10 @@ from satx.errors import RecordsError
 from satx.records.manifest import MANIFEST_NAME, Manifest
 
 
-def bench_records(folder: str, output: str, image_size: int) -> dict:
-    """make_records over `folder` (every tile into `train`), run as users run it: its CLI.
-
-    A process of its own matters: make_records never imports TensorFlow, so its workers are
-    forked and ready at once, while a process holding TensorFlow (this one) must spawn them.
-    `seconds` is the make_records call inside the CLI (from its manifest); `cli_seconds` adds
-    the interpreter start-up and imports.
-    """
+def run_make_records(
+    folder: str, output: str, image_size: int, extra: tuple[str, ...] = ()
+) -> tuple[Manifest, float]:
+    """make_records' CLI over `folder` (every tile into `train`): its manifest and wall time."""
     command = [
         sys.executable,
         "-m",
@@ -31,13 +27,25 @@ def bench_records(folder: str, output: str, image_size: int) -> dict:
         "--split=train:1",
         f"--min_shards={2 * cores_used()}",
         "--overwrite",
+        *extra,
     ]
     start = time.perf_counter()
     proc = subprocess.run(command, capture_output=True, text=True, check=False)
     cli_seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise RecordsError(f"make_records failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
-    manifest = Manifest.from_json((Path(output) / MANIFEST_NAME).read_bytes(), output)
+    return Manifest.from_json((Path(output) / MANIFEST_NAME).read_bytes(), output), cli_seconds
+
+
+def bench_records(folder: str, output: str, image_size: int) -> dict:
+    """make_records over `folder` (every tile into `train`), run as users run it: its CLI.
+
+    A process of its own matters: make_records never imports TensorFlow, so its workers are
+    forked and ready at once, while a process holding TensorFlow (this one) must spawn them.
+    `seconds` is the make_records call inside the CLI (from its manifest); `cli_seconds` adds
+    the interpreter start-up and imports.
+    """
+    manifest, cli_seconds = run_make_records(folder, output, image_size)
     tiles = manifest.count("train")
     phases = manifest.run["phases_s"]
     seconds = manifest.run["elapsed_s"]

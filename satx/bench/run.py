@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from satx.bench import input as bench_input
+from satx.bench.engines import bench_predict_engines, bench_records_engines, format_engines
 from satx.bench.fetch import bench_fetch, format_fetch
-from satx.bench.predict import bench_predict, format_predict_table
+from satx.bench.predict import bench_predict, export_untrained, format_predict_table
 from satx.bench.records import bench_records, records_ratio
 from satx.bench.train import bench_train, format_table
 from satx.config import BenchConfig
@@ -73,6 +74,25 @@ def _predict_rows(folder: str, s: BenchConfig, work: Path) -> dict[str, dict]:
     }
 
 
+def _engine_rows(
+    out: dict, modes: tuple[str, ...], folder: str, s: BenchConfig, work: Path
+) -> None:
+    """Beam vs the local engine for the records and predict modes (first backbone)."""
+    if "records" in modes:
+        out["records_engines"] = bench_records_engines(folder, s.image_size, s.repeats)
+    if "predict" in modes:
+        name = backbone_names(s)[0]
+        size = 0 if not s.data else _model_size(name, s.image_size)
+        export = export_untrained(name, size, work / "engines")
+        listing = work / "predict_tiles.csv"  # written by the predict mode
+        out["predict_engines"] = {
+            "backbone": name,
+            **bench_predict_engines(
+                export, str(listing), s.predict_batch_size, 4 * s.predict_batch_size, s.repeats
+            ),
+        }
+
+
 def run_bench(modes: tuple[str, ...], s: BenchConfig) -> dict[str, Any]:
     """Run the modes on one set of tiles; returns `{mode: results, "settings": ...}`."""
     unknown = set(modes) - set(MODES)
@@ -112,6 +132,8 @@ def run_bench(modes: tuple[str, ...], s: BenchConfig) -> dict[str, Any]:
             out["train"] = _train_rows(records, s)
         if "predict" in modes:
             out["predict"] = _predict_rows(folder, s, work)
+        if s.engine == "beam":
+            _engine_rows(out, modes, folder, s, work)
         if "fetch" in modes:
             name = backbone_names(s)[0]
             size = 0 if not s.data else _model_size(name, s.image_size)
@@ -159,4 +181,9 @@ def format_report(result: dict[str, Any]) -> str:
         )
     if "fetch" in result:
         parts.append(format_fetch(result["fetch"]))
+    if "records_engines" in result:
+        parts.append(format_engines("make_records: Beam vs local", result["records_engines"]))
+    if "predict_engines" in result:
+        r = result["predict_engines"]
+        parts.append(format_engines(f"predict ({r['backbone']}): Beam vs local", r))
     return "\n\n".join(parts)

@@ -358,4 +358,5 @@ class BenchConfig(Config):
     predict_tiles: int = 512  # tiles scored per backbone in the predict mode
     fetch_thread_counts: tuple[int, ...] = (32, 128)  # fetch mode: concurrent requests tried
     fetch_latency_ms: float = 50.0  # fetch mode: latency the tile server adds to each answer
+    engine: str = "local"  # beam: records and predict also on Beam (1 and 2 processes), vs local
     repeats: int = 3  # alternating measurements behind each headline ratio (medians reported)

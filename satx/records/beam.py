@@ -17,14 +17,18 @@ rest.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+import mercantile
 
 from satx.config import RecordsConfig
 from satx.errors import RecordsError
@@ -45,15 +49,58 @@ from satx.records.worker import WriteSettings, write_shard
 log = logging.getLogger(__name__)
 
 
-def _scan_chunk(chunk: tuple[int, list[SourceTile]]) -> list[tuple[int, Any]]:
-    start, tiles = chunk
-    results = scanned(tiles, hash_files([t.location for t in tiles]))
-    return [(start + i, r) for i, r in enumerate(results)]
+LISTING = f"{PROGRESS_DIR}/listing.jsonl"  # the input listing, one tile per line
 
 
-def _plan(results: list[tuple[int, Any]], discovery: Discovery, config: RecordsConfig) -> Plan:
-    ordered = [r for _, r in sorted(results, key=lambda item: item[0])]
-    plan = plan_from_scan(discovery, ordered, config)
+def write_listing(out: storage.Store, tiles: tuple[SourceTile, ...]) -> list[tuple[int, int, int]]:
+    """Write the listing where every worker can read it; return chunks `(first, start, length)`.
+
+    The listing goes to the workers as a file read by byte ranges rather than inside the
+    pipeline: a `Create` of every tile was pickled and bz2-compressed into the pipeline itself
+    (1.5 s for 16,384 tiles here, and a country's listing would not fit).
+    """
+    lines = [
+        json.dumps(
+            [t.source_id, t.location, t.label_text, t.split, *(t.tile or (None, None, None))]
+        ).encode()
+        + b"\n"
+        for t in tiles
+    ]
+    chunks, offset = [], 0
+    for first in range(0, len(lines), SCAN_CHUNK):
+        size = sum(len(line) for line in lines[first : first + SCAN_CHUNK])
+        chunks.append((first, offset, size))
+        offset += size
+    out.write_bytes(LISTING, b"".join(lines))
+    return chunks
+
+
+def _parse_listing(data: bytes) -> list[SourceTile]:
+    tiles = []
+    for line in data.splitlines():
+        source_id, location, label, split, x, y, z = json.loads(line)
+        tile = mercantile.Tile(x, y, z) if z is not None else None
+        tiles.append(SourceTile(source_id, location, label, split, tile))
+    return tiles
+
+
+def _scan_chunk(chunk: tuple[int, int, int], out_root: str) -> tuple[int, tuple[int, list]]:
+    first, offset, size = chunk
+    tiles = _parse_listing(storage.open_store(out_root).read_range(LISTING, offset, size))
+    return 0, (first, hash_files([t.location for t in tiles]))
+
+
+def _plan(
+    keyed: tuple[int, Iterable[tuple[int, list]]],
+    listing: Discovery,
+    config: RecordsConfig,
+) -> Plan:
+    """The plan from every chunk's hashes and the listing file (one worker, metadata only)."""
+    tiles = _parse_listing(storage.open_store(config.output).read_bytes(LISTING))
+    hashed = [h for _, chunk in sorted(keyed[1], key=lambda c: c[0]) for h in chunk]
+    plan = plan_from_scan(
+        dataclasses.replace(listing, tiles=tuple(tiles)), scanned(tiles, hashed), config
+    )
     if not plan.tasks:
         raise RecordsError(
             f"{config.input}: no usable tiles (all {len(plan.rejections)} were quarantined)"
@@ -82,12 +129,19 @@ def _write(task: ShardTask, settings: WriteSettings) -> str:
 
 
 def _finish(
-    written: list[str], plan: Plan, config: RecordsConfig, start: float, command: str | None
+    keyed: tuple[int, list[Any]], config: RecordsConfig, start: float, command: str | None
 ) -> str:
-    del written  # the shards' results are read from _progress/, this run's and earlier ones'
+    # The plan and this run's shard names meet here through one GroupByKey (a side input of the
+    # whole plan made Beam's state cache walk every object in it to size it).
+    plans = [v for v in keyed[1] if isinstance(v, Plan)]
+    (plan,) = plans
     out = storage.open_store(config.output)
     finish_records(out, plan, config, {"pipeline": time.time() - start}, command)
     return config.output
+
+
+def _keyed(value: Any) -> tuple[int, Any]:
+    return 0, value
 
 
 def make_records_beam(config: RecordsConfig, command: str | None = None) -> Manifest:
@@ -106,29 +160,31 @@ def make_records_beam(config: RecordsConfig, command: str | None = None) -> Mani
             discovery.layout,
             config.input,
         )
-        tiles = list(discovery.tiles)
-        chunks = [(i, tiles[i : i + SCAN_CHUNK]) for i in range(0, len(tiles), SCAN_CHUNK)]
         settings = WriteSettings(
             out.root, None, config.image_size, config.on_size_mismatch, config.compression
         )
+        chunks = write_listing(out, discovery.tiles)
+        listing = dataclasses.replace(discovery, tiles=())  # the tiles are in the listing file
         with beam_io.pipeline(config.beam_options) as p:
             plan = (
                 p
-                | "listing" >> beam.Create(chunks)
+                | "chunks" >> beam.Create(chunks)
                 | "spread" >> beam.Reshuffle()
-                | "scan" >> beam.FlatMap(_scan_chunk)
-                | "gather" >> beam.combiners.ToList()
-                | "plan" >> beam.Map(_plan, discovery, config)
+                | "scan" >> beam.Map(_scan_chunk, out.root)
+                | "gather" >> beam.GroupByKey()
+                | "plan" >> beam.Map(_plan, listing, config)
             )
             written = (
                 plan
                 | "claim" >> beam.FlatMap(_todo, out.root)
                 | "one shard each" >> beam.Reshuffle()
                 | "write" >> beam.Map(_write, settings)
-                | "all written" >> beam.combiners.ToList()
             )
-            _ = written | "finish" >> beam.Map(
-                _finish, beam.pvalue.AsSingleton(plan), config, start, command
+            _ = (
+                (plan | "key plan" >> beam.Map(_keyed), written | "key shards" >> beam.Map(_keyed))
+                | "together" >> beam.Flatten()
+                | "meet" >> beam.GroupByKey()
+                | "finish" >> beam.Map(_finish, config, start, command)
             )
         return load_manifest(out.root)
     finally:

@@ -96,8 +96,8 @@ def prepare_output(out: storage.Store, plan: Plan) -> set[str]:
             out.delete(name)
     done = set()
     for name in out.list(PROGRESS_DIR):
-        if name.count("/") > 1 or name == plan_name:  # fetched tiles, the plan
-            continue
+        if name.count("/") > 1 or name == plan_name or not name.endswith(".json"):
+            continue  # fetched tiles, the plan, the Beam engine's listing
         result = json.loads(out.read_bytes(name))
         if (
             result.get("name")

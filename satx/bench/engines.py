@@ -1,0 +1,95 @@
+"""The Beam engine against the local one: `python -m satx.bench records|predict --engine=beam`.
+
+On the same tiles in one run, alternating: the local engine, Beam's local runner in this process
+(1 worker) and with 2 worker processes. Rates are end to end, each engine's fixed costs included
+(a records run: the make_records call inside its CLI, from the manifest; a predict run: the whole
+call, model loading in every worker included), medians of `--repeats` with [min, max]. Beam is
+here for scale-out on a cluster; on one 2-core machine the figures bound its overhead (the goal:
+at least 0.6x the local engine).
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from satx.bench.records import run_make_records
+
+BEAM_RUNS = {
+    "beam_1_process": "",
+    "beam_2_processes": "--direct_num_workers=2 --direct_running_mode=multi_processing",
+}
+
+
+def _summary(rates: dict[str, list[float]], tiles: int, repeats: int) -> dict:
+    med = {name: statistics.median(v) for name, v in rates.items()}
+    out: dict = {"tiles": tiles, "repeats": repeats}
+    for name, values in rates.items():
+        out[f"{name}_tiles_per_s"] = round(med[name], 1)
+        out[f"{name}_spread"] = [round(min(values), 1), round(max(values), 1)]
+        if name != "local":
+            out[f"{name}_over_local"] = round(med[name] / med["local"], 3)
+    return out
+
+
+def bench_records_engines(folder: str, image_size: int, repeats: int) -> dict:
+    """make_records' tiles/s on each engine over `folder` (CLI runs, every tile into `train`)."""
+    rates: dict[str, list[float]] = {"local": [], **{name: [] for name in BEAM_RUNS}}
+    tiles = 0
+    with tempfile.TemporaryDirectory(prefix="satx-bench-engines-") as tmp:
+        for _ in range(repeats):
+            for name in rates:
+                extra = (
+                    ()
+                    if name == "local"
+                    else ("--engine=beam", f"--beam_options={BEAM_RUNS[name]}")
+                )
+                manifest, _ = run_make_records(folder, str(Path(tmp) / name), image_size, extra)
+                tiles = manifest.count("train")
+                rates[name].append(tiles / manifest.run["elapsed_s"])
+    return _summary(rates, tiles, repeats)
+
+
+def bench_predict_engines(
+    export: str, data: str, batch_size: int, chunk_size: int, repeats: int
+) -> dict:
+    """satx.predict's end-to-end tiles/s on each engine over `data`, one exported model."""
+    from satx.config import PredictConfig
+    from satx.predict.beam import predict_beam
+    from satx.predict.run import predict
+
+    rates: dict[str, list[float]] = {"local": [], **{name: [] for name in BEAM_RUNS}}
+    tiles = 0
+    with tempfile.TemporaryDirectory(prefix="satx-bench-engines-") as tmp:
+        for _ in range(repeats):
+            for name in rates:
+                config = PredictConfig(
+                    model=export,
+                    output=str(Path(tmp) / name),
+                    input=data,
+                    batch_size=batch_size,
+                    chunk_size=chunk_size,
+                    formats=("csv",),
+                    overwrite=True,
+                    engine="local" if name == "local" else "beam",
+                    beam_options=BEAM_RUNS.get(name, ""),
+                )
+                start = time.perf_counter()
+                summary = (predict if name == "local" else predict_beam)(config)
+                tiles = summary["tiles"]
+                rates[name].append(tiles / (time.perf_counter() - start))
+    return _summary(rates, tiles, repeats)
+
+
+def format_engines(title: str, r: dict) -> str:
+    """One engine comparison as plain text."""
+    lines = [f"{title} ({r['tiles']} tiles, end to end, medians of {r['repeats']}):"]
+    lines.append(f"  local {r['local_tiles_per_s']:,.1f} tiles/s {r['local_spread']}")
+    for name in BEAM_RUNS:
+        lines.append(
+            f"  {name.replace('_', ' ')} {r[f'{name}_tiles_per_s']:,.1f} tiles/s "
+            f"{r[f'{name}_spread']} = {r[f'{name}_over_local']:.2f}x local"
+        )
+    return "\n".join(lines)
