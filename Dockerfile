@@ -1,7 +1,20 @@
-# GPU image for training, tuning and prediction (TensorFlow with CUDA from pip wheels).
-# Build: docker build -t satx .    Run: docker run --gpus all -v "$PWD/data:/data" satx \
-#   tools.make_records --input=/data/tiles --output=/data/records
-FROM python:3.11-slim
+# Two images. The default (the last stage): GPU image for training, tuning and prediction
+# (TensorFlow with CUDA from pip wheels).
+#   docker build -t satx .    docker run --gpus all -v "$PWD/data:/data" satx \
+#     tools.make_records --input=/data/tiles --output=/data/records
+# Beam worker image for Dataflow (`--sdk_container_image`): Beam's SDK image (its boot
+# program is the entrypoint) with satx and CPU TensorFlow installed.
+#   docker build --target beam-worker -t REGION-docker.pkg.dev/PROJECT/satx/worker:TAG .
+
+FROM apache/beam_python3.11_sdk:2.77.0 AS beam-worker
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY satx ./satx
+COPY tools ./tools
+# hadolint ignore=DL3013
+RUN pip install --no-cache-dir ".[cpu,beam]"
+
+FROM python:3.11-slim AS satx
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -63,16 +63,15 @@ def bench_predict_engines(
     rates: dict[str, list[float]] = {"local": [], **{name: [] for name in BEAM_RUNS}}
     tiles = 0
     with tempfile.TemporaryDirectory(prefix="satx-bench-engines-") as tmp:
-        for _ in range(repeats):
+        for repeat in range(repeats):
             for name in rates:
                 config = PredictConfig(
                     model=export,
-                    output=str(Path(tmp) / name),
+                    output=str(Path(tmp) / f"{name}-{repeat}"),  # fresh: a same run resumes
                     input=data,
                     batch_size=batch_size,
                     chunk_size=chunk_size,
                     formats=("csv",),
-                    overwrite=True,
                     engine="local" if name == "local" else "beam",
                     beam_options=BEAM_RUNS.get(name, ""),
                 )

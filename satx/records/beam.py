@@ -18,11 +18,13 @@ rest.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,10 +32,12 @@ from typing import Any
 
 import mercantile
 
-from satx.config import RecordsConfig
+from satx import geo
+from satx.config import RecordsConfig, SourceConfig
 from satx.errors import RecordsError
 from satx.io import beam as beam_io
 from satx.io import failpoints, storage
+from satx.records.locations import fetch_failure, is_locations_input, read_places
 from satx.records.make import (
     PROGRESS_DIR,
     claim_output,
@@ -42,9 +46,17 @@ from satx.records.make import (
     prepare_output,
 )
 from satx.records.manifest import Manifest, load_manifest
-from satx.records.plan import SCAN_CHUNK, Plan, ShardTask, hash_files, plan_from_scan, scanned
-from satx.records.sources import Discovery, SourceTile
+from satx.records.plan import (
+    SCAN_CHUNK,
+    Plan,
+    ShardTask,
+    hash_files,
+    plan_from_scan,
+    scanned,
+)
+from satx.records.sources import Discovery, MissingTile, SourceTile, discover_remote
 from satx.records.worker import WriteSettings, write_shard
+from satx.tiles.sources import TileSource, open_source
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +96,52 @@ def _parse_listing(data: bytes) -> list[SourceTile]:
     return tiles
 
 
-def _scan_chunk(chunk: tuple[int, int, int], out_root: str) -> tuple[int, tuple[int, list]]:
+FETCHED = f"{PROGRESS_DIR}/tiles"  # places inputs: tiles fetched by the workers, {z}/{x}/{y}
+_sources: dict[str, TileSource] = {}  # per worker process: the tile source, opened once
+_sources_lock = threading.Lock()
+
+
+def _source(config: SourceConfig) -> TileSource:
+    key = json.dumps(config.to_dict(), sort_keys=True)
+    with _sources_lock:
+        if key not in _sources:
+            _sources[key] = open_source(config)
+        return _sources[key]
+
+
+def _fetch(tiles: list[SourceTile], config: RecordsConfig) -> list[Any]:
+    """Fetch places' tiles into the output's `_progress/tiles` (kept across a killed run).
+
+    Per tile `(sha256, size, location)`, or `(reason, detail)` when the source has none.
+    """
+    store = storage.open_store(config.output)
+    names = [f"{FETCHED}/{t.tile.z}/{t.tile.x}/{t.tile.y}" for t in tiles]
+    todo = [i for i, name in enumerate(names) if not store.exists(name)]
+    data, errors = _source(config.source).read([tiles[i].tile for i in todo])
+    fresh = {i: (data[k], errors.get(k)) for k, i in enumerate(todo)}
+    out: list[Any] = []
+    for i, (tile, name) in enumerate(zip(tiles, names, strict=True)):
+        blob, error = fresh.get(i, (None, None))
+        if error is not None:
+            failed = fetch_failure(tile.source_id, tile.label_text, error)
+            out.append((failed.reason, failed.detail))
+            continue
+        if blob is None:
+            blob = store.read_bytes(name)
+        else:
+            store.write_bytes(name, blob)
+        out.append((hashlib.sha256(blob).hexdigest(), len(blob), store.url(name)))
+    return out
+
+
+def _scan_chunk(
+    chunk: tuple[int, int, int], config: RecordsConfig, places: bool
+) -> tuple[int, tuple[int, list]]:
     first, offset, size = chunk
-    tiles = _parse_listing(storage.open_store(out_root).read_range(LISTING, offset, size))
+    store = storage.open_store(config.output)
+    tiles = _parse_listing(store.read_range(LISTING, offset, size))
+    if places:
+        return 0, (first, _fetch(tiles, config))
     return 0, (first, hash_files([t.location for t in tiles]))
 
 
@@ -95,12 +150,25 @@ def _plan(
     listing: Discovery,
     config: RecordsConfig,
 ) -> Plan:
-    """The plan from every chunk's hashes and the listing file (one worker, metadata only)."""
+    """The plan from every chunk's scan and the listing file (one worker, metadata only).
+
+    A places input's tiles that could not be fetched join the listing's unusable entries, as
+    the local engine's fetch puts them, so both engines plan from the same Discovery.
+    """
     tiles = _parse_listing(storage.open_store(config.output).read_bytes(LISTING))
-    hashed = [h for _, chunk in sorted(keyed[1], key=lambda c: c[0]) for h in chunk]
-    plan = plan_from_scan(
-        dataclasses.replace(listing, tiles=tuple(tiles)), scanned(tiles, hashed), config
-    )
+    entries = [e for _, chunk in sorted(keyed[1], key=lambda c: c[0]) for e in chunk]
+    kept, hashed, failed = [], [], []
+    for tile, entry in zip(tiles, entries, strict=True):
+        if isinstance(entry, tuple) and len(entry) == 3:  # fetched: (sha256, size, location)
+            kept.append(dataclasses.replace(tile, location=entry[2]))
+            hashed.append(entry[:2])
+        elif isinstance(entry, tuple) and isinstance(entry[1], str):  # not fetched
+            failed.append(MissingTile(tile.source_id, tile.label_text, *entry))
+        else:  # a file: (sha256, size), or why it could not be read
+            kept.append(tile)
+            hashed.append(entry)
+    discovery = dataclasses.replace(listing, tiles=tuple(kept), missing=(*listing.missing, *failed))
+    plan = plan_from_scan(discovery, scanned(kept, hashed), config)
     if not plan.tasks:
         raise RecordsError(
             f"{config.input}: no usable tiles (all {len(plan.rejections)} were quarantined)"
@@ -153,7 +221,21 @@ def make_records_beam(config: RecordsConfig, command: str | None = None) -> Mani
     scratch = storage.make_staging_dir("satx-records-")
     try:
         claim_output(out, config)
-        discovery = discover(config, out, Path(scratch))
+        places = is_locations_input(config.input)
+        if places:  # the workers fetch the tiles (into the output: every worker can reach it)
+            read = read_places(config)
+            listed = [
+                SourceTile(geo.tile_key(t), "", label, None, t) for t, label in read.merged.items()
+            ]
+            source = open_source(config.source)  # checks it, and names it (redacted)
+            source.close()
+            discovery = Discovery(
+                "locations", tuple(listed), read.unusable, (), source.description, read.per_label
+            )
+        elif storage.is_gcs(config.input):
+            discovery = discover_remote(config.input)  # workers read the tiles where they are
+        else:
+            discovery = discover(config, out, Path(scratch))
         log.info(
             "found %d tiles (%s layout) in %s; running on Beam",
             len(discovery.tiles),
@@ -170,7 +252,7 @@ def make_records_beam(config: RecordsConfig, command: str | None = None) -> Mani
                 p
                 | "chunks" >> beam.Create(chunks)
                 | "spread" >> beam.Reshuffle()
-                | "scan" >> beam.Map(_scan_chunk, out.root)
+                | "scan" >> beam.Map(_scan_chunk, config, places)
                 | "gather" >> beam.GroupByKey()
                 | "plan" >> beam.Map(_plan, listing, config)
             )

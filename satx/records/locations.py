@@ -171,8 +171,17 @@ def merge(places: list[Place]) -> tuple[dict[mercantile.Tile, str], list[Missing
     return merged, conflicts
 
 
-def discover_locations(config: RecordsConfig, fetch_dir: Path) -> Discovery:
-    """The labelled tiles of a places input, fetched into `fetch_dir` (or the tile cache)."""
+@dataclass(frozen=True)
+class Places:
+    """A places input read and merged: one label per tile, and what could not be used."""
+
+    merged: dict[mercantile.Tile, str]
+    unusable: tuple[MissingTile, ...]  # bad rows and geometries, conflicting labels
+    per_label: dict[str, dict[str, int]]  # label -> geometries, tiles
+
+
+def read_places(config: RecordsConfig) -> Places:
+    """Read a places input and merge its tiles (no fetching)."""
     path = config.input
     if not Path(path).is_file():
         raise InputError(f"--input={path}: no such file")
@@ -201,14 +210,26 @@ def discover_locations(config: RecordsConfig, fetch_dir: Path) -> Discovery:
         len(conflicts),
         per_label,
     )
-    tiles, missing, description = _fetch(config, merged, fetch_dir)
+    return Places(merged, (*bad, *conflicts), per_label)
+
+
+def fetch_failure(key: str, label: str, error: tuple[str, str]) -> MissingTile:
+    """A tile the source could not deliver, in make_records' quarantine vocabulary."""
+    reason, detail = error
+    return MissingTile(key, label, "no_imagery" if reason == "missing" else reason, detail)
+
+
+def discover_locations(config: RecordsConfig, fetch_dir: Path) -> Discovery:
+    """The labelled tiles of a places input, fetched into `fetch_dir` (or the tile cache)."""
+    places = read_places(config)
+    tiles, missing, description = _fetch(config, places.merged, fetch_dir)
     return Discovery(
         "locations",
         tuple(tiles),
-        (*bad, *conflicts, *missing),
+        (*places.unusable, *missing),
         (),
         tile_source=description,
-        geometries=per_label,
+        geometries=places.per_label,
     )
 
 
@@ -229,9 +250,7 @@ def _fetch(
             for i, tile in enumerate(batch):
                 key, label = geo.tile_key(tile), merged[tile]
                 if i in errors:
-                    reason, detail = errors[i]
-                    reason = "no_imagery" if reason == "missing" else reason
-                    missing.append(MissingTile(key, label, reason, detail))
+                    missing.append(fetch_failure(key, label, errors[i]))
                 else:
                     location = str(folder / str(tile.z) / str(tile.x) / str(tile.y))
                     tiles.append(SourceTile(key, location, label, None, tile))

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 from satx import geo
 from satx.config import RecordsConfig, parse_split_spec
-from satx.errors import InputError
+from satx.errors import InputError, StorageError
 from satx.records import images, schema, splits
 from satx.records.sources import Discovery, SourceTile
+from satx.tiles.base import read_location
 
 
 @dataclass(frozen=True)
@@ -97,9 +98,8 @@ def hash_files(locations: list[str]) -> list[tuple[str, int] | str]:
     out: list[tuple[str, int] | str] = []
     for location in locations:
         try:
-            with open(location, "rb") as f:
-                data = f.read()
-        except OSError as err:
+            data = read_location(location)
+        except (OSError, StorageError) as err:
             out.append(str(err))
         else:
             out.append((hashlib.sha256(data).hexdigest(), len(data)))
@@ -149,9 +149,8 @@ def scan(tiles: tuple[SourceTile, ...], pool: Executor | None = None) -> list[_S
 
 def _peek_size(location: str) -> tuple[int, int] | None:
     try:
-        with open(location, "rb") as f:
-            return images.peek_size(f.read(64 * 1024))
-    except OSError:
+        return images.peek_size(read_location(location)[: 64 * 1024])
+    except (OSError, StorageError):
         return None
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import logging
 import os
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -194,6 +196,65 @@ def _download_all(store: storage.Store, names: list[str], cache_dir: Path) -> No
         list(pool.map(fetch, names))
 
 
+def _classify_names(names: list[str], url_of: Callable[[str], str], where: str) -> Discovery:
+    """The folder layouts of `discover_folder`, over a listing of relative names."""
+    names = sorted(
+        (n for n in names if not any(part.startswith(".") for part in n.split("/"))),
+        key=lambda rel: rel.split("/"),
+    )
+    folders = sorted({n.split("/")[0] for n in names if "/" in n})
+    if not folders:
+        raise InputError(f"{where}: no class folders; expected <class>/*.jpg or <split>/<class>/")
+    presplit = all(name.lower() in SPLIT_FOLDER_NAMES for name in folders)
+    tiles, ignored = [], []
+    for name in names:
+        split, rel = name.split("/", 1) if presplit and "/" in name else (None, name)
+        if presplit and split is None:
+            continue  # a file beside the split folders: not part of any split
+        label, _, rest = rel.partition("/")
+        if not rest or os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
+            ignored.append(name)
+            continue
+        tile = geo.parse_tile_path(name)
+        tiles.append(SourceTile(name, url_of(name), label, split and split.lower(), tile))
+    layout = "folder_presplit" if presplit else "folder"
+    return Discovery(layout, tuple(tiles), (), tuple(ignored))
+
+
+def discover_remote(url: str) -> Discovery:
+    """A gs:// folder or labels CSV listed in place: tile locations stay gs:// URLs.
+
+    For engines whose workers read the tiles themselves (Beam on a cluster): nothing is
+    mirrored to this machine. Quarantine reasons are those of a mirrored input.
+    """
+    if url.lower().endswith(".csv"):
+        folder, _, name = url.rstrip("/").rpartition("/")
+        store = storage.open_store(folder)
+        present = set(store.list())
+        text = store.read_bytes(name).decode("utf-8-sig")
+        tiles, missing = [], []
+        reader = csv.DictReader(text.splitlines())
+        columns = {c.strip().lower() for c in reader.fieldnames or []}
+        if not {"path", "label"} <= columns:
+            raise InputError(f"{url}: needs a header with at least 'path,label'")
+        for line, raw in enumerate(reader, start=2):
+            row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
+            source_id, label, where = row["path"], row["label"], f"{url}:{line}"
+            if not label:
+                missing.append(MissingTile(source_id, "", "missing_label", f"{where}: empty label"))
+            elif source_id not in present:
+                detail = f"{where}: no file {store.url(source_id)}"
+                missing.append(MissingTile(source_id, label, "missing_file", detail))
+            else:
+                tile, split = _row_tile(row, source_id, where), row.get("split") or None
+                tiles.append(SourceTile(source_id, store.url(source_id), label, split, tile))
+        return Discovery("csv", tuple(tiles), tuple(missing), ())
+    store = storage.open_store(url)
+    # as `mirror_gcs` does: only image files take part (a mirrored folder holds nothing else)
+    names = [n for n in store.list() if PurePosixPath(n).suffix.lower() in IMAGE_EXTENSIONS]
+    return _classify_names(names, store.url, url)
+
+
 def discover(input_path: str, cache_dir: Path | None = None) -> Discovery:
     """Discover labelled tiles in a local folder, a CSV, or a gs:// prefix or CSV.
 
@@ -213,6 +274,16 @@ def discover(input_path: str, cache_dir: Path | None = None) -> Discovery:
     if not local.exists():
         raise InputError(f"{input_path}: no such file or folder")
     found = discover_csv(local) if local.is_file() else discover_folder(local)
+    if storage.is_gcs(input_path):  # name the object, not the mirror copy that is deleted
+        folder = input_path.rstrip("/").rpartition("/")[0] if local.is_file() else input_path
+        mirror = str(local.parent if local.is_file() else local)
+        found = dataclasses.replace(
+            found,
+            missing=tuple(
+                dataclasses.replace(m, detail=m.detail.replace(mirror, folder.rstrip("/")))
+                for m in found.missing
+            ),
+        )
     for t in found.tiles:
         if t.split is not None and not _NAME_RE.match(t.split):
             raise InputError(f"{t.source_id}: split name {t.split!r} must match [a-z0-9_]+")

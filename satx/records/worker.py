@@ -18,9 +18,11 @@ from typing import Any
 
 import mercantile
 
+from satx.errors import StorageError
 from satx.io import failpoints, storage, tfrecord
 from satx.records import images, schema
 from satx.records.plan import Rejection, ShardItem, ShardTask
+from satx.tiles.base import read_location
 
 _counter: Synchronized | None = None  # tiles processed in this process, read by the parent
 _COUNT_EVERY = 16  # tiles between updates of the shared counter (it takes a lock)
@@ -60,8 +62,7 @@ def _count(n: int) -> None:
 
 
 def _read_checked(item: ShardItem) -> bytes:
-    with open(item.location, "rb") as f:
-        data = f.read()
+    data = read_location(item.location)  # a local path, or gs:// (Beam workers)
     if hashlib.sha256(data).hexdigest() != item.sha256:
         raise images.ImageRejected(
             "changed_during_run", "file content changed after it was scanned; re-run"
@@ -72,7 +73,7 @@ def _read_checked(item: ShardItem) -> bytes:
 def _encode_item(item: ShardItem, settings: WriteSettings) -> tuple[bytes, images.PreparedImage]:
     try:
         data = _read_checked(item)
-    except OSError as err:
+    except (OSError, StorageError) as err:
         raise images.ImageRejected("unreadable", f"cannot read: {err}") from err
     prepared = images.prepare_image(
         data, item.source_id, settings.image_size, settings.on_size_mismatch

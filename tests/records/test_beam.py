@@ -10,6 +10,7 @@ import pytest
 
 from satx.bench.tileserver import TileServer
 from satx.config import SourceConfig
+from satx.io import storage
 from satx.records.make import make_records
 from tests.conftest import GCS_BUCKET
 from tests.helpers import cli, records_cmd, shard_digests, xyz_folder
@@ -44,12 +45,22 @@ def test_beam_equals_local_with_bad_tiles(tmp_path, records_config, options):
 
 
 def test_beam_reads_and_writes_gcs(sample_tiles, records_config, tmp_path, gcs):
-    make_records(records_config(sample_tiles, tmp_path / "local"))
+    # Beam lists a gs:// input in place (its workers read the tiles); local mirrors it first.
     upload_tree(sample_tiles, f"gs://{GCS_BUCKET}/beam/in")
-    url = f"gs://{GCS_BUCKET}/beam/out"
-    make_records_beam(records_config(f"gs://{GCS_BUCKET}/beam/in", url, engine="beam"))
-    download_tree(url, tmp_path / "from_gcs")
-    assert shard_digests(tmp_path / "from_gcs") == shard_digests(tmp_path / "local")
+    names = sorted(p.relative_to(sample_tiles).as_posix() for p in sample_tiles.rglob("*.jpg"))
+    rows = [f"{n},{n.split('/')[0]}" for n in names[::2]] + ["school/absent.jpg,school", "x.jpg,"]
+    storage.open_store(f"gs://{GCS_BUCKET}/beam/in").write_bytes(
+        "labels.csv", ("path,label\n" + "\n".join(rows) + "\n").encode()
+    )
+    for name, source in (("folder", "beam/in"), ("csv", "beam/in/labels.csv")):
+        local = tmp_path / f"local-{name}"
+        make_records(records_config(f"gs://{GCS_BUCKET}/{source}", local))
+        url = f"gs://{GCS_BUCKET}/beam/out-{name}"
+        make_records_beam(records_config(f"gs://{GCS_BUCKET}/{source}", url, engine="beam"))
+        download_tree(url, tmp_path / f"beam-{name}")
+        _same_result(local, tmp_path / f"beam-{name}")
+    quarantine = (tmp_path / "beam-csv" / "quarantine.jsonl").read_text()
+    assert "missing_file" in quarantine and "missing_label" in quarantine
 
 
 def test_beam_fetches_places_from_a_tile_service(tmp_path, records_config):
@@ -59,7 +70,8 @@ def test_beam_fetches_places_from_a_tile_service(tmp_path, records_config):
         f"{t.z},{t.x},{t.y},{'school' if i % 3 else 'not_school'}\n" for i, t in enumerate(tiles)
     )
     (tmp_path / "places.csv").write_text("z,x,y,label\n" + rows + "18,1,1,school\n")  # no imagery
-    with TileServer(tmp_path / "xyz") as server:
+    html = f"{tiles[4].z}/{tiles[4].x}/{tiles[4].y}"
+    with TileServer(tmp_path / "xyz", faults={html: ["html", "*"]}) as server:
         for engine, out in (("local", "local"), ("beam", "beam")):
             config = records_config(
                 tmp_path / "places.csv",
@@ -70,7 +82,10 @@ def test_beam_fetches_places_from_a_tile_service(tmp_path, records_config):
             )
             (make_records_beam if engine == "beam" else make_records)(config)
     _same_result(tmp_path / "local", tmp_path / "beam")
-    assert "no_imagery" in (tmp_path / "beam" / "quarantine.jsonl").read_text()
+    reasons = (tmp_path / "beam" / "quarantine.jsonl").read_text()
+    assert "no_imagery" in reasons and "not_an_image" in reasons
+    # the workers fetched into the output (every worker can reach it); gone once complete
+    assert not (tmp_path / "beam" / "_progress").exists()
 
 
 @pytest.mark.slow
