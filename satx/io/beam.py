@@ -10,10 +10,30 @@ internet (offline, it waits on that before falling back). The FnApiRunner takes
 
 from __future__ import annotations
 
+import json
 import shlex
-from typing import Any
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from satx.errors import InputError
+
+T = TypeVar("T")
+_made: dict[tuple[str, str], Any] = {}
+_made_lock = threading.Lock()
+
+
+def once_per_process(make: Callable[[Any], T], config: Any) -> T:
+    """`make(config)`, built once per worker process and config, then reused.
+
+    Beam runs many bundles in one worker process; an input listing, a tile source's connection
+    pool or a model is built for the first and shared by the rest.
+    """
+    key = (make.__qualname__, json.dumps(config.to_dict(), sort_keys=True))
+    with _made_lock:
+        if key not in _made:
+            _made[key] = make(config)
+        return _made[key]
 
 
 def pipeline(beam_options: str) -> Any:

@@ -19,9 +19,7 @@ cannot load a Keras 3 export. The Scorer keeps the loaded SavedModel object aliv
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -33,31 +31,12 @@ from satx.config import PredictConfig
 from satx.io import beam as beam_io
 from satx.io import failpoints
 from satx.io.progress import Progress
-from satx.predict.inputs import ChunkData, TileInput, open_input
+from satx.predict.inputs import ChunkData
 from satx.predict.outputs import Labeller, PredictionOutput
-from satx.predict.run import Run, begin, score_chunk, setup, summarise, write_chunk
+from satx.predict.run import Run, begin, input_of, score_chunk, setup, summarise, write_chunk
 from satx.predict.scorer import Scorer
 
 log = logging.getLogger(__name__)
-
-_inputs: dict[str, TileInput] = {}  # per worker process: the input, opened once
-_inputs_lock = threading.Lock()
-
-
-def _input(config: PredictConfig) -> TileInput:
-    key = json.dumps(config.to_dict(), sort_keys=True)
-    with _inputs_lock:
-        if key not in _inputs:
-            _inputs[key] = open_input(
-                config.input,
-                bbox=config.bbox,
-                aoi=config.aoi,
-                zoom=config.zoom,
-                source=config.source,
-                split=config.split,
-                threads=config.read_threads,
-            )
-        return _inputs[key]
 
 
 class SatxModelHandler(ModelHandler[tuple[int, ChunkData], PredictionResult, Scorer]):
@@ -94,7 +73,7 @@ class SatxModelHandler(ModelHandler[tuple[int, ChunkData], PredictionResult, Sco
 
 
 def _read(k: int, config: PredictConfig, spans: dict[int, tuple[int, int]]) -> tuple[int, Any]:
-    return k, _input(config).read(*spans[k])
+    return k, beam_io.once_per_process(input_of, config).read(*spans[k])
 
 
 def _write(result: PredictionResult, config: PredictConfig, class_names: tuple[str, ...]) -> int:

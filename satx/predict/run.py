@@ -124,7 +124,12 @@ def setup(config: PredictConfig) -> tuple[Scorer, TileInput, list[str]]:
     strategy = make_strategy(config.strategy)
     policy = set_precision(config.mixed_precision)
     scorer = Scorer(config.model, strategy, policy)
-    source = open_input(
+    return scorer, input_of(config), _class_names(scorer, config)
+
+
+def input_of(config: PredictConfig) -> TileInput:
+    """The input a run's config names (close it when done)."""
+    return open_input(
         config.input,
         bbox=config.bbox,
         aoi=config.aoi,
@@ -133,7 +138,6 @@ def setup(config: PredictConfig) -> tuple[Scorer, TileInput, list[str]]:
         split=config.split,
         threads=config.read_threads,
     )
-    return scorer, source, _class_names(scorer, config)
 
 
 def write_chunk(

@@ -24,7 +24,6 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,7 +32,7 @@ from typing import Any
 import mercantile
 
 from satx import geo
-from satx.config import RecordsConfig, SourceConfig
+from satx.config import RecordsConfig
 from satx.errors import RecordsError
 from satx.io import beam as beam_io
 from satx.io import failpoints, storage
@@ -56,7 +55,7 @@ from satx.records.plan import (
 )
 from satx.records.sources import Discovery, MissingTile, SourceTile, discover_remote
 from satx.records.worker import WriteSettings, write_shard
-from satx.tiles.sources import TileSource, open_source
+from satx.tiles.sources import open_source
 
 log = logging.getLogger(__name__)
 
@@ -97,16 +96,6 @@ def _parse_listing(data: bytes) -> list[SourceTile]:
 
 
 FETCHED = f"{PROGRESS_DIR}/tiles"  # places inputs: tiles fetched by the workers, {z}/{x}/{y}
-_sources: dict[str, TileSource] = {}  # per worker process: the tile source, opened once
-_sources_lock = threading.Lock()
-
-
-def _source(config: SourceConfig) -> TileSource:
-    key = json.dumps(config.to_dict(), sort_keys=True)
-    with _sources_lock:
-        if key not in _sources:
-            _sources[key] = open_source(config)
-        return _sources[key]
 
 
 def _fetch(tiles: list[SourceTile], config: RecordsConfig) -> list[Any]:
@@ -117,7 +106,9 @@ def _fetch(tiles: list[SourceTile], config: RecordsConfig) -> list[Any]:
     store = storage.open_store(config.output)
     names = [f"{FETCHED}/{t.tile.z}/{t.tile.x}/{t.tile.y}" for t in tiles]
     todo = [i for i, name in enumerate(names) if not store.exists(name)]
-    data, errors = _source(config.source).read([tiles[i].tile for i in todo])
+    data, errors = beam_io.once_per_process(open_source, config.source).read(
+        [tiles[i].tile for i in todo]
+    )
     fresh = {i: (data[k], errors.get(k)) for k, i in enumerate(todo)}
     out: list[Any] = []
     for i, (tile, name) in enumerate(zip(tiles, names, strict=True)):
