@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from satx.cli.flags import define, present
-from satx.config import CACHE_MODES, OPTIMIZERS, PRECISIONS, STRATEGIES, TrainConfig
+from satx.config import CACHE_MODES, LR_SCHEDULES, OPTIMIZERS, PRECISIONS, STRATEGIES, TrainConfig
 from satx.errors import InputError
 
 # flag name -> TrainConfig field (flat name) where the two differ
@@ -33,6 +33,15 @@ _define("integer", "n_epo_phase2", "Fine-tuning epochs (early stopping may end s
 _define("float", "lr_phase1", "Learning rate of phase 1.")
 _define("float", "lr_phase2", "Learning rate of phase 2.")
 _define("enum", "optimizer", "Optimizer.", enum_values=list(OPTIMIZERS))
+_define("float", "weight_decay", "adamw: decoupled weight decay of the kernels.")
+_define(
+    "enum",
+    "lr_schedule",
+    "plateau (cut the rate on a plateau) or cosine (linear warm-up, then cosine decay by step).",
+    enum_values=list(LR_SCHEDULES),
+)
+_define("float", "warmup_epochs", "cosine: warm-up epochs at the start of each phase.")
+_define("float", "label_smoothing", "Label smoothing of the cross-entropy.")
 _define(
     "string", "freeze_cutoff", "Fine-tune from this backbone layer: name, index, fraction or cut."
 )
@@ -65,6 +74,10 @@ CONFIG_FLAGS = (
     "lr_phase1",
     "lr_phase2",
     "optimizer",
+    "weight_decay",
+    "lr_schedule",
+    "warmup_epochs",
+    "label_smoothing",
     "freeze_cutoff",
     "dense_units",
     "dense_activation",

@@ -15,6 +15,7 @@ from satx.config.base import (
     COMPRESSIONS,
     COUNTRY_TILES,
     EXPORT_BEST_ON,
+    LR_SCHEDULES,
     OPTIMIZERS,
     PRECISIONS,
     PREDICT_FORMATS,
@@ -183,7 +184,11 @@ class TrainConfig(Config):
     n_epo_phase2: int = 10
     lr_phase1: float = 3e-4
     lr_phase2: float = 3e-5
-    optimizer: str = "adam"
+    optimizer: str = "adam"  # adam, rmsprop, adamw (with weight_decay)
+    weight_decay: float = 0.0  # adamw: decoupled decay of the kernels (not biases, not BN)
+    lr_schedule: str = "plateau"  # plateau: cut on a plateau; cosine: warm-up + cosine by step
+    warmup_epochs: float = 0.0  # cosine: linear warm-up over this many epochs of each phase
+    label_smoothing: float = 0.0
     freeze_cutoff: str = ""  # "" = the backbone's default cut point
     patience: int = 5
     min_delta: float = 0.01
@@ -204,7 +209,12 @@ class TrainConfig(Config):
     def __post_init__(self) -> None:
         problems = []
         one_of(problems, "optimizer", self.optimizer, OPTIMIZERS)
+        one_of(problems, "lr_schedule", self.lr_schedule, LR_SCHEDULES)
         one_of(problems, "mixed_precision", self.mixed_precision, PRECISIONS)
+        if not 0 <= self.label_smoothing < 1 or self.weight_decay < 0 or self.warmup_epochs < 0:
+            problems.append(
+                "--label_smoothing must be in [0, 1); --weight_decay, --warmup_epochs >= 0"
+            )
         one_of(problems, "strategy", self.strategy, STRATEGIES)
         if min(self.n_epo_phase1, self.n_epo_phase2) < 0 or self.per_replica_batch_size < 1:
             problems.append("epochs must be >= 0 and --batch_size >= 1")

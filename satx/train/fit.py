@@ -213,10 +213,14 @@ def _callbacks(
                 min_delta=config.min_delta,
                 restore_best_weights=True,
             ),
-            keras.callbacks.ReduceLROnPlateau(
-                monitor=monitor, mode=mode, factor=config.lr_factor, patience=config.lr_patience
-            ),
         ]
+        if config.lr_schedule == "plateau":  # a schedule owns the learning rate otherwise
+            callbacks.insert(
+                1,
+                keras.callbacks.ReduceLROnPlateau(
+                    monitor=monitor, mode=mode, factor=config.lr_factor, patience=config.lr_patience
+                ),
+            )
     return callbacks
 
 
@@ -288,7 +292,7 @@ def train(config: TrainConfig, command: str | None = None, overwrite: bool = Fal
     first = n1 if state.get("phase1_done") else 0
     for phase, start, end in phase_segments(n1, first, n1 + n2):
         with strategy.scope():
-            compile_phase(model, config, phase, num_classes)
+            compile_phase(model, config, phase, num_classes, run_data.steps)
         log.info("phase %d: epochs %d..%d, %d steps/epoch", phase, start, end - 1, run_data.steps)
         callbacks = _callbacks(
             config, work, phase, monitor, work.read_state(), run_data.counter, sample

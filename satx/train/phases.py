@@ -15,6 +15,7 @@ from satx.config import TrainConfig
 from satx.models import backbones
 from satx.models.classifier import build_classifier, freeze_backbone, unfreeze_from
 from satx.models.metrics import PositiveClassAUC
+from satx.train.schedule import WarmupCosine, make_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +49,25 @@ def make_metrics(num_classes: int) -> list[keras.metrics.Metric]:
     ]
 
 
-def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
-    """The predecessor's optimizers: `adam` or `rmsprop`."""
-    optimizers = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}
-    return optimizers[name](learning_rate=learning_rate)
+def phase_learning_rate(
+    config: TrainConfig, phase: int, lr: float, steps_per_epoch: int
+) -> float | WarmupCosine:
+    """The phase's learning rate: a number (`plateau`), or warm-up + cosine over its steps."""
+    if config.lr_schedule != "cosine":
+        return lr
+    epochs = config.n_epo_phase1 if phase == 1 else config.n_epo_phase2
+    steps = max(1, steps_per_epoch)
+    return WarmupCosine(lr, epochs * steps, round(config.warmup_epochs * steps))
 
 
-def compile_phase(model: keras.Model, config: TrainConfig, phase: int, num_classes: int) -> None:
-    """Freeze/unfreeze for `phase` and compile with that phase's learning rate.
+def compile_phase(
+    model: keras.Model,
+    config: TrainConfig,
+    phase: int,
+    num_classes: int,
+    steps_per_epoch: int = 0,
+) -> None:
+    """Freeze/unfreeze for `phase` and compile with that phase's learning rate (or schedule).
 
     From scratch (no pretrained weights) there is nothing to transfer: a frozen random backbone
     only yields noise features, so the whole network trains in both phases and phase 2 differs
@@ -74,9 +86,10 @@ def compile_phase(model: keras.Model, config: TrainConfig, phase: int, num_class
         start = unfreeze_from(model, cutoff, config.model.backbone, config.model.pretrained)
         log.info("phase 2: fine-tuning backbone layers from index %d (%s)", start, cutoff)
         lr = config.lr_phase2
+    rate = phase_learning_rate(config, phase, lr, steps_per_epoch)
     model.compile(
-        optimizer=make_optimizer(config.optimizer, lr),
-        loss=keras.losses.CategoricalCrossentropy(),
+        optimizer=make_optimizer(config.optimizer, rate, config.weight_decay),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=make_metrics(num_classes),
     )
 

@@ -114,10 +114,13 @@ class SatxHyperModel(kt.HyperModel):
         callbacks = ours + list(callbacks or [])
         merged = keras.callbacks.History()
         merged.epoch = []
-        for phase, start, end in phase_segments(config.n_epo_phase1, initial_epoch, epochs):
-            if phase == 2:  # build() compiled phase 1; a promoted trial may start right here
+        segments = phase_segments(config.n_epo_phase1, initial_epoch, epochs)
+        for i, (phase, start, end) in enumerate(segments):
+            # build() compiled phase 1 (a promoted trial may start in phase 2), and without the
+            # steps per epoch that a cosine schedule needs
+            if phase == 2 or (i == 0 and config.lr_schedule == "cosine"):
                 with self.strategy.scope():  # new optimizer variables are mirrored too
-                    compile_phase(model, config, 2, self.num_classes)
+                    compile_phase(model, config, phase, self.num_classes, run_data.steps)
             self.phase_log.append({"phase": phase, "first": start, "end": end})
             history = model.fit(
                 epochs=end,
