@@ -14,7 +14,16 @@ from typing import Any, TypeVar
 
 from absl import flags
 
-from satx.config import ENGINES, Config, RecordsConfig, SourceConfig, TrainConfig, default_of
+from satx.config import (
+    ENGINES,
+    TTA_MODES,
+    Config,
+    PredictConfig,
+    RecordsConfig,
+    SourceConfig,
+    TrainConfig,
+    default_of,
+)
 
 FLAGS = flags.FLAGS
 C = TypeVar("C", bound=Config)
@@ -167,4 +176,12 @@ ENGINE_FLAGS = (
         "('--direct_num_workers=2 --direct_running_mode=multi_processing': 2 processes).",
         RecordsConfig,
     ),
+)
+
+TTA = define(
+    "enum",
+    "tta",
+    "Test-time augmentation: dihedral averages over the tile's 8 symmetries (8x the model time).",
+    PredictConfig,
+    enum_values=list(TTA_MODES),
 )

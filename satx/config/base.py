@@ -21,6 +21,7 @@ COMPRESSIONS = ("none", "gzip")
 SIZE_MISMATCH_MODES = ("resize", "reject")
 CACHE_MODES = ("auto", "ram", "none")
 OPTIMIZERS = ("adam", "rmsprop", "adamw")
+TTA_MODES = ("none", "dihedral")  # test-time augmentation: the 8 symmetries of a tile
 LR_SCHEDULES = ("plateau", "cosine")  # plateau: ReduceLROnPlateau; cosine: warm-up + cosine
 STRATEGIES = ("auto", "mirrored", "multiworker", "onedevice")
 PRECISIONS = ("auto", "float16", "bfloat16", "off")

@@ -21,6 +21,7 @@ from satx.config.base import (
     PREDICT_FORMATS,
     SIZE_MISMATCH_MODES,
     STRATEGIES,
+    TTA_MODES,
     Config,
     check,
     one_of,
@@ -297,10 +298,14 @@ class EvaluateConfig(Config):
     threshold: str = "0.5"  # binary: a number, youden, topleft, precision@P or recall@R
     scores_out: str = ""
     batch_size: int = 64
+    tta: str = "none"  # dihedral: mean over the tile's 8 symmetries (8x the model's work)
 
     def __post_init__(self) -> None:
         if not (self.model and self.records and self.output):
             raise InputError("--model, --records and --output are required")
+        problems: list[str] = []
+        one_of(problems, "tta", self.tta, TTA_MODES)
+        check(problems)
 
 
 @dataclass(frozen=True)
@@ -330,6 +335,7 @@ class PredictConfig(Config):
     project_tiles: int = COUNTRY_TILES
     overwrite: bool = False
     dry_run: bool = False  # count the tiles and project the time; fetch and write nothing
+    tta: str = "none"  # dihedral: mean over the tile's 8 symmetries (8x the model's work)
     engine: str = "local"  # beam: read, score and write chunks in Beam workers (RunInference)
     beam_options: str = ""  # Beam's own pipeline options, e.g. "--runner=DataflowRunner ..."
 
@@ -345,11 +351,20 @@ class PredictConfig(Config):
         one_of(problems, "strategy", self.strategy, STRATEGIES)
         one_of(problems, "mixed_precision", self.mixed_precision, PRECISIONS)
         one_of(problems, "engine", self.engine, ENGINES)
+        one_of(problems, "tta", self.tta, TTA_MODES)
         check(problems)
 
     def identity(self) -> dict[str, Any]:
         """The settings that decide what the output holds; a resumed run must match them."""
-        keys = ("formats", "min_score", "threshold", "positive_class", "chunk_size", "list_missing")
+        keys = (
+            "formats",
+            "min_score",
+            "threshold",
+            "positive_class",
+            "chunk_size",
+            "list_missing",
+            "tta",
+        )
         return {k: getattr(self, k) for k in keys}
 
 

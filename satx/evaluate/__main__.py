@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from satx.cli import flags as shared
 from satx.cli import load_tensorflow, run
 from satx.cli.flags import config_from_flags, define
 from satx.config import EvaluateConfig
@@ -38,7 +39,7 @@ def main(argv: list[str]) -> int:
 
 def entry() -> None:
     """Console-script entry point."""
-    run(main)
+    run(main, shared.TTA)
 
 
 if __name__ == "__main__":

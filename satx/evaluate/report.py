@@ -124,7 +124,7 @@ def scores_csv(scored: Scored, class_names: list[str]) -> str:
 def evaluate(config: EvaluateConfig) -> dict[str, Any]:
     """Score a split, write report.json / report.md (and the scores CSV); return the report."""
     records = load_records(config.records)
-    scorer = Scorer(config.model)
+    scorer = Scorer(config.model, tta=config.tta)
     class_names = list(records.manifest.class_names)
     if scorer.class_names is not None and scorer.class_names != class_names:
         raise InputError(

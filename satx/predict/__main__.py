@@ -129,7 +129,7 @@ def main(argv: list[str]) -> int:
 
 def entry() -> None:
     """Console-script entry point."""
-    run(main, shared.OVERWRITE, shared.ZOOM, *shared.SOURCE_FLAGS, *shared.ENGINE_FLAGS)
+    run(main, shared.OVERWRITE, shared.ZOOM, shared.TTA, *shared.SOURCE_FLAGS, *shared.ENGINE_FLAGS)
 
 
 if __name__ == "__main__":

@@ -42,13 +42,14 @@ log = logging.getLogger(__name__)
 class SatxModelHandler(ModelHandler[tuple[int, ChunkData], PredictionResult, Scorer]):
     """RunInference over whole chunks: decode and score each chunk's tiles in batches."""
 
-    def __init__(self, model: str, num_classes: int, batch_size: int):
+    def __init__(self, model: str, num_classes: int, batch_size: int, tta: str = "none"):
         super().__init__()
         self.model, self.num_classes, self.batch_size = model, num_classes, batch_size
+        self.tta = tta
 
     def load_model(self) -> Scorer:
         """Load the export once per worker process (RunInference shares it across bundles)."""
-        return Scorer(self.model)
+        return Scorer(self.model, tta=self.tta)
 
     def run_inference(
         self,
@@ -96,7 +97,7 @@ def predict_beam(config: PredictConfig, command: str | None = None) -> dict[str,
         source.close()
     progress = Progress("predict", run.remaining)
     spans = {k: run.span(k) for k in run.todo}
-    handler = SatxModelHandler(str(scorer.path), len(class_names), config.batch_size)
+    handler = SatxModelHandler(str(scorer.path), len(class_names), config.batch_size, config.tta)
     if run.todo:
         with beam_io.pipeline(config.beam_options) as p:
             _ = (

@@ -123,7 +123,7 @@ def setup(config: PredictConfig) -> tuple[Scorer, TileInput, list[str]]:
     split_cpu(config.cpu_devices)
     strategy = make_strategy(config.strategy)
     policy = set_precision(config.mixed_precision)
-    scorer = Scorer(config.model, strategy, policy)
+    scorer = Scorer(config.model, strategy, policy, config.tta)
     return scorer, input_of(config), _class_names(scorer, config)
 
 

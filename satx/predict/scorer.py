@@ -81,14 +81,28 @@ def with_dtype_policy(model: Any, policy: str) -> Any:
     return copy
 
 
+def dihedral(images: tf.Tensor) -> list[tf.Tensor]:
+    """The 8 symmetries of square tiles [B, S, S, C]: 4 rotations, each also mirrored."""
+    out = []
+    for k in range(4):
+        turned = tf.image.rot90(images, k)
+        out += [turned, tf.image.flip_left_right(turned)]
+    return out
+
+
 class Scorer:
-    """Load a model once; score uint8 batches or a whole `(index, image)` dataset."""
+    """Load a model once; score uint8 batches or a whole `(index, image)` dataset.
+
+    `tta="dihedral"` averages the probabilities over the tile's 8 symmetries (test-time
+    augmentation: 8x the model's work).
+    """
 
     def __init__(
         self,
         path: str | Path,
         strategy: tf.distribute.Strategy | None = None,
         policy: str = "float32",
+        tta: str = "none",
     ):
         path = Path(path)
         self.strategy = strategy or tf.distribute.get_strategy()
@@ -105,6 +119,12 @@ class Scorer:
                 raise InputError(f"--model={path}: expected an export folder or a .keras file")
         self.path = path
         self._step = None
+        self.tta = tta
+        if tta == "dihedral":
+            single = self._fn
+            self._fn = lambda images: tf.add_n([single(x) for x in dihedral(images)]) / 8.0
+        elif tta != "none":
+            raise InputError(f"--tta={tta}: choose none or dihedral")
 
     def _load_keras(self, path: Path, policy: str) -> None:
         import keras
