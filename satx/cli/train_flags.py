@@ -59,6 +59,7 @@ _define("boolean", "deterministic", "Reproducible (slower) run.")
 _define("enum", "cache", "Decoded-tile RAM cache.", enum_values=list(CACHE_MODES))
 _define("list", "class_weight", "Per-class weights; default from counts.")
 _define("boolean", "export", "Export a SavedModel at the end.")
+_define("boolean", "calibrate", "Fit temperature scaling on the validation split for the export.")
 CONFIG = define("string", "config", "JSON file with a (partial, nested) TrainConfig.", default=None)
 HPARAMS = define("string", "hparams", "JSON file of flat hyperparameters to apply.", default=None)
 
@@ -93,6 +94,7 @@ CONFIG_FLAGS = (
     "cache",
     "class_weight",
     "export",
+    "calibrate",
     "seed",
     "image_size",
 )

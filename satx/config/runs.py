@@ -205,6 +205,7 @@ class TrainConfig(Config):
     monitor: str = "auto"  # auto: val_auc for binary, val_accuracy for multi-class
     export: bool = True
     export_dir: str = ""  # "" = WORKDIR/export
+    calibrate: bool = True  # fit temperature scaling on the validation split for the export
     tensorboard_images: int = 8
 
     def __post_init__(self) -> None:

@@ -29,6 +29,7 @@ from satx.io.run_record import versions, write_json
 from satx.io.storage import atomic_write_local
 from satx.predict.scorer import Scorer
 from satx.records.manifest import Records, load_records
+from satx.train.calibration import apply_temperature
 
 log = logging.getLogger(__name__)
 
@@ -147,12 +148,25 @@ def evaluate(config: EvaluateConfig) -> dict[str, Any]:
     )
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
+    raw = None
+    if scorer.temperature != 1.0:  # the export calibrates; undo it to show the difference
+        raw = apply_temperature(scored.probs, 1.0 / scorer.temperature)
+        result["calibration"] = {
+            "temperature": scorer.temperature,
+            "ece_uncalibrated": _calibration(scored.labels, raw).ece,
+            "ece_calibrated": result["expected_calibration_error"],
+        }
     if len(class_names) == 2:
         collection, regions = error_features(scored, class_names, result["threshold"])
         write_json(out / "errors.geojson", collection)
         result["errors_geojson"] = str(out / "errors.geojson")
         result["errors_by_parent_tile"] = regions
     result["plots"] = [p.name for p in _plots(scored, result, class_names, out)]
+    if raw is not None:
+        from satx.evaluate import plots
+
+        path = out / "reliability_uncalibrated.png"
+        result["plots"].append(plots.reliability_plot(_calibration(scored.labels, raw), path).name)
     write_json(out / "report.json", result)
     atomic_write_local(out / "report.md", _markdown(result).encode())
     if config.scores_out:
@@ -161,6 +175,13 @@ def evaluate(config: EvaluateConfig) -> dict[str, Any]:
         "evaluated %d tiles of %s: accuracy %.4f", result["count"], config.split, result["accuracy"]
     )
     return result
+
+
+def _calibration(labels: np.ndarray, probs: np.ndarray) -> scores.Calibration:
+    """Reliability of the positive score (binary) or of the top score (multi-class)."""
+    if probs.shape[1] == 2:
+        return scores.calibration(labels, probs[:, 1])
+    return scores.calibration(np.argmax(probs, axis=1) == labels, probs.max(axis=1))
 
 
 def _plots(scored: Scored, r: dict[str, Any], class_names: list[str], out: Path) -> list[Path]:
@@ -174,12 +195,11 @@ def _plots(scored: Scored, r: dict[str, Any], class_names: list[str], out: Path)
         if r["roc_auc"] is not None:
             paths.append(plots.roc_plot(labels, score, r["threshold"], out / "roc.png"))
             paths.append(plots.pr_plot(labels, score, out / "pr.png"))
-        cal = scores.calibration(labels, score)
         title = f"score of {positive}"
     else:
         score = probs.max(axis=1)
-        cal = scores.calibration(np.argmax(probs, axis=1) == labels, score)
         title = "top score"
+    cal = _calibration(labels, probs)
     paths.append(plots.histogram_plot(labels, score, class_names, title, out / "scores.png"))
     paths.append(plots.reliability_plot(cal, out / "reliability.png"))
     return paths
@@ -196,7 +216,13 @@ def _markdown(r: dict[str, Any]) -> str:
         f"- records: `{r['records']}`",
         f"- accuracy {num(r['accuracy'])}, ROC AUC {num(r['roc_auc'])}, PR AUC {num(r['pr_auc'])}",
         f"- threshold: {r['threshold_mode']} = {num(r['threshold'])}",
-        f"- expected calibration error: {num(r['expected_calibration_error'])}",
+        f"- expected calibration error: {num(r['expected_calibration_error'])}"
+        + (
+            f" (temperature {r['calibration']['temperature']:.3f}; uncalibrated "
+            f"{num(r['calibration']['ece_uncalibrated'])})"
+            if r.get("calibration")
+            else ""
+        ),
         "",
         "| class | precision | recall | F1 | support |",
         "| --- | --- | --- | --- | --- |",

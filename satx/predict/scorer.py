@@ -107,6 +107,7 @@ class Scorer:
         path = Path(path)
         self.strategy = strategy or tf.distribute.get_strategy()
         self.policy = "float32"
+        self.temperature = 1.0
         with self.strategy.scope():
             if path.is_file() and path.suffix == ".keras":
                 self._load_keras(path, policy)
@@ -148,6 +149,9 @@ class Scorer:
         serve = loaded.signatures["serving_default"]
         self.image_size = int(serve.structured_input_signature[1]["images"].shape[1])
         self._loaded = loaded  # keeps the variables alive
+        calibration = path / "calibration.json"
+        if calibration.exists():  # the export's probabilities are calibrated by this
+            self.temperature = float(json.loads(calibration.read_text())["temperature"])
         self._fn = lambda images: loaded.serving_default(images)["probabilities"]
         if policy != "float32":
             log.warning(

@@ -1,9 +1,12 @@
 """Export a trained classifier: a TF Serving SavedModel with two signatures, plus `.keras`.
 
-Signatures (both return `{"probabilities": float32 [B, K]}`):
+Signatures (both return `probabilities`, float32 [B, K], calibrated by the temperature fitted
+on the validation split, plus `uncalibrated_probabilities` and `logits`, the model's own
+log-probabilities):
 - `serving_default`: `images`, uint8 [B, S, S, 3];
 - `serving_bytes`: `encoded`, string [B] of JPEG or PNG tiles (decoded exactly as in training,
   resized when their size differs from the model's).
+The temperature is also written to `calibration.json` beside `class_names.json`.
 """
 
 from __future__ import annotations
@@ -39,8 +42,24 @@ def next_version(export_root: str | Path) -> int:
     return latest_version(export_root) + 1
 
 
+CALIBRATION_NAME = "calibration.json"
+
+
+def _outputs(probabilities: tf.Tensor, temperature: float) -> dict[str, tf.Tensor]:
+    logits = tf.math.log(tf.clip_by_value(tf.cast(probabilities, tf.float32), 1e-12, 1.0))
+    return {
+        "probabilities": tf.nn.softmax(logits / temperature, axis=-1),
+        "uncalibrated_probabilities": tf.cast(probabilities, tf.float32),
+        "logits": logits,
+    }
+
+
 def export_saved_model(
-    model: keras.Model, export_root: str | Path, class_names: list[str], version: int | None = None
+    model: keras.Model,
+    export_root: str | Path,
+    class_names: list[str],
+    version: int | None = None,
+    temperature: float = 1.0,
 ) -> Path:
     """Write `export_root/<version>/` (SavedModel + class names); returns the version folder.
 
@@ -55,25 +74,27 @@ def export_saved_model(
     archive.track(model)
     archive.add_endpoint(
         name="serving_default",
-        fn=lambda images: {"probabilities": model(images, training=False)},
+        fn=lambda images: _outputs(model(images, training=False), temperature),
         input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")],
     )
     archive.add_endpoint(
         name="serving_bytes",
-        fn=lambda encoded: {
-            "probabilities": model(
+        fn=lambda encoded: _outputs(
+            model(
                 tf.map_fn(
                     lambda e: decode_to_size(e, size),
                     encoded,
                     fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8),
                 ),
                 training=False,
-            )
-        },
+            ),
+            temperature,
+        ),
         input_signature=[tf.TensorSpec([None], tf.string, name="encoded")],
     )
     archive.write_out(str(tmp), verbose=False)
     atomic_write_local(tmp / "class_names.json", json.dumps(list(class_names)).encode())
+    atomic_write_local(tmp / CALIBRATION_NAME, json.dumps({"temperature": temperature}).encode())
     os.replace(tmp, target)
     log.info("exported SavedModel to %s (signatures serving_default, serving_bytes)", target)
     return target

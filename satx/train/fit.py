@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from satx.config import TrainConfig
@@ -34,6 +35,7 @@ from satx.io import failpoints
 from satx.io.run_record import versions, write_json
 from satx.models import backbones
 from satx.records.manifest import Records, load_records
+from satx.train.calibration import apply_temperature, fit_temperature, nll
 from satx.train.callbacks import (
     AugmentedImages,
     EpochHook,
@@ -307,9 +309,29 @@ def train(config: TrainConfig, command: str | None = None, overwrite: bool = Fal
         if phase == 1:
             model.save_weights(work.phase1_weights)
             work.write_state({**work.read_state(), "phase1_done": True})
-    summary = _finish(model, config, work, records, monitor[0], time.monotonic() - start_time)
+    summary = _finish(
+        model, config, work, records, monitor[0], time.monotonic() - start_time, run_data
+    )
     work.write_state({**work.read_state(), "done": True})
     return summary
+
+
+def fit_calibration(model: keras.Model, data: TrainingData) -> dict[str, Any]:
+    """Temperature scaling fitted on the validation split, with its NLL before and after."""
+    probs, labels = [], []
+    for images, onehot in data.val.take(data.val_steps):
+        probs.append(np.asarray(model(images, training=False), np.float64))
+        labels.append(np.argmax(np.asarray(onehot), axis=1))
+    p, y = np.concatenate(probs), np.concatenate(labels)
+    temperature = fit_temperature(p, y)
+    result = {
+        "temperature": round(temperature, 4),
+        "split": data.val_split,
+        "val_nll_before": round(nll(p, y), 5),
+        "val_nll_after": round(nll(apply_temperature(p, temperature), y), 5),
+    }
+    log.info("calibration on %s: %s", data.val_split, result)
+    return result
 
 
 def _finish(
@@ -319,12 +341,18 @@ def _finish(
     records: Records,
     monitor: str,
     elapsed: float,
+    data: TrainingData,
 ) -> dict[str, Any]:
     class_names = list(records.manifest.class_names)
     model.save(work.model)
     write_json(work.root / "class_names.json", class_names)  # read next to .keras
+    fitted = fit_calibration(model, data) if config.calibrate else {"temperature": 1.0}
     export_root = Path(config.export_dir) if config.export_dir else work.export
-    export_dir = export_saved_model(model, export_root, class_names) if config.export else None
+    export_dir = (
+        export_saved_model(model, export_root, class_names, temperature=fitted["temperature"])
+        if config.export
+        else None
+    )
     state = work.read_state()
     summary = {
         "monitor": monitor,
@@ -335,6 +363,7 @@ def _finish(
         "model": str(work.model),
         "best_checkpoint": str(work.best),
         "export": str(export_dir) if export_dir else None,
+        "calibration": fitted,
         "tensorboard": f"tensorboard --logdir {work.logs}",
     }
     write_json(work.root / "summary.json", summary)

@@ -5,6 +5,7 @@ import json
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 
 from satx.errors import OutputExistsError
 from satx.records.manifest import load_records
+from satx.train.calibration import apply_temperature
 from satx.train.fit import Workdir, train
 from tests.helpers import REPO, cli, tiny_train_config
 
@@ -169,9 +171,13 @@ loaded = tf.saved_model.load(sys.argv[1])
 folder = pathlib.Path(sys.argv[2])
 images = np.load(folder / "images.npy")
 encoded = [p.read_bytes() for p in sorted(folder.glob("*.tile"))]
-a = loaded.signatures["serving_default"](images=tf.constant(images))["probabilities"]
+a = loaded.signatures["serving_default"](images=tf.constant(images))
 b = loaded.signatures["serving_bytes"](encoded=tf.constant(encoded))["probabilities"]
-print(json.dumps({"images": a.numpy().tolist(), "bytes": b.numpy().tolist()}))
+print(json.dumps({
+    "images": a["probabilities"].numpy().tolist(),
+    "raw": a["uncalibrated_probabilities"].numpy().tolist(),
+    "bytes": b.numpy().tolist(),
+}))
 """
 
 
@@ -197,9 +203,16 @@ def test_export_loads_in_a_fresh_process_and_both_signatures_agree(sample_record
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     model = keras.models.load_model(Workdir(tmp_path / "run").model, safe_mode=True)
-    expected = model.predict(images, verbose=0)
-    np.testing.assert_allclose(got["images"], expected, atol=1e-5)
-    np.testing.assert_allclose(got["bytes"], expected, atol=1e-5)
+    raw = model.predict(images, verbose=0)
+    temperature = summary["calibration"]["temperature"]
+    assert json.loads((Path(summary["export"]) / "calibration.json").read_text()) == {
+        "temperature": temperature
+    }
+    calibrated = apply_temperature(raw, temperature)  # what evaluate applies to the raw scores
+    np.testing.assert_allclose(got["raw"], raw, atol=1e-5)
+    np.testing.assert_allclose(got["images"], calibrated, atol=1e-5)
+    np.testing.assert_allclose(got["bytes"], calibrated, atol=1e-5)
+    assert summary["calibration"]["val_nll_after"] <= summary["calibration"]["val_nll_before"]
 
 
 def test_profile_batches_write_a_trace_with_input_pipeline_events(sample_records, tmp_path):

@@ -235,7 +235,7 @@ def test_killed_search_resumes_without_lost_or_repeated_trials_then_exports_best
     served = tf.saved_model.load(str(exports[0]))
     images = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
     probs = served.signatures["serving_default"](images=tf.constant(images))
-    scores = next(iter(probs.values())).numpy()
+    scores = probs["probabilities"].numpy()
     assert scores.shape == (3, 2) and np.allclose(scores.sum(axis=1), 1.0, atol=1e-4)
 
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from satx.evaluate.calibration import apply_temperature, fit_temperature, nll
 from satx.evaluate.scores import calibration, roc_auc
+from satx.train.calibration import apply_temperature, fit_temperature, nll
 
 
 def _model(temperature: float, n: int = 4000, k: int = 2, seed: int = 0):
