@@ -296,7 +296,10 @@ class EvaluateConfig(Config):
     records: str = ""
     output: str = ""
     split: str = "test"
-    threshold: str = "0.5"  # binary: a number, youden, topleft, precision@P or recall@R
+    threshold: str = "0.5"  # binary: a number, youden, topleft, precision@P, recall@R, budget@N
+    # a threshold mode other than a number is chosen on this split (when the records have it
+    # and it is not the evaluated one), then applied to the evaluated split
+    threshold_split: str = "val"
     scores_out: str = ""
     batch_size: int = 64
     tta: str = "none"  # dihedral: mean over the tile's 8 symmetries (8x the model's work)
@@ -325,6 +328,7 @@ class PredictConfig(Config):
     min_score: float = 0.0  # keep rows with score >= this (errors are always kept)
     list_missing: bool = True  # False: missing tiles (sea, no imagery) are counted, not listed
     threshold: float = 0.5
+    threshold_from: str = ""  # an evaluate report.json: use the threshold it chose
     positive_class: str = ""
     class_names: tuple[str, ...] = ()  # for a .keras model without class_names.json beside it
     batch_size: int = 128
@@ -361,6 +365,7 @@ class PredictConfig(Config):
             "formats",
             "min_score",
             "threshold",
+            "threshold_from",
             "positive_class",
             "chunk_size",
             "list_missing",

@@ -14,7 +14,14 @@ define("string", "output", "Folder for report.json and report.md.", EvaluateConf
 define(
     "string",
     "threshold",
-    "Binary: a number, youden, topleft, precision@P or recall@R.",
+    "Binary: a number, youden, topleft, precision@P, recall@R or budget@N (at most N hits per "
+    "million tiles); modes are chosen on --threshold_split and applied to --split.",
+    EvaluateConfig,
+)
+define(
+    "string",
+    "threshold_split",
+    "Split a threshold mode is chosen on (when the records have it).",
     EvaluateConfig,
 )
 define("string", "scores_out", "CSV with one row per tile.", EvaluateConfig)

@@ -133,7 +133,14 @@ def evaluate(config: EvaluateConfig) -> dict[str, Any]:
             f"have {class_names}; evaluate it on records made with the same --classes"
         )
     scored = score_split(scorer, records, config.split, config.batch_size)
-    result = scores.report(scored.labels, scored.probs, class_names, config.threshold)
+    chosen, chosen_on = _threshold_elsewhere(scorer, records, config, class_names)
+    result = scores.report(
+        scored.labels, scored.probs, class_names, config.threshold, chosen.get("threshold")
+    )
+    if len(class_names) == 2:
+        result["threshold_chosen_on"] = chosen_on
+        if chosen:
+            result["at_threshold_on_" + chosen_on] = chosen["at_threshold"]
     result.update(
         {
             "model": str(scorer.path),
@@ -177,6 +184,31 @@ def evaluate(config: EvaluateConfig) -> dict[str, Any]:
     return result
 
 
+def _threshold_elsewhere(
+    scorer: Scorer, records: Records, config: EvaluateConfig, class_names: list[str]
+) -> tuple[dict[str, Any], str]:
+    """A binary threshold mode chosen on `threshold_split` (not on the split it is tested on).
+
+    Returns `({threshold, at_threshold}, split)`, or `({}, evaluated split)` when the mode is a
+    number, the model is multi-class, or the records lack that split.
+    """
+    split = config.threshold_split
+    try:
+        float(config.threshold)
+        return {}, config.split
+    except ValueError:
+        pass
+    usable = split and split != config.split and records.manifest.has_split(split)
+    if len(class_names) != 2 or not usable:
+        return {}, config.split
+    other = score_split(scorer, records, split, config.batch_size)
+    t = scores.choose_threshold(other.labels, other.probs[:, 1], config.threshold)
+    return {
+        "threshold": t,
+        "at_threshold": scores.at_threshold(other.labels, other.probs[:, 1], t),
+    }, split
+
+
 def _calibration(labels: np.ndarray, probs: np.ndarray) -> scores.Calibration:
     """Reliability of the positive score (binary) or of the top score (multi-class)."""
     if probs.shape[1] == 2:
@@ -215,7 +247,19 @@ def _markdown(r: dict[str, Any]) -> str:
         f"- model: `{r['model']}`",
         f"- records: `{r['records']}`",
         f"- accuracy {num(r['accuracy'])}, ROC AUC {num(r['roc_auc'])}, PR AUC {num(r['pr_auc'])}",
-        f"- threshold: {r['threshold_mode']} = {num(r['threshold'])}",
+        f"- threshold: {r['threshold_mode']} = {num(r['threshold'])}"
+        + (
+            f", chosen on the {r['threshold_chosen_on']} split"
+            if r.get("threshold_chosen_on")
+            else ""
+        )
+        + (
+            f"; here precision {num(r['at_threshold']['precision'])}, recall "
+            f"{num(r['at_threshold']['recall'])}, {r['at_threshold']['hits_per_million']:,.0f} "
+            "hits per million tiles"
+            if r.get("at_threshold")
+            else ""
+        ),
         f"- expected calibration error: {num(r['expected_calibration_error'])}"
         + (
             f" (temperature {r['calibration']['temperature']:.3f}; uncalibrated "

@@ -16,7 +16,14 @@ import numpy as np
 
 from satx.errors import InputError
 
-THRESHOLD_MODES = ("youden", "topleft", "precision@P", "recall@R", "a number such as 0.5")
+THRESHOLD_MODES = (
+    "youden",
+    "topleft",
+    "precision@P",
+    "recall@R",
+    "budget@N",
+    "a number such as 0.5",
+)
 
 
 def _counts(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -65,12 +72,44 @@ def average_precision(y: np.ndarray, score: np.ndarray) -> float:
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
+PER_MILLION = 1_000_000
+
+
+def budget_threshold(score: np.ndarray, hits_per_million: float) -> float:
+    """The lowest threshold giving at most `hits_per_million` hits (score >= t) per million.
+
+    The mappers' capacity: a country of 50 million tiles at budget@100 hands them at most 5,000
+    hits. Ties at the boundary are all left out rather than exceed the budget.
+    """
+    score = np.sort(np.asarray(score, np.float64))[::-1]
+    allowed = int(np.floor(hits_per_million * score.size / PER_MILLION))
+    if allowed <= 0:
+        return float(np.nextafter(score[0], np.inf))
+    t = score[allowed - 1]
+    if np.count_nonzero(score >= t) > allowed:
+        t = np.nextafter(t, np.inf)
+    return float(t)
+
+
+def at_threshold(y: np.ndarray, score: np.ndarray, t: float) -> dict[str, float | None]:
+    """Precision, recall and hits per million of `score >= t` on a labelled set."""
+    y, hit = np.asarray(y), np.asarray(score) >= t
+    hits, positives = int(hit.sum()), int((y == 1).sum())
+    true = int((hit & (y == 1)).sum())
+    return {
+        "precision": true / hits if hits else None,
+        "recall": true / positives if positives else None,
+        "hits_per_million": PER_MILLION * hits / max(1, y.size),
+    }
+
+
 def choose_threshold(y: np.ndarray, score: np.ndarray, mode: str) -> float:
     """The decision threshold for `mode`.
 
     Modes: a number (`0.5`); `youden` (max TPR - FPR); `topleft` (the ROC point nearest (0, 1),
     the predecessor's choice); `precision@P` (the lowest threshold whose precision is >= P, i.e.
-    the most recall at that precision); `recall@R` (the highest threshold whose recall is >= R).
+    the most recall at that precision); `recall@R` (the highest threshold whose recall is >= R);
+    `budget@N` (at most N hits per million tiles: the mappers' capacity).
 
     Raises:
         InputError: unknown mode, or no threshold reaches the asked precision.
@@ -89,9 +128,11 @@ def choose_threshold(y: np.ndarray, score: np.ndarray, mode: str) -> float:
             best = np.argmin(np.where(keep, np.hypot(fpr, 1.0 - tpr), np.inf))
         return float(thresholds[best])
     kind, _, target_text = mode.partition("@")
-    if kind not in ("precision", "recall") or not target_text:
+    if kind not in ("precision", "recall", "budget") or not target_text:
         raise InputError(f"--threshold={mode!r}: choose one of {THRESHOLD_MODES}")
     target = float(target_text)
+    if kind == "budget":
+        return budget_threshold(score, target)
     precision, recall, thresholds = precision_recall_curve(y, score)
     if kind == "recall":
         return float(thresholds[np.flatnonzero(recall >= target)[0]])
@@ -160,12 +201,17 @@ def calibration(y: np.ndarray, score: np.ndarray, bins: int = 10) -> Calibration
 
 
 def report(
-    labels: np.ndarray, probs: np.ndarray, class_names: list[str], threshold: str = "0.5"
+    labels: np.ndarray,
+    probs: np.ndarray,
+    class_names: list[str],
+    threshold: str = "0.5",
+    threshold_value: float | None = None,
 ) -> dict:
     """Every number of an evaluation, JSON-ready.
 
     Binary (two classes): class 1 is positive; its score is thresholded with `threshold` (see
-    `choose_threshold`). Multi-class: prediction by argmax; ROC AUC and PR AUC are the macro
+    `choose_threshold`), or by `threshold_value` when it was chosen elsewhere (on validation).
+    Multi-class: prediction by argmax; ROC AUC and PR AUC are the macro
     means of one-vs-rest per class, also listed per class.
     """
     labels, probs = np.asarray(labels), np.asarray(probs, dtype=np.float64)
@@ -181,7 +227,9 @@ def report(
                 "pr_auc": average_precision(is_k, probs[:, k]),
             }
     if num_classes == 2:
-        t = choose_threshold(labels, probs[:, 1], threshold)
+        t = threshold_value
+        if t is None:
+            t = choose_threshold(labels, probs[:, 1], threshold)
         predicted = (probs[:, 1] >= t).astype(np.int64)
         auc_of = per_class_auc.get(class_names[1], {"roc_auc": None, "pr_auc": None})
         roc, pr = auc_of["roc_auc"], auc_of["pr_auc"]
@@ -202,6 +250,7 @@ def report(
         "pr_auc": pr,
         "threshold": t,
         "threshold_mode": threshold if num_classes == 2 else "argmax",
+        "at_threshold": at_threshold(labels, probs[:, 1], t) if num_classes == 2 else None,
         "confusion_matrix": matrix.tolist(),
         "expected_calibration_error": ece,
         "per_class": {

@@ -43,6 +43,12 @@ define(
 define("float", "threshold", "Binary: score at which the label flips.", PredictConfig)
 define(
     "string",
+    "threshold_from",
+    "Binary: use the threshold an evaluate report.json chose (e.g. precision@0.9 on val).",
+    PredictConfig,
+)
+define(
+    "string",
     "positive_class",
     "Class whose probability is the score (binary: the second class).",
     PredictConfig,

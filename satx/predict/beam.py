@@ -33,7 +33,16 @@ from satx.io import failpoints
 from satx.io.progress import Progress
 from satx.predict.inputs import ChunkData
 from satx.predict.outputs import Labeller, PredictionOutput
-from satx.predict.run import Run, begin, input_of, score_chunk, setup, summarise, write_chunk
+from satx.predict.run import (
+    Run,
+    begin,
+    input_of,
+    score_chunk,
+    setup,
+    summarise,
+    threshold_of,
+    write_chunk,
+)
 from satx.predict.scorer import Scorer
 
 log = logging.getLogger(__name__)
@@ -79,7 +88,8 @@ def _read(k: int, config: PredictConfig, spans: dict[int, tuple[int, int]]) -> t
 
 def _write(result: PredictionResult, config: PredictConfig, class_names: tuple[str, ...]) -> int:
     k, chunk, seconds = result.example
-    labeller = Labeller.make(list(class_names), config.positive_class, config.threshold)
+    threshold = threshold_of(config, list(class_names))
+    labeller = Labeller.make(list(class_names), config.positive_class, threshold)
     out = PredictionOutput(config.output, config.formats, class_names)
     write_chunk(k, chunk, np.asarray(result.inference), labeller, out, config, seconds)
     failpoints.hit("predict.chunk_done")

@@ -15,11 +15,13 @@ country-sized run (50.8 million tiles by default) would take at that rate.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -186,9 +188,32 @@ class Run:
         return k * self.chunk_size, min(self.total, (k + 1) * self.chunk_size)
 
 
+def threshold_of(config: PredictConfig, class_names: list[str]) -> float:
+    """The binary threshold: `--threshold`, or the one an evaluate report chose."""
+    if not config.threshold_from:
+        return config.threshold
+    try:
+        report = json.loads(Path(config.threshold_from).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"--threshold_from={config.threshold_from}: cannot read ({err})") from err
+    if report.get("threshold") is None or report.get("class_names") != class_names:
+        raise InputError(
+            f"--threshold_from={config.threshold_from}: not a binary evaluation of classes "
+            f"{class_names} (found {report.get('class_names')})"
+        )
+    log.info(
+        "threshold %.6f (%s, chosen on %s) from %s",
+        report["threshold"],
+        report.get("threshold_mode"),
+        report.get("threshold_chosen_on", report.get("split")),
+        config.threshold_from,
+    )
+    return float(report["threshold"])
+
+
 def begin(config: PredictConfig, scorer: Scorer, source: TileInput, class_names: list[str]) -> Run:
     """Claim (or resume) the output folder and list the chunks still to do."""
-    labeller = Labeller.make(class_names, config.positive_class, config.threshold)
+    labeller = Labeller.make(class_names, config.positive_class, threshold_of(config, class_names))
     out = PredictionOutput(config.output, config.formats, tuple(class_names))
     fingerprint = source.fingerprint()
     identity = {**config.identity(), "model": str(scorer.path), "class_names": class_names}

@@ -137,3 +137,33 @@ def test_a_calibrated_export_reports_its_calibration(tiny_model, sample_records,
     assert c["ece_uncalibrated"] == pytest.approx(raw, abs=1e-4)
     assert "reliability_uncalibrated.png" in report["plots"]
     assert "temperature 2.000" in (out / "report.md").read_text()
+
+
+def test_threshold_chosen_on_validation_applies_to_test_and_to_predict(
+    tiny_model, sample_records, tmp_path
+):
+    from satx.config import PredictConfig
+    from satx.evaluate.report import score_split
+    from satx.predict.run import predict
+    from satx.predict.scorer import Scorer
+
+    out = tmp_path / "eval"
+    report = evaluate(
+        str(tiny_model["export"]), sample_records, str(out), threshold="budget@300000"
+    )
+    val = score_split(Scorer(tiny_model["export"]), tiny_model["records"], "val", 64)
+    expected = scores.choose_threshold(val.labels, val.probs[:, 1], "budget@300000")
+    assert report["threshold_chosen_on"] == "val" and report["threshold"] == expected
+    assert report["at_threshold_on_val"]["hits_per_million"] <= 300000
+    assert "chosen on the val split" in (out / "report.md").read_text()
+    pred = tmp_path / "pred"
+    config = PredictConfig(
+        model=str(tiny_model["export"]),
+        output=str(pred),
+        input=sample_records,
+        split="test",
+        threshold_from=str(out / "report.json"),
+    )
+    predict(config)
+    rows = list(csv.DictReader((pred / "predictions.csv").open()))
+    assert rows and all((r["label"] == "school") == (float(r["score"]) >= expected) for r in rows)

@@ -156,3 +156,34 @@ def test_multiclass_report_is_one_vs_rest():
     assert out["per_class"]["b"]["roc_auc"] == pytest.approx(per_class[1])
     assert out["accuracy"] == pytest.approx(np.mean(probs.argmax(1) == labels))
     assert out["threshold"] is None and np.sum(out["confusion_matrix"]) == 90
+
+
+def _scored_set(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.1).astype(int)  # imbalanced, as schools are
+    score = rng.normal(0.3 + 0.4 * y, 0.15)  # continuous: no ties
+    return y, score
+
+
+def test_precision_target_chosen_on_validation_is_met_there():
+    y, score = _scored_set(5000, seed=1)
+    for target in (0.7, 0.8, 0.9):
+        t = scores.choose_threshold(y, score, f"precision@{target}")
+        got = scores.at_threshold(y, score, t)
+        assert got["precision"] >= target
+        # the lowest such threshold: one step lower and the precision falls below the target
+        lower = score[score < t].max()
+        assert scores.at_threshold(y, score, lower)["precision"] < target or lower < t
+
+
+def test_budget_threshold_keeps_hits_within_the_budget():
+    y, score = _scored_set(20000, seed=2)
+    for budget in (10, 500, 20000, 1_000_000):
+        t = scores.choose_threshold(y, score, f"budget@{budget}")
+        hits = scores.at_threshold(y, score, t)["hits_per_million"]
+        assert hits <= budget
+        assert hits >= min(budget, 1e6) - 1e6 / 20000  # as many as the budget allows
+    tied = np.array([0.5] * 10 + [0.1] * 90)
+    t = scores.budget_threshold(tied, 50_000)  # 5 allowed, 10 tied at the top: none
+    assert np.count_nonzero(tied >= t) == 0
+    assert scores.budget_threshold(np.array([0.2, 0.9, 0.4]), 0) > 0.9
