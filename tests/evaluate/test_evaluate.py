@@ -31,6 +31,7 @@ def test_export_and_keras_file_give_the_models_metrics(tiny_model, sample_record
             sample_records,
             str(out),
             threshold="youden",
+            threshold_split="",  # chosen on the test split itself, as `expected` is
             scores_out=str(out / "scores.csv"),
         )
         on_disk = json.loads((out / "report.json").read_text())
