@@ -34,8 +34,15 @@ define(
 _JSON = define("string", "json_out", "Write the results as JSON here.", default=None)
 _RECORDS = define("string", "records", "tune_memory: records folder.", default=None)
 _TRIALS = define("integer", "trials", "tune_memory: trials in the search.", default=20)
+_RECIPE = define("string", "recipe", "quality: a recipe file (configs/*.json).", default=None)
+_WORKDIR = define(
+    "string", "workdir", "quality: keep records, runs and reports here.", default=None
+)
 
-USAGE = "usage: python -m satx.bench input|records|train|predict|fetch|all|tune_memory [--flags]"
+USAGE = (
+    "usage: python -m satx.bench input|records|train|predict|fetch|all|tune_memory|quality "
+    "[--flags]"
+)
 
 
 def _tune_memory() -> dict:
@@ -63,17 +70,35 @@ def _tune_memory() -> dict:
     return {"tune_memory": rows}
 
 
+def _quality() -> dict:
+    import tempfile
+
+    from satx.bench.quality import bench_quality, format_quality
+    from satx.errors import InputError
+
+    data = config_from_flags(BenchConfig, {"backbones": "backbone"}).data
+    if not data or not _RECIPE.value:
+        raise InputError("quality needs --data=DIR (class folders) and --recipe=FILE")
+    workdir = _WORKDIR.value or tempfile.mkdtemp(prefix="satx-quality-")
+    result = bench_quality(data, _RECIPE.value, workdir)
+    print(format_quality(result))
+    print(f"records, runs and reports: {workdir}")
+    return {"quality": result}
+
+
 @takes_arguments
 def main(argv: list[str]) -> int:
     """Run the benchmark mode(s), print the tables, write the JSON."""
     load_tensorflow()
     from satx.bench.run import MODES, format_report, run_bench
 
-    if len(argv) != 2 or argv[1] not in (*MODES, "all", "tune_memory"):
+    if len(argv) != 2 or argv[1] not in (*MODES, "all", "tune_memory", "quality"):
         print(USAGE, file=sys.stderr)
         return 2
     if argv[1] == "tune_memory":
         result = _tune_memory()
+    elif argv[1] == "quality":
+        result = _quality()
     else:
         settings = config_from_flags(
             BenchConfig,

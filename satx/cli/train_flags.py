@@ -60,7 +60,12 @@ _define("enum", "cache", "Decoded-tile RAM cache.", enum_values=list(CACHE_MODES
 _define("list", "class_weight", "Per-class weights; default from counts.")
 _define("boolean", "export", "Export a SavedModel at the end.")
 _define("boolean", "calibrate", "Fit temperature scaling on the validation split for the export.")
-CONFIG = define("string", "config", "JSON file with a (partial, nested) TrainConfig.", default=None)
+CONFIG = define(
+    "string",
+    "config",
+    "A recipe (configs/*.json) or a JSON file with a (partial, nested) TrainConfig.",
+    default=None,
+)
 HPARAMS = define("string", "hparams", "JSON file of flat hyperparameters to apply.", default=None)
 
 # Every flag that sets a TrainConfig field; `seed` and `image_size` live in satx.cli.flags.
@@ -116,7 +121,9 @@ def train_config_from_flags(skip: tuple[str, ...] = ()) -> TrainConfig:
     """
     config = TrainConfig()
     if CONFIG.value:
-        config = TrainConfig.from_dict(load_json(CONFIG.value, "config"))
+        from satx.train.recipe import read_recipe
+
+        config = TrainConfig.from_dict(read_recipe(CONFIG.value)["train"])
     if HPARAMS.value:
         config = config.with_overrides(load_json(HPARAMS.value, "hparams"))
     given = present(n for n in CONFIG_FLAGS if n not in skip)

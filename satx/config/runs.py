@@ -164,6 +164,7 @@ class ModelConfig(Config):
     dense_units: int = 256
     dense_activation: str = "relu"
     dropout: float = 0.25
+    bn_momentum: float = 0.5  # from scratch: BatchNorm's moving-average momentum (see classifier)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     @property

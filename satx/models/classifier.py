@@ -41,7 +41,7 @@ def build_classifier(config: ModelConfig, num_classes: int, *, seed: int) -> ker
     size = backbones.input_size(config)
     backbone = backbones.create_backbone(config.backbone, size, config.weights)
     if not config.pretrained:
-        _fast_batchnorm(backbone)
+        _fast_batchnorm(backbone, config.bn_momentum)
     # Wrap so the backbone always has the same layer name, whatever Keras calls it.
     inner = keras.Input((size, size, 3), name="backbone_input")
     backbone = keras.Model(inner, backbone(inner), name=BACKBONE_LAYER)
