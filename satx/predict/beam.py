@@ -40,7 +40,6 @@ from satx.predict.run import (
     score_chunk,
     setup,
     summarise,
-    threshold_of,
     write_chunk,
 )
 from satx.predict.scorer import Scorer
@@ -86,11 +85,9 @@ def _read(k: int, config: PredictConfig, spans: dict[int, tuple[int, int]]) -> t
     return k, beam_io.once_per_process(input_of, config).read(*spans[k])
 
 
-def _write(result: PredictionResult, config: PredictConfig, class_names: tuple[str, ...]) -> int:
+def _write(result: PredictionResult, config: PredictConfig, labeller: Labeller) -> int:
     k, chunk, seconds = result.example
-    threshold = threshold_of(config, list(class_names))
-    labeller = Labeller.make(list(class_names), config.positive_class, threshold)
-    out = PredictionOutput(config.output, config.formats, class_names)
+    out = PredictionOutput(config.output, config.formats, labeller.class_names)
     write_chunk(k, chunk, np.asarray(result.inference), labeller, out, config, seconds)
     failpoints.hit("predict.chunk_done")
     return k
@@ -116,7 +113,7 @@ def predict_beam(config: PredictConfig, command: str | None = None) -> dict[str,
                 | "spread" >> beam.Reshuffle()
                 | "read" >> beam.Map(_read, config, spans)
                 | "score" >> RunInference(handler)
-                | "write" >> beam.Map(_write, config, tuple(class_names))
+                | "write" >> beam.Map(_write, config, run.labeller)
             )
     progress.update(run.remaining)
     progress.finish()

@@ -35,7 +35,7 @@ from satx import geo
 from satx.config import RecordsConfig
 from satx.errors import RecordsError
 from satx.io import beam as beam_io
-from satx.io import failpoints, storage
+from satx.io import storage
 from satx.records.locations import fetch_failure, is_locations_input, read_places
 from satx.records.make import (
     PROGRESS_DIR,
@@ -43,6 +43,7 @@ from satx.records.make import (
     discover,
     finish_records,
     prepare_output,
+    record_shard,
 )
 from satx.records.manifest import Manifest, load_manifest
 from satx.records.plan import (
@@ -182,8 +183,7 @@ def _write(task: ShardTask, settings: WriteSettings) -> str:
     else:  # gs://: staged in this worker's own scratch folder, then uploaded
         with tempfile.TemporaryDirectory(prefix="satx-shard-") as stage:
             result = write_shard(task, WriteSettings(**{**settings.__dict__, "staging_dir": stage}))
-    out.write_bytes(f"{PROGRESS_DIR}/{result['name']}.json", json.dumps(result).encode())
-    failpoints.hit("make_records.after_shard")
+    record_shard(out, result)
     return task.name
 
 
@@ -192,8 +192,7 @@ def _finish(
 ) -> str:
     # The plan and this run's shard names meet here through one GroupByKey (a side input of the
     # whole plan made Beam's state cache walk every object in it to size it).
-    plans = [v for v in keyed[1] if isinstance(v, Plan)]
-    (plan,) = plans
+    (plan,) = [v for v in keyed[1] if isinstance(v, Plan)]
     out = storage.open_store(config.output)
     finish_records(out, plan, config, {"pipeline": time.time() - start}, command)
     return config.output

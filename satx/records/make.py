@@ -152,6 +152,12 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def record_shard(out: storage.Store, result: dict) -> None:
+    """Mark a shard complete: its result in `_progress/` (after the shard itself is in place)."""
+    out.write_bytes(f"{PROGRESS_DIR}/{result['name']}.json", json.dumps(result).encode())
+    failpoints.hit("make_records.after_shard")
+
+
 def _run_tasks(
     tasks: list[ShardTask],
     settings: WriteSettings,
@@ -171,8 +177,7 @@ def _run_tasks(
                     f"a worker process died ({err}); finished shards are kept, "
                     "re-run the same command to resume"
                 ) from err
-            out.write_bytes(f"{PROGRESS_DIR}/{result['name']}.json", json.dumps(result).encode())
-            failpoints.hit("make_records.after_shard")
+            record_shard(out, result)
         progress.update(counter.value)
     progress.update(counter.value)
     progress.finish()

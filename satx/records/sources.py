@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -131,35 +131,49 @@ def _row_tile(row: dict[str, str], source_id: str, where: str) -> mercantile.Til
     return tile
 
 
-def discover_csv(csv_path: Path) -> Discovery:
-    """Discover tiles listed in a labels CSV (`path,label[,z,x,y][,split]`)."""
-    base = csv_path.parent
+def _labels_csv(
+    lines: Iterable[str], where: str, locate: Callable[[str], tuple[str, bool]]
+) -> Discovery:
+    """Tiles listed in a labels CSV (`path,label[,z,x,y][,split]`).
+
+    `locate(path)` gives the file's location and whether it exists.
+    """
     tiles: list[SourceTile] = []
     missing: list[MissingTile] = []
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        columns = {c.strip().lower() for c in reader.fieldnames or []}
-        if not {"path", "label"} <= columns:
-            raise InputError(
-                f"{csv_path}: needs a header with at least 'path,label' "
-                f"(optional z,x,y,split); found {sorted(columns)}"
+    reader = csv.DictReader(lines)
+    columns = {c.strip().lower() for c in reader.fieldnames or []}
+    if not {"path", "label"} <= columns:
+        raise InputError(
+            f"{where}: needs a header with at least 'path,label' "
+            f"(optional z,x,y,split); found {sorted(columns)}"
+        )
+    for line, raw in enumerate(reader, start=2):
+        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
+        source_id, label = row["path"], row["label"]
+        at = f"{where}:{line}"
+        if not label:
+            missing.append(MissingTile(source_id, "", "missing_label", f"{at}: empty label"))
+            continue
+        location, exists = locate(source_id)
+        if not exists:
+            missing.append(
+                MissingTile(source_id, label, "missing_file", f"{at}: no file {location}")
             )
-        for line, raw in enumerate(reader, start=2):
-            row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
-            source_id, label = row["path"], row["label"]
-            where = f"{csv_path}:{line}"
-            location = Path(source_id) if Path(source_id).is_absolute() else base / source_id
-            if not label:
-                missing.append(MissingTile(source_id, "", "missing_label", f"{where}: empty label"))
-            elif not location.is_file():
-                missing.append(
-                    MissingTile(source_id, label, "missing_file", f"{where}: no file {location}")
-                )
-            else:
-                split = row.get("split") or None
-                tile = _row_tile(row, source_id, where)
-                tiles.append(SourceTile(source_id, str(location), label, split, tile))
+            continue
+        split = row.get("split") or None
+        tiles.append(SourceTile(source_id, location, label, split, _row_tile(row, source_id, at)))
     return Discovery("csv", tuple(tiles), tuple(missing), ())
+
+
+def discover_csv(csv_path: Path) -> Discovery:
+    """Discover tiles listed in a local labels CSV; relative paths are from its folder."""
+
+    def locate(path: str) -> tuple[str, bool]:
+        location = Path(path) if Path(path).is_absolute() else csv_path.parent / path
+        return str(location), location.is_file()
+
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        return _labels_csv(f, str(csv_path), locate)
 
 
 def mirror_gcs(url: str, cache_dir: Path) -> Path:
@@ -232,23 +246,7 @@ def discover_remote(url: str) -> Discovery:
         store = storage.open_store(folder)
         present = set(store.list())
         text = store.read_bytes(name).decode("utf-8-sig")
-        tiles, missing = [], []
-        reader = csv.DictReader(text.splitlines())
-        columns = {c.strip().lower() for c in reader.fieldnames or []}
-        if not {"path", "label"} <= columns:
-            raise InputError(f"{url}: needs a header with at least 'path,label'")
-        for line, raw in enumerate(reader, start=2):
-            row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
-            source_id, label, where = row["path"], row["label"], f"{url}:{line}"
-            if not label:
-                missing.append(MissingTile(source_id, "", "missing_label", f"{where}: empty label"))
-            elif source_id not in present:
-                detail = f"{where}: no file {store.url(source_id)}"
-                missing.append(MissingTile(source_id, label, "missing_file", detail))
-            else:
-                tile, split = _row_tile(row, source_id, where), row.get("split") or None
-                tiles.append(SourceTile(source_id, store.url(source_id), label, split, tile))
-        return Discovery("csv", tuple(tiles), tuple(missing), ())
+        return _labels_csv(text.splitlines(), url, lambda p: (store.url(p), p in present))
     store = storage.open_store(url)
     # as `mirror_gcs` does: only image files take part (a mirrored folder holds nothing else)
     names = [n for n in store.list() if PurePosixPath(n).suffix.lower() in IMAGE_EXTENSIONS]

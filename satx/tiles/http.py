@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -101,13 +100,7 @@ class HttpTiles:
             retries=Retry(total=None, connect=0, read=0, redirect=5, status=0, other=0),
         )
         self.limiter = RateLimiter(config.max_rps)
-        self.counts: Counter[str] = Counter()  # requests, retries, by outcome
-        self._counts_lock = threading.Lock()
         self._threads = ThreadPoolExecutor(config.fetch_threads, thread_name_prefix="satx-fetch")
-
-    def _count(self, key: str, n: int = 1) -> None:
-        with self._counts_lock:
-            self.counts[key] += n
 
     def fetch(self, tile: mercantile.Tile) -> tuple[bytes | None, tuple[str, str] | None]:
         """One tile: its bytes, or None and `(reason, detail)`."""
@@ -116,7 +109,6 @@ class HttpTiles:
         retry = self.retry
         while True:
             self.limiter.wait()
-            self._count("requests")
             failpoints.hit("fetch.request")
             try:
                 try:
@@ -128,7 +120,6 @@ class HttpTiles:
                     retry = retry.increment("GET", url, error=err)
                 except MaxRetryError:
                     return None, ("fetch_failed", f"{shown}: {type(err).__name__} (retries spent)")
-                self._count("retries")
                 retry.sleep()
                 continue
             status, body = response.status, response.data
@@ -137,7 +128,6 @@ class HttpTiles:
                     retry = retry.increment("GET", url, response=response)
                 except MaxRetryError:
                     return None, ("fetch_failed", f"{shown}: HTTP {status} (retries spent)")
-                self._count("retries")
                 retry.sleep(response)
                 continue
             return self._outcome(status, body, response.headers.get("Content-Type", ""), shown)
@@ -163,8 +153,6 @@ class HttpTiles:
         """Fetch tiles concurrently (`--fetch_threads`)."""
         results = list(self._threads.map(self.fetch, tiles))
         errors = {i: err for i, (_, err) in enumerate(results) if err is not None}
-        for reason, _ in errors.values():
-            self._count(reason)
         return [data for data, _ in results], errors
 
     def close(self) -> None:
