@@ -3,11 +3,12 @@
 Makes records from a class-folder tree (80/10/10, at the tiles' own size), trains with a recipe
 (`configs/*.json`), and evaluates on the held-back test split with and without test-time
 augmentation. Reports accuracy, macro F1, ROC/PR AUC (binary), the expected calibration error
-before and after temperature scaling, the TTA gain and its cost, and the wall time of each step.
+before and after calibration, the TTA gain and its cost, and the wall time of each step.
 
-A recipe's `view` turns a multi-class tree into an imbalanced binary task: `{"positive":
-"Residential", "negatives_per_positive": 9}` links every positive tile and, drawn with the
-recipe's seed, nine times as many tiles of the other classes (symlinks: nothing is copied).
+A recipe's `view` turns a multi-class tree into another task (`make_view`): an imbalanced
+binary one (`{"positive": "Residential", "negatives_per_positive": 9}`: the positive class
+against nine times as many tiles of the others), or a smaller multi-class one
+(`{"per_class": 500}`). Tiles are linked, not copied, and drawn with the recipe's seed.
 """
 
 from __future__ import annotations
@@ -29,27 +30,53 @@ from satx.train.recipe import read_recipe, recipe_config
 log = logging.getLogger(__name__)
 
 
-def binary_view(data: Path, view: dict[str, Any], root: Path, seed: int) -> Path:
-    """`root/positive` and `root/negative` as symlinks into `data`'s class folders."""
-    positive = view["positive"]
-    ratio = float(view.get("negatives_per_positive", 9))
-    files = {
+def _class_files(data: Path) -> dict[str, list[Path]]:
+    return {
         d.name: sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
         for d in sorted(data.iterdir())
         if d.is_dir()
     }
-    if positive not in files:
-        raise InputError(f"view.positive={positive!r}: no such class folder in {data}")
-    others = [p for name, paths in files.items() if name != positive for p in paths]
-    take = min(len(others), round(ratio * len(files[positive])))
-    negatives = sorted(random.Random(seed).sample(others, take))
-    for label, paths in (("positive", files[positive]), ("negative", negatives)):
+
+
+def _draw(rng: random.Random, paths: list[Path], count: Any) -> list[Path]:
+    """`count` of `paths` drawn with `rng` (all of them when count is None or larger)."""
+    if count is None or int(count) >= len(paths):
+        return paths
+    return sorted(rng.sample(paths, int(count)))
+
+
+def _link(root: Path, groups: dict[str, list[Path]]) -> Path:
+    for label, paths in groups.items():
         (root / label).mkdir(parents=True, exist_ok=True)
         for p in paths:
             link = root / label / f"{p.parent.name}-{p.name}"
             if not link.exists():
                 os.symlink(p.absolute(), link)
     return root
+
+
+def make_view(data: Path, view: dict[str, Any], root: Path, seed: int) -> Path:
+    """A recipe's view of a class-folder tree, as symlinks under `root` (nothing is copied).
+
+    `{"positive": C, "negatives_per_positive": R, "positives": N}`: binary, `positive` (N of
+    class C, default all) and `negative` (R x as many of the other classes).
+    `{"per_class": N}`: every class, N tiles each (a smaller multi-class task).
+    Draws use the recipe's seed.
+    """
+    rng = random.Random(seed)
+    files = _class_files(data)
+    if "per_class" in view:
+        return _link(
+            root, {name: _draw(rng, paths, view["per_class"]) for name, paths in files.items()}
+        )
+    positive = view["positive"]
+    if positive not in files:
+        raise InputError(f"view.positive={positive!r}: no such class folder in {data}")
+    positives = _draw(rng, files[positive], view.get("positives"))
+    others = [p for name, paths in files.items() if name != positive for p in paths]
+    ratio = float(view.get("negatives_per_positive", 9))
+    negatives = _draw(rng, others, round(ratio * len(positives)))
+    return _link(root, {"positive": positives, "negative": negatives})
 
 
 def _tile_size(data: Path) -> int:
@@ -71,7 +98,7 @@ def bench_quality(data: str, recipe: str, workdir: str) -> dict[str, Any]:
         raise InputError(f"--data={data}: no such folder")
     seed = int(spec["train"].get("seed", 42))
     if spec["view"]:
-        source = binary_view(source, spec["view"], work / "view", seed)
+        source = make_view(source, spec["view"], work / "view", seed)
     times: dict[str, float] = {}
     start = time.monotonic()
     records = work / "records"
@@ -118,6 +145,7 @@ def bench_quality(data: str, recipe: str, workdir: str) -> dict[str, Any]:
         "ece_uncalibrated": calibration.get("ece_uncalibrated"),
         "ece_calibrated": plain["expected_calibration_error"],
         "temperature": calibration.get("temperature", 1.0),
+        "calibration_bias": calibration.get("bias", []),
         "tta_accuracy": round(tta["accuracy"], 4),
         "tta_gain": round(tta["accuracy"] - plain["accuracy"], 4),
         "tta_cost": round(times["evaluate_dihedral_s"] / max(times["evaluate_none_s"], 1e-9), 1),
@@ -138,7 +166,8 @@ def format_quality(r: dict[str, Any]) -> str:
         f"quality ({r['recipe']}, {r['test_tiles']} test tiles): accuracy {r['accuracy']:.4f}, "
         f"macro F1 {r['macro_f1']}{auc}\n"
         f"  calibration: ECE {before} -> {r['ece_calibrated']:.4f} (temperature "
-        f"{r['temperature']:.3f}); TTA (dihedral) accuracy {r['tta_accuracy']:.4f} "
+        f"{r['temperature']:.3f}, class bias {[round(b, 3) for b in r['calibration_bias']]}); "
+        f"TTA (dihedral) accuracy {r['tta_accuracy']:.4f} "
         f"({r['tta_gain']:+.4f}) at {r['tta_cost']:.1f}x the model time\n"
         f"  wall time {r['wall_s']:.0f} s (records {r['records_s']:.0f}, train "
         f"{r['train_s']:.0f}, evaluate {r['evaluate_none_s']:.0f} + TTA "

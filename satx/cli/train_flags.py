@@ -42,6 +42,10 @@ _define(
 )
 _define("float", "warmup_epochs", "cosine: warm-up epochs at the start of each phase.")
 _define("float", "label_smoothing", "Label smoothing of the cross-entropy.")
+_define("float", "ema_momentum", "> 0: validate, checkpoint and export an EMA of the weights.")
+_define("float", "mixup_alpha", "Mixup of training batches, Beta(a, a); 0 = off.")
+_define("float", "cutmix_alpha", "CutMix of training batches, Beta(a, a); 0 = off.")
+_define("float", "bn_momentum", "From scratch: BatchNorm's moving-average momentum.")
 _define(
     "string", "freeze_cutoff", "Fine-tune from this backbone layer: name, index, fraction or cut."
 )
@@ -59,7 +63,8 @@ _define("boolean", "deterministic", "Reproducible (slower) run.")
 _define("enum", "cache", "Decoded-tile RAM cache.", enum_values=list(CACHE_MODES))
 _define("list", "class_weight", "Per-class weights; default from counts.")
 _define("boolean", "export", "Export a SavedModel at the end.")
-_define("boolean", "calibrate", "Fit temperature scaling on the validation split for the export.")
+_define("boolean", "calibrate", "Fit temperature and class bias on the validation split.")
+_define("boolean", "export_tta", "Also export serving_tta (mean over the 8 symmetries).")
 CONFIG = define(
     "string",
     "config",
@@ -84,6 +89,10 @@ CONFIG_FLAGS = (
     "lr_schedule",
     "warmup_epochs",
     "label_smoothing",
+    "ema_momentum",
+    "mixup_alpha",
+    "cutmix_alpha",
+    "bn_momentum",
     "freeze_cutoff",
     "dense_units",
     "dense_activation",
@@ -100,6 +109,7 @@ CONFIG_FLAGS = (
     "class_weight",
     "export",
     "calibrate",
+    "export_tta",
     "seed",
     "image_size",
 )

@@ -34,17 +34,15 @@ from satx.config.runs import (
     NO_AUGMENT,
     POLYGON_MODES,
     AugmentConfig,
-    BenchConfig,
     DataConfig,
-    EvaluateConfig,
     ModelConfig,
-    PredictConfig,
     RecordsConfig,
     SearchSpace,
     SourceConfig,
     TrainConfig,
     TuneConfig,
 )
+from satx.config.scoring import BenchConfig, EvaluateConfig, PredictConfig
 
 __all__ = [
     "CACHE_MODES",

@@ -1,4 +1,4 @@
-"""The run configs, from records to benchmarks; each validates itself on construction.
+"""The configs that make records and train models; each validates itself on construction.
 
 See `satx.config` for how they nest and how flags and overrides reach them.
 """
@@ -8,26 +8,21 @@ from __future__ import annotations
 import os
 import typing
 from dataclasses import dataclass, field
-from typing import Any
 
 from satx.config.base import (
     CACHE_MODES,
     COMPRESSIONS,
-    COUNTRY_TILES,
     EXPORT_BEST_ON,
     LR_SCHEDULES,
     OPTIMIZERS,
     PRECISIONS,
-    PREDICT_FORMATS,
     SIZE_MISMATCH_MODES,
     STRATEGIES,
-    TTA_MODES,
     Config,
     check,
     one_of,
     parse_split_spec,
 )
-from satx.errors import InputError
 
 POLYGON_MODES = ("cover", "centroid")
 ENGINES = ("local", "beam")
@@ -124,6 +119,8 @@ class DataConfig(Config):
     max_corrupt_fraction: float = 0.001
     class_weight: tuple[float, ...] = ()  # empty: derived from manifest counts
     resample_to: tuple[float, ...] = ()  # target class mix, e.g. (0.5, 0.5); empty: off
+    mixup_alpha: float = 0.0  # training batches: mixup with Beta(a, a) weights; 0 = off
+    cutmix_alpha: float = 0.0  # ... cutmix; both > 0: each batch gets one of them (50/50)
 
     def __post_init__(self) -> None:
         problems = []
@@ -134,6 +131,8 @@ class DataConfig(Config):
             problems.append("cache_ram_fraction must be in (0, 1]")
         if self.resample_to and abs(sum(self.resample_to) - 1) > 1e-6:
             problems.append(f"resample_to {self.resample_to} must add up to 1")
+        if min(self.mixup_alpha, self.cutmix_alpha) < 0:
+            problems.append("--mixup_alpha and --cutmix_alpha must be >= 0")
         check(problems)
 
 
@@ -191,6 +190,7 @@ class TrainConfig(Config):
     lr_schedule: str = "plateau"  # plateau: cut on a plateau; cosine: warm-up + cosine by step
     warmup_epochs: float = 0.0  # cosine: linear warm-up over this many epochs of each phase
     label_smoothing: float = 0.0
+    ema_momentum: float = 0.0  # > 0: validate, checkpoint and export an EMA of the weights
     freeze_cutoff: str = ""  # "" = the backbone's default cut point
     patience: int = 5
     min_delta: float = 0.01
@@ -206,7 +206,8 @@ class TrainConfig(Config):
     monitor: str = "auto"  # auto: val_auc for binary, val_accuracy for multi-class
     export: bool = True
     export_dir: str = ""  # "" = WORKDIR/export
-    calibrate: bool = True  # fit temperature scaling on the validation split for the export
+    export_tta: bool = False  # also a `serving_tta` signature (mean over the 8 symmetries)
+    calibrate: bool = True  # fit temperature and class bias on the validation split
     tensorboard_images: int = 8
 
     def __post_init__(self) -> None:
@@ -214,10 +215,10 @@ class TrainConfig(Config):
         one_of(problems, "optimizer", self.optimizer, OPTIMIZERS)
         one_of(problems, "lr_schedule", self.lr_schedule, LR_SCHEDULES)
         one_of(problems, "mixed_precision", self.mixed_precision, PRECISIONS)
-        if not 0 <= self.label_smoothing < 1 or self.weight_decay < 0 or self.warmup_epochs < 0:
-            problems.append(
-                "--label_smoothing must be in [0, 1); --weight_decay, --warmup_epochs >= 0"
-            )
+        if not 0 <= self.label_smoothing < 1 or not 0 <= self.ema_momentum < 1:
+            problems.append("--label_smoothing and --ema_momentum must be in [0, 1)")
+        if self.weight_decay < 0 or self.warmup_epochs < 0:
+            problems.append("--weight_decay and --warmup_epochs must be >= 0")
         one_of(problems, "strategy", self.strategy, STRATEGIES)
         if min(self.n_epo_phase1, self.n_epo_phase2) < 0 or self.per_replica_batch_size < 1:
             problems.append("epochs must be >= 0 and --batch_size >= 1")
@@ -241,14 +242,21 @@ class TrainConfig(Config):
 
 @dataclass(frozen=True)
 class SearchSpace(Config):
-    """The hyperparameters and their ranges (defaults: the predecessor's)."""
+    """The hyperparameters and their ranges.
+
+    Defaults: the predecessor's, plus issue 15's recipe knobs (AdamW's weight decay, the cosine
+    schedule, label smoothing). A one-value tuple fixes a knob.
+    """
 
     overridable_fields: typing.ClassVar[bool] = False
 
     dense_units: tuple[int, ...] = (128, 256, 512)
     dense_activation: tuple[str, ...] = ("relu", "elu")
     dropout: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5)
-    optimizer: tuple[str, ...] = ("adam", "rmsprop")
+    optimizer: tuple[str, ...] = ("adam", "rmsprop", "adamw")
+    weight_decay: tuple[float, float] = (1e-3, 1e-1)  # log-uniform; only when adamw is chosen
+    lr_schedule: tuple[str, ...] = ("plateau", "cosine")
+    label_smoothing: tuple[float, ...] = (0.0, 0.1)
     lr_phase1: tuple[float, float] = (1e-4, 1e-3)  # log-uniform
     lr_phase2: tuple[float, float] = (1e-5, 1e-4)  # log-uniform
     n_epo_phase1: tuple[int, ...] = (1, 2)
@@ -287,108 +295,3 @@ class TuneConfig(Config):
     def backbone_names(self) -> tuple[str, ...]:
         """The backbones searched over."""
         return self.backbones or (self.train.model.backbone,)
-
-
-@dataclass(frozen=True)
-class EvaluateConfig(Config):
-    """Score one split of a records folder with a trained model."""
-
-    model: str = ""  # export folder (or one version of it) or .keras
-    records: str = ""
-    output: str = ""
-    split: str = "test"
-    threshold: str = "0.5"  # binary: a number, youden, topleft, precision@P, recall@R, budget@N
-    # a threshold mode other than a number is chosen on this split (when the records have it
-    # and it is not the evaluated one), then applied to the evaluated split
-    threshold_split: str = "val"
-    scores_out: str = ""
-    batch_size: int = 64
-    tta: str = "none"  # dihedral: mean over the tile's 8 symmetries (8x the model's work)
-
-    def __post_init__(self) -> None:
-        if not (self.model and self.records and self.output):
-            raise InputError("--model, --records and --output are required")
-        problems: list[str] = []
-        one_of(problems, "tta", self.tta, TTA_MODES)
-        check(problems)
-
-
-@dataclass(frozen=True)
-class PredictConfig(Config):
-    """One prediction run."""
-
-    model: str = ""
-    output: str = ""
-    input: str = ""
-    bbox: tuple[float, ...] = ()
-    aoi: str = ""  # a GeoJSON of (Multi)Polygons: score the tiles that overlap them
-    zoom: int = 0
-    source: SourceConfig = field(default_factory=SourceConfig)  # --bbox, --aoi, z,x,y CSVs
-    split: str = ""  # records input: "" = every split
-    formats: tuple[str, ...] = ("geojson", "csv")
-    min_score: float = 0.0  # keep rows with score >= this (errors are always kept)
-    list_missing: bool = True  # False: missing tiles (sea, no imagery) are counted, not listed
-    threshold: float = 0.5
-    threshold_from: str = ""  # an evaluate report.json: use the threshold it chose
-    positive_class: str = ""
-    class_names: tuple[str, ...] = ()  # for a .keras model without class_names.json beside it
-    batch_size: int = 128
-    chunk_size: int = 4096
-    read_threads: int = 16
-    strategy: str = "auto"
-    cpu_devices: int = 0
-    mixed_precision: str = "auto"
-    project_tiles: int = COUNTRY_TILES
-    overwrite: bool = False
-    dry_run: bool = False  # count the tiles and project the time; fetch and write nothing
-    tta: str = "none"  # dihedral: mean over the tile's 8 symmetries (8x the model's work)
-    engine: str = "local"  # beam: read, score and write chunks in Beam workers (RunInference)
-    beam_options: str = ""  # Beam's own pipeline options, e.g. "--runner=DataflowRunner ..."
-
-    def __post_init__(self) -> None:
-        problems = []
-        if not self.model or not (self.output or self.dry_run):
-            problems.append("--model and --output are required")
-        if self.batch_size < 1 or self.chunk_size < 1:
-            problems.append("--batch_size and --chunk_size must be positive")
-        unknown = set(self.formats) - set(PREDICT_FORMATS)
-        if unknown or not self.formats:
-            problems.append(f"--formats={','.join(self.formats)}: choose from {PREDICT_FORMATS}")
-        one_of(problems, "strategy", self.strategy, STRATEGIES)
-        one_of(problems, "mixed_precision", self.mixed_precision, PRECISIONS)
-        one_of(problems, "engine", self.engine, ENGINES)
-        one_of(problems, "tta", self.tta, TTA_MODES)
-        check(problems)
-
-    def identity(self) -> dict[str, Any]:
-        """The settings that decide what the output holds; a resumed run must match them."""
-        keys = (
-            "formats",
-            "min_score",
-            "threshold",
-            "threshold_from",
-            "positive_class",
-            "chunk_size",
-            "list_missing",
-            "tta",
-        )
-        return {k: getattr(self, k) for k in keys}
-
-
-@dataclass(frozen=True)
-class BenchConfig(Config):
-    """What `satx.bench` measures and on what."""
-
-    data: str = ""  # a tile folder; "" = generated tiles
-    image_size: int = 256  # tile side (records are made at this size)
-    num_tiles: int = 4096  # generated tiles (the split should exceed the 2048-tile shuffle buffer)
-    backbones: tuple[str, ...] = ()  # empty: every listed backbone of the registry
-    batch_size: int = 8  # train mode
-    steps: int = 5  # train mode: timed steps per measurement (after a warm-up epoch), at least
-    train_seconds: float = 2.0  # train mode: ... and at least this long
-    predict_batch_size: int = 32
-    predict_tiles: int = 512  # tiles scored per backbone in the predict mode
-    fetch_thread_counts: tuple[int, ...] = (32, 128)  # fetch mode: concurrent requests tried
-    fetch_latency_ms: float = 50.0  # fetch mode: latency the tile server adds to each answer
-    engine: str = "local"  # beam: records and predict also on Beam (1 and 2 processes), vs local
-    repeats: int = 3  # alternating measurements behind each headline ratio (medians reported)

@@ -62,3 +62,12 @@ def records_decoder(stored_size: int, size: int) -> Callable[[tf.Tensor], tf.Ten
         return resize_uint8(image, size) if resize else image
 
     return decode
+
+
+def dihedral(images: tf.Tensor) -> list[tf.Tensor]:
+    """The 8 symmetries of square tiles [B, S, S, C]: 4 rotations, each also mirrored."""
+    out = []
+    for k in range(4):
+        turned = tf.image.rot90(images, k)
+        out += [turned, tf.image.flip_left_right(turned)]
+    return out

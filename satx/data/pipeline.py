@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from satx.config import DataConfig
 from satx.data.decode import records_decoder
+from satx.data.mix import mix_batches
 from satx.data.read import AUTOTUNE, CorruptionCounter, parsed_split
 from satx.errors import RecordsError
 from satx.records import schema
@@ -110,6 +111,9 @@ def make_train_dataset(
 ) -> tf.data.Dataset:
     """Endless shuffled batches of `(uint8 images [B,H,W,3], one-hot float32 labels [B,K])`.
 
+    With `mixup_alpha`/`cutmix_alpha` the batches are mixed (`satx.data.mix`): labels become
+    soft.
+
     Args:
         records: the records folder.
         split: the split to read (`a+b` for a union).
@@ -159,6 +163,7 @@ def make_train_dataset(
         num_parallel_calls=AUTOTUNE,
         deterministic=True,
     )
+    ds = mix_batches(ds, config.mixup_alpha, config.cutmix_alpha, seed)
     return ds.with_options(_options(config)).prefetch(AUTOTUNE)
 
 

@@ -29,7 +29,6 @@ from satx.io.run_record import versions, write_json
 from satx.io.storage import atomic_write_local
 from satx.predict.scorer import Scorer
 from satx.records.manifest import Records, load_records
-from satx.train.calibration import apply_temperature
 
 log = logging.getLogger(__name__)
 
@@ -156,10 +155,10 @@ def evaluate(config: EvaluateConfig) -> dict[str, Any]:
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
     raw = None
-    if scorer.temperature != 1.0:  # the export calibrates; undo it to show the difference
-        raw = apply_temperature(scored.probs, 1.0 / scorer.temperature)
+    if not scorer.calibration.is_identity:  # the export calibrates; undo it to compare
+        raw = scorer.calibration.undo(scored.probs)
         result["calibration"] = {
-            "temperature": scorer.temperature,
+            **scorer.calibration.to_dict(),
             "ece_uncalibrated": _calibration(scored.labels, raw).ece,
             "ece_calibrated": result["expected_calibration_error"],
         }
@@ -262,7 +261,8 @@ def _markdown(r: dict[str, Any]) -> str:
         ),
         f"- expected calibration error: {num(r['expected_calibration_error'])}"
         + (
-            f" (temperature {r['calibration']['temperature']:.3f}; uncalibrated "
+            f" (temperature {r['calibration']['temperature']:.3f}, class bias "
+            f"{[round(b, 3) for b in r['calibration'].get('bias', [])]}; uncalibrated "
             f"{num(r['calibration']['ece_uncalibrated'])})"
             if r.get("calibration")
             else ""

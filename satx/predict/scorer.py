@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from satx.data.decode import dihedral
 from satx.errors import InputError
+from satx.train.calibration import Calibration
 from satx.train.export import latest_version
 
 log = logging.getLogger(__name__)
@@ -81,15 +83,6 @@ def with_dtype_policy(model: Any, policy: str) -> Any:
     return copy
 
 
-def dihedral(images: tf.Tensor) -> list[tf.Tensor]:
-    """The 8 symmetries of square tiles [B, S, S, C]: 4 rotations, each also mirrored."""
-    out = []
-    for k in range(4):
-        turned = tf.image.rot90(images, k)
-        out += [turned, tf.image.flip_left_right(turned)]
-    return out
-
-
 class Scorer:
     """Load a model once; score uint8 batches or a whole `(index, image)` dataset.
 
@@ -107,7 +100,7 @@ class Scorer:
         path = Path(path)
         self.strategy = strategy or tf.distribute.get_strategy()
         self.policy = "float32"
-        self.temperature = 1.0
+        self.calibration = Calibration()  # what the export's probabilities are calibrated by
         with self.strategy.scope():
             if path.is_file() and path.suffix == ".keras":
                 self._load_keras(path, policy)
@@ -151,7 +144,7 @@ class Scorer:
         self._loaded = loaded  # keeps the variables alive
         calibration = path / "calibration.json"
         if calibration.exists():  # the export's probabilities are calibrated by this
-            self.temperature = float(json.loads(calibration.read_text())["temperature"])
+            self.calibration = Calibration.from_dict(json.loads(calibration.read_text()))
         self._fn = lambda images: loaded.serving_default(images)["probabilities"]
         if policy != "float32":
             log.warning(

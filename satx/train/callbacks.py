@@ -112,6 +112,20 @@ class AugmentedImages(keras.callbacks.Callback):
         writer.flush()
 
 
+def ema_callbacks(config: TrainConfig) -> list[keras.callbacks.Callback]:
+    """For a run with an EMA of the weights: the callback that swaps it into the model.
+
+    Put it after BackupAndRestore (which must save the raw weights: a resumed run trains on
+    from them) and before everything that reads the weights at an epoch's end (EarlyStopping,
+    ModelCheckpoint). Validation and the best checkpoint then use the averaged weights, and so
+    does the final model: the swap leaves the average in the model after the last epoch, and
+    EarlyStopping restores the best epoch's (averaged) weights when training ends.
+    """
+    if not config.ema_momentum:
+        return []
+    return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)]
+
+
 def epoch_log_callbacks(
     config: TrainConfig, counter: CorruptionCounter
 ) -> list[keras.callbacks.Callback]:

@@ -1,12 +1,14 @@
 """Export a trained classifier: a TF Serving SavedModel with two signatures, plus `.keras`.
 
-Signatures (both return `probabilities`, float32 [B, K], calibrated by the temperature fitted
-on the validation split, plus `uncalibrated_probabilities` and `logits`, the model's own
-log-probabilities):
+Signatures (both return `probabilities`, float32 [B, K], calibrated by the temperature and
+class bias fitted on the validation split (`satx.train.calibration`), plus
+`uncalibrated_probabilities` and `logits`, the model's own log-probabilities):
 - `serving_default`: `images`, uint8 [B, S, S, 3];
 - `serving_bytes`: `encoded`, string [B] of JPEG or PNG tiles (decoded exactly as in training,
-  resized when their size differs from the model's).
-The temperature is also written to `calibration.json` beside `class_names.json`.
+  resized when their size differs from the model's);
+- `serving_tta` (with `--export_tta`): `images` as above; `probabilities` averaged over the
+  tile's 8 symmetries (test-time augmentation, 8x the model's work).
+The calibration is also written to `calibration.json` beside `class_names.json`.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from satx.data.decode import decode_to_size
+from satx.data.decode import decode_to_size, dihedral
 from satx.io.storage import atomic_write_local
+from satx.train.calibration import Calibration
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +48,13 @@ def next_version(export_root: str | Path) -> int:
 CALIBRATION_NAME = "calibration.json"
 
 
-def _outputs(probabilities: tf.Tensor, temperature: float) -> dict[str, tf.Tensor]:
+def _outputs(probabilities: tf.Tensor, calibration: Calibration) -> dict[str, tf.Tensor]:
     logits = tf.math.log(tf.clip_by_value(tf.cast(probabilities, tf.float32), 1e-12, 1.0))
+    calibrated = logits / calibration.temperature
+    if calibration.bias:
+        calibrated += tf.constant(calibration.bias, tf.float32)
     return {
-        "probabilities": tf.nn.softmax(logits / temperature, axis=-1),
+        "probabilities": tf.nn.softmax(calibrated, axis=-1),
         "uncalibrated_probabilities": tf.cast(probabilities, tf.float32),
         "logits": logits,
     }
@@ -59,13 +65,15 @@ def export_saved_model(
     export_root: str | Path,
     class_names: list[str],
     version: int | None = None,
-    temperature: float = 1.0,
+    calibration: Calibration | None = None,
+    tta: bool = False,
 ) -> Path:
     """Write `export_root/<version>/` (SavedModel + class names); returns the version folder.
 
     Written to a temporary sibling and renamed, so a half-written export is never picked up by
     TF Serving.
     """
+    calibration = calibration or Calibration()
     size = int(model.input.shape[1])
     version = version or next_version(export_root)
     target = Path(export_root) / str(version)
@@ -74,7 +82,7 @@ def export_saved_model(
     archive.track(model)
     archive.add_endpoint(
         name="serving_default",
-        fn=lambda images: _outputs(model(images, training=False), temperature),
+        fn=lambda images: _outputs(model(images, training=False), calibration),
         input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")],
     )
     archive.add_endpoint(
@@ -88,13 +96,27 @@ def export_saved_model(
                 ),
                 training=False,
             ),
-            temperature,
+            calibration,
         ),
         input_signature=[tf.TensorSpec([None], tf.string, name="encoded")],
     )
+    if tta:
+        archive.add_endpoint(
+            name="serving_tta",
+            fn=lambda images: {
+                "probabilities": tf.add_n(
+                    [
+                        _outputs(model(x, training=False), calibration)["probabilities"]
+                        for x in dihedral(images)
+                    ]
+                )
+                / 8.0
+            },
+            input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")],
+        )
     archive.write_out(str(tmp), verbose=False)
     atomic_write_local(tmp / "class_names.json", json.dumps(list(class_names)).encode())
-    atomic_write_local(tmp / CALIBRATION_NAME, json.dumps({"temperature": temperature}).encode())
+    atomic_write_local(tmp / CALIBRATION_NAME, json.dumps(calibration.to_dict()).encode())
     os.replace(tmp, target)
     log.info("exported SavedModel to %s (signatures serving_default, serving_bytes)", target)
     return target

@@ -35,11 +35,12 @@ from satx.io import failpoints
 from satx.io.run_record import versions, write_json
 from satx.models import backbones
 from satx.records.manifest import Records, load_records
-from satx.train.calibration import apply_temperature, fit_temperature, nll
+from satx.train.calibration import Calibration, fit_calibration, nll
 from satx.train.callbacks import (
     AugmentedImages,
     EpochHook,
     StateTracker,
+    ema_callbacks,
     epoch_log_callbacks,
     tensorboard_callback,
 )
@@ -187,9 +188,28 @@ def _callbacks(
     sample: tf.Tensor | None,
 ) -> list[keras.callbacks.Callback]:
     monitor, mode = metric
+    stopping: list[keras.callbacks.Callback] = []
+    if phase == 2:
+        stopping.append(
+            keras.callbacks.EarlyStopping(
+                monitor=monitor,
+                mode=mode,
+                patience=config.patience,
+                min_delta=config.min_delta,
+                restore_best_weights=True,
+            )
+        )
+        if config.lr_schedule == "plateau":  # a schedule owns the learning rate otherwise
+            stopping.append(
+                keras.callbacks.ReduceLROnPlateau(
+                    monitor=monitor, mode=mode, factor=config.lr_factor, patience=config.lr_patience
+                )
+            )
     callbacks = [
         *epoch_log_callbacks(config, counter),
         keras.callbacks.BackupAndRestore(str(work.backup(phase))),
+        *ema_callbacks(config),  # from here on, epoch ends see the averaged weights
+        *stopping,
         keras.callbacks.ModelCheckpoint(
             str(work.best),
             monitor=monitor,
@@ -206,23 +226,6 @@ def _callbacks(
         callbacks.insert(
             0, AugmentedImages(work.logs / "images", sample, config.tensorboard_images)
         )
-    if phase == 2:
-        callbacks[:0] = [
-            keras.callbacks.EarlyStopping(
-                monitor=monitor,
-                mode=mode,
-                patience=config.patience,
-                min_delta=config.min_delta,
-                restore_best_weights=True,
-            ),
-        ]
-        if config.lr_schedule == "plateau":  # a schedule owns the learning rate otherwise
-            callbacks.insert(
-                1,
-                keras.callbacks.ReduceLROnPlateau(
-                    monitor=monitor, mode=mode, factor=config.lr_factor, patience=config.lr_patience
-                ),
-            )
     return callbacks
 
 
@@ -316,22 +319,25 @@ def train(config: TrainConfig, command: str | None = None, overwrite: bool = Fal
     return summary
 
 
-def fit_calibration(model: keras.Model, data: TrainingData) -> dict[str, Any]:
-    """Temperature scaling fitted on the validation split, with its NLL before and after."""
+def calibrate_on_val(model: keras.Model, data: TrainingData) -> tuple[Calibration, dict]:
+    """Temperature and class bias fitted on the validation split (see `calibration`).
+
+    Returns the calibration and its record for the run summary (split, NLL before and after).
+    """
     probs, labels = [], []
     for images, onehot in data.val.take(data.val_steps):
         probs.append(np.asarray(model(images, training=False), np.float64))
         labels.append(np.argmax(np.asarray(onehot), axis=1))
     p, y = np.concatenate(probs), np.concatenate(labels)
-    temperature = fit_temperature(p, y)
-    result = {
-        "temperature": round(temperature, 4),
+    fitted = fit_calibration(p, y)
+    record = {
+        **fitted.to_dict(),
         "split": data.val_split,
         "val_nll_before": round(nll(p, y), 5),
-        "val_nll_after": round(nll(apply_temperature(p, temperature), y), 5),
+        "val_nll_after": round(nll(fitted.apply(p), y), 5),
     }
-    log.info("calibration on %s: %s", data.val_split, result)
-    return result
+    log.info("calibration: %s", record)
+    return fitted, record
 
 
 def _finish(
@@ -346,10 +352,12 @@ def _finish(
     class_names = list(records.manifest.class_names)
     model.save(work.model)
     write_json(work.root / "class_names.json", class_names)  # read next to .keras
-    fitted = fit_calibration(model, data) if config.calibrate else {"temperature": 1.0}
+    fitted, record = calibrate_on_val(model, data) if config.calibrate else (Calibration(), {})
     export_root = Path(config.export_dir) if config.export_dir else work.export
     export_dir = (
-        export_saved_model(model, export_root, class_names, temperature=fitted["temperature"])
+        export_saved_model(
+            model, export_root, class_names, calibration=fitted, tta=config.export_tta
+        )
         if config.export
         else None
     )
@@ -363,7 +371,7 @@ def _finish(
         "model": str(work.model),
         "best_checkpoint": str(work.best),
         "export": str(export_dir) if export_dir else None,
-        "calibration": fitted,
+        "calibration": record or fitted.to_dict(),
         "tensorboard": f"tensorboard --logdir {work.logs}",
     }
     write_json(work.root / "summary.json", summary)

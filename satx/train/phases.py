@@ -88,7 +88,7 @@ def compile_phase(
         lr = config.lr_phase2
     rate = phase_learning_rate(config, phase, lr, steps_per_epoch)
     model.compile(
-        optimizer=make_optimizer(config.optimizer, rate, config.weight_decay),
+        optimizer=make_optimizer(config.optimizer, rate, config.weight_decay, config.ema_momentum),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=make_metrics(num_classes),
     )

@@ -57,12 +57,23 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def make_optimizer(
-    name: str, learning_rate: float | WarmupCosine, weight_decay: float = 0.0
+    name: str,
+    learning_rate: float | WarmupCosine,
+    weight_decay: float = 0.0,
+    ema_momentum: float = 0.0,
 ) -> keras.optimizers.Optimizer:
-    """`adam`, `rmsprop` (the predecessor's) or `adamw` (decoupled weight decay, kernels only)."""
+    """`adam`, `rmsprop` (the predecessor's) or `adamw` (decoupled weight decay, kernels only).
+
+    `ema_momentum > 0` keeps an exponential moving average of the trainable weights in the
+    optimizer (updated in the training step); `satx.train.callbacks.ema_callbacks` puts it
+    into the model for validation, checkpoints and the export.
+    """
+    ema = {"use_ema": ema_momentum > 0, "ema_momentum": ema_momentum or 0.99}
     if name == "adamw":
-        optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay)
+        optimizer = keras.optimizers.AdamW(
+            learning_rate=learning_rate, weight_decay=weight_decay, **ema
+        )
         optimizer.exclude_from_weight_decay(var_names=list(NO_DECAY))
         return optimizer
     optimizers = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}
-    return optimizers[name](learning_rate=learning_rate)
+    return optimizers[name](learning_rate=learning_rate, **ema)

@@ -1,7 +1,10 @@
 """The search space and the HyperModel: each trial builds and trains like `satx.train`.
 
 The search space is the predecessor's (dense size, activation, dropout, optimizer, the two
-learning rates, phase-1 epochs, and a per-backbone freeze cut-off under a conditional scope).
+learning rates, phase-1 epochs, and a per-backbone freeze cut-off under a conditional scope),
+plus the recipe's knobs: AdamW's weight decay (conditional on `adamw`), the learning-rate
+schedule and label smoothing. A cosine trial's schedule spans the search's `max_epochs`, so
+Hyperband's short rounds see the same curve as the trial's full length.
 `SatxHyperModel.build` builds the same classifier as `satx.train`; its `fit` runs the same two
 phases, decided by the epoch range Hyperband asks for: a trial promoted to a later bracket
 (`initial_epoch > 0`, weights reloaded) only runs phase 1 for epochs before `n_epo_phase1`, and
@@ -22,7 +25,7 @@ from satx.config import SearchSpace, TrainConfig
 from satx.io import failpoints
 from satx.models import backbones
 from satx.records.manifest import load_records
-from satx.train.callbacks import EpochHook, epoch_log_callbacks
+from satx.train.callbacks import EpochHook, ema_callbacks, epoch_log_callbacks
 from satx.train.fit import make_training_data
 from satx.train.phases import build_model, compile_phase, phase_segments
 
@@ -47,13 +50,22 @@ def define_hparams(hp: kt.HyperParameters, space: SearchSpace, names: Sequence[s
             choice = hp.Choice(f"freeze_cutoff_{name}", list(cutoff_choices(space, name)))
         if name == backbone:
             cutoff = choice
+    optimizer = hp.Choice("optimizer", list(space.optimizer))
+    weight_decay = 0.0
+    if "adamw" in space.optimizer:
+        with hp.conditional_scope("optimizer", ["adamw"]):
+            decay = hp.Float("weight_decay", *space.weight_decay, sampling="log")
+        weight_decay = decay if optimizer == "adamw" else 0.0
     return {
         "backbone": backbone,
         "freeze_cutoff": cutoff,
         "dense_units": hp.Choice("dense_units", list(space.dense_units)),
         "dense_activation": hp.Choice("dense_activation", list(space.dense_activation)),
         "dropout": hp.Choice("dropout", list(space.dropout)),
-        "optimizer": hp.Choice("optimizer", list(space.optimizer)),
+        "optimizer": optimizer,
+        "weight_decay": weight_decay,
+        "lr_schedule": hp.Choice("lr_schedule", list(space.lr_schedule)),
+        "label_smoothing": hp.Choice("label_smoothing", list(space.label_smoothing)),
         "lr_phase1": hp.Float("lr_phase1", *space.lr_phase1, sampling="log"),
         "lr_phase2": hp.Float("lr_phase2", *space.lr_phase2, sampling="log"),
         "n_epo_phase1": hp.Choice("n_epo_phase1", list(space.n_epo_phase1)),
@@ -69,9 +81,11 @@ class SatxHyperModel(kt.HyperModel):
         space: SearchSpace,
         names: Sequence[str],
         strategy: tf.distribute.Strategy | None = None,
+        max_epochs: int = 0,
     ):
         super().__init__(name="satx")
         self.base, self.space, self.names = base, space, list(names)
+        self.max_epochs = max_epochs  # the search's; 0: the base config's epochs
         self.strategy = strategy or tf.distribute.get_strategy()
         self.replicas = self.strategy.num_replicas_in_sync  # global batch = batch x replicas
         self.records = load_records(base.data.records)
@@ -80,7 +94,11 @@ class SatxHyperModel(kt.HyperModel):
 
     def config_for(self, hp: kt.HyperParameters) -> TrainConfig:
         """The full training config of a trial."""
-        return self.base.with_overrides(define_hparams(hp, self.space, self.names))
+        config = self.base.with_overrides(define_hparams(hp, self.space, self.names))
+        if self.max_epochs and config.lr_schedule == "cosine":
+            phase2 = max(1, self.max_epochs - config.n_epo_phase1)
+            config = config.with_overrides({"n_epo_phase2": phase2})
+        return config
 
     def build(self, hp: kt.HyperParameters) -> keras.Model:
         """The trial's classifier, compiled for phase 1 (or phase 2 when phase 1 has 0 epochs)."""
@@ -109,6 +127,7 @@ class SatxHyperModel(kt.HyperModel):
         run_data = make_training_data(config, self.records, self.replicas)
         ours = [  # before Keras Tuner's callbacks (TensorBoard writes the epoch logs)
             *epoch_log_callbacks(config, run_data.counter),
+            *ema_callbacks(config),
             EpochHook(lambda: failpoints.hit("tune.epoch_end")),
         ]
         callbacks = ours + list(callbacks or [])

@@ -41,6 +41,9 @@ TABLE_KEYS = (
     "dense_activation",
     "dropout",
     "optimizer",
+    "weight_decay",
+    "lr_schedule",
+    "label_smoothing",
     "lr_phase1",
     "lr_phase2",
     "n_epo_phase1",
@@ -138,9 +141,12 @@ def retrain_best(
     if on not in ("train", "train+val"):
         raise InputError(f"--export_best_on={on!r}: expected train or train+val")
     config = base.with_overrides(best)
-    phase2 = max(0, epochs - config.n_epo_phase1)
+    # the best trial's epochs, split as it ran them (it may have stopped inside phase 1)
+    phase1 = min(config.n_epo_phase1, epochs)
+    phase2 = epochs - phase1
     overrides: dict[str, Any] = {
         "workdir": str(workdir / "best"),
+        "n_epo_phase1": phase1,
         "n_epo_phase2": phase2,
         "export": True,
         "export_dir": str(workdir / "export"),
@@ -203,7 +209,7 @@ def leaderboard_table(rows: list[dict]) -> str:
         hp = r["hyperparameters"]
         values = " ".join(
             f"{hp.get(k):.2e}"
-            if isinstance(hp.get(k), float) and k.startswith("lr")
+            if isinstance(hp.get(k), float) and (k.startswith("lr_phase") or k == "weight_decay")
             else str(hp.get(k))
             for k in TABLE_KEYS
         )
@@ -252,7 +258,9 @@ def _make_search(config: TuneConfig, role: str) -> tuple[SatxHyperModel, SatxTun
     if overwrite:
         shutil.rmtree(workdir / "logs", ignore_errors=True)  # trial ids restart at 0000
     strategy = make_strategy(base.strategy)
-    hypermodel = SatxHyperModel(base, config.search_space, names, strategy=strategy)
+    hypermodel = SatxHyperModel(
+        base, config.search_space, names, strategy=strategy, max_epochs=config.max_epochs
+    )
     tuner = make_tuner(
         hypermodel,
         config.directory or str(workdir / "tuner"),

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from satx.bench.quality import bench_quality, binary_view, format_quality
+from satx.bench.quality import bench_quality, format_quality, make_view
 from satx.errors import InputError
 from satx.records.sample import write_sample_tiles
 from satx.train.recipe import read_recipe, recipe_config
@@ -25,7 +25,7 @@ def test_a_recipe_with_unknown_keys_is_refused(tmp_path):
         read_recipe(tmp_path / "bad.json")
 
 
-def test_quality_bench_on_a_tiny_binary_view(tmp_path):
+def test_quality_bench_on_a_tiny_make_view(tmp_path):
     data = tmp_path / "tiles"
     write_sample_tiles(data, count=60, school_fraction=0.3, seed=5, size=32)
     recipe = tmp_path / "tiny.json"
@@ -53,4 +53,19 @@ def test_quality_bench_on_a_tiny_binary_view(tmp_path):
     negatives = len(list((tmp_path / "work" / "view" / "negative").iterdir()))
     assert negatives == min(60 - positives, 2 * positives)
     with pytest.raises(InputError, match="no such class folder"):
-        binary_view(data, {"positive": "lake"}, tmp_path / "v", 1)
+        make_view(data, {"positive": "lake"}, tmp_path / "v", 1)
+
+
+def test_a_per_class_view_keeps_n_tiles_of_each_class(tmp_path):
+    data = tmp_path / "tiles"
+    for name, count in (("a", 5), ("b", 3)):
+        (data / name).mkdir(parents=True)
+        for i in range(count):
+            (data / name / f"{i}.png").write_bytes(b"png")
+    view = make_view(data, {"per_class": 4}, tmp_path / "v", 1)
+    counts = {d.name: len(list(d.iterdir())) for d in view.iterdir()}
+    assert counts == {"a": 4, "b": 3}
+    again = make_view(data, {"per_class": 4}, tmp_path / "w", 1)
+    assert sorted(p.name for p in (again / "a").iterdir()) == sorted(
+        p.name for p in (view / "a").iterdir()
+    )

@@ -121,19 +121,21 @@ def test_multiclass_plots(tmp_path):
 def test_a_calibrated_export_reports_its_calibration(tiny_model, sample_records, tmp_path):
     import keras
 
-    from satx.train.calibration import apply_temperature
+    from satx.train.calibration import Calibration
     from satx.train.export import export_saved_model
 
     model = keras.saving.load_model(tiny_model["root"] / "model.keras", compile=False)
     names = list(tiny_model["records"].manifest.class_names)
-    export = export_saved_model(model, tmp_path / "export", names, temperature=2.0)
+    fitted = Calibration(temperature=2.0, bias=(0.0, -0.7))
+    export = export_saved_model(model, tmp_path / "export", names, calibration=fitted)
     out = tmp_path / "eval"
     report = evaluate(str(export), sample_records, str(out), scores_out=str(out / "scores.csv"))
     rows = list(csv.DictReader((out / "scores.csv").open()))
     got = np.array([[float(r[f"score_{c}"]) for c in names] for r in rows])
-    np.testing.assert_allclose(got, apply_temperature(tiny_model["probs"], 2.0), atol=1e-5)
+    np.testing.assert_allclose(got, fitted.apply(tiny_model["probs"]), atol=1e-5)
     c = report["calibration"]
-    assert c["temperature"] == 2.0 and c["ece_calibrated"] == report["expected_calibration_error"]
+    assert (c["temperature"], c["bias"]) == (2.0, [0.0, -0.7])
+    assert c["ece_calibrated"] == report["expected_calibration_error"]
     raw = scores.calibration(tiny_model["labels"], tiny_model["probs"][:, 1]).ece
     assert c["ece_uncalibrated"] == pytest.approx(raw, abs=1e-4)
     assert "reliability_uncalibrated.png" in report["plots"]

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from satx.evaluate.scores import calibration, roc_auc
-from satx.train.calibration import apply_temperature, fit_temperature, nll
+from satx.train.calibration import (
+    Calibration,
+    apply_temperature,
+    fit_calibration,
+    fit_temperature,
+    nll,
+)
 
 
 def _model(temperature: float, n: int = 4000, k: int = 2, seed: int = 0):
@@ -36,3 +42,30 @@ def test_a_calibrated_model_keeps_temperature_one_and_argmax_never_moves():
     fixed = apply_temperature(underconfident, fit_temperature(underconfident, labels))
     assert (fixed.argmax(1) == underconfident.argmax(1)).all()
     np.testing.assert_allclose(fixed.sum(1), 1.0)
+
+
+def test_the_class_bias_undoes_a_prior_shift_that_temperature_cannot():
+    """A model trained with the positive class weighted 9x: scores ~9x too often positive."""
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 1.5, (6000, 2))
+    logits[:, 1] -= 2.0  # a rare positive class
+    true = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    labels = (rng.random(6000) < true[:, 1]).astype(int)
+    shifted = np.exp(logits * 2.0 + [0.0, np.log(9.0)])  # overconfident and prior-shifted
+    probs = shifted / shifted.sum(1, keepdims=True)
+    fitted = fit_calibration(probs, labels)
+    assert fitted.temperature == pytest.approx(2.0, rel=0.1)
+    assert fitted.bias[1] - fitted.bias[0] == pytest.approx(-np.log(9.0) / 2.0, abs=0.15)
+    with_bias = calibration(labels, fitted.apply(probs)[:, 1]).ece
+    temperature_only = calibration(
+        labels, apply_temperature(probs, fit_temperature(probs, labels))[:, 1]
+    ).ece
+    assert with_bias < 0.02 < temperature_only
+    assert nll(fitted.apply(probs), labels) < nll(
+        apply_temperature(probs, fitted.temperature), labels
+    )
+    ranked = fitted.apply(probs)[:, 1]
+    assert roc_auc(labels, ranked) == pytest.approx(roc_auc(labels, probs[:, 1]), abs=1e-12)
+    np.testing.assert_allclose(fitted.undo(fitted.apply(probs)), probs, atol=1e-9)
+    again = Calibration.from_dict(fitted.to_dict())
+    assert again == fitted and Calibration.from_dict({"temperature": 2.0}).bias == ()

@@ -13,7 +13,7 @@ import pytest
 
 from satx.errors import OutputExistsError
 from satx.records.manifest import load_records
-from satx.train.calibration import apply_temperature
+from satx.train.calibration import Calibration
 from satx.train.fit import Workdir, train
 from tests.helpers import REPO, cli, tiny_train_config
 
@@ -204,11 +204,10 @@ def test_export_loads_in_a_fresh_process_and_both_signatures_agree(sample_record
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     model = keras.models.load_model(Workdir(tmp_path / "run").model, safe_mode=True)
     raw = model.predict(images, verbose=0)
-    temperature = summary["calibration"]["temperature"]
-    assert json.loads((Path(summary["export"]) / "calibration.json").read_text()) == {
-        "temperature": temperature
-    }
-    calibrated = apply_temperature(raw, temperature)  # what evaluate applies to the raw scores
+    fitted = Calibration.from_dict(summary["calibration"])
+    stored = json.loads((Path(summary["export"]) / "calibration.json").read_text())
+    assert Calibration.from_dict(stored) == fitted and len(fitted.bias) == 2
+    calibrated = fitted.apply(raw)  # what evaluate applies to the raw scores
     np.testing.assert_allclose(got["raw"], raw, atol=1e-5)
     np.testing.assert_allclose(got["images"], calibrated, atol=1e-5)
     np.testing.assert_allclose(got["bytes"], calibrated, atol=1e-5)

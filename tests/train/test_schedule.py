@@ -86,3 +86,41 @@ def test_a_recipe_trains_with_its_schedule(sample_records, tmp_path):
     schedule = WarmupCosine(1e-3, total_steps=12, warmup_steps=4)
     # the rate logged after each epoch is the schedule's at that epoch's last step + 1
     assert rates == pytest.approx([float(schedule(4 * (e + 1))) for e in range(3)], rel=1e-4)
+
+
+class _RawWeights(keras.callbacks.Callback):
+    """The trainable weights after every step (the swap only happens at epoch boundaries)."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps.append([keras.ops.convert_to_numpy(v) for v in self.model.trainable_weights])
+
+
+def test_ema_is_what_validation_sees_and_the_model_ends_with():
+    from satx.train.callbacks import ema_callbacks
+
+    keras.utils.set_random_seed(0)
+    momentum = 0.8
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile(optimizer=make_optimizer("adam", 0.05, ema_momentum=momentum), loss="mse")
+    x, y = np.random.rand(32, 4).astype("float32"), np.random.rand(32, 2).astype("float32")
+    raw = _RawWeights()
+    swap = ema_callbacks(TrainConfig(ema_momentum=momentum))
+    history = model.fit(
+        x, y, batch_size=8, epochs=2, verbose=0, callbacks=[raw, *swap], validation_data=(x, y)
+    )
+    expected = raw.steps[0]  # the average starts at the first step's weights
+    for weights in raw.steps[1:]:
+        expected = [
+            momentum * e + (1 - momentum) * w for e, w in zip(expected, weights, strict=True)
+        ]
+    final = [keras.ops.convert_to_numpy(v) for v in model.trainable_weights]
+    for got, want, last in zip(final, expected, raw.steps[-1], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        assert not np.allclose(got, last)  # the average, not the last step's weights
+    # validation saw the averaged weights, which the model now holds
+    assert history.history["val_loss"][-1] == pytest.approx(model.evaluate(x, y, verbose=0))
+    assert ema_callbacks(TrainConfig()) == []

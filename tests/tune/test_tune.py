@@ -12,7 +12,7 @@ from satx.tune.hypermodel import SatxHyperModel, define_hparams
 from tests.helpers import TINY, cli, tiny_train_config
 
 
-def test_search_space_is_the_predecessors():
+def test_search_space_is_the_predecessors_plus_the_recipe_knobs():
     hp = kt.HyperParameters()
     define_hparams(hp, SearchSpace(), ["mobilenetv2", "xception"])
     space = {p.name: p for p in hp.space}
@@ -20,7 +20,11 @@ def test_search_space_is_the_predecessors():
     assert space["dense_units"].values == [128, 256, 512]
     assert space["dense_activation"].values == ["relu", "elu"]
     assert space["dropout"].values == [0.0, 0.1, 0.25, 0.5]
-    assert space["optimizer"].values == ["adam", "rmsprop"]
+    assert space["optimizer"].values == ["adam", "rmsprop", "adamw"]
+    decay = space["weight_decay"]  # only searched when adamw is chosen
+    assert decay.conditions[0].values == ["adamw"] and decay.sampling == "log"
+    assert space["lr_schedule"].values == ["plateau", "cosine"]
+    assert space["label_smoothing"].values == [0.0, 0.1]
     assert (space["lr_phase1"].min_value, space["lr_phase1"].max_value) == (1e-4, 1e-3)
     assert (space["lr_phase2"].min_value, space["lr_phase2"].max_value) == (1e-5, 1e-4)
     assert space["lr_phase1"].sampling == "log" and space["lr_phase2"].sampling == "log"
@@ -29,6 +33,28 @@ def test_search_space_is_the_predecessors():
         cut = space[f"freeze_cutoff_{name}"]
         assert cut.conditions[0].values == [name]
         assert set(cut.values) == set(backbones.get_spec(name).cutoffs)
+
+
+def test_a_trial_gets_its_knobs_and_cosine_spans_the_search(sample_records, tmp_path):
+    base = tiny_train_config(sample_records, tmp_path)
+    hm = SatxHyperModel(base, SearchSpace(n_epo_phase1=(1,)), ["tiny"], max_epochs=7)
+    hp = kt.HyperParameters()
+    hp.Fixed("optimizer", "adamw")
+    hp.Fixed("lr_schedule", "cosine")
+    hp.Fixed("label_smoothing", 0.1)
+    config = hm.config_for(hp)
+    assert (config.optimizer, config.lr_schedule, config.label_smoothing) == (
+        "adamw",
+        "cosine",
+        0.1,
+    )
+    assert 1e-3 <= config.weight_decay <= 1e-1
+    assert config.n_epo_phase2 == 6  # the cosine runs over the search's epochs after phase 1
+    plain = kt.HyperParameters()
+    plain.Fixed("optimizer", "adam")
+    plain.Fixed("lr_schedule", "plateau")
+    config = hm.config_for(plain)
+    assert config.weight_decay == 0.0 and config.n_epo_phase2 == base.n_epo_phase2
 
 
 def _hypermodel(records, tmp_path, weights="none", **kw):
