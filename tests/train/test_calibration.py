@@ -69,3 +69,11 @@ def test_the_class_bias_undoes_a_prior_shift_that_temperature_cannot():
     np.testing.assert_allclose(fitted.undo(fitted.apply(probs)), probs, atol=1e-9)
     again = Calibration.from_dict(fitted.to_dict())
     assert again == fitted and Calibration.from_dict({"temperature": 2.0}).bias == ()
+
+
+def test_a_perfectly_separated_tiny_split_gives_a_finite_fit():
+    probs = np.array([[0.9, 0.1]] * 20 + [[0.4, 0.6]] * 8)
+    labels = np.array([0] * 20 + [1] * 8)
+    fitted = fit_calibration(probs, labels)
+    assert 0.1 < fitted.temperature < 10 and all(abs(b) < 10 for b in fitted.bias)
+    assert (fitted.apply(probs).argmax(1) == labels).all()
