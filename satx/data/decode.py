@@ -71,3 +71,8 @@ def dihedral(images: tf.Tensor) -> list[tf.Tensor]:
         turned = tf.image.rot90(images, k)
         out += [turned, tf.image.flip_left_right(turned)]
     return out
+
+
+def dihedral_mean(fn: Callable[[tf.Tensor], tf.Tensor], images: tf.Tensor) -> tf.Tensor:
+    """`fn` averaged over the 8 symmetries of `images` (test-time augmentation)."""
+    return tf.add_n([fn(x) for x in dihedral(images)]) / 8.0

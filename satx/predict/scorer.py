@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from satx.data.decode import dihedral
+from satx.data.decode import dihedral_mean
 from satx.errors import InputError
 from satx.train.calibration import Calibration
 from satx.train.export import latest_version
@@ -116,7 +116,7 @@ class Scorer:
         self.tta = tta
         if tta == "dihedral":
             single = self._fn
-            self._fn = lambda images: tf.add_n([single(x) for x in dihedral(images)]) / 8.0
+            self._fn = lambda images: dihedral_mean(single, images)
         elif tta != "none":
             raise InputError(f"--tta={tta}: choose none or dihedral")
 

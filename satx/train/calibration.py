@@ -71,11 +71,6 @@ class Calibration:
         )
 
 
-def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """`softmax(log(probs) / T)` row by row."""
-    return Calibration(temperature).apply(probs)
-
-
 def nll(probs: np.ndarray, labels: np.ndarray) -> float:
     """Mean negative log-likelihood of the true classes."""
     return float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], EPS, 1.0))))
@@ -107,8 +102,7 @@ def fit_calibration(
     pull = 1.0 / n
 
     def loss(theta: np.ndarray) -> float:
-        q = _softmax(features @ theta)
-        fit = -float(np.mean(np.log(np.clip(q[np.arange(n), labels], EPS, 1.0))))
+        fit = nll(_softmax(features @ theta), labels)
         return fit + 0.5 * pull * float(np.sum((theta - start) ** 2))
 
     theta = start.copy()
@@ -130,8 +124,3 @@ def fit_calibration(
     scale = max(float(theta[0]), 1e-6)  # a model anti-correlated with its labels: keep T > 0
     offsets = (0.0, *(float(b) for b in theta[1:])) if bias else ()
     return Calibration(temperature=1.0 / scale, bias=offsets)
-
-
-def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature alone (no bias) minimising the NLL."""
-    return fit_calibration(probs, labels, bias=False).temperature

@@ -22,7 +22,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from satx.data.decode import decode_to_size, dihedral
+from satx.data.decode import decode_to_size, dihedral_mean
 from satx.io.storage import atomic_write_local
 from satx.train.calibration import Calibration
 
@@ -104,13 +104,10 @@ def export_saved_model(
         archive.add_endpoint(
             name="serving_tta",
             fn=lambda images: {
-                "probabilities": tf.add_n(
-                    [
-                        _outputs(model(x, training=False), calibration)["probabilities"]
-                        for x in dihedral(images)
-                    ]
+                "probabilities": dihedral_mean(
+                    lambda x: _outputs(model(x, training=False), calibration)["probabilities"],
+                    images,
                 )
-                / 8.0
             },
             input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")],
         )
@@ -118,5 +115,6 @@ def export_saved_model(
     atomic_write_local(tmp / "class_names.json", json.dumps(list(class_names)).encode())
     atomic_write_local(tmp / CALIBRATION_NAME, json.dumps(calibration.to_dict()).encode())
     os.replace(tmp, target)
-    log.info("exported SavedModel to %s (signatures serving_default, serving_bytes)", target)
+    signatures = "serving_default, serving_bytes" + (", serving_tta" if tta else "")
+    log.info("exported SavedModel to %s (signatures %s)", target, signatures)
     return target

@@ -4,13 +4,7 @@ import numpy as np
 import pytest
 
 from satx.evaluate.scores import calibration, roc_auc
-from satx.train.calibration import (
-    Calibration,
-    apply_temperature,
-    fit_calibration,
-    fit_temperature,
-    nll,
-)
+from satx.train.calibration import Calibration, fit_calibration, nll
 
 
 def _model(temperature: float, n: int = 4000, k: int = 2, seed: int = 0):
@@ -25,9 +19,9 @@ def _model(temperature: float, n: int = 4000, k: int = 2, seed: int = 0):
 
 def test_temperature_fixes_an_overconfident_binary_model_and_keeps_its_ranking():
     probs, labels = _model(temperature=3.0)
-    t = fit_temperature(probs, labels)
+    t = fit_calibration(probs, labels, bias=False).temperature
     assert t == pytest.approx(3.0, rel=0.1)
-    fixed = apply_temperature(probs, t)
+    fixed = Calibration(t).apply(probs)
     assert nll(fixed, labels) < nll(probs, labels) - 0.05
     assert roc_auc(labels, fixed[:, 1]) == pytest.approx(roc_auc(labels, probs[:, 1]), abs=1e-12)
     before = calibration(labels, probs[:, 1]).ece
@@ -37,9 +31,11 @@ def test_temperature_fixes_an_overconfident_binary_model_and_keeps_its_ranking()
 
 def test_a_calibrated_model_keeps_temperature_one_and_argmax_never_moves():
     probs, labels = _model(temperature=1.0, k=4, seed=1)
-    assert fit_temperature(probs, labels) == pytest.approx(1.0, abs=0.1)
+    assert fit_calibration(probs, labels, bias=False).temperature == pytest.approx(1.0, abs=0.1)
     underconfident, _ = _model(temperature=0.5, k=4, seed=1)
-    fixed = apply_temperature(underconfident, fit_temperature(underconfident, labels))
+    fixed = Calibration(fit_calibration(underconfident, labels, bias=False).temperature).apply(
+        underconfident
+    )
     assert (fixed.argmax(1) == underconfident.argmax(1)).all()
     np.testing.assert_allclose(fixed.sum(1), 1.0)
 
@@ -57,12 +53,11 @@ def test_the_class_bias_undoes_a_prior_shift_that_temperature_cannot():
     assert fitted.temperature == pytest.approx(2.0, rel=0.1)
     assert fitted.bias[1] - fitted.bias[0] == pytest.approx(-np.log(9.0) / 2.0, abs=0.15)
     with_bias = calibration(labels, fitted.apply(probs)[:, 1]).ece
-    temperature_only = calibration(
-        labels, apply_temperature(probs, fit_temperature(probs, labels))[:, 1]
-    ).ece
+    alone = fit_calibration(probs, labels, bias=False)  # a temperature, no bias
+    temperature_only = calibration(labels, alone.apply(probs)[:, 1]).ece
     assert with_bias < 0.02 < temperature_only
     assert nll(fitted.apply(probs), labels) < nll(
-        apply_temperature(probs, fitted.temperature), labels
+        Calibration(fitted.temperature).apply(probs), labels
     )
     ranked = fitted.apply(probs)[:, 1]
     assert roc_auc(labels, ranked) == pytest.approx(roc_auc(labels, probs[:, 1]), abs=1e-12)
