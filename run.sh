@@ -54,8 +54,24 @@ demo() {
   echo "predictions: build/predict/predictions.geojson and .csv (errors.csv, predict_run.json)"
 }
 
+ensure_browser() {
+  # The review page's tests drive a real Chromium. Install it from Debian when missing (CI runs
+  # as root on Debian); anywhere else those tests skip and say why.
+  if command -v chromedriver >/dev/null 2>&1; then return; fi
+  if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
+    echo "installing chromium and chromium-driver (Debian packages) for the browser tests"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        chromium chromium-driver; } >/dev/null 2>&1; then
+      echo "warning: could not install chromium; the browser tests will skip" >&2
+    fi
+  else
+    echo "note: no chromedriver and no root apt-get; the browser tests will skip" >&2
+  fi
+}
+
 run_tests() {
   # Two pytest workers (the machine's 2 cores); the slow tests are scheduled first (conftest).
+  ensure_browser
   "$VENV/bin/ruff" check satx tools tests
   "$VENV/bin/ruff" format --check --quiet satx tools tests
   "$VENV/bin/hadolint" Dockerfile

@@ -42,7 +42,13 @@ from satx.config.runs import (
     TrainConfig,
     TuneConfig,
 )
-from satx.config.scoring import BenchConfig, EvaluateConfig, PredictConfig
+from satx.config.scoring import (
+    REVIEW_ORDERS,
+    BenchConfig,
+    EvaluateConfig,
+    PredictConfig,
+    ReviewConfig,
+)
 
 __all__ = [
     "CACHE_MODES",
@@ -67,6 +73,8 @@ __all__ = [
     "ModelConfig",
     "PredictConfig",
     "RecordsConfig",
+    "REVIEW_ORDERS",
+    "ReviewConfig",
     "SearchSpace",
     "SourceConfig",
     "TrainConfig",

@@ -1,4 +1,4 @@
-"""The configs of the stages that use a trained model: evaluate, predict, and the benchmarks.
+"""The configs of the stages that use a trained model: evaluate, predict, review, benchmarks.
 
 See `satx.config` for how they nest and how flags and overrides reach them.
 """
@@ -125,3 +125,41 @@ class BenchConfig(Config):
     fetch_latency_ms: float = 50.0  # fetch mode: latency the tile server adds to each answer
     engine: str = "local"  # beam: records and predict also on Beam (1 and 2 processes), vs local
     repeats: int = 3  # alternating measurements behind each headline ratio (medians reported)
+
+
+REVIEW_ORDERS = ("score", "uncertain", "random")
+
+
+@dataclass(frozen=True)
+class ReviewConfig(Config):
+    """The mappers' review of one prediction run (`satx.review`), or an export of its labels."""
+
+    predictions: str = ""  # a finished `satx.predict` output folder (local or gs://)
+    source: SourceConfig = field(default_factory=SourceConfig)  # where the tiles' images are
+    db: str = ""  # the SQLite file holding the queue and every decision
+    host: str = "127.0.0.1"
+    port: int = 8765  # 0: any free port (printed)
+    token: str = ""  # required (or generated) when host is not a loopback address
+    order: str = "score"  # score: highest first; uncertain: nearest the threshold; random
+    min_score: float = 0.0  # tiles scoring below this are not in the queue
+    threshold: float = -1.0  # below 0: the threshold the predictions were labelled with
+    positive_class: str = ""  # default: the predictions' positive class
+    negative_class: str = ""  # default: the other class of a binary model, else not_<positive>
+    reviewer: str = ""  # default: the OS user (the page can change it)
+    lease_seconds: float = 300.0  # a tile handed out stays with its reviewer this long
+    seed: int = 42  # the random order
+    export: str = ""  # labels.csv or labels.geojson: write the decisions and stop
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.db:
+            problems.append("--db is required (the review's SQLite file)")
+        if not self.export and not (self.predictions and self.source.tiles):
+            problems.append("--predictions and --tiles are required (or --export with --db)")
+        if self.export and not self.export.lower().endswith((".csv", ".geojson")):
+            problems.append(f"--export={self.export}: name a .csv or .geojson file")
+        if not 0 <= self.port <= 65535 or self.lease_seconds <= 0:
+            problems.append("--port must be 0-65535 and --lease_seconds positive")
+        one_of(problems, "order", self.order, REVIEW_ORDERS)
+        check(problems)
+

@@ -66,6 +66,11 @@ class Labeller:
             positive = 1
         return cls(tuple(class_names), positive, threshold)
 
+    @property
+    def positive_name(self) -> str | None:
+        """The class whose probability is the score (None: the top class's)."""
+        return None if self.positive is None else self.class_names[self.positive]
+
     def label_score(self, probs: np.ndarray) -> tuple[list[str], np.ndarray]:
         """Labels and scores for probabilities [N, K]."""
         top = np.argmax(probs, axis=1)

@@ -185,11 +185,12 @@ def read_places(config: RecordsConfig) -> Places:
     path = config.input
     if not Path(path).is_file():
         raise InputError(f"--input={path}: no such file")
-    if not config.zoom:
+    geojson = path.lower().endswith(GEOJSON_SUFFIXES)
+    if geojson and not config.zoom:  # a CSV of z,x,y names its tiles; lon,lat is checked there
         raise InputError(f"--input={path}: labelled places need --zoom (e.g. --zoom=18)")
     if not config.source.tiles:
         raise InputError(f"--input={path}: labelled places need --tiles=SOURCE to fetch from")
-    if path.lower().endswith(GEOJSON_SUFFIXES):
+    if geojson:
         places, bad, geometries = read_geojson(
             path, config.zoom, config.label_property, config.polygon_mode
         )

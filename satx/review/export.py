@@ -1,0 +1,82 @@
+"""Decisions -> the next training set's labels (`--export=labels.csv` or `.geojson`).
+
+A confirmed tile gets the positive class name and a rejected one the negative class name (a
+hard negative: the model called it positive); skips are not rows. Both files are places inputs
+of make_records: `python -m tools.make_records --input=labels.csv --tiles=SOURCE` (a GeoJSON's
+points are tile centres, so it also needs `--zoom`, the tiles' zoom).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from satx.errors import InputError
+from satx.io import storage
+from satx.review.store import ReviewStore, tile_centre
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["z", "x", "y", "label", "reviewer", "decided_at", "score", "model_version"]
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
+
+
+def label_rows(store: ReviewStore) -> list[dict[str, Any]]:
+    """One row per live positive or negative decision, in the order they were made."""
+    meta = store.meta()
+    if not meta:
+        raise InputError(f"--db={store.path}: holds no review (no predictions were loaded)")
+    names = {"positive": meta["positive_class"], "negative": meta["negative_class"]}
+    return [
+        {
+            "z": r["z"],
+            "x": r["x"],
+            "y": r["y"],
+            "label": names[r["decision"]],
+            "reviewer": r["reviewer"],
+            "decided_at": _iso(r["decided_at"]),
+            "score": round(r["score"], 6),
+            "model_version": r["model_version"],
+        }
+        for r in store.live_decisions()
+        if r["decision"] in names
+    ]
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    """labels.csv text."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def to_geojson(rows: list[dict[str, Any]]) -> str:
+    """labels.geojson text: a point at each tile's centre, the row as its properties."""
+    features = []
+    for row in rows:
+        lon, lat = tile_centre(row["z"], row["x"], row["y"])
+        geometry = {"type": "Point", "coordinates": [lon, lat]}
+        features.append({"type": "Feature", "geometry": geometry, "properties": row})
+    return json.dumps({"type": "FeatureCollection", "features": features}, indent=1) + "\n"
+
+
+def export_labels(store: ReviewStore, path: str) -> dict[str, Any]:
+    """Write the labels file (atomically); returns counts per label."""
+    rows = label_rows(store)
+    text = to_geojson(rows) if path.lower().endswith(".geojson") else to_csv(rows)
+    storage.atomic_write_local(Path(path).expanduser(), text.encode())
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["label"]] = counts.get(row["label"], 0) + 1
+    log.info("wrote %d labels to %s: %s", len(rows), path, counts)
+    return {"path": path, "rows": len(rows), "labels": counts}

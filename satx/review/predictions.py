@@ -1,0 +1,142 @@
+"""What a finished `satx.predict` output offers the review: classes, threshold, model, rows.
+
+The review reads `predict_run.json` (written last, so its presence means every chunk is done),
+`predict_config.json` (the run's identity) and the first merged predictions file among
+`predictions.csv`, `.jsonl` and `.geojson`, streamed through the store (local or gs://).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from satx.config import ReviewConfig
+from satx.errors import InputError
+from satx.io import storage
+
+RUN_NAME = "predict_run.json"
+IDENTITY_NAME = "predict_config.json"
+ROW_FILES = ("predictions.csv", "predictions.jsonl", "predictions.geojson")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One predicted tile, as the review needs it."""
+
+    z: int
+    x: int
+    y: int
+    score: float  # probability of the positive class
+    hit: bool  # the predictions call it positive
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """A prediction run opened for review."""
+
+    url: str
+    fingerprint: str  # changes when the run, its model or its rows change
+    class_names: tuple[str, ...]
+    positive: str  # the label a confirmed tile gets
+    negative: str  # the label a rejected tile gets (a hard negative)
+    threshold: float
+    model: str  # the model's path, stored with each decision
+    rows_file: str
+
+    def to_meta(self) -> dict[str, str]:
+        """What the review database records about its predictions."""
+        return {
+            "predictions": self.url,
+            "predictions_fingerprint": self.fingerprint,
+            "class_names": json.dumps(list(self.class_names)),
+            "positive_class": self.positive,
+            "negative_class": self.negative,
+            "threshold": repr(self.threshold),
+            "model_version": self.model,
+        }
+
+
+def _read_json(store: storage.Store, name: str) -> dict[str, Any]:
+    try:
+        return json.loads(store.read_bytes(name))
+    except (OSError, ValueError) as err:
+        raise InputError(f"{store.url(name)}: cannot read ({err})") from err
+
+
+def open_predictions(config: ReviewConfig) -> Predictions:
+    """Open `config.predictions` and resolve the classes and threshold the review uses."""
+    store = storage.open_store(config.predictions)
+    if not store.exists(RUN_NAME):
+        raise InputError(
+            f"--predictions={config.predictions}: no {RUN_NAME}, so not a finished satx.predict "
+            "output; run (or resume) satx.predict into it first"
+        )
+    run = _read_json(store, RUN_NAME)
+    identity = store.read_bytes(IDENTITY_NAME) if store.exists(IDENTITY_NAME) else b""
+    class_names = tuple(run.get("class_names") or json.loads(identity or b"{}").get("class_names"))
+    rows_file = next((name for name in ROW_FILES if store.exists(name)), None)
+    if rows_file is None or not class_names:
+        raise InputError(f"--predictions={config.predictions}: no {'/'.join(ROW_FILES)} found")
+    positive = config.positive_class or run.get("positive_class") or ""
+    if not positive and len(class_names) == 2:
+        positive = class_names[1]
+    if positive not in class_names:
+        raise InputError(
+            f"--positive_class={positive or '(none)'}: the predictions' classes are "
+            f"{list(class_names)}; name the class the mappers confirm"
+        )
+    others = [c for c in class_names if c != positive]
+    negative = config.negative_class or (others[0] if len(others) == 1 else f"not_{positive}")
+    threshold = config.threshold if config.threshold >= 0 else float(run.get("threshold", 0.5))
+    digest = hashlib.sha256(identity + rows_file.encode())
+    digest.update(str(store.size(rows_file)).encode())
+    return Predictions(
+        url=store.url(""),
+        fingerprint=digest.hexdigest()[:16],
+        class_names=class_names,
+        positive=positive,
+        negative=negative,
+        threshold=threshold,
+        model=str(run.get("model", "")),
+        rows_file=rows_file,
+    )
+
+
+def _records(predictions: Predictions) -> Iterator[dict[str, Any]]:
+    store = storage.open_store(predictions.url)
+    with store.open(predictions.rows_file) as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8")
+        if predictions.rows_file.endswith(".csv"):
+            yield from csv.DictReader(text)
+        elif predictions.rows_file.endswith(".jsonl"):
+            yield from (json.loads(line) for line in text if line.strip())
+        else:
+            yield from (f["properties"] for f in json.load(text)["features"])
+
+
+def iter_rows(predictions: Predictions) -> Iterator[Row | None]:
+    """Every predicted tile in file order; None for a row without a tile address.
+
+    Rows of tiles named by path only (a folder not laid out as z/x/y) have no address: the
+    review cannot show their neighbourhood or fetch them from a tile source.
+    """
+    column = f"score_{predictions.positive}"
+    for record in _records(predictions):
+        if record.get("z") in (None, ""):
+            yield None
+            continue
+        score = float(record[column])
+        yield Row(
+            z=int(record["z"]),
+            x=int(record["x"]),
+            y=int(record["y"]),
+            score=score,
+            hit=score >= predictions.threshold
+            if len(predictions.class_names) == 2
+            else record["label"] == predictions.positive,
+        )

@@ -1,0 +1,112 @@
+"""Open a review (predictions -> database, tile source, token) and serve it, or export it."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import secrets as token_secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from satx.config import ReviewConfig
+from satx.errors import InputError
+from satx.io import secrets
+from satx.io.run_record import json_bytes, versions
+from satx.review.export import export_labels
+from satx.review.predictions import iter_rows, open_predictions
+from satx.review.server import ReviewApp, ReviewServer, is_loopback
+from satx.review.store import ReviewStore
+from satx.tiles.sources import open_source
+
+log = logging.getLogger(__name__)
+
+
+def resolve(config: ReviewConfig) -> ReviewConfig:
+    """The config with the reviewer and token filled in.
+
+    Off loopback a token is required: the one given, else a new random one (printed once).
+    """
+    changes: dict[str, Any] = {}
+    if not config.reviewer:
+        changes["reviewer"] = getpass.getuser()
+    if not config.token and not is_loopback(config.host):
+        changes["token"] = token_secrets.token_urlsafe(24)
+    resolved = config.with_overrides(changes) if changes else config
+    if resolved.token:
+        if len(resolved.token) < 16:
+            raise InputError("--token: use at least 16 characters (or omit it to get one)")
+        secrets.register(resolved.token)
+    return resolved
+
+
+def open_review(config: ReviewConfig) -> ReviewServer:
+    """Load the predictions into the database (once), open the source, bind the server."""
+    config = resolve(config)
+    predictions = open_predictions(config)
+    store = ReviewStore(config.db)
+    started = time.time()
+    counts = store.load(predictions, iter_rows(predictions), config.seed)
+    if counts["unaddressed"] or counts["duplicates"]:
+        log.warning(
+            "%d predicted tiles have no z/x/y (tiles named by path only) and %d are repeats: "
+            "not in the review",
+            counts["unaddressed"],
+            counts["duplicates"],
+        )
+    record = {
+        "config": config.to_dict(),
+        "predictions": predictions.to_meta(),
+        "imported": counts,
+        "versions": versions(),
+    }
+    store.record_run(started, json_bytes(record))
+    source = open_source(config.source)
+    try:
+        server = ReviewServer(ReviewApp(config, store, source, config.token))
+    except OSError as err:
+        source.close()
+        raise InputError(
+            f"--host={config.host} --port={config.port}: cannot listen ({err})"
+        ) from err
+    log.info(
+        "%d tiles under review (%s vs %s, threshold %.4g, order %s), model %s",
+        counts["tiles"],
+        predictions.positive,
+        predictions.negative,
+        predictions.threshold,
+        config.order,
+        predictions.model,
+    )
+    return server
+
+
+def serve(config: ReviewConfig) -> None:
+    """Serve until interrupted; prints the page's address (with a generated token) first."""
+    server = open_review(config)
+    app = server.app
+    url = server.url
+    if app.token and not config.token:
+        url += f"?token={app.token}"  # generated: the person running this needs to see it
+    print(f"satx.review: open {url}", flush=True)
+    if app.token and config.token:
+        print("satx.review: open it with ?token=<your --token>", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        app.source.close()
+        app.store.close()
+
+
+def export(config: ReviewConfig) -> dict[str, Any]:
+    """Write the decisions of `config.db` to `config.export`."""
+    if not Path(config.db).expanduser().is_file():
+        raise InputError(f"--db={config.db}: no such review database")
+    store = ReviewStore(config.db)
+    try:
+        return export_labels(store, config.export)
+    finally:
+        store.close()

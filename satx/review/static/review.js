@@ -1,0 +1,125 @@
+// The review page: one tile at a time, keyboard first (y confirm, n reject, s skip, u undo).
+// Actions run one after another in the order they were asked for, so fast typing is safe.
+"use strict";
+
+const state = { reviewer: "", tile: null, busy: 0 };
+let chain = Promise.resolve();
+const $ = (id) => document.getElementById(id);
+
+function enqueue(action) {
+  state.busy += 1;
+  document.body.dataset.busy = String(state.busy);
+  chain = chain
+    .then(action)
+    .then(() => { $("message").textContent = ""; })
+    .catch((err) => { $("message").textContent = err.message; })
+    .finally(() => {
+      state.busy -= 1;
+      document.body.dataset.busy = String(state.busy);
+    });
+  return chain;
+}
+
+async function api(path, body) {
+  const init = { credentials: "same-origin" };
+  if (body !== undefined) {
+    init.method = "POST";
+    init.headers = { "Content-Type": "application/json" };
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  if (response.status === 204) return null;
+  const data = await response.json();
+  if (!response.ok) throw new Error(data.error || response.statusText);
+  return data;
+}
+
+function render() {
+  const tile = state.tile;
+  $("done").hidden = tile !== null;
+  $("grid").hidden = tile === null;
+  for (const img of document.querySelectorAll("#grid img")) {
+    img.classList.remove("missing");
+    img.onerror = () => img.classList.add("missing");
+    if (tile) img.src = `/tiles/${tile.id}/${img.dataset.dx}/${img.dataset.dy}`;
+  }
+  if (!tile) {
+    for (const id of ["score", "zxy", "lonlat"]) $(id).textContent = "-";
+    return;
+  }
+  $("score").textContent = tile.score.toFixed(4) + (tile.hit ? " (hit)" : "");
+  $("zxy").textContent = `${tile.z}/${tile.x}/${tile.y}`;
+  $("lonlat").textContent = `${tile.lon.toFixed(6)}, ${tile.lat.toFixed(6)}`;
+  const zoom = Math.min(tile.z, 19);
+  $("maplink").href = `https://www.openstreetmap.org/?mlat=${tile.lat}&mlon=${tile.lon}` +
+    `#map=${zoom}/${tile.lat}/${tile.lon}`;
+}
+
+async function refresh() {
+  const s = await api("/api/stats");
+  $("reviewed").textContent = `${s.reviewed} (${s.positive} confirmed, ${s.negative} rejected, ` +
+    `${s.skip} skipped)`;
+  $("remaining").textContent = String(s.remaining);
+  $("rate").textContent = s.rate_per_hour ? `${s.rate_per_hour.toFixed(0)} tiles/hour` : "-";
+  $("eta").textContent = s.eta_s === null ? "-" : s.eta;
+  const p = s.precision;
+  $("precision").textContent = p.value === null ? "no hits reviewed yet" :
+    `${(100 * p.value).toFixed(1)} % (95 % interval ${(100 * p.low).toFixed(1)}-` +
+    `${(100 * p.high).toFixed(1)} %, ${p.hits_checked} hits)`;
+  const current = state.tile ? `?current=${state.tile.id}` : "";
+  const svg = await fetch(`/overview.svg${current}`, { credentials: "same-origin" });
+  $("overview").innerHTML = await svg.text();
+}
+
+async function loadNext() {
+  state.tile = await api(`/api/next?reviewer=${encodeURIComponent(state.reviewer)}`);
+  render();
+  await refresh();
+}
+
+async function decide(decision) {
+  if (!state.tile) return;
+  await api("/api/decision", { id: state.tile.id, decision, reviewer: state.reviewer });
+  await loadNext();
+}
+
+async function undo() {
+  const undone = await api("/api/undo", { reviewer: state.reviewer });
+  if (undone) await loadNext();
+}
+
+const ACTIONS = { y: () => decide("positive"), n: () => decide("negative"),
+                  s: () => decide("skip"), u: undo };
+
+document.addEventListener("keydown", (event) => {
+  if (event.target instanceof HTMLInputElement || event.ctrlKey || event.metaKey || event.altKey) {
+    return;
+  }
+  const action = ACTIONS[event.key.toLowerCase()];
+  if (action) {
+    event.preventDefault();
+    enqueue(action);
+  }
+});
+
+async function start() {
+  const settings = await api("/api/config");
+  state.reviewer = localStorage.getItem("satx-reviewer") || settings.reviewer;
+  $("reviewer").value = state.reviewer;
+  $("task").textContent = `confirm ${settings.positive_class}? (order: ${settings.order}, ` +
+    `threshold ${settings.threshold})`;
+  $("reviewer").addEventListener("change", (event) => {
+    const name = event.target.value.trim();
+    if (!name) return;
+    state.reviewer = name;
+    localStorage.setItem("satx-reviewer", name);
+    event.target.blur();
+    enqueue(loadNext);
+  });
+  for (const button of document.querySelectorAll("#actions button")) {
+    button.addEventListener("click", () => enqueue(ACTIONS[button.dataset.key]));
+  }
+  await loadNext();
+}
+
+enqueue(start);

@@ -1,0 +1,189 @@
+"""The review page in a real browser (system Chromium driven by selenium).
+
+The README's test command installs `chromium` and `chromium-driver` from Debian when they are
+missing; elsewhere these tests skip, saying why.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import time
+
+import pytest
+
+from satx.review.export import export_labels
+from tests.review.conftest import review_config
+
+TOKEN = "browser-test-token-0123456789"
+CHROMIUM = next(
+    (p for p in ("chromium", "chromium-browser", "google-chrome") if shutil.which(p)), None
+)
+DRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None or DRIVER is None,
+    reason="needs Chromium and chromedriver (Debian: apt-get install chromium chromium-driver; "
+    "./run.sh test installs them when it runs as root with apt)",
+)
+
+
+@pytest.fixture
+def browser():
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(arg)
+    options.add_argument("--window-size=1400,1000")
+    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def wait_idle(driver, timeout: float = 60.0) -> None:
+    """Until every queued action of the page has finished."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, timeout).until(
+        lambda d: d.execute_script(
+            "return document.body.dataset.busy === '0' && state.tile !== undefined"
+        )
+    )
+
+
+def centre_loaded(driver) -> bool:
+    return driver.execute_script(
+        "const img = document.getElementById('centre');return img.complete && img.naturalWidth > 0;"
+    )
+
+
+@pytest.mark.slow
+def test_keys_decide_undo_and_skip_and_the_export_has_those_rows(
+    prediction_set, tmp_path, serve_review, browser
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    config = review_config(prediction_set, tmp_path / "review.sqlite", token=TOKEN)
+    review = serve_review(config)
+    browser.get(f"{review.url}/?token={TOKEN}")  # the cookie is set, then the page loads
+    wait_idle(browser)
+    assert browser.current_url == f"{review.url}/"
+    WebDriverWait(browser, 30).until(centre_loaded)
+    sizes = browser.execute_script(
+        "return [...document.querySelectorAll('#grid img')].map(i => i.naturalWidth)"
+    )
+    assert len(sizes) == 9 and all(w > 0 for w in sizes)  # the tile and its 8 neighbours
+    assert browser.find_element(By.ID, "reviewer").get_attribute("value") == "ana"
+    assert "school" in browser.find_element(By.ID, "task").text
+
+    shown = []
+    body = browser.find_element(By.TAG_NAME, "body")
+    for key in "yyynnus":
+        shown.append(browser.execute_script("return state.tile.id"))
+        body.send_keys(key)
+        wait_idle(browser)
+    store = review.app.store
+    live = {r["decision"]: 0 for r in store.live_decisions()}
+    for r in store.live_decisions():
+        live[r["decision"]] += 1
+    assert live == {"positive": 3, "negative": 1, "skip": 1}
+    decided = store.query("SELECT id, state FROM tiles WHERE state != 'pending' ORDER BY id")
+    # y y y n on the first four tiles; n on the fifth, undone (u), then skipped (s).
+    assert {r["id"]: r["state"] for r in decided} == {
+        shown[0]: "positive",
+        shown[1]: "positive",
+        shown[2]: "positive",
+        shown[3]: "negative",
+        shown[4]: "skip",
+    }
+    assert shown[5] != shown[4] and shown[6] == shown[4]  # u brought the fifth tile back
+    WebDriverWait(browser, 30).until(centre_loaded)
+    assert browser.find_element(By.ID, "reviewed").text.startswith("5 (3 confirmed, 1 rejected")
+    assert "%" in browser.find_element(By.ID, "precision").text
+    assert browser.find_elements(By.CSS_SELECTOR, "#overview svg rect.cell-positive")
+    href = browser.find_element(By.ID, "maplink").get_attribute("href")
+    assert href.startswith("https://www.openstreetmap.org/?mlat=")
+
+    browser.find_element(By.ID, "no").click()  # the buttons do what the keys do
+    wait_idle(browser)
+    assert len(store.live_decisions()) == 6
+    body.send_keys("yu")  # typed faster than the page answers: done in order all the same
+    wait_idle(browser)
+    assert [r["decision"] for r in store.live_decisions()][-1] == "negative"
+    assert len(store.live_decisions()) == 6
+    body.send_keys("ys")
+    wait_idle(browser)
+    assert [r["decision"] for r in store.live_decisions()][-2:] == ["positive", "skip"]
+
+    shot = tmp_path / "review.png"
+    browser.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000
+
+    export_labels(store, str(tmp_path / "labels.csv"))
+    with open(tmp_path / "labels.csv") as f:
+        rows = list(csv.DictReader(f))
+    by_id = {r["id"]: r["state"] for r in store.query("SELECT id, state FROM tiles")}
+    tiles = {
+        r["id"]: (r["z"], r["x"], r["y"]) for r in store.query("SELECT id, z, x, y FROM tiles")
+    }
+    want = sorted(
+        (*tiles[i], {"positive": "school", "negative": "not_school"}[s])
+        for i, s in by_id.items()
+        if s in ("positive", "negative")
+    )
+    assert sorted((int(r["z"]), int(r["x"]), int(r["y"]), r["label"]) for r in rows) == want
+    assert len(rows) == 6  # 3 + 1 by keys, 1 by the button, 1 more from the fast "yn"
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_the_page_shows_real_tiles_and_their_neighbourhood(tmp_path, serve_review, browser):
+    """Real z17 JPEGs named x-y-z: the screenshot in docs/ comes from this test."""
+    import mercantile
+    import numpy as np
+
+    from satx.config import ReviewConfig, SourceConfig
+    from tests.helpers import shared_data
+    from tests.review.conftest import write_predictions
+
+    folder = shared_data("xyz-tiles")
+    tiles = sorted(mercantile.Tile(*map(int, p.stem.split("-"))) for p in folder.glob("*-*-17.jpg"))
+    centre = mercantile.Tile(62093, 50163, 17)
+    scores = np.array([0.97 if t == centre else 0.6 + 0.03 * i for i, t in enumerate(tiles)])
+    config = ReviewConfig(
+        predictions=write_predictions(tmp_path / "pred", tiles, scores),
+        source=SourceConfig(tiles=str(folder / "{x}-{y}-{z}.jpg")),
+        db=str(tmp_path / "review.sqlite"),
+        port=0,
+        reviewer="mapper",
+    )
+    review = serve_review(config)
+    lowest = review.app.store.query("SELECT id FROM tiles ORDER BY score LIMIT 3")
+    for k, (row, decision) in enumerate(
+        zip(lowest, ["positive", "negative", "positive"], strict=True)
+    ):
+        review.app.store.decide(row["id"], decision, "ana", time.time() - 600 + 240 * k)
+    browser.get(f"{review.url}/")
+    wait_idle(browser)
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 30).until(centre_loaded)
+    widths = browser.execute_script(
+        "return [...document.querySelectorAll('#grid img')].map(i => [i.dataset.dx, i.dataset.dy,"
+        " i.naturalWidth, i.classList.contains('missing')])"
+    )
+    for dx, dy, width, missing in widths:
+        t = mercantile.Tile(centre.x + int(dx), centre.y + int(dy), 17)
+        if t in tiles:
+            assert width == 256 and not missing
+        else:  # 62092-50162 has no image: shown as a gap, never a blank tile
+            assert width == 0 and missing
+    shot = tmp_path / "review.png"
+    browser.save_screenshot(str(shot))
+    if os.environ.get("SATX_REVIEW_SCREENSHOT"):  # how docs/review.png is made
+        shutil.copy(shot, os.environ["SATX_REVIEW_SCREENSHOT"])

@@ -1,0 +1,164 @@
+"""The review server over real HTTP on loopback: API, leases under concurrency, tokens, guards."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from satx.review.run import resolve
+from tests.review.conftest import review_config
+
+TOKEN = "s3cret-review-token-0123456789"
+
+
+def request(review, method, path, body=None, headers=None, host=None):
+    """One raw HTTP request (paths are sent as given: no client-side normalising)."""
+    conn = http.client.HTTPConnection("127.0.0.1", review.port, timeout=30)
+    all_headers = {"Host": host or f"127.0.0.1:{review.port}", **(headers or {})}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        all_headers.setdefault("Content-Type", "application/json")
+    conn.request(method, path, body=data, headers=all_headers)
+    response = conn.getresponse()
+    payload = response.read()
+    conn.close()
+    return response.status, dict(response.getheaders()), payload
+
+
+def api(review, method, path, body=None, **kwargs):
+    status, _, payload = request(review, method, path, body, **kwargs)
+    return status, (json.loads(payload) if payload else None)
+
+
+def test_two_reviewers_in_parallel_never_share_a_tile(prediction_set, tmp_path, serve_review):
+    review = serve_review(review_config(prediction_set, tmp_path / "r.sqlite"))
+
+    def work(reviewer: str) -> list[int]:
+        seen = []
+        for k in range(100):
+            status, tile = api(review, "GET", f"/api/next?reviewer={reviewer}")
+            assert status == 200, tile
+            seen.append(tile["id"])
+            decision = ("positive", "negative", "skip")[k % 3]
+            body = {"id": tile["id"], "decision": decision, "reviewer": reviewer}
+            assert api(review, "POST", "/api/decision", body)[0] == 200
+        return seen
+
+    with ThreadPoolExecutor(2) as pool:
+        ana, ben = pool.map(work, ["ana", "ben"])
+    assert len(set(ana)) == 100 and len(set(ben)) == 100 and not set(ana) & set(ben)
+    rows = review.app.store.live_decisions()
+    assert len(rows) == 200 and len({(r["z"], r["x"], r["y"]) for r in rows}) == 200
+    assert {r["reviewer"] for r in rows} == {"ana", "ben"}
+    status, stats = api(review, "GET", "/api/stats")
+    assert (stats["reviewed"], stats["remaining"]) == (200, 25)
+
+
+def test_the_api_answers_204_when_the_queue_is_empty(prediction_set, tmp_path, serve_review):
+    review = serve_review(review_config(prediction_set, tmp_path / "r.sqlite", min_score=0.99))
+    ids = []
+    while (answer := api(review, "GET", "/api/next?reviewer=ana"))[0] == 200:
+        ids.append(answer[1]["id"])
+        api(
+            review,
+            "POST",
+            "/api/decision",
+            {"id": ids[-1], "decision": "positive", "reviewer": "ana"},
+        )
+    assert answer[0] == 204
+    assert len(ids) == sum(s >= 0.99 for s in prediction_set["scores"].values())
+    assert api(review, "GET", "/api/next?reviewer=a/b")[0] == 400  # not a reviewer name
+
+
+def test_tiles_and_their_neighbours_come_from_the_source(prediction_set, tmp_path, serve_review):
+    review = serve_review(review_config(prediction_set, tmp_path / "r.sqlite"))
+    _, tile = api(review, "GET", "/api/next?reviewer=ana")
+    for dx, dy in [(0, 0), (-1, -1), (1, 1)]:
+        status, headers, data = request(review, "GET", f"/tiles/{tile['id']}/{dx}/{dy}")
+        want = Path(prediction_set["tiles_dir"], "18", str(tile["x"] + dx), f"{tile['y'] + dy}.jpg")
+        assert status == 200 and data == want.read_bytes()
+        assert headers["Content-Type"] == "image/jpeg"
+    assert request(review, "GET", f"/tiles/{10**6}/0/0")[0] == 404  # not in the predictions
+    assert request(review, "GET", f"/tiles/{tile['id']}/2/0")[0] == 404  # not a neighbour
+    page = request(review, "GET", "/")
+    assert page[0] == 200 and b"review.js" in page[2]
+    assert "frame-ancestors 'none'" in page[1]["Content-Security-Policy"]
+    svg = request(review, "GET", f"/overview.svg?current={tile['id']}")
+    assert svg[0] == 200 and svg[2].count(b'class="cell-pending"') > 1 and b"current" in svg[2]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/tiles/../../etc/passwd",
+        "/tiles/1/0/0/../../../../etc/passwd",
+        "/static/../store.py",
+        "/static/..%2fstore.py",
+        "/static/%2e%2e%2fstore.py",
+        "/static/..%2F..%2Freview%2Fstore.py",
+        "/tiles/%2e%2e/0/0",
+        "/..%2f..%2fetc%2fpasswd",
+        "//etc/passwd",
+        "/tiles/1/0/0%2f..%2f..",
+    ],
+)
+def test_paths_outside_the_tiles_get_nothing(prediction_set, tmp_path, serve_review, path):
+    review = serve_review(review_config(prediction_set, tmp_path / "r.sqlite"))
+    status, _, body = request(review, "GET", path)
+    assert status == 404
+    assert b"root:" not in body and b"import" not in body and b"\xff\xd8" not in body
+
+
+def test_a_token_is_required_on_every_request(prediction_set, tmp_path, serve_review):
+    review = serve_review(review_config(prediction_set, tmp_path / "r.sqlite", token=TOKEN))
+    for path in ["/", "/api/next?reviewer=ana", "/api/stats", "/tiles/1/0/0", "/static/review.js"]:
+        assert request(review, "GET", path)[0] == 401, path
+    assert request(review, "GET", "/?token=wrong-token-wrong-token")[0] == 401
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    assert request(review, "GET", "/api/stats", headers=bearer)[0] == 200
+    status, headers, _ = request(review, "GET", f"/?token={TOKEN}")
+    assert status == 303 and headers["Location"] == "/"
+    cookie = headers["Set-Cookie"].split(";")[0]
+    assert "HttpOnly" in headers["Set-Cookie"] and "SameSite=Strict" in headers["Set-Cookie"]
+    assert request(review, "GET", "/api/next?reviewer=ana", headers={"Cookie": cookie})[0] == 200
+    body = {"id": 1, "decision": "skip", "reviewer": "ana"}
+    assert request(review, "POST", "/api/decision", body)[0] == 401
+    assert request(review, "POST", "/api/decision", body, headers=bearer)[0] == 200
+    record = review.app.store.query("SELECT record FROM runs")[0]["record"]
+    assert TOKEN not in record and '"token": "REDACTED"' in record
+
+
+def test_cross_site_decisions_are_refused(prediction_set, tmp_path, serve_review):
+    review = serve_review(review_config(prediction_set, tmp_path / "r.sqlite"))
+    _, tile = api(review, "GET", "/api/next?reviewer=ana")
+    body = {"id": tile["id"], "decision": "positive", "reviewer": "ana"}
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert request(review, "POST", "/api/decision", body, headers=form)[0] == 415
+    assert (
+        request(review, "POST", "/api/decision", body, headers={"Content-Type": "text/plain"})[0]
+        == 415
+    )
+    evil = {"Origin": "http://evil.example"}
+    assert request(review, "POST", "/api/decision", body, headers=evil)[0] == 403
+    assert (
+        request(review, "POST", "/api/decision", body, headers={"Sec-Fetch-Site": "cross-site"})[0]
+        == 403
+    )
+    # DNS rebinding: a page of evil.example resolved to 127.0.0.1 sends its own Host.
+    assert request(review, "GET", "/api/stats", host="evil.example")[0] == 421
+    assert review.app.store.live_decisions() == []
+    same = {"Origin": f"http://127.0.0.1:{review.port}", "Sec-Fetch-Site": "same-origin"}
+    assert request(review, "POST", "/api/decision", body, headers=same)[0] == 200
+
+
+def test_off_loopback_a_token_is_generated_or_must_be_long(prediction_set, tmp_path):
+    config = review_config(prediction_set, tmp_path / "r.sqlite", host="0.0.0.0")
+    assert len(resolve(config).token) >= 32
+    assert resolve(review_config(prediction_set, tmp_path / "r.sqlite")).token == ""
+    with pytest.raises(Exception, match="at least 16"):
+        resolve(review_config(prediction_set, tmp_path / "r.sqlite", token="short"))
