@@ -24,12 +24,13 @@ def block(side: int, z: int = ZOOM) -> list[mercantile.Tile]:
     ]
 
 
-def write_predictions(folder: Path, tiles: list[mercantile.Tile], scores: np.ndarray) -> str:
+def write_predictions(folder: Path | str, tiles: list[mercantile.Tile], scores: np.ndarray) -> str:
     """Predictions of `tiles` written by satx.predict's own output code (parts, then merge).
 
     The review reads exactly what predict writes; predict_run.json holds what a finished run
     records about its classes, threshold and model.
     """
+    from satx.io import storage
     from satx.predict.inputs import PredictTile
     from satx.predict.outputs import Labeller, PredictionOutput, format_rows
 
@@ -43,7 +44,7 @@ def write_predictions(folder: Path, tiles: list[mercantile.Tile], scores: np.nda
     out.merge(1)
     run = {"class_names": list(CLASSES), "positive_class": "school", "threshold": 0.5}
     run["model"] = "models/school/export/3"
-    (folder / "predict_run.json").write_text(json.dumps(run))
+    storage.open_store(str(folder)).write_bytes("predict_run.json", json.dumps(run).encode())
     return str(folder)
 
 

@@ -185,5 +185,7 @@ def test_the_page_shows_real_tiles_and_their_neighbourhood(tmp_path, serve_revie
             assert width == 0 and missing
     shot = tmp_path / "review.png"
     browser.save_screenshot(str(shot))
-    if os.environ.get("SATX_REVIEW_SCREENSHOT"):  # how docs/review.png is made
-        shutil.copy(shot, os.environ["SATX_REVIEW_SCREENSHOT"])
+    if os.environ.get("SATX_REVIEW_SCREENSHOT"):  # how docs/review.jpg is made
+        from PIL import Image
+
+        Image.open(shot).convert("RGB").save(os.environ["SATX_REVIEW_SCREENSHOT"], quality=85)

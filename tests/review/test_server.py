@@ -15,7 +15,7 @@ from tests.review.conftest import review_config
 TOKEN = "s3cret-review-token-0123456789"
 
 
-def request(review, method, path, body=None, headers=None, host=None):
+def send(review, method, path, body=None, headers=None, host=None):
     """One raw HTTP request (paths are sent as given: no client-side normalising)."""
     conn = http.client.HTTPConnection("127.0.0.1", review.port, timeout=30)
     all_headers = {"Host": host or f"127.0.0.1:{review.port}", **(headers or {})}
@@ -31,7 +31,7 @@ def request(review, method, path, body=None, headers=None, host=None):
 
 
 def api(review, method, path, body=None, **kwargs):
-    status, _, payload = request(review, method, path, body, **kwargs)
+    status, _, payload = send(review, method, path, body, **kwargs)
     return status, (json.loads(payload) if payload else None)
 
 
@@ -79,16 +79,16 @@ def test_tiles_and_their_neighbours_come_from_the_source(prediction_set, tmp_pat
     review = serve_review(review_config(prediction_set, tmp_path / "r.sqlite"))
     _, tile = api(review, "GET", "/api/next?reviewer=ana")
     for dx, dy in [(0, 0), (-1, -1), (1, 1)]:
-        status, headers, data = request(review, "GET", f"/tiles/{tile['id']}/{dx}/{dy}")
+        status, headers, data = send(review, "GET", f"/tiles/{tile['id']}/{dx}/{dy}")
         want = Path(prediction_set["tiles_dir"], "18", str(tile["x"] + dx), f"{tile['y'] + dy}.jpg")
         assert status == 200 and data == want.read_bytes()
         assert headers["Content-Type"] == "image/jpeg"
-    assert request(review, "GET", f"/tiles/{10**6}/0/0")[0] == 404  # not in the predictions
-    assert request(review, "GET", f"/tiles/{tile['id']}/2/0")[0] == 404  # not a neighbour
-    page = request(review, "GET", "/")
+    assert send(review, "GET", f"/tiles/{10**6}/0/0")[0] == 404  # not in the predictions
+    assert send(review, "GET", f"/tiles/{tile['id']}/2/0")[0] == 404  # not a neighbour
+    page = send(review, "GET", "/")
     assert page[0] == 200 and b"review.js" in page[2]
     assert "frame-ancestors 'none'" in page[1]["Content-Security-Policy"]
-    svg = request(review, "GET", f"/overview.svg?current={tile['id']}")
+    svg = send(review, "GET", f"/overview.svg?current={tile['id']}")
     assert svg[0] == 200 and svg[2].count(b'class="cell-pending"') > 1 and b"current" in svg[2]
 
 
@@ -109,7 +109,7 @@ def test_tiles_and_their_neighbours_come_from_the_source(prediction_set, tmp_pat
 )
 def test_paths_outside_the_tiles_get_nothing(prediction_set, tmp_path, serve_review, path):
     review = serve_review(review_config(prediction_set, tmp_path / "r.sqlite"))
-    status, _, body = request(review, "GET", path)
+    status, _, body = send(review, "GET", path)
     assert status == 404
     assert b"root:" not in body and b"import" not in body and b"\xff\xd8" not in body
 
@@ -117,18 +117,18 @@ def test_paths_outside_the_tiles_get_nothing(prediction_set, tmp_path, serve_rev
 def test_a_token_is_required_on_every_request(prediction_set, tmp_path, serve_review):
     review = serve_review(review_config(prediction_set, tmp_path / "r.sqlite", token=TOKEN))
     for path in ["/", "/api/next?reviewer=ana", "/api/stats", "/tiles/1/0/0", "/static/review.js"]:
-        assert request(review, "GET", path)[0] == 401, path
-    assert request(review, "GET", "/?token=wrong-token-wrong-token")[0] == 401
+        assert send(review, "GET", path)[0] == 401, path
+    assert send(review, "GET", "/?token=wrong-token-wrong-token")[0] == 401
     bearer = {"Authorization": f"Bearer {TOKEN}"}
-    assert request(review, "GET", "/api/stats", headers=bearer)[0] == 200
-    status, headers, _ = request(review, "GET", f"/?token={TOKEN}")
+    assert send(review, "GET", "/api/stats", headers=bearer)[0] == 200
+    status, headers, _ = send(review, "GET", f"/?token={TOKEN}")
     assert status == 303 and headers["Location"] == "/"
     cookie = headers["Set-Cookie"].split(";")[0]
     assert "HttpOnly" in headers["Set-Cookie"] and "SameSite=Strict" in headers["Set-Cookie"]
-    assert request(review, "GET", "/api/next?reviewer=ana", headers={"Cookie": cookie})[0] == 200
+    assert send(review, "GET", "/api/next?reviewer=ana", headers={"Cookie": cookie})[0] == 200
     body = {"id": 1, "decision": "skip", "reviewer": "ana"}
-    assert request(review, "POST", "/api/decision", body)[0] == 401
-    assert request(review, "POST", "/api/decision", body, headers=bearer)[0] == 200
+    assert send(review, "POST", "/api/decision", body)[0] == 401
+    assert send(review, "POST", "/api/decision", body, headers=bearer)[0] == 200
     record = review.app.store.query("SELECT record FROM runs")[0]["record"]
     assert TOKEN not in record and '"token": "REDACTED"' in record
 
@@ -138,22 +138,22 @@ def test_cross_site_decisions_are_refused(prediction_set, tmp_path, serve_review
     _, tile = api(review, "GET", "/api/next?reviewer=ana")
     body = {"id": tile["id"], "decision": "positive", "reviewer": "ana"}
     form = {"Content-Type": "application/x-www-form-urlencoded"}
-    assert request(review, "POST", "/api/decision", body, headers=form)[0] == 415
+    assert send(review, "POST", "/api/decision", body, headers=form)[0] == 415
     assert (
-        request(review, "POST", "/api/decision", body, headers={"Content-Type": "text/plain"})[0]
+        send(review, "POST", "/api/decision", body, headers={"Content-Type": "text/plain"})[0]
         == 415
     )
     evil = {"Origin": "http://evil.example"}
-    assert request(review, "POST", "/api/decision", body, headers=evil)[0] == 403
+    assert send(review, "POST", "/api/decision", body, headers=evil)[0] == 403
     assert (
-        request(review, "POST", "/api/decision", body, headers={"Sec-Fetch-Site": "cross-site"})[0]
+        send(review, "POST", "/api/decision", body, headers={"Sec-Fetch-Site": "cross-site"})[0]
         == 403
     )
     # DNS rebinding: a page of evil.example resolved to 127.0.0.1 sends its own Host.
-    assert request(review, "GET", "/api/stats", host="evil.example")[0] == 421
+    assert send(review, "GET", "/api/stats", host="evil.example")[0] == 421
     assert review.app.store.live_decisions() == []
     same = {"Origin": f"http://127.0.0.1:{review.port}", "Sec-Fetch-Site": "same-origin"}
-    assert request(review, "POST", "/api/decision", body, headers=same)[0] == 200
+    assert send(review, "POST", "/api/decision", body, headers=same)[0] == 200
 
 
 def test_off_loopback_a_token_is_generated_or_must_be_long(prediction_set, tmp_path):
@@ -162,3 +162,55 @@ def test_off_loopback_a_token_is_generated_or_must_be_long(prediction_set, tmp_p
     assert resolve(review_config(prediction_set, tmp_path / "r.sqlite")).token == ""
     with pytest.raises(Exception, match="at least 16"):
         resolve(review_config(prediction_set, tmp_path / "r.sqlite", token="short"))
+
+
+@pytest.mark.parametrize("kind", ["http", "mbtiles", "pmtiles", "gcs"])
+def test_any_tile_source_predict_accepts_feeds_the_page(
+    kind, prediction_set, tmp_path, serve_review, request
+):
+    """HTTP (token in the URL), MBTiles, PMTiles; and predictions read from gs://."""
+    import contextlib
+
+    import mercantile
+    import numpy as np
+
+    from satx.bench.tileserver import TileServer
+    from tests.helpers import write_mbtiles, write_pmtiles
+    from tests.review.conftest import write_predictions
+
+    folder = Path(prediction_set["tiles_dir"])
+    files = {
+        mercantile.Tile(int(p.parent.name), int(p.stem), int(p.parent.parent.name)): p.read_bytes()
+        for p in folder.glob("*/*/*.jpg")
+    }
+    predictions, tiles, secret = prediction_set["predictions"], prediction_set["tiles"], ""
+    with contextlib.ExitStack() as stack:
+        if kind == "http":
+            secret = "tile-s3cr3t-4417"
+            server = stack.enter_context(TileServer(folder, token=secret))
+            tiles = server.template + f"?access_token={secret}"
+        elif kind == "mbtiles":
+            tiles = str(write_mbtiles(tmp_path / "t.mbtiles", files))
+        elif kind == "pmtiles":
+            tiles = str(write_pmtiles(tmp_path / "t.pmtiles", files))
+        else:
+            from tests.conftest import GCS_BUCKET
+
+            request.getfixturevalue("gcs")
+            inner = prediction_set["inner"][:20]
+            scores = np.array([prediction_set["scores"][t] for t in inner])
+            predictions = write_predictions(
+                f"gs://{GCS_BUCKET}/review/{tmp_path.name}", inner, scores
+            )
+        config = review_config(
+            {**prediction_set, "predictions": predictions, "tiles": tiles}, tmp_path / "r.sqlite"
+        )
+        review = serve_review(config)
+        _, tile = api(review, "GET", "/api/next?reviewer=ana")
+        for dx, dy in [(0, 0), (1, -1)]:
+            status, _, data = send(review, "GET", f"/tiles/{tile['id']}/{dx}/{dy}")
+            assert status == 200
+            assert data == files[mercantile.Tile(tile["x"] + dx, tile["y"] + dy, tile["z"])]
+        if secret:
+            db_bytes = b"".join(p.read_bytes() for p in tmp_path.glob("r.sqlite*"))
+            assert secret.encode() not in db_bytes  # not in the run record, nowhere in the db
