@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import logging
 import secrets as token_secrets
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from satx.review.export import export_labels
 from satx.review.predictions import iter_rows, open_predictions
 from satx.review.server import ReviewApp, ReviewServer, is_loopback
 from satx.review.store import ReviewStore
+from satx.review.summary import stats
 from satx.tiles.sources import open_source
 
 log = logging.getLogger(__name__)
@@ -91,14 +93,25 @@ def serve(config: ReviewConfig) -> None:
     print(f"satx.review: open {url}", flush=True)
     if app.token and config.token:
         print("satx.review: open it with ?token=<your --token>", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+        s = stats(app.store, config.min_score, time.time())
+        print(
+            f"satx.review: stopped; {s['reviewed']} reviewed ({s['positive']} confirmed, "
+            f"{s['negative']} rejected, {s['skip']} skipped), {s['remaining']} remaining",
+            flush=True,
+        )
         app.source.close()
         app.store.close()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def export(config: ReviewConfig) -> dict[str, Any]:

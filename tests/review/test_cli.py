@@ -91,7 +91,8 @@ def test_kill_9_loses_no_committed_decision(tmp_path):
         _, tile = call(url, "/api/next?reviewer=ana")
     finally:
         proc.terminate()
-        proc.wait()
+        out, _ = proc.communicate(timeout=30)
+    assert f"satx.review: stopped; {stats['reviewed']} reviewed" in out  # the summary
     store = ReviewStore(db)
     stored = {
         r["tile_id"]: r["decision"]
