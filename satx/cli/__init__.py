@@ -124,7 +124,16 @@ def run(
             print(f"error: {secrets.scrub(str(err))}", file=sys.stderr)
             return EXIT_USER_ERROR
 
-    app.run(guarded)
+    def parse(argv: list[str]) -> list[str]:
+        # absl prints "FATAL Flags parsing error" plus a hint and exits 1; a bad flag value is a
+        # user's mistake like any other: one line, exit code 2.
+        try:
+            return absl_flags.FLAGS(argv)
+        except absl_flags.Error as err:
+            print(f"error: {err} (--helpshort lists the flags)", file=sys.stderr)
+            sys.exit(EXIT_USER_ERROR)
+
+    app.run(guarded, flags_parser=parse)
 
 
 def takes_arguments(main: Callable) -> Callable:

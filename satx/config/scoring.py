@@ -162,4 +162,3 @@ class ReviewConfig(Config):
             problems.append("--port must be 0-65535 and --lease_seconds positive")
         one_of(problems, "order", self.order, REVIEW_ORDERS)
         check(problems)
-

@@ -126,6 +126,11 @@ def evaluate(config: EvaluateConfig) -> dict[str, Any]:
     records = load_records(config.records)
     scorer = Scorer(config.model, tta=config.tta)
     class_names = list(records.manifest.class_names)
+    if scorer.class_names is None and scorer.num_classes != len(class_names):
+        raise InputError(
+            f"--model={config.model} has {scorer.num_classes} outputs, the records have "
+            f"{len(class_names)} classes {class_names}"
+        )
     if scorer.class_names is not None and scorer.class_names != class_names:
         raise InputError(
             f"--model={config.model} was trained on classes {scorer.class_names}, the records "

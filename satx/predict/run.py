@@ -35,7 +35,7 @@ from satx.io.progress import Progress, format_duration
 from satx.io.run_record import json_bytes, versions
 from satx.predict.inputs import ChunkData, TileInput, open_input
 from satx.predict.outputs import Labeller, PredictionOutput, format_errors, format_rows
-from satx.predict.scorer import Scorer
+from satx.predict.scorer import Scorer, model_path
 from satx.records import images
 from satx.train.distribute import make_strategy, set_precision, split_cpu
 
@@ -117,11 +117,17 @@ def _class_names(scorer: Scorer, config: PredictConfig) -> list[str]:
         raise InputError(
             f"--class_names={','.join(config.class_names)} but the model says {scorer.class_names}"
         )
+    if len(names) != scorer.num_classes:
+        raise InputError(
+            f"--class_names={','.join(names)}: {len(names)} names for a model with "
+            f"{scorer.num_classes} outputs ({config.model})"
+        )
     return names
 
 
 def setup(config: PredictConfig) -> tuple[Scorer, TileInput, list[str]]:
     """The run's devices and precision, its model, its input (close it) and class names."""
+    model_path(config.model)  # a wrong --model is one line, before any device is set up
     split_cpu(config.cpu_devices)
     strategy = make_strategy(config.strategy)
     policy = set_precision(config.mixed_precision)

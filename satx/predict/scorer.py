@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,10 @@ from satx.train.export import latest_version
 log = logging.getLogger(__name__)
 
 CLASS_NAMES_FILE = "class_names.json"
+EXPECTED_MODEL = (
+    "expected an export folder (satx.train's export/, newest version used), one SavedModel "
+    "version folder, or a .keras zip (model.save)"
+)
 # Layers satx keeps in float32 under mixed precision (input cast and softmax): classifier.py.
 FLOAT32_LAYERS = ("to_float", "probabilities")
 
@@ -35,8 +40,29 @@ def newest_version(path: Path) -> Path:
         return path
     version = latest_version(path)
     if not version:
-        raise InputError(f"--model={path}: no saved_model.pb and no numbered versions inside")
+        raise InputError(
+            f"--model={path}: a folder without saved_model.pb or numbered versions; "
+            f"{EXPECTED_MODEL}"
+        )
     return path / str(version)
+
+
+def model_path(path: str | Path) -> Path:
+    """The SavedModel folder or .keras file `--model` names, checked without loading it.
+
+    Cheap, so CLIs call it before setting up devices: a wrong path is one line, nothing else.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"--model={path}: no such file or folder; {EXPECTED_MODEL}")
+    if path.is_dir():
+        return newest_version(path)
+    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
+        what = (
+            "not a zip archive" if path.suffix == ".keras" else f"a {path.suffix or 'plain'} file"
+        )
+        raise InputError(f"--model={path}: {what}; {EXPECTED_MODEL}")
+    return path
 
 
 def _class_names_near(*folders: Path) -> list[str] | None:
@@ -101,16 +127,19 @@ class Scorer:
         self.strategy = strategy or tf.distribute.get_strategy()
         self.policy = "float32"
         self.calibration = Calibration()  # what the export's probabilities are calibrated by
+        path = model_path(path)
         with self.strategy.scope():
-            if path.is_file() and path.suffix == ".keras":
+            if path.is_file():
                 self._load_keras(path, policy)
                 self.class_names = _class_names_near(path.parent, path.parent.parent)
-            elif path.is_dir():
-                path = newest_version(path)
+            else:
                 self._load_saved_model(path, policy)
                 self.class_names = _class_names_near(path)
-            else:
-                raise InputError(f"--model={path}: expected an export folder or a .keras file")
+        if self.class_names is not None and len(self.class_names) != self.num_classes:
+            raise InputError(
+                f"--model={path}: {CLASS_NAMES_FILE} lists {len(self.class_names)} classes but "
+                f"the model has {self.num_classes} outputs"
+            )
         self.path = path
         self._step = None
         self.tta = tta
@@ -127,7 +156,20 @@ class Scorer:
         import satx.models.augment
         import satx.models.backbones  # noqa: F401
 
-        model = keras.saving.load_model(path, compile=False)
+        try:
+            model = keras.saving.load_model(path, compile=False)
+        except Exception as err:  # Keras raises ValueError, KeyError, OSError, TypeError...
+            raise InputError(
+                f"--model={path}: Keras cannot load it ({type(err).__name__}: {err}); "
+                f"{EXPECTED_MODEL}"
+            ) from err
+        if len(model.inputs) != 1 or len(model.input.shape) != 4 or len(model.output.shape) != 2:
+            shapes = [tuple(i.shape) for i in model.inputs]
+            raise InputError(
+                f"--model={path}: not an image classifier (inputs {shapes}, output "
+                f"{tuple(model.output.shape)}); expected images [N, S, S, 3] -> [N, classes]"
+            )
+        self.num_classes = int(model.output.shape[-1])
         if policy != "float32":
             model = with_dtype_policy(model, policy)
             self.policy = policy
@@ -138,9 +180,24 @@ class Scorer:
         )
 
     def _load_saved_model(self, path: Path, policy: str) -> None:
-        loaded = tf.saved_model.load(str(path))
-        serve = loaded.signatures["serving_default"]
-        self.image_size = int(serve.structured_input_signature[1]["images"].shape[1])
+        try:
+            loaded = tf.saved_model.load(str(path))
+        except Exception as err:  # a damaged saved_model.pb or variables/ folder
+            raise InputError(
+                f"--model={path}: TensorFlow cannot load this SavedModel ({type(err).__name__}); "
+                f"{EXPECTED_MODEL}"
+            ) from err
+        serve = loaded.signatures.get("serving_default")
+        inputs = serve.structured_input_signature[1] if serve is not None else {}
+        outputs = serve.structured_outputs if serve is not None else {}
+        if "images" not in inputs or "probabilities" not in outputs:
+            raise InputError(
+                f"--model={path}: a SavedModel without satx's signatures (it has "
+                f"{sorted(loaded.signatures.keys())}); expected serving_default(images uint8 "
+                "[N, S, S, 3]) -> probabilities, as satx.train exports"
+            )
+        self.image_size = int(inputs["images"].shape[1])
+        self.num_classes = int(outputs["probabilities"].shape[-1])
         self._loaded = loaded  # keeps the variables alive
         calibration = path / "calibration.json"
         if calibration.exists():  # the export's probabilities are calibrated by this

@@ -5,6 +5,8 @@ Exit code 0 when every shard matches the manifest, 1 when one does not, 2 for ba
 
 from __future__ import annotations
 
+import sys
+
 from satx.cli import run, takes_arguments
 from satx.cli.flags import define
 
@@ -22,7 +24,10 @@ def main(argv: list[str]) -> int:
     from satx.records.manifest import load_manifest
 
     if len(argv) != 2:
-        print("usage: python -m tools.inspect_records RECORDS_FOLDER_OR_GS_PREFIX [--examples=N]")
+        print(
+            "usage: python -m tools.inspect_records RECORDS_FOLDER_OR_GS_PREFIX [--examples=N]",
+            file=sys.stderr,
+        )
         return 2
     root = argv[1]
     print(load_manifest(root).describe())

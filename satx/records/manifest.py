@@ -14,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from satx.errors import RecordsError
@@ -214,6 +215,11 @@ class Records:
 
 
 def _read(root: str) -> tuple[storage.Store, bytes]:
+    if not storage.is_gcs(root) and Path(root).is_file():
+        raise RecordsError(
+            f"{root}: a file, not a records folder (make_records writes a folder with "
+            "manifest.json and shards)"
+        )
     store = storage.open_store(root)
     try:
         return store, store.read_bytes(MANIFEST_NAME)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from satx.cli import flags as shared
 from satx.cli import run
 from satx.cli.flags import define
@@ -16,9 +18,12 @@ _SIZE = define("integer", "size", "Tile side in pixels.", default=256)
 
 def main(argv: list[str]) -> int:
     """Write the sample tiles."""
+    from satx.errors import InputError
     from satx.records.sample import write_sample_tiles
 
     del argv
+    if Path(_OUTPUT.value).exists() and not Path(_OUTPUT.value).is_dir():
+        raise InputError(f"--output={_OUTPUT.value}: a file; name a folder for the sample tiles")
     paths = write_sample_tiles(
         _OUTPUT.value, _COUNT.value, _SCHOOL_FRACTION.value, shared.SEED.value, _SIZE.value
     )

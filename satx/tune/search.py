@@ -27,6 +27,7 @@ from satx.errors import InputError
 from satx.io.run_record import versions, write_json
 from satx.io.storage import atomic_write_local
 from satx.models import backbones
+from satx.records.manifest import load_records
 from satx.train.callbacks import tensorboard_callback
 from satx.train.distribute import make_strategy, set_precision, split_cpu
 from satx.train.fit import train
@@ -292,6 +293,7 @@ def tune(config: TuneConfig, command: str | None = None) -> dict[str, Any]:
     """
     if not config.train.data.records or not config.train.workdir:
         raise InputError("--records and --workdir are required")
+    load_records(config.train.data.records)  # unusable records: one error, nothing set up
     command = command if command is not None else " ".join(sys.argv)
     role = distributed_role()
     hypermodel, tuner, strategy = _make_search(config, role)
