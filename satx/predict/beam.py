@@ -30,6 +30,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInf
 from satx.config import PredictConfig
 from satx.io import beam as beam_io
 from satx.io import failpoints
+from satx.io.lock import output_lock
 from satx.io.progress import Progress
 from satx.predict.inputs import ChunkData
 from satx.predict.outputs import Labeller, PredictionOutput
@@ -95,6 +96,11 @@ def _write(result: PredictionResult, config: PredictConfig, labeller: Labeller) 
 
 def predict_beam(config: PredictConfig, command: str | None = None) -> dict[str, Any]:
     """Run (or resume) a prediction on Beam; returns the summary (predict_run.json)."""
+    with output_lock(config.output, "predict"):  # the driver holds it for the pipeline
+        return _predict_beam(config, command)
+
+
+def _predict_beam(config: PredictConfig, command: str | None) -> dict[str, Any]:
     import apache_beam as beam
 
     scorer, source, class_names = setup(config)  # the model's path and classes; the listing

@@ -32,6 +32,7 @@ import numpy as np
 from satx import geo
 from satx.errors import InputError, OutputExistsError
 from satx.io import failpoints, secrets, storage
+from satx.io.lock import LOCK_NAME
 from satx.predict.inputs import PredictTile
 
 log = logging.getLogger(__name__)
@@ -180,7 +181,8 @@ class PredictionOutput:
             )
         if overwrite:
             for name in self.store.list():
-                self.store.delete(name)
+                if name != LOCK_NAME:  # held by this run
+                    self.store.delete(name)
         self.store.write_bytes(CONFIG_NAME, wanted.encode())
 
     def done_chunks(self) -> set[int]:

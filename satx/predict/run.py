@@ -31,6 +31,7 @@ from satx.config import PredictConfig
 from satx.data.decode import decode_to_size
 from satx.errors import InputError
 from satx.io import failpoints
+from satx.io.lock import output_lock
 from satx.io.progress import Progress, format_duration
 from satx.io.run_record import json_bytes, versions
 from satx.predict.inputs import ChunkData, TileInput, open_input
@@ -244,11 +245,12 @@ def begin(config: PredictConfig, scorer: Scorer, source: TileInput, class_names:
 
 def predict(config: PredictConfig, command: str | None = None) -> dict[str, Any]:
     """Run (or resume) a prediction; returns the summary also written to predict_run.json."""
-    scorer, source, class_names = setup(config)
-    try:
-        return _predict(config, command, scorer, source, class_names)
-    finally:
-        source.close()
+    with output_lock(config.output, "predict"):
+        scorer, source, class_names = setup(config)
+        try:
+            return _predict(config, command, scorer, source, class_names)
+        finally:
+            source.close()
 
 
 def _predict(

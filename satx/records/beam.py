@@ -36,6 +36,7 @@ from satx.config import RecordsConfig
 from satx.errors import RecordsError
 from satx.io import beam as beam_io
 from satx.io import storage
+from satx.io.lock import output_lock
 from satx.records.locations import fetch_failure, is_locations_input, read_places
 from satx.records.make import (
     PROGRESS_DIR,
@@ -204,6 +205,11 @@ def _keyed(value: Any) -> tuple[int, Any]:
 
 def make_records_beam(config: RecordsConfig, command: str | None = None) -> Manifest:
     """`make_records` as a Beam pipeline (see the module docstring); returns the manifest."""
+    with output_lock(config.output, "make_records"):  # the driver holds it for the pipeline
+        return _make_records_beam(config, command)
+
+
+def _make_records_beam(config: RecordsConfig, command: str | None) -> Manifest:
     import apache_beam as beam
 
     start = time.time()

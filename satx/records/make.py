@@ -29,6 +29,7 @@ from pathlib import Path
 from satx.config import RecordsConfig
 from satx.errors import OutputExistsError, RecordsError
 from satx.io import failpoints, secrets, storage
+from satx.io.lock import output_lock
 from satx.io.progress import Progress
 from satx.io.run_record import versions
 from satx.records import locations, schema, sources
@@ -298,7 +299,13 @@ def make_records(config: RecordsConfig, command: str | None = None) -> Manifest:
     Raises:
         InputError: the input cannot be used as given.
         OutputExistsError: the output is complete (or foreign) and `overwrite` is off.
+        OutputLockedError: another run is writing the same output.
     """
+    with output_lock(config.output, "make_records"):
+        return _make_records(config, command)
+
+
+def _make_records(config: RecordsConfig, command: str | None) -> Manifest:
     start = time.monotonic()
     out = storage.open_store(config.output)
     scratch = storage.make_staging_dir("satx-records-")

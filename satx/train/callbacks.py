@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +15,9 @@ import tensorflow as tf
 
 from satx.config import TrainConfig
 from satx.data.read import CorruptionCounter
+from satx.io.run_record import write_json
+
+log = logging.getLogger(__name__)
 
 
 class LearningRateLog(keras.callbacks.Callback):
@@ -79,6 +84,64 @@ class StateTracker(keras.callbacks.Callback):
                 state["best"], state["best_epoch"] = value, epoch
         state["epochs_run"] = sorted(set(state.get("epochs_run", [])) | {epoch})
         self.work.write_state(state)
+
+
+class ResumableStopping(keras.callbacks.Callback):
+    """EarlyStopping's and ReduceLROnPlateau's state, and the learning rate, across a resume.
+
+    BackupAndRestore brings back the weights, the optimizer and the epoch, but these callbacks
+    would restart with fresh patience and best values, and a rate lowered by the plateau after
+    the backup was written would be lost. At each epoch end this writes their state keyed by the
+    epoch a resumed run starts from; when BackupAndRestore resumes at that epoch, it is put back
+    (EarlyStopping's best weights come from the best checkpoint). Place it after both callbacks
+    and BackupAndRestore. A kill between BackupAndRestore's write and this one leaves no state
+    for the resumed epoch: patience then restarts, with a warning.
+    """
+
+    FIELDS = {
+        "EarlyStopping": ("wait", "best", "stopped_epoch", "best_epoch"),
+        "ReduceLROnPlateau": ("wait", "best", "cooldown_counter"),
+    }
+
+    def __init__(self, path: Path, callbacks: list[keras.callbacks.Callback], best_model: Path):
+        super().__init__()
+        self.path, self.callbacks, self.best_model = Path(path), callbacks, Path(best_model)
+
+    def _read(self) -> dict[str, Any]:
+        return json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        """Put the saved state back when BackupAndRestore resumed the run."""
+        start = getattr(self.model, "_initial_epoch", None)
+        if not start:
+            return
+        saved = self._read().get(str(start))
+        if saved is None:
+            log.warning("%s: no callback state for epoch %d; patience restarts", self.path, start)
+            return
+        for cb in self.callbacks:
+            for name in self.FIELDS[type(cb).__name__]:
+                setattr(cb, name, saved[type(cb).__name__][name])
+            if getattr(cb, "restore_best_weights", False) and self.best_model.exists():
+                best = keras.saving.load_model(self.best_model, compile=False)
+                cb.best_weights = best.get_weights()
+        rate = self.model.optimizer.learning_rate
+        if saved.get("learning_rate") is not None and isinstance(rate, keras.Variable):
+            rate.assign(saved["learning_rate"])
+        log.info("resumed at epoch %d with the stopping state %s", start, saved)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Record the state a run resuming at `epoch + 1` needs."""
+        state: dict[str, Any] = {
+            type(cb).__name__: {n: getattr(cb, n) for n in self.FIELDS[type(cb).__name__]}
+            for cb in self.callbacks
+        }
+        rate = self.model.optimizer.learning_rate
+        if isinstance(rate, keras.Variable):
+            state["learning_rate"] = float(rate.numpy())
+        saved = self._read()
+        saved[str(epoch + 1)] = state
+        write_json(self.path, {k: saved[k] for k in sorted(saved, key=int)[-3:]})
 
 
 class EpochHook(keras.callbacks.Callback):

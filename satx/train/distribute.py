@@ -6,7 +6,9 @@ device), so MirroredStrategy code paths run and are tested on a CPU-only machine
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 
 import keras
 import tensorflow as tf
@@ -84,3 +86,12 @@ def set_precision(mode: str) -> str:
     keras.mixed_precision.set_global_policy(policy)
     log.info("dtype policy %s (--mixed_precision=%s)", policy, mode)
     return policy
+
+
+def is_chief() -> bool:
+    """Whether this process writes the run's files: no TF_CONFIG, or its chief (worker 0)."""
+    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = config.get("task") or {}
+    kind, index = task.get("type", "chief"), int(task.get("index", 0))
+    has_chief = "chief" in (config.get("cluster") or {})
+    return kind == "chief" or (kind == "worker" and index == 0 and not has_chief)

@@ -8,10 +8,10 @@ it reached (phase 1 is not redone once finished).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -32,6 +32,7 @@ from satx.data.pipeline import (
 from satx.data.read import CorruptionCounter
 from satx.errors import InputError, OutputExistsError
 from satx.io import failpoints
+from satx.io.lock import empty_folder, output_lock
 from satx.io.run_record import versions, write_json
 from satx.models import backbones
 from satx.records.manifest import Records, load_records
@@ -39,12 +40,13 @@ from satx.train.calibration import Calibration, fit_calibration, nll
 from satx.train.callbacks import (
     AugmentedImages,
     EpochHook,
+    ResumableStopping,
     StateTracker,
     ema_callbacks,
     epoch_log_callbacks,
     tensorboard_callback,
 )
-from satx.train.distribute import make_strategy, set_precision, split_cpu
+from satx.train.distribute import is_chief, make_strategy, set_precision, split_cpu
 from satx.train.export import export_saved_model
 from satx.train.phases import build_model, compile_phase, monitor_for, phase_segments
 
@@ -84,7 +86,7 @@ def _check_workdir(work: Workdir, config: TrainConfig, overwrite: bool) -> None:
     if work.config.exists():
         previous = json.loads(work.config.read_text())
         if overwrite:
-            shutil.rmtree(work.root)
+            empty_folder(work.root)  # all but the lock this run holds
         elif previous != resolved:
             changed = _changed(previous, resolved)
             raise OutputExistsError(
@@ -202,7 +204,11 @@ def _callbacks(
         if config.lr_schedule == "plateau":  # a schedule owns the learning rate otherwise
             stopping.append(
                 keras.callbacks.ReduceLROnPlateau(
-                    monitor=monitor, mode=mode, factor=config.lr_factor, patience=config.lr_patience
+                    monitor=monitor,
+                    mode=mode,
+                    factor=config.lr_factor,
+                    patience=config.lr_patience,
+                    min_delta=config.min_delta,  # one notion of a real improvement for both
                 )
             )
     callbacks = [
@@ -210,6 +216,11 @@ def _callbacks(
         keras.callbacks.BackupAndRestore(str(work.backup(phase))),
         *ema_callbacks(config),  # from here on, epoch ends see the averaged weights
         *stopping,
+        *(
+            [ResumableStopping(work.root / f"stopping-phase{phase}.json", stopping, work.best)]
+            if stopping
+            else []
+        ),
         keras.callbacks.ModelCheckpoint(
             str(work.best),
             monitor=monitor,
@@ -269,6 +280,11 @@ def train(config: TrainConfig, command: str | None = None, overwrite: bool = Fal
     backbones.get_spec(config.model.backbone)  # an unknown name fails before anything starts
     split_cpu(config.cpu_devices)
     records = load_records(config.data.records)  # bad records fail before a workdir is made
+    with output_lock(config.workdir, "train") if is_chief() else contextlib.nullcontext():
+        return _train(config, records, command, overwrite)
+
+
+def _train(config: TrainConfig, records: Records, command: str | None, overwrite: bool) -> dict:
     work = Workdir(config.workdir)
     _check_workdir(work, config, overwrite)
     keras.utils.set_random_seed(config.seed)
@@ -302,6 +318,7 @@ def train(config: TrainConfig, command: str | None = None, overwrite: bool = Fal
         callbacks = _callbacks(
             config, work, phase, monitor, work.read_state(), run_data.counter, sample
         )
+        model._initial_epoch = None  # Keras keeps a resumed fit's start; each phase starts anew
         model.fit(
             epochs=end,
             initial_epoch=start,

@@ -10,6 +10,7 @@ runs as Keras Tuner's chief or a worker. No absl flags: code that embeds satx ca
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -24,6 +25,7 @@ import tensorflow as tf
 
 from satx.config import TrainConfig, TuneConfig
 from satx.errors import InputError
+from satx.io.lock import output_lock
 from satx.io.run_record import versions, write_json
 from satx.io.storage import atomic_write_local
 from satx.models import backbones
@@ -296,6 +298,13 @@ def tune(config: TuneConfig, command: str | None = None) -> dict[str, Any]:
     load_records(config.train.data.records)  # unusable records: one error, nothing set up
     command = command if command is not None else " ".join(sys.argv)
     role = distributed_role()
+    # The chief (or a lone search) owns the workdir; workers share it through the chief.
+    owner = output_lock(config.train.workdir, "tune") if role != "worker" else None
+    with owner or contextlib.nullcontext():
+        return _tune(config, command, role)
+
+
+def _tune(config: TuneConfig, command: str, role: str) -> dict[str, Any]:
     hypermodel, tuner, strategy = _make_search(config, role)
     workdir = Path(config.train.workdir)
     if role != "worker":

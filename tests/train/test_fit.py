@@ -15,7 +15,7 @@ from satx.errors import OutputExistsError
 from satx.records.manifest import load_records
 from satx.train.calibration import Calibration
 from satx.train.fit import Workdir, train
-from tests.helpers import REPO, cli, tiny_train_config
+from tests.helpers import REPO, TINY, cli, tiny_train_config
 
 
 def _history(workdir):
@@ -110,6 +110,45 @@ def test_killed_run_resumes_at_the_epoch_it_reached(sample_records, tmp_path):
     assert [int(r["epoch"]) for r in _history(tmp_path / "run")] == [0, 1, 2, 3]
     state = json.loads((tmp_path / "run" / "state.json").read_text())
     assert state["done"] and state["epochs_run"] == [0, 1, 2, 3]
+
+
+@pytest.mark.slow
+def test_a_resumed_run_stops_and_lowers_the_rate_as_an_uninterrupted_one(sample_records, tmp_path):
+    """EarlyStopping's and ReduceLROnPlateau's patience and best values survive kill -9.
+
+    With min_delta=1 nothing after the first epoch counts as better, so an uninterrupted run
+    halves the rate after every epoch from the second on and stops after epoch 3 (patience 3).
+    """
+
+    stopping = tmp_path / "stopping.json"
+    stopping.write_text(
+        json.dumps({"patience": 3, "lr_patience": 1, "lr_factor": 0.5, "min_delta": 1.0})
+    )
+
+    def args(run: str) -> tuple[str, ...]:
+        return _train_cmd(
+            sample_records,
+            tmp_path / run,
+            "--backbone=tiny",
+            "--n_epo_phase1=0",
+            "--n_epo_phase2=8",
+            "--lr_phase2=0.001",
+            "--lr_schedule=plateau",
+            f"--hparams={stopping}",
+            "--export=false",
+        )
+
+    cli(*args("whole"), env=TINY, check=True)
+    killed = cli(*args("killed"), env={**TINY, "SATX_FAILPOINTS": "train.epoch_end:2"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    cli(*args("killed"), env=TINY, check=True)
+
+    def schedule(run: str) -> list[tuple[int, float]]:
+        rows = _history(tmp_path / run)
+        return [(int(r["epoch"]), round(float(r["learning_rate"]), 9)) for r in rows]
+
+    assert schedule("whole") == [(0, 1e-3), (1, 1e-3), (2, 5e-4), (3, 2.5e-4)]
+    assert schedule("killed") == schedule("whole")
 
 
 @pytest.mark.slow
@@ -249,5 +288,35 @@ def test_mixed_bfloat16_trains_with_a_float32_output(sample_records, tmp_path):
         assert model.get_layer("dense").compute_dtype == "bfloat16"
         assert model.output.dtype == "float32"
         assert np.isfinite([float(r["loss"]) for r in _history(tmp_path / "run")]).all()
+    finally:
+        k.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.slow
+def test_mixed_float16_trains_with_loss_scaling_and_exports_float32(sample_records, tmp_path):
+    """The GPU path (auto on tensor cores) run on the CPU: slow, but the same code."""
+    import keras as k
+    import tensorflow as tf
+
+    try:
+        summary = train(
+            _tiny_config(
+                sample_records, tmp_path / "run", n_epo_phase2=1, mixed_precision="float16"
+            ),
+            command="pytest",
+        )
+        model = k.models.load_model(Workdir(tmp_path / "run").model, safe_mode=True)
+        assert model.get_layer("dense").compute_dtype == "float16"
+        assert model.output.dtype == "float32"
+        assert isinstance(model.optimizer, k.optimizers.LossScaleOptimizer)
+        assert np.isfinite([float(r["loss"]) for r in _history(tmp_path / "run")]).all()
+        images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+        loaded = tf.saved_model.load(summary["export"])
+        served = loaded.serving_default(tf.constant(images))
+        assert served["probabilities"].dtype == tf.float32
+        expected = Calibration.from_dict(
+            json.loads((Path(summary["export"]) / "calibration.json").read_text())
+        ).apply(np.asarray(model(images, training=False), np.float64))
+        np.testing.assert_allclose(served["probabilities"].numpy(), expected, atol=2e-3)
     finally:
         k.mixed_precision.set_global_policy("float32")

@@ -1,0 +1,226 @@
+"""One run at a time per output: an exclusive lock on an output folder or gs:// prefix.
+
+- Local: `fcntl.flock` on `ROOT/.satx.lock`. The kernel releases it when the holder dies, so
+  a lock left by kill -9 is simply free for the next run, which writes its own details in.
+- gs://: the object `ROOT/.satx.lock`, created only if absent (`ifGenerationMatch=0`). The
+  holder rewrites it every `heartbeat_s`, each time matching the generation it wrote; a lock
+  not refreshed for `stale_s` belongs to a dead run and is taken over by deleting exactly that
+  generation (two runs taking over at once: one delete wins, the loser sees the new lock).
+
+A second run stops at once with the holder's pid, host and start time. The lock file is never
+deleted by `--overwrite` clean-ups (`LOCK_NAME` is skipped), so it cannot be pulled from
+under its holder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from satx.errors import SatxError
+from satx.io import secrets, storage
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = ".satx.lock"
+HEARTBEAT_S = 30.0
+STALE_S = 180.0
+_held: dict[str, int] = {}  # lock key -> how many times this process holds it
+_held_lock = threading.Lock()
+
+
+class OutputLockedError(SatxError):
+    """Another run holds the output."""
+
+
+def holder(what: str) -> dict[str, Any]:
+    """Who is taking the lock: which run, pid, host, start time, command (secrets scrubbed)."""
+    return {
+        "run": what,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "time": time.time(),
+        "command": secrets.scrub(" ".join(sys.argv)),
+    }
+
+
+def _refusal(where: str, info: dict[str, Any], after_death: str) -> OutputLockedError:
+    who = f"pid {info.get('pid', '?')} on {info.get('host', '?')}"
+    return OutputLockedError(
+        f"{where} is in use by a {info.get('run', 'satx')} run ({who}, since "
+        f"{info.get('started', '?')}): wait for it to finish or stop it, or choose another "
+        f"output{f'. If that run was killed, {after_death}' if after_death else ''}."
+    )
+
+
+class _LocalLock:
+    def __init__(self, root: str):
+        self.path = Path(root).expanduser() / LOCK_NAME
+        self.fd: int | None = None
+
+    def acquire(self, what: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)  # close-on-exec (PEP 446)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                info = json.loads(os.read(fd, 65536) or b"{}")
+            except ValueError:
+                info = {}
+            os.close(fd)
+            raise _refusal(str(self.path.parent), info, "") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(holder(what)).encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing releases the flock; the file stays for the next run
+            self.fd = None
+
+
+class _GcsLock:
+    def __init__(self, root: str, heartbeat_s: float, stale_s: float):
+        self.store = storage.GcsStore(root)
+        self.heartbeat_s, self.stale_s = heartbeat_s, stale_s
+        self.generation: int | None = None
+        self.what = ""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _blob(self) -> Any:
+        return self.store._blob(LOCK_NAME)
+
+    def _create(self) -> bool:
+        from google.api_core import exceptions
+
+        blob = self._blob()
+        try:
+            blob.upload_from_string(json.dumps(holder(self.what)), if_generation_match=0)
+        except exceptions.PreconditionFailed:
+            return False
+        self.generation = blob.generation
+        return True
+
+    def acquire(self, what: str) -> None:
+        from google.api_core import exceptions
+
+        self.what = what
+        for _ in range(3):
+            if self._create():
+                break
+            blob = self._blob()
+            try:
+                blob.reload()
+                info = json.loads(blob.download_as_bytes(if_generation_match=blob.generation))
+            except exceptions.NotFound:
+                continue  # released meanwhile: try again
+            except exceptions.PreconditionFailed:
+                continue  # refreshed meanwhile
+            age = time.time() - float(info.get("time", 0))
+            if age <= self.stale_s:
+                raise _refusal(
+                    self.store.url(""),
+                    info,
+                    f"run again in {self.stale_s - age:.0f} s, when its lock is stale",
+                )
+            log.warning(
+                "%s: taking over a stale lock (pid %s on %s, not refreshed for %.0f s)",
+                self.store.url(LOCK_NAME),
+                info.get("pid"),
+                info.get("host"),
+                age,
+            )
+            with contextlib.suppress(exceptions.NotFound, exceptions.PreconditionFailed):
+                blob.delete(if_generation_match=blob.generation)
+        else:
+            raise OutputLockedError(f"{self.store.url(LOCK_NAME)}: could not take the lock")
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="satx-lock")
+        self._thread.start()
+
+    def _beat(self) -> None:
+        from google.api_core import exceptions
+
+        while not self._stop.wait(self.heartbeat_s):
+            blob = self._blob()
+            try:
+                info = json.dumps(holder(self.what))
+                blob.upload_from_string(info, if_generation_match=self.generation)
+                self.generation = blob.generation
+            except exceptions.PreconditionFailed:
+                log.error("%s: the lock was taken over by another run", self.store.url(LOCK_NAME))
+                return
+            except Exception as err:  # a failed refresh is retried at the next beat
+                log.warning("%s: could not refresh the lock (%s)", self.store.url(LOCK_NAME), err)
+
+    def release(self) -> None:
+        from google.api_core import exceptions
+
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self.generation is not None:
+            with contextlib.suppress(exceptions.NotFound, exceptions.PreconditionFailed):
+                self._blob().delete(if_generation_match=self.generation)
+            self.generation = None
+
+
+@contextlib.contextmanager
+def output_lock(
+    root: str, what: str, heartbeat_s: float = HEARTBEAT_S, stale_s: float = STALE_S
+) -> Iterator[None]:
+    """Hold the lock on `root` (local folder or gs:// prefix) for the block.
+
+    Re-entrant within one process (a run that calls another on the same output).
+
+    Raises:
+        OutputLockedError: another live run holds it.
+    """
+    key = root.rstrip("/") if storage.is_gcs(root) else str(Path(root).expanduser().resolve())
+    with _held_lock:
+        if _held.get(key):
+            _held[key] += 1
+            lock = None
+        else:
+            lock = (
+                _GcsLock(root, heartbeat_s, stale_s) if storage.is_gcs(root) else _LocalLock(root)
+            )
+    if lock is not None:
+        lock.acquire(what)
+        with _held_lock:
+            _held[key] = 1
+    try:
+        yield
+    finally:
+        with _held_lock:
+            _held[key] -= 1
+            last = _held[key] == 0
+            if last:
+                del _held[key]
+        if last and lock is not None:
+            lock.release()
+
+
+def empty_folder(root: str | Path) -> None:
+    """Delete everything in a local folder except its lock file (an --overwrite)."""
+    for path in Path(root).iterdir():
+        if path.name == LOCK_NAME:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
