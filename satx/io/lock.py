@@ -4,8 +4,9 @@
   a lock left by kill -9 is simply free for the next run, which writes its own details in.
 - gs://: the object `ROOT/.satx.lock`, created only if absent (`ifGenerationMatch=0`). The
   holder rewrites it every `heartbeat_s`, each time matching the generation it wrote; a lock
-  not refreshed for `stale_s` belongs to a dead run and is taken over by deleting exactly that
-  generation (two runs taking over at once: one delete wins, the loser sees the new lock).
+  not refreshed for `stale_s`, or held by a process of this machine that is gone, belongs to a
+  dead run and is taken over by deleting exactly that generation (two runs taking over at
+  once: one delete wins, the loser sees the new lock).
 
 A second run stops at once with the holder's pid, host and start time. The lock file is never
 deleted by `--overwrite` clean-ups (`LOCK_NAME` is skipped), so it cannot be pulled from
@@ -93,6 +94,19 @@ class _LocalLock:
             self.fd = None
 
 
+def _dead_here(info: dict[str, Any]) -> bool:
+    """Whether the holder ran on this machine and its process is gone."""
+    if info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
+        return False
+    try:
+        os.kill(info["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 class _GcsLock:
     def __init__(self, root: str, heartbeat_s: float, stale_s: float):
         self.store = storage.GcsStore(root)
@@ -132,18 +146,19 @@ class _GcsLock:
             except exceptions.PreconditionFailed:
                 continue  # refreshed meanwhile
             age = time.time() - float(info.get("time", 0))
-            if age <= self.stale_s:
+            dead = _dead_here(info)  # killed on this machine: no need to wait for staleness
+            if not dead and age <= self.stale_s:
                 raise _refusal(
                     self.store.url(""),
                     info,
                     f"run again in {self.stale_s - age:.0f} s, when its lock is stale",
                 )
             log.warning(
-                "%s: taking over a stale lock (pid %s on %s, not refreshed for %.0f s)",
+                "%s: taking over the lock of a run that is gone (pid %s on %s, %s)",
                 self.store.url(LOCK_NAME),
                 info.get("pid"),
                 info.get("host"),
-                age,
+                "no such process" if dead else f"not refreshed for {age:.0f} s",
             )
             with contextlib.suppress(exceptions.NotFound, exceptions.PreconditionFailed):
                 blob.delete(if_generation_match=blob.generation)

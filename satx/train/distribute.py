@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -39,10 +40,13 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     """The distribution strategy for `name` (see STRATEGIES); logs what it chose."""
     if name not in STRATEGIES:
         raise SatxError(f"--strategy={name}: choose one of {STRATEGIES}")
+    if name == "multiworker":  # before listing devices: that initialises the context
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()  # reads TF_CONFIG
+        _mean_scalars_across_workers()
     gpus = tf.config.list_logical_devices("GPU")
     cpus = tf.config.list_logical_devices("CPU")
     if name == "multiworker":
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()  # reads TF_CONFIG
+        pass
     elif name == "mirrored" or (name == "auto" and len(gpus) > 1):
         devices = [d.name for d in gpus] or [d.name for d in cpus]
         strategy = tf.distribute.MirroredStrategy(devices)
@@ -58,6 +62,30 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         len(cpus),
     )
     return strategy
+
+
+def _mean_scalars_across_workers() -> None:
+    """Keras 3.15 averages each step's logs over workers with `reduce("MEAN", v, axis=0)`.
+
+    The logs are scalars, so that fails ("Invalid reduction dimension 0 for input with 0
+    dimensions") under MultiWorkerMirroredStrategy. The mean over replicas (axis=None) is what
+    it means; every other case goes to Keras' own function.
+    """
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    original = tf_trainer.reduce_per_replica
+    if getattr(original, "satx_patched", False):
+        return
+
+    def reduce_per_replica(values: Any, strategy: Any, reduction: str) -> Any:
+        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(
+            strategy
+        ):
+            return tf.nest.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
+        return original(values, strategy, reduction)
+
+    reduce_per_replica.satx_patched = True  # type: ignore[attr-defined]
+    tf_trainer.reduce_per_replica = reduce_per_replica
 
 
 def _gpu_supports_float16() -> bool:
@@ -95,3 +123,18 @@ def is_chief() -> bool:
     kind, index = task.get("type", "chief"), int(task.get("index", 0))
     has_chief = "chief" in (config.get("cluster") or {})
     return kind == "chief" or (kind == "worker" and index == 0 and not has_chief)
+
+
+def build_from_local_batch(model: keras.Model, strategy: Any, batch: Any) -> None:
+    """Keras 3.15 under MultiWorkerMirroredStrategy cannot build metrics from a fit's data.
+
+    Its `_maybe_symbolic_build` averages the first distributed batch with `strategy.reduce`,
+    which fails for multi-worker PerReplica values. The model's variables already exist; the
+    metrics, loss and optimizer are built symbolically from one local batch instead.
+    """
+
+    def build(iterator: Any = None, data_batch: Any = None) -> None:
+        with strategy.scope():
+            model._symbolic_build(data_batch=batch)
+
+    model._maybe_symbolic_build = build

@@ -8,13 +8,13 @@ it reached (phase 1 is not redone once finished).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import math
+import os
+import shutil
 import sys
+import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,6 @@ import numpy as np
 import tensorflow as tf
 
 from satx.config import TrainConfig
-from satx.data.pipeline import (
-    make_eval_dataset,
-    make_train_dataset,
-    model_inputs,
-    resolve_class_weights,
-)
 from satx.data.read import CorruptionCounter
 from satx.errors import InputError, OutputExistsError
 from satx.io import failpoints
@@ -46,8 +40,15 @@ from satx.train.callbacks import (
     epoch_log_callbacks,
     tensorboard_callback,
 )
-from satx.train.distribute import is_chief, make_strategy, set_precision, split_cpu
+from satx.train.distribute import (
+    build_from_local_batch,
+    is_chief,
+    make_strategy,
+    set_precision,
+    split_cpu,
+)
 from satx.train.export import export_saved_model
+from satx.train.inputs import TrainingData, make_training_data
 from satx.train.phases import build_model, compile_phase, monitor_for, phase_segments
 
 log = logging.getLogger(__name__)
@@ -107,77 +108,6 @@ def _changed(before: dict[str, Any], after: dict[str, Any], prefix: str = "") ->
         elif a != b:
             found.append(f"{prefix}{key}")
     return found
-
-
-@dataclass(frozen=True)
-class TrainingData:
-    """The datasets and step counts of a run, and the `fit` arguments they imply."""
-
-    train: tf.data.Dataset
-    val: tf.data.Dataset
-    val_split: str
-    steps: int
-    val_steps: int
-    class_weight: dict[int, float] | None
-    counter: CorruptionCounter
-
-    def fit_kwargs(self) -> dict[str, Any]:
-        """What every `model.fit` of training and tuning passes besides epochs and callbacks."""
-        return {
-            "x": self.train,
-            "steps_per_epoch": self.steps,
-            "validation_data": self.val,
-            "validation_steps": self.val_steps,
-            "class_weight": self.class_weight,
-            "shuffle": False,  # the dataset shuffles itself
-        }
-
-
-def make_training_data(config: TrainConfig, records: Records, replicas: int) -> TrainingData:
-    """Training and validation datasets for `config` at a global batch of per-replica x replicas."""
-    manifest = records.manifest
-    val_split = config.val_split if manifest.has_split(config.val_split) else "test"
-    if not manifest.has_split(val_split):
-        val_split = config.val_split  # let the manifest raise the clear error
-    global_batch = config.per_replica_batch_size * replicas
-    size = backbones.input_size(config.model)
-    if size > manifest.image_size:
-        log.warning(
-            "upsampling %dpx records to the model's %dpx input (%.1fx the pixels to compute); "
-            "pass --image_size=%d to train at the records' size",
-            manifest.image_size,
-            size,
-            (size / manifest.image_size) ** 2,
-            manifest.image_size,
-        )
-    counter = CorruptionCounter()
-    train_ds = make_train_dataset(
-        records,
-        config.train_split,
-        config.data,
-        image_size=size,
-        batch_size=global_batch,
-        seed=config.seed,
-        counter=counter,
-    )
-    # One pass per epoch, repeated: every epoch validates on exactly the whole split, whether
-    # Keras resets the iterator (one device) or keeps it across epochs (tf.distribute).
-    val_ds = make_eval_dataset(records, val_split, image_size=size, batch_size=global_batch)
-    val_ds = model_inputs(val_ds, manifest.num_classes).repeat()
-    train_count = manifest.count(config.train_split)
-    return TrainingData(
-        train=train_ds,
-        val=val_ds,
-        val_split=val_split,
-        steps=config.steps_per_epoch or max(1, train_count // global_batch),
-        val_steps=math.ceil(manifest.count(val_split) / global_batch),
-        class_weight=(
-            None
-            if config.data.resample_to
-            else resolve_class_weights(records, config.train_split, config.data)
-        ),
-        counter=counter,
-    )
 
 
 def _callbacks(
@@ -280,19 +210,42 @@ def train(config: TrainConfig, command: str | None = None, overwrite: bool = Fal
     backbones.get_spec(config.model.backbone)  # an unknown name fails before anything starts
     split_cpu(config.cpu_devices)
     records = load_records(config.data.records)  # bad records fail before a workdir is made
-    with output_lock(config.workdir, "train") if is_chief() else contextlib.nullcontext():
-        return _train(config, records, command, overwrite)
+    # MultiWorkerMirroredStrategy configures collective ops, which must precede any TF op.
+    if is_chief():
+        with output_lock(config.workdir, "train"):
+            strategy = make_strategy(config.strategy)
+            return _train(config, records, strategy, command, overwrite)
+    strategy = make_strategy(config.strategy)
+    # Another worker of a multi-worker run: it runs the same steps (every collective needs it)
+    # but writes its checkpoints, logs and export to a scratch folder, removed at the end.
+    scratch = tempfile.mkdtemp(prefix=f"satx-worker-{os.getpid()}-")
+    try:
+        return _train(
+            config.with_overrides({"workdir": scratch, "export_dir": ""}),
+            records,
+            strategy,
+            command,
+            overwrite=True,
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _train(config: TrainConfig, records: Records, command: str | None, overwrite: bool) -> dict:
+def _train(
+    config: TrainConfig,
+    records: Records,
+    strategy: tf.distribute.Strategy,
+    command: str | None,
+    overwrite: bool,
+) -> dict:
     work = Workdir(config.workdir)
     _check_workdir(work, config, overwrite)
     keras.utils.set_random_seed(config.seed)
     if config.data.deterministic:
         tf.config.experimental.enable_op_determinism()
     policy = set_precision(config.mixed_precision)
-    strategy = make_strategy(config.strategy)
-    run_data = make_training_data(config, records, strategy.num_replicas_in_sync)
+    multiworker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    run_data = make_training_data(config, records, strategy.num_replicas_in_sync, multiworker)
     num_classes = records.manifest.num_classes
     monitor = monitor_for(num_classes, config.monitor)
     write_json(
@@ -305,7 +258,10 @@ def _train(config: TrainConfig, records: Records, command: str | None, overwrite
         return json.loads((work.root / "summary.json").read_text())
     with strategy.scope():
         model = build_model(config, num_classes)
-    sample = next(iter(run_data.train.take(1)))[0][: config.tensorboard_images]
+    first_batch = next(iter(run_data.train.take(1)))
+    sample = first_batch[0][: config.tensorboard_images]
+    if multiworker:
+        build_from_local_batch(model, strategy, first_batch)
     n1, n2 = config.n_epo_phase1, config.n_epo_phase2
     start_time = time.monotonic()
     if state.get("phase1_done"):

@@ -26,7 +26,7 @@ from satx.io import failpoints
 from satx.models import backbones
 from satx.records.manifest import load_records
 from satx.train.callbacks import EpochHook, ema_callbacks, epoch_log_callbacks
-from satx.train.fit import make_training_data
+from satx.train.inputs import make_training_data
 from satx.train.phases import build_model, compile_phase, phase_segments
 
 

@@ -119,7 +119,7 @@ def test_the_lock_is_reentrant_in_one_process_and_released_after(tmp_path):
         assert (tmp_path / "o" / LOCK_NAME).exists()
 
 
-def test_gcs_lock_excludes_refreshes_and_takes_over_a_stale_one(gcs, tmp_path, caplog):
+def test_gcs_lock_excludes_refreshes_and_takes_over_a_dead_or_stale_one(gcs, tmp_path, caplog):
     root = f"gs://{GCS_BUCKET}/locks/{tmp_path.name}"
     store = storage.GcsStore(root)
     env = {"STORAGE_EMULATOR_HOST": os.environ["STORAGE_EMULATOR_HOST"]}
@@ -128,12 +128,17 @@ def test_gcs_lock_excludes_refreshes_and_takes_over_a_stale_one(gcs, tmp_path, c
         with pytest.raises(OutputLockedError, match=f"pid {holder.pid} on"), output_lock(root, "t"):
             pass
     finally:
-        holder.kill()  # a dead holder on gs://: its lock stays until it is stale
+        holder.kill()
         holder.wait()
-    with pytest.raises(OutputLockedError), output_lock(root, "test", stale_s=60):
+    with output_lock(root, "test"):  # its process is gone from this machine: taken at once
+        assert json.loads(store.read_bytes(LOCK_NAME))["pid"] == os.getpid()
+    assert "no such process" in caplog.text
+    # A holder on another machine: refused while it is fresh, taken over once stale.
+    remote = {"run": "predict", "pid": 1, "host": "elsewhere", "time": time.time()}
+    store.write_bytes(LOCK_NAME, json.dumps(remote).encode())
+    with pytest.raises(OutputLockedError, match="pid 1 on elsewhere"), output_lock(root, "t"):
         pass
-    old = json.loads(store.read_bytes(LOCK_NAME))
-    store.write_bytes(LOCK_NAME, json.dumps({**old, "time": time.time() - 120}).encode())
+    store.write_bytes(LOCK_NAME, json.dumps({**remote, "time": time.time() - 120}).encode())
     with output_lock(root, "test", heartbeat_s=0.2, stale_s=60):
         first = store._blob(LOCK_NAME)
         first.reload()
@@ -141,6 +146,5 @@ def test_gcs_lock_excludes_refreshes_and_takes_over_a_stale_one(gcs, tmp_path, c
         again = store._blob(LOCK_NAME)
         again.reload()
         assert again.generation != first.generation  # refreshed by the heartbeat
-        assert json.loads(store.read_bytes(LOCK_NAME))["pid"] == os.getpid()
-    assert "taking over a stale lock" in caplog.text
+    assert "not refreshed for 120 s" in caplog.text
     assert not store.exists(LOCK_NAME)  # released
