@@ -26,6 +26,12 @@ def _define(kind: str, name: str, help_text: str, **kwargs: Any) -> None:
 _define("string", "records", "Records folder (with manifest.json) or gs:// prefix.")
 _define("string", "workdir", "Run folder: config, checkpoints, logs, export.")
 _define("string", "backbone", "Backbone name from the registry (satx/models/backbones.py).")
+_define(
+    "string",
+    "monitor",
+    "Validation metric that picks the best checkpoint and stops early: auto (val_auc binary, "
+    "val_accuracy multi-class; val_loss multi-worker), or e.g. val_loss.",
+)
 _define("string", "weights", "imagenet, none, or a local .weights.h5 path.")
 _define("integer", "batch_size", "Per-replica batch; the global batch is this x replicas.")
 _define("integer", "n_epo_phase1", "Epochs with the backbone frozen.")
@@ -78,6 +84,7 @@ CONFIG_FLAGS = (
     "records",
     "workdir",
     "backbone",
+    "monitor",
     "weights",
     "batch_size",
     "n_epo_phase1",

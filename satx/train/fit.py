@@ -247,7 +247,9 @@ def _train(
     multiworker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     run_data = make_training_data(config, records, strategy.num_replicas_in_sync, multiworker)
     num_classes = records.manifest.num_classes
-    monitor = monitor_for(num_classes, config.monitor)
+    # Multi-worker logs average AUC/precision/recall over workers; loss is exact.
+    requested = "val_loss" if multiworker and config.monitor == "auto" else config.monitor
+    monitor = monitor_for(num_classes, requested)
     write_json(
         work.run,
         _run_record(config, records, strategy, policy, run_data, monitor[0], command),
