@@ -17,6 +17,19 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 TILE = 32  # fixture tile side: small keeps the suite fast
 TINY = {"SATX_BACKBONE_MODULES": "tests.tiny_backbone"}  # lets CLI subprocesses use `tiny`
+# A --config that leaves no randomness in the model: replicas must compute what one device does.
+NO_RANDOMNESS = {
+    "model": {
+        "dropout": 0.0,
+        "augment": {
+            "dihedral": False,
+            "brightness": [1, 1],
+            "channel_shift": 0,
+            "contrast": [1, 1],
+            "zoom_max": 1.0,
+        },
+    }
+}
 
 
 def encode(array: np.ndarray, fmt: str = "JPEG", **kwargs) -> bytes:

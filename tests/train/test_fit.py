@@ -15,7 +15,7 @@ from satx.errors import OutputExistsError
 from satx.records.manifest import load_records
 from satx.train.calibration import Calibration
 from satx.train.fit import Workdir, train
-from tests.helpers import REPO, TINY, cli, tiny_train_config
+from tests.helpers import NO_RANDOMNESS, REPO, TINY, cli, tiny_train_config
 
 
 def _history(workdir):
@@ -158,22 +158,7 @@ def test_mirrored_over_two_cpu_devices_matches_one_device(sample_records, tmp_pa
 
     create_backbone("mobilenetv2", 32, "none").save_weights(weights)
     config = tmp_path / "config.json"
-    config.write_text(
-        json.dumps(
-            {
-                "model": {
-                    "dropout": 0.0,
-                    "augment": {
-                        "dihedral": False,
-                        "brightness": [1, 1],
-                        "channel_shift": 0,
-                        "contrast": [1, 1],
-                        "zoom_max": 1.0,
-                    },
-                }
-            }
-        )
-    )
+    config.write_text(json.dumps(NO_RANDOMNESS))
     common = (
         "--n_epo_phase1=2",
         "--n_epo_phase2=0",

@@ -11,20 +11,7 @@ import sys
 
 import pytest
 
-from tests.helpers import REPO, TINY, cli
-
-NO_RANDOMNESS = {
-    "model": {
-        "dropout": 0.0,
-        "augment": {
-            "dihedral": False,
-            "brightness": [1, 1],
-            "channel_shift": 0,
-            "contrast": [1, 1],
-            "zoom_max": 1.0,
-        },
-    }
-}
+from tests.helpers import NO_RANDOMNESS, REPO, TINY, cli
 
 
 def _free_ports(n: int) -> list[int]:
