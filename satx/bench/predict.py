@@ -54,7 +54,7 @@ def bench_predict(
     data: str,
     image_size: int = 0,
     batch_size: int = 32,
-    chunk_size: int = 64,
+    chunk_size: int = 512,
     project_tiles: int = 50_800_000,
 ) -> dict:
     """Measure `satx.predict` on one backbone over `data` (any predict input: folder, CSV)."""

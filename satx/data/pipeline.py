@@ -255,19 +255,30 @@ def make_eval_dataset(
     """
     counter = counter or CorruptionCounter()
     stored = records.manifest.image_size
-    decode = records_decoder(stored, image_size or stored)
+    size = image_size or stored
+    decode = records_decoder(stored, size)
+    spec = tf.TensorSpec([size, size, 3], tf.uint8)
 
     def to_dict(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         out = {key: features[src] for key, src in META_KEYS.items()}
-        out["image"] = decode(features[schema.IMAGE_ENCODED])
+        out["image"] = features[schema.IMAGE_ENCODED]  # decoded a batch at a time, below
         out["label"] = tf.cast(features[schema.CLASS_LABEL], tf.int32)
         return out
+
+    def decode_batch(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        images = tf.map_fn(
+            decode, batch["image"], fn_output_signature=spec, parallel_iterations=DECODE_PARALLEL
+        )
+        return {**batch, "image": images}
 
     options = tf.data.Options()
     options.deterministic = True
     ds = parsed_split(records, split, shuffle=False, seed=0, counter=counter)
-    ds = ds.map(to_dict, num_parallel_calls=AUTOTUNE)
-    return ds.batch(batch_size).with_options(options).prefetch(AUTOTUNE)
+    ds = ds.map(to_dict, num_parallel_calls=AUTOTUNE).batch(batch_size)
+    # As in training: one map call per batch, one batch per core (make_records decoded every
+    # tile already, so a batch never fails on one).
+    ds = ds.map(decode_batch, num_parallel_calls=max(2, cores_used()), deterministic=True)
+    return ds.with_options(options).prefetch(AUTOTUNE)
 
 
 def model_inputs(ds: tf.data.Dataset, num_classes: int) -> tf.data.Dataset:

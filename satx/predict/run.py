@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from satx.config import PredictConfig
 from satx.data.decode import decode_to_size
+from satx.data.pipeline import DECODE_PARALLEL, cores_used
 from satx.errors import InputError
 from satx.io import failpoints
 from satx.io.lock import output_lock
@@ -58,14 +59,34 @@ def readable(chunk: ChunkData) -> list[int]:
 
 
 def decoded_batches(
-    chunk: ChunkData, positions: list[int], size: int, batch_size: int
+    chunk: ChunkData, positions: list[int], size: int, batch_size: int, per_tile: bool = False
 ) -> tf.data.Dataset:
-    """`(position, uint8 image)` batches; tiles that fail to decode are left out."""
+    """`(position, uint8 image)` batches; what fails to decode is left out.
+
+    By default whole batches decode in one call each (`tf.map_fn`, as training does: one map
+    call per batch spares tf.data's per-tile stages), one batch per core; a batch holding a
+    tile that does not decode is left out whole, and `per_tile=True` decodes tiles one by one,
+    leaving out only the bad ones (`score_chunk` uses it for the positions a batch lost).
+    """
     ds = tf.data.Dataset.from_tensor_slices(
         (np.asarray(positions, np.int64), [chunk.encoded[i] for i in positions])
     )
-    ds = ds.map(lambda i, b: (i, decode_to_size(b, size)), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.ignore_errors().batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    if per_tile:
+        ds = ds.map(lambda i, b: (i, decode_to_size(b, size)), num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.ignore_errors().batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    spec = tf.TensorSpec([size, size, 3], tf.uint8)
+
+    def decode_batch(index: tf.Tensor, encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        decode = lambda b: decode_to_size(b, size)  # noqa: E731
+        images = tf.map_fn(
+            decode, encoded, fn_output_signature=spec, parallel_iterations=DECODE_PARALLEL
+        )
+        return index, images
+
+    ds = ds.batch(batch_size).map(
+        decode_batch, num_parallel_calls=max(2, cores_used()), deterministic=True
+    )
+    return ds.ignore_errors().prefetch(tf.data.AUTOTUNE)
 
 
 def score_chunk(
@@ -84,6 +105,11 @@ def score_chunk(
         for index, p in scorer.score_dataset(ds):
             probs[index] = p
             progress.update(progress.done + len(index))
+    lost = [i for i in ok if np.isnan(probs[i, 0])]  # batches that held a bad tile
+    if lost:
+        ds = decoded_batches(chunk, lost, scorer.image_size, batch_size, per_tile=True)
+        for index, p in scorer.score_dataset(ds):
+            probs[index] = p
     for i in ok:
         if np.isnan(probs[i, 0]):
             chunk.errors[i] = failure_reason(chunk.encoded[i])
