@@ -175,6 +175,23 @@ def cores_used() -> int:
         return os.cpu_count() or 1
 
 
+def decode_many(decode: Callable, encoded: tf.Tensor, size: int) -> tf.Tensor:
+    """A batch of encoded tiles -> uint8 [B, size, size, 3] in one call (`tf.map_fn`)."""
+    spec = tf.TensorSpec([size, size, 3], tf.uint8)
+    return tf.map_fn(decode, encoded, fn_output_signature=spec, parallel_iterations=DECODE_PARALLEL)
+
+
+def map_batches(ds: tf.data.Dataset, fn: Callable) -> tf.data.Dataset:
+    """`ds.map(fn)` over batches, one batch per core at a time, in order.
+
+    One batch per core rather than AUTOTUNE: in `satx.bench input` runs a 3-pass measurement
+    sometimes ran at one core's decode rate, AUTOTUNE in 3 of 21 runs, one call per core in 1
+    of 29 (cause not found; the bench reports the spread). In order: a batch of the next pass
+    must never overtake (see make_train_dataset).
+    """
+    return ds.map(fn, num_parallel_calls=max(2, cores_used()), deterministic=True)
+
+
 def _batch_then_decode(
     ds: tf.data.Dataset, decode: Callable, size: int, batch_size: int
 ) -> tf.data.Dataset:
@@ -187,20 +204,8 @@ def _batch_then_decode(
     per-tile stages: streaming went from ~0.6x to ~0.95x of the decode limit on 2 cores
     (docs/benchmarks.md).
     """
-    spec = tf.TensorSpec([size, size, 3], tf.uint8)
-
-    def decode_batch(encoded: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        images = tf.map_fn(
-            decode, encoded, fn_output_signature=spec, parallel_iterations=DECODE_PARALLEL
-        )
-        return images, labels
-
     ds = ds.batch(batch_size, drop_remainder=True)
-    # One batch per core at a time rather than AUTOTUNE: in `satx.bench input` runs a 3-pass
-    # measurement sometimes ran at one core's decode rate, AUTOTUNE in 3 of 21 runs, one call
-    # per core in 1 of 29 (cause not found; the bench reports the spread).
-    # In order (see make_train_dataset).
-    return ds.map(decode_batch, num_parallel_calls=max(2, cores_used()), deterministic=True)
+    return map_batches(ds, lambda encoded, labels: (decode_many(decode, encoded, size), labels))
 
 
 def acceptance(target: Sequence[float], counts: Sequence[int]) -> np.ndarray:
@@ -257,7 +262,6 @@ def make_eval_dataset(
     stored = records.manifest.image_size
     size = image_size or stored
     decode = records_decoder(stored, size)
-    spec = tf.TensorSpec([size, size, 3], tf.uint8)
 
     def to_dict(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         out = {key: features[src] for key, src in META_KEYS.items()}
@@ -266,19 +270,15 @@ def make_eval_dataset(
         return out
 
     def decode_batch(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        images = tf.map_fn(
-            decode, batch["image"], fn_output_signature=spec, parallel_iterations=DECODE_PARALLEL
-        )
-        return {**batch, "image": images}
+        return {**batch, "image": decode_many(decode, batch["image"], size)}
 
     options = tf.data.Options()
     options.deterministic = True
     ds = parsed_split(records, split, shuffle=False, seed=0, counter=counter)
     ds = ds.map(to_dict, num_parallel_calls=AUTOTUNE).batch(batch_size)
-    # As in training: one map call per batch, one batch per core (make_records decoded every
-    # tile already, so a batch never fails on one).
-    ds = ds.map(decode_batch, num_parallel_calls=max(2, cores_used()), deterministic=True)
-    return ds.with_options(options).prefetch(AUTOTUNE)
+    # As in training, a batch at a time (make_records decoded every tile already, so a batch
+    # never fails on one).
+    return map_batches(ds, decode_batch).with_options(options).prefetch(AUTOTUNE)
 
 
 def model_inputs(ds: tf.data.Dataset, num_classes: int) -> tf.data.Dataset:

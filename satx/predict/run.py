@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from satx.config import PredictConfig
 from satx.data.decode import decode_to_size
-from satx.data.pipeline import DECODE_PARALLEL, cores_used
+from satx.data.pipeline import decode_many, map_batches
 from satx.errors import InputError
 from satx.io import failpoints
 from satx.io.lock import output_lock
@@ -74,19 +74,13 @@ def decoded_batches(
     if per_tile:
         ds = ds.map(lambda i, b: (i, decode_to_size(b, size)), num_parallel_calls=tf.data.AUTOTUNE)
         return ds.ignore_errors().batch(batch_size).prefetch(tf.data.AUTOTUNE)
-    spec = tf.TensorSpec([size, size, 3], tf.uint8)
 
     def decode_batch(index: tf.Tensor, encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        decode = lambda b: decode_to_size(b, size)  # noqa: E731
-        images = tf.map_fn(
-            decode, encoded, fn_output_signature=spec, parallel_iterations=DECODE_PARALLEL
-        )
-        return index, images
+        return index, decode_many(lambda b: decode_to_size(b, size), encoded, size)
 
-    ds = ds.batch(batch_size).map(
-        decode_batch, num_parallel_calls=max(2, cores_used()), deterministic=True
+    return (
+        map_batches(ds.batch(batch_size), decode_batch).ignore_errors().prefetch(tf.data.AUTOTUNE)
     )
-    return ds.ignore_errors().prefetch(tf.data.AUTOTUNE)
 
 
 def score_chunk(

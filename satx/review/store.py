@@ -24,6 +24,7 @@ from typing import Any
 
 import mercantile
 
+from satx import geo
 from satx.errors import InputError, SatxError
 from satx.review.predictions import Predictions, Row
 
@@ -85,8 +86,8 @@ def _tile_dict(row: sqlite3.Row) -> dict[str, Any]:
 
 def tile_centre(z: int, x: int, y: int) -> tuple[float, float]:
     """The (lon, lat) of a tile's centre, to ~1 cm."""
-    b = mercantile.bounds(x, y, z)
-    return round((b.west + b.east) / 2, 7), round((b.south + b.north) / 2, 7)
+    g = geo.geolocate(mercantile.Tile(x, y, z))
+    return round(g.lon, 7), round(g.lat, 7)  # as predict's outputs round them
 
 
 class ReviewStore:

@@ -65,7 +65,8 @@ def overview_svg(store: ReviewStore, min_score: float, current: dict[str, Any] |
     library and no network.
     """
     grid = store.meta().get("overview_grid")
-    cols, rows = (1, 1) if grid is None else (json.loads(grid)["cols"], json.loads(grid)["rows"])
+    shape = json.loads(grid) if grid is not None else {"cols": 1, "rows": 1}
+    cols, rows = shape["cols"], shape["rows"]
     cells: dict[tuple[int, int], dict[str, int]] = {}
     for r in store.overview_cells(min_score):
         cells.setdefault((r["cx"], r["cy"]), {})[r["state"]] = r["n"]

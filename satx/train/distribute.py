@@ -45,14 +45,12 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         _mean_scalars_across_workers()
     gpus = tf.config.list_logical_devices("GPU")
     cpus = tf.config.list_logical_devices("CPU")
-    if name == "multiworker":
-        pass
-    elif name == "mirrored" or (name == "auto" and len(gpus) > 1):
+    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
         devices = [d.name for d in gpus] or [d.name for d in cpus]
         strategy = tf.distribute.MirroredStrategy(devices)
     elif name == "onedevice":
         strategy = tf.distribute.OneDeviceStrategy((gpus or cpus)[0].name)
-    else:
+    elif name != "multiworker":
         strategy = tf.distribute.get_strategy()  # default: one device, no mirroring
     log.info(
         "strategy %s over %d replica(s) (%d GPU, %d CPU logical devices)",
