@@ -19,6 +19,12 @@ _STEPS = define("integer", "steps", "train: timed steps per measurement, at leas
 define(
     "float", "train_seconds", "train: each timed measurement lasts at least this long.", BenchConfig
 )
+define(
+    "float",
+    "input_seconds",
+    "input: each timed measurement runs whole passes for at least this long.",
+    BenchConfig,
+)
 define("integer", "predict_batch_size", "predict: batch size.", BenchConfig)
 define("integer", "predict_tiles", "predict: tiles scored per backbone.", BenchConfig)
 define("float", "fetch_latency_ms", "fetch: latency the tile server adds per request.", BenchConfig)

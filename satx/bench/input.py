@@ -4,6 +4,9 @@ Every rate is tiles/s over the same encoded tiles, measured in one process:
 - decode limit: single-thread `decode_tile` (satx's JPEG/PNG decode, the accurate integer DCT)
   over the encoded tiles held in memory, times the cores this process may use; measured
   alternately with satx streaming, several times, since this machine's speed drifts;
+- copy ceiling, what bounds the warm cache: the fastest TensorFlow assembles batches of the same
+  number and size of tiles from memory (`tf.gather` of random rows, one batch per core), and the
+  memory bandwidth of plain copies (numpy, one thread per core);
 - satx input: `make_train_dataset` from the records (read, parse, decode, shuffle, batch,
   one-hot; augmentation excluded, it runs in the model), streaming and with the decoded-tile
   cache warm;
@@ -16,8 +19,10 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +37,7 @@ from satx.records.sources import IMAGE_EXTENSIONS
 log = logging.getLogger(__name__)
 
 BATCH = 64
+MIN_SECONDS = 2.0  # each measurement runs at least this long (whole passes): short ones drift
 LIMIT_KEYS = (  # what decode_limit reports, and every mode that compares with it repeats
     "decode_single_thread_tiles_per_s",
     "decode_single_thread_spread",
@@ -70,16 +76,30 @@ def _drain(ds: tf.data.Dataset) -> int:
     return int(ds.reduce(tf.constant(0, tf.int64), lambda n, *_: n + 1).numpy())
 
 
-def single_thread_decode_rate(encoded: list[bytes]) -> float:
+def _timed_passes(ds: tf.data.Dataset, pass_length: int, min_seconds: float) -> float:
+    """Elements/s of `ds` (endless) over whole passes of `pass_length`, at least `min_seconds`.
+
+    One pass is timed first to choose how many to measure in one go: a new iterator per pass
+    would restart the pipeline, which training never does.
+    """
+    start = time.perf_counter()
+    _drain(ds.take(pass_length))
+    one = time.perf_counter() - start
+    passes = max(2, math.ceil(min_seconds / max(one, 1e-6)))
+    start = time.perf_counter()
+    n = _drain(ds.take(passes * pass_length))
+    return n / (time.perf_counter() - start)
+
+
+def single_thread_decode_rate(encoded: list[bytes], min_seconds: float = MIN_SECONDS) -> float:
     """Tiles/s of `decode_tile` on one thread over tiles held in memory."""
     options = tf.data.Options()
     options.threading.private_threadpool_size = 1
     options.threading.max_intra_op_parallelism = 1
-    ds = tf.data.Dataset.from_tensor_slices(encoded).map(decode_tile).with_options(options)
+    ds = tf.data.Dataset.from_tensor_slices(encoded).repeat().map(decode_tile)
+    ds = ds.with_options(options)
     _drain(ds.take(32))  # trace and warm up
-    start = time.perf_counter()
-    n = _drain(ds)
-    return n / (time.perf_counter() - start)
+    return _timed_passes(ds, len(encoded), min_seconds)
 
 
 def decode_limit(rates: list[float]) -> dict:
@@ -95,9 +115,13 @@ def decode_limit(rates: list[float]) -> dict:
 
 
 def satx_input_rate(
-    records: str, image_size: int, warm_cache: bool, batch: int = BATCH, passes: int = 3
+    records: str,
+    image_size: int,
+    warm_cache: bool,
+    batch: int = BATCH,
+    min_seconds: float = MIN_SECONDS,
 ) -> float:
-    """Tiles/s of satx's training input over `passes` passes of the `train` split."""
+    """Tiles/s of satx's training input over whole passes of the `train` split."""
     folder = load_records(records)
     ds = make_train_dataset(
         folder,
@@ -111,11 +135,51 @@ def satx_input_rate(
     steps = max(1, folder.manifest.count("train") // batch)
     # Warm-up: tracing and the shuffle buffer; with the cache, two passes so it is complete.
     _drain(ds.take(2 * steps + 2 if warm_cache else 2))
-    # Several passes: each pass refills the shuffle buffer before it yields, which on a small
-    # split (buffer ~ split) would otherwise dominate one pass.
-    start = time.perf_counter()
-    n = _drain(ds.take(passes * steps))
-    return n * batch / (time.perf_counter() - start)
+    # Whole passes: each refills the shuffle buffer before it yields, a cost training pays too.
+    return _timed_passes(ds, steps, min_seconds) * batch
+
+
+def copy_ceiling(
+    count: int, image_size: int, batch: int = BATCH, min_seconds: float = MIN_SECONDS
+) -> dict:
+    """What bounds a warm cache: batches of `count` tiles assembled from memory, tiles/s.
+
+    `tf_gather`: tf.data gathering `batch` random rows of a uint8 [count, S, S, 3] array, one
+    batch per core at a time (TensorFlow's copy kernels; satx's cache copies each tile once,
+    into its batch). `memcpy`: plain copies of the same bytes into memory already touched,
+    one numpy thread per core (the memory bandwidth).
+    """
+    cores = cores_used()
+    pixels = np.random.default_rng(0).integers(0, 256, (count, image_size, image_size, 3), np.uint8)
+    tile_bytes = pixels[0].nbytes
+    images = tf.constant(pixels)
+    options = tf.data.Options()
+    options.threading.max_intra_op_parallelism = 1
+    rows = tf.data.Dataset.range(count).shuffle(count, seed=1).repeat()
+    gathered = rows.batch(batch, drop_remainder=True).map(
+        lambda i: tf.gather(images, i), num_parallel_calls=cores
+    )
+    gathered = gathered.with_options(options).prefetch(2)
+    _drain(gathered.take(4))
+    gather_rate = _timed_passes(gathered, max(1, count // batch), min_seconds) * batch
+    copy = np.empty_like(pixels)
+    parts = np.array_split(np.arange(count), cores)
+
+    def copy_part(part: np.ndarray) -> None:
+        np.copyto(copy[part[0] : part[-1] + 1], pixels[part[0] : part[-1] + 1])
+
+    with ThreadPoolExecutor(cores) as pool:
+        list(pool.map(copy_part, parts))  # touch the destination first
+        copies, start = 0, time.perf_counter()
+        while copies == 0 or time.perf_counter() - start < min_seconds:
+            list(pool.map(copy_part, parts))
+            copies += count
+        memcpy_rate = copies / (time.perf_counter() - start)
+    return {
+        "copy_tf_gather_tiles_per_s": round(gather_rate, 1),
+        "copy_memcpy_tiles_per_s": round(memcpy_rate, 1),
+        "copy_memcpy_gb_per_s": round(memcpy_rate * tile_bytes / 1e9, 2),
+    }
 
 
 def keras_directory_rate(folder: str, image_size: int, batch: int = BATCH) -> float:
@@ -147,20 +211,31 @@ def keras_directory_rate(folder: str, image_size: int, batch: int = BATCH) -> fl
 
 
 def bench_input(
-    folder: str, records: str, image_size: int, encoded: list[bytes], repeats: int = 3
+    folder: str,
+    records: str,
+    image_size: int,
+    encoded: list[bytes],
+    repeats: int = 3,
+    min_seconds: float = MIN_SECONDS,
 ) -> dict:
-    """The input mode: satx streaming, warm cache and the Keras way vs the decode limit.
+    """The input mode: streaming, warm cache and the Keras way vs the decode and copy limits.
 
-    The decode limit, satx streaming and the warm cache are measured `repeats` times,
-    alternating, and reported as medians with their spread; the Keras path once.
+    The decode limit, satx streaming, the warm cache and TensorFlow's copy rate are measured
+    `repeats` times, alternating, and reported as medians with their spread; the Keras path
+    and the memory bandwidth once.
     """
-    singles, streams, warms = [], [], []
+    manifest = load_records(records).manifest
+    count, size = manifest.count("train"), image_size or manifest.image_size
+    singles, streams, warms, ceilings = [], [], [], []
     for _ in range(repeats):
-        singles.append(single_thread_decode_rate(encoded))
-        streams.append(satx_input_rate(records, image_size, warm_cache=False))
-        warms.append(satx_input_rate(records, image_size, warm_cache=True))
+        singles.append(single_thread_decode_rate(encoded, min_seconds))
+        streams.append(satx_input_rate(records, image_size, False, min_seconds=min_seconds))
+        warms.append(satx_input_rate(records, image_size, True, min_seconds=min_seconds))
+        ceilings.append(copy_ceiling(count, size, min_seconds=min_seconds))
     limit = decode_limit(singles)
     stream, warm = statistics.median(streams), statistics.median(warms)
+    gathers = [c["copy_tf_gather_tiles_per_s"] for c in ceilings]
+    gather = statistics.median(gathers)
     keras_rate = keras_directory_rate(folder, image_size)
     cores, decode = limit["cores"], limit["decode_limit_tiles_per_s"]
     return {
@@ -177,6 +252,13 @@ def bench_input(
         "satx_over_decode_limit": round(stream / decode, 3),
         "satx_over_keras_directory": round(stream / keras_rate, 3),
         "warm_cache_over_decode_limit": round(warm / decode, 3),
+        "copy_tf_gather_tiles_per_s": round(gather, 1),
+        "copy_tf_gather_spread": [round(min(gathers), 1), round(max(gathers), 1)],
+        "copy_memcpy_tiles_per_s": ceilings[-1]["copy_memcpy_tiles_per_s"],
+        "copy_memcpy_gb_per_s": ceilings[-1]["copy_memcpy_gb_per_s"],
+        "warm_cache_over_tf_gather": round(warm / gather, 3),
+        "warm_cache_over_memcpy": round(warm / ceilings[-1]["copy_memcpy_tiles_per_s"], 3),
+        "tf_gather_over_decode_limit": round(gather / decode, 3),
     }
 
 

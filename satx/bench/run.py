@@ -117,14 +117,17 @@ def run_bench(modes: tuple[str, ...], s: BenchConfig) -> dict[str, Any]:
             encoded = bench_input.encoded_tiles(folder)
         if "input" in modes:
             out["input"] = bench_input.bench_input(
-                folder, records, s.image_size, encoded, s.repeats
+                folder, records, s.image_size, encoded, s.repeats, s.input_seconds
             )
         if "records" in modes:
             limit = (
                 out["input"]
                 if "input" in modes
                 else bench_input.decode_limit(
-                    [bench_input.single_thread_decode_rate(encoded) for _ in range(s.repeats)]
+                    [
+                        bench_input.single_thread_decode_rate(encoded, s.input_seconds)
+                        for _ in range(s.repeats)
+                    ]
                 )
             )
             out["records"] = records_ratio(made, limit)
@@ -157,7 +160,12 @@ def format_report(result: dict[str, Any]) -> str:
             f"{r['satx_over_keras_directory']:.1f}x Keras)\n"
             f"  satx warm cache {r['satx_warm_cache_tiles_per_s']:,.0f} "
             f"{r['satx_warm_cache_spread']} "
-            f"({r['warm_cache_over_decode_limit']:.1f}x the limit)\n"
+            f"({r['warm_cache_over_decode_limit']:.1f}x the limit, "
+            f"{r['warm_cache_over_tf_gather']:.2f}x the copy ceiling)\n"
+            f"  copy ceiling {r['copy_tf_gather_tiles_per_s']:,.0f} "
+            f"{r['copy_tf_gather_spread']} (tf.gather into batches, "
+            f"{r['tf_gather_over_decode_limit']:.1f}x the decode limit); memory bandwidth "
+            f"{r['copy_memcpy_tiles_per_s']:,.0f} ({r['copy_memcpy_gb_per_s']} GB/s of copies)\n"
             f"  keras image_dataset_from_directory + augmentation "
             f"{r['keras_directory_tiles_per_s']:,.0f}"
         )

@@ -119,6 +119,7 @@ class BenchConfig(Config):
     batch_size: int = 8  # train mode
     steps: int = 5  # train mode: timed steps per measurement (after a warm-up epoch), at least
     train_seconds: float = 2.0  # train mode: ... and at least this long
+    input_seconds: float = 2.0  # input mode: each measurement runs whole passes this long
     predict_batch_size: int = 32
     predict_tiles: int = 512  # tiles scored per backbone in the predict mode
     fetch_thread_counts: tuple[int, ...] = (32, 128)  # fetch mode: concurrent requests tried

@@ -19,6 +19,7 @@ TINY = BenchConfig(
     fetch_thread_counts=(4, 16),
     repeats=2,
     train_seconds=0.1,
+    input_seconds=0.1,
 )
 
 
@@ -52,6 +53,18 @@ def test_every_mode_reports_positive_consistent_rates(tmp_path):
     _ratio(
         i, "satx_warm_cache_tiles_per_s", "decode_limit_tiles_per_s", "warm_cache_over_decode_limit"
     )
+    # the warm cache's bound: TensorFlow's batch copies and the memory bandwidth
+    low, high = i["copy_tf_gather_spread"]
+    assert 0 < low <= i["copy_tf_gather_tiles_per_s"] <= high
+    assert i["copy_memcpy_tiles_per_s"] > 0
+    tile_bytes = 32 * 32 * 3
+    assert i["copy_memcpy_gb_per_s"] == pytest.approx(
+        i["copy_memcpy_tiles_per_s"] * tile_bytes / 1e9, rel=0.01, abs=0.01
+    )
+    _ratio(
+        i, "satx_warm_cache_tiles_per_s", "copy_tf_gather_tiles_per_s", "warm_cache_over_tf_gather"
+    )
+    _ratio(i, "satx_warm_cache_tiles_per_s", "copy_memcpy_tiles_per_s", "warm_cache_over_memcpy")
     r = result["records"]
     assert r["tiles"] == 96 and r["quarantined"] == 0 and r["make_records_tiles_per_s"] > 0
     assert r["make_records_tiles_per_s"] == pytest.approx(r["tiles"] / r["seconds"], rel=0.02)
