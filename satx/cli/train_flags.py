@@ -36,6 +36,11 @@ _define("string", "weights", "imagenet, none, or a local .weights.h5 path.")
 _define("integer", "batch_size", "Per-replica batch; the global batch is this x replicas.")
 _define("integer", "n_epo_phase1", "Epochs with the backbone frozen.")
 _define("integer", "n_epo_phase2", "Fine-tuning epochs (early stopping may end sooner).")
+_define(
+    "integer",
+    "phase1_image_size",
+    "Phase 1 trains at this input size, phase 2 at the model's (progressive resizing); 0 = off.",
+)
 _define("float", "lr_phase1", "Learning rate of phase 1.")
 _define("float", "lr_phase2", "Learning rate of phase 2.")
 _define("enum", "optimizer", "Optimizer.", enum_values=list(OPTIMIZERS))
@@ -89,6 +94,7 @@ CONFIG_FLAGS = (
     "batch_size",
     "n_epo_phase1",
     "n_epo_phase2",
+    "phase1_image_size",
     "lr_phase1",
     "lr_phase2",
     "optimizer",

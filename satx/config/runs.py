@@ -183,6 +183,7 @@ class TrainConfig(Config):
     per_replica_batch_size: int = 32  # global batch = this x replicas
     n_epo_phase1: int = 2
     n_epo_phase2: int = 10
+    phase1_image_size: int = 0  # > 0: phase 1 trains at this input size (progressive resizing)
     lr_phase1: float = 3e-4
     lr_phase2: float = 3e-5
     optimizer: str = "adam"  # adam, rmsprop, adamw (with weight_decay)
@@ -222,6 +223,8 @@ class TrainConfig(Config):
         one_of(problems, "strategy", self.strategy, STRATEGIES)
         if min(self.n_epo_phase1, self.n_epo_phase2) < 0 or self.per_replica_batch_size < 1:
             problems.append("epochs must be >= 0 and --batch_size >= 1")
+        if self.phase1_image_size < 0:
+            problems.append("--phase1_image_size must be >= 0 (0: the model's input size)")
         if min(self.lr_phase1, self.lr_phase2) <= 0:
             problems.append("learning rates must be > 0")
         try:
@@ -289,6 +292,8 @@ class TuneConfig(Config):
         one_of(problems, "export_best_on", self.export_best_on, EXPORT_BEST_ON)
         if self.max_epochs < 1 or self.factor < 2 or self.hyperband_iterations < 1:
             problems.append("--max_epochs >= 1, --factor >= 2 and --hyperband_iterations >= 1")
+        if self.train.phase1_image_size:
+            problems.append("--phase1_image_size is for satx.train; trials train at one size")
         check(problems)
 
     @property

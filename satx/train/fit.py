@@ -49,7 +49,13 @@ from satx.train.distribute import (
 )
 from satx.train.export import export_saved_model
 from satx.train.inputs import TrainingData, make_training_data
-from satx.train.phases import build_model, compile_phase, monitor_for, phase_segments
+from satx.train.phases import (
+    build_model,
+    compile_phase,
+    config_for_phase,
+    monitor_for,
+    phase_segments,
+)
 
 log = logging.getLogger(__name__)
 
@@ -258,40 +264,69 @@ def _train(
     if state.get("done"):
         log.info("%s: training already complete; --overwrite to retrain", work.root)
         return json.loads((work.root / "summary.json").read_text())
-    with strategy.scope():
-        model = build_model(config, num_classes)
-    first_batch = next(iter(run_data.train.take(1)))
-    sample = first_batch[0][: config.tensorboard_images]
-    if multiworker:
-        build_from_local_batch(model, strategy, first_batch)
+    model, sample = _model_for(config, run_data, strategy, multiworker, num_classes)
     n1, n2 = config.n_epo_phase1, config.n_epo_phase2
     start_time = time.monotonic()
     if state.get("phase1_done"):
         model.load_weights(work.phase1_weights)
     first = n1 if state.get("phase1_done") else 0
     for phase, start, end in phase_segments(n1, first, n1 + n2):
+        phase_model, phase_data, phase_sample = model, run_data, sample
+        if phase == 1 and config.phase1_image_size:  # progressive resizing: a smaller model
+            phase_config = config_for_phase(config, 1)
+            phase_data = make_training_data(
+                phase_config, records, strategy.num_replicas_in_sync, multiworker
+            )
+            phase_model, phase_sample = _model_for(
+                phase_config, phase_data, strategy, multiworker, num_classes
+            )
         with strategy.scope():
-            compile_phase(model, config, phase, num_classes, run_data.steps)
-        log.info("phase %d: epochs %d..%d, %d steps/epoch", phase, start, end - 1, run_data.steps)
-        callbacks = _callbacks(
-            config, work, phase, monitor, work.read_state(), run_data.counter, sample
+            compile_phase(phase_model, config, phase, num_classes, phase_data.steps)
+        log.info(
+            "phase %d: epochs %d..%d, %d steps/epoch, %d px",
+            phase,
+            start,
+            end - 1,
+            phase_data.steps,
+            phase_model.input_shape[1],
         )
-        model._initial_epoch = None  # Keras keeps a resumed fit's start; each phase starts anew
-        model.fit(
+        callbacks = _callbacks(
+            config, work, phase, monitor, work.read_state(), phase_data.counter, phase_sample
+        )
+        phase_model._initial_epoch = None  # Keras keeps a resumed fit's start; each phase anew
+        phase_model.fit(
             epochs=end,
             initial_epoch=start,
             callbacks=callbacks,
             verbose=2,
-            **run_data.fit_kwargs(),
+            **phase_data.fit_kwargs(),
         )
         if phase == 1:
-            model.save_weights(work.phase1_weights)
+            phase_model.save_weights(work.phase1_weights)
+            if phase_model is not model:  # same weights, the model's input size
+                model.load_weights(work.phase1_weights)
             work.write_state({**work.read_state(), "phase1_done": True})
     summary = _finish(
         model, config, work, records, monitor[0], time.monotonic() - start_time, run_data
     )
     work.write_state({**work.read_state(), "done": True})
     return summary
+
+
+def _model_for(
+    config: TrainConfig,
+    data: TrainingData,
+    strategy: tf.distribute.Strategy,
+    multiworker: bool,
+    num_classes: int,
+) -> tuple[keras.Model, tf.Tensor]:
+    """The classifier for `config` under `strategy`, and sample images for TensorBoard."""
+    with strategy.scope():
+        model = build_model(config, num_classes)
+    first_batch = next(iter(data.train.take(1)))
+    if multiworker:
+        build_from_local_batch(model, strategy, first_batch)
+    return model, first_batch[0][: config.tensorboard_images]
 
 
 def calibrate_on_val(model: keras.Model, data: TrainingData) -> tuple[Calibration, dict]:

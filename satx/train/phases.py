@@ -7,6 +7,7 @@ Epochs are numbered across both phases (phase 2 starts at epoch `n_epo_phase1`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import keras
@@ -23,6 +24,18 @@ log = logging.getLogger(__name__)
 def build_model(config: TrainConfig, num_classes: int) -> keras.Model:
     """The run's classifier, its augmentation seeded with the run's seed."""
     return build_classifier(config.model, num_classes, seed=config.seed)
+
+
+def config_for_phase(config: TrainConfig, phase: int) -> TrainConfig:
+    """The config a phase trains with: phase 1 at `phase1_image_size` when that is set.
+
+    Progressive resizing: the convolutions and the pooled head have no size of their own, so
+    weights learned on small inputs carry over to the model's size, where phase 2 goes on.
+    """
+    if phase == 1 and config.phase1_image_size:
+        model = dataclasses.replace(config.model, image_size=config.phase1_image_size)
+        return dataclasses.replace(config, model=model)
+    return config
 
 
 def monitor_for(num_classes: int, requested: str = "auto") -> tuple[str, str]:

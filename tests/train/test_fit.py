@@ -10,6 +10,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from satx.errors import OutputExistsError
 from satx.records.manifest import load_records
@@ -305,3 +306,42 @@ def test_mixed_float16_trains_with_loss_scaling_and_exports_float32(sample_recor
         np.testing.assert_allclose(served["probabilities"].numpy(), expected, atol=2e-3)
     finally:
         k.mixed_precision.set_global_policy("float32")
+
+
+def test_progressive_resizing_carries_phase1_weights_to_the_full_size(
+    sample_records, tmp_path, caplog
+):
+    # Phase 1 at 16 px, then the model's 32 px: with no phase-2 epochs the final model holds
+    # exactly what phase 1 learned, at the full input size.
+    work = Workdir(tmp_path / "run")
+    config = _tiny_config(
+        sample_records, work.root, image_size=32, phase1_image_size=16, n_epo_phase2=0
+    )
+    with caplog.at_level("INFO", logger="satx.train.fit"):
+        train(config, command="pytest")
+    assert "phase 1: epochs 0..0, 4 steps/epoch, 16 px" in caplog.text
+    final = keras.models.load_model(work.model, safe_mode=True)
+    assert final.input_shape == (None, 32, 32, 3)
+    small = _small_model(config)
+    small.load_weights(work.phase1_weights)
+    untrained = _small_model(config)
+    for a, b in zip(final.get_weights(), small.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(
+        not np.array_equal(b, c)
+        for b, c in zip(small.get_weights(), untrained.get_weights(), strict=True)
+    )
+    # ...and phase 2 goes on from there at 32 px, to an export that takes 32 px tiles
+    config = _tiny_config(sample_records, tmp_path / "run2", image_size=32, phase1_image_size=16)
+    summary = train(config, command="pytest")
+    assert summary["epochs_run"] == [0, 1, 2]
+    assert [int(r["epoch"]) for r in _history(tmp_path / "run2")] == [0, 1, 2]
+    exported = tf.saved_model.load(summary["export"])
+    out = exported.signatures["serving_default"](images=tf.zeros([2, 32, 32, 3], tf.uint8))
+    assert out["probabilities"].shape == (2, 2)
+
+
+def _small_model(config):
+    from satx.train.phases import build_model, config_for_phase
+
+    return build_model(config_for_phase(config, 1), 2)
