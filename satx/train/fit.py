@@ -282,28 +282,13 @@ def _train(
             )
         with strategy.scope():
             compile_phase(phase_model, config, phase, num_classes, phase_data.steps)
-        log.info(
-            "phase %d: epochs %d..%d, %d steps/epoch, %d px",
-            phase,
-            start,
-            end - 1,
-            phase_data.steps,
-            phase_model.input_shape[1],
-        )
         callbacks = _callbacks(
             config, work, phase, monitor, work.read_state(), phase_data.counter, phase_sample
         )
-        phase_model._initial_epoch = None  # Keras keeps a resumed fit's start; each phase anew
-        phase_model.fit(
-            epochs=end,
-            initial_epoch=start,
-            callbacks=callbacks,
-            verbose=2,
-            **phase_data.fit_kwargs(),
-        )
+        _fit_phase(phase_model, phase_data, phase, start, end, callbacks)
         if phase == 1:
             phase_model.save_weights(work.phase1_weights)
-            if phase_model is not model:  # same weights, the model's input size
+            if phase_model is not model:  # the same weights, at the model's input size
                 model.load_weights(work.phase1_weights)
             work.write_state({**work.read_state(), "phase1_done": True})
     summary = _finish(
@@ -311,6 +296,27 @@ def _train(
     )
     work.write_state({**work.read_state(), "done": True})
     return summary
+
+
+def _fit_phase(
+    model: keras.Model,
+    data: TrainingData,
+    phase: int,
+    start: int,
+    end: int,
+    callbacks: list[keras.callbacks.Callback],
+) -> None:
+    """Train epochs [start, end) of one phase."""
+    log.info(
+        "phase %d: epochs %d..%d, %d steps/epoch, %d px",
+        phase,
+        start,
+        end - 1,
+        data.steps,
+        model.input_shape[1],
+    )
+    model._initial_epoch = None  # Keras keeps a resumed fit's start; each phase starts anew
+    model.fit(epochs=end, initial_epoch=start, callbacks=callbacks, verbose=2, **data.fit_kwargs())
 
 
 def _model_for(
