@@ -13,6 +13,7 @@ import json
 import math
 import os
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -134,16 +135,13 @@ def scanned(
     ]
 
 
-def scan(tiles: tuple[SourceTile, ...], pool: Executor | None = None) -> list[_Scanned | Rejection]:
-    """Hash every input file, in `pool` (make_records' worker processes) or in threads."""
+def scan(tiles: tuple[SourceTile, ...], pool: Executor) -> list[_Scanned | Rejection]:
+    """Hash every input file in `pool` (make_records' worker processes, or threads)."""
     # One task per chunk: a pool task costs ~25 us (threads) or a pickle round trip (processes).
     chunks = [
         [t.location for t in tiles[i : i + SCAN_CHUNK]] for i in range(0, len(tiles), SCAN_CHUNK)
     ]
-    with contextlib.ExitStack() as stack:
-        if pool is None:
-            pool = stack.enter_context(ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2)))
-        hashed = [h for chunk in _hash_chunks(chunks, pool) for h in chunk]
+    hashed = [h for chunk in _hash_chunks(chunks, pool) for h in chunk]
     return scanned(list(tiles), hashed)
 
 
@@ -154,17 +152,36 @@ def _peek_size(location: str) -> tuple[int, int] | None:
         return None
 
 
-def _check_sizes(scanned: list[_Scanned], config: RecordsConfig) -> None:
+def peek_sizes(locations: list[str]) -> list[tuple[int, int] | None]:
+    """Image (width, height) of each file from its header; None where it cannot be read."""
+    return [_peek_size(location) for location in locations]
+
+
+def size_sample(tiles: Sequence[SourceTile], config: RecordsConfig) -> list[str]:
+    """Locations of evenly spaced tiles whose size is checked before the run (none to check)."""
+    if config.on_size_mismatch != "reject" or not tiles:
+        return []
+    return [t.location for t in tiles[:: max(1, len(tiles) // SIZE_SAMPLE)]]
+
+
+def _check_sizes(
+    scanned: list[_Scanned], config: RecordsConfig, peeked: list | None = None
+) -> None:
     """Refuse a run where most tiles (in an evenly spaced sample) have another size.
 
-    Every tile's size is checked again when it is written; this only saves a run that would
-    quarantine most of its input.
+    `peeked`: the sample's sizes, read beside the hashing (`size_sample`, `peek_sizes`); the
+    sample is read here when None. Every tile's size is checked again when it is written; this
+    only saves a run that would quarantine most of its input.
     """
     if config.on_size_mismatch != "reject" or not scanned:
         return
     step = max(1, len(scanned) // SIZE_SAMPLE)
-    sizes = Counter(_peek_size(s.tile.location) for s in scanned[::step])
+    if peeked is None:
+        peeked = peek_sizes([s.tile.location for s in scanned[::step]])
+    sizes = Counter(peeked)
     sizes.pop(None, None)
+    if not sizes:
+        return
     expected = (config.image_size, config.image_size)
     mismatched = sum(n for size, n in sizes.items() if size != expected)
     if mismatched > sum(sizes.values()) / 2:
@@ -283,16 +300,28 @@ def listing_hash(scanned: list[_Scanned]) -> str:
 
 
 def make_plan(discovery: Discovery, config: RecordsConfig, pool: Executor | None = None) -> Plan:
-    """Hash inputs (in `pool` if given), quarantine what cannot be used, split and shard."""
-    return plan_from_scan(discovery, scan(discovery.tiles, pool), config)
+    """Hash inputs (in `pool` if given), quarantine what cannot be used, split and shard.
+
+    The size sample is read by a pool task of its own while the hashing runs.
+    """
+    with contextlib.ExitStack() as stack:
+        if pool is None:
+            pool = stack.enter_context(ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2)))
+        peeked = pool.submit(peek_sizes, size_sample(discovery.tiles, config))
+        results = scan(discovery.tiles, pool)
+        return plan_from_scan(discovery, results, config, peeked.result())
 
 
 def plan_from_scan(
-    discovery: Discovery, results: list[_Scanned | Rejection], config: RecordsConfig
+    discovery: Discovery,
+    results: list[_Scanned | Rejection],
+    config: RecordsConfig,
+    peeked: list | None = None,
 ) -> Plan:
     """The plan from every tile's scan result, in discovery order.
 
     Split from `make_plan` so that the Beam engine can scan in a pipeline stage of its own.
+    `peeked`: the size sample's sizes when already read (see `_check_sizes`).
     """
     rejections = [
         Rejection(m.source_id, m.label_text, m.reason, m.detail) for m in discovery.missing
@@ -312,7 +341,7 @@ def plan_from_scan(
             rejections.append(
                 Rejection(s.tile.source_id, s.tile.label_text, "unknown_label", detail)
             )
-    _check_sizes(known, config)
+    _check_sizes(known, config, peeked)
     known, conflicts = _reject_conflicts(known)
     rejections += conflicts
     split_names, keep, dropped, method = _assign(known, labels, config)
