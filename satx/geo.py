@@ -7,7 +7,6 @@ Tile names in paths follow three conventions; all are parsed here and nowhere el
 from __future__ import annotations
 
 import re
-from pathlib import PurePosixPath
 from typing import NamedTuple
 
 import mercantile
@@ -52,15 +51,18 @@ def parse_tile_path(path: str) -> mercantile.Tile | None:
     Returns:
         The tile named by the file (`x-y-z`, `z_x_y`) or by its last two folders (`z/x/y`).
     """
-    p = PurePosixPath(path)
-    stem = p.stem
+    # String operations rather than PurePosixPath (the same stem and parts): discovery parses
+    # every file name, and the path object cost ~3 us a file, a third of listing it.
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    name = parts[-1] if parts else ""
+    base, _, extension = name.rpartition(".")
+    stem = base if base and extension else name
     if m := _XYZ_DASH.match(stem):
         x, y, z = (int(v) for v in m.groups())
         return make_tile(z, x, y)
     if m := _ZXY_UNDERSCORE.match(stem):
         z, x, y = (int(v) for v in m.groups())
         return make_tile(z, x, y)
-    parts = p.parts
     if len(parts) >= 3 and _INT.match(stem) and _INT.match(parts[-2]) and _INT.match(parts[-3]):
         return make_tile(int(parts[-3]), int(parts[-2]), int(stem))
     return None
