@@ -23,7 +23,7 @@ from satx.records.manifest import Records
 log = logging.getLogger(__name__)
 
 AUTOTUNE = tf.data.AUTOTUNE
-READ_BATCH = 32  # records read, counted and parsed together (vectorised parse_example)
+READ_BATCH = 128  # records read, counted and parsed together (vectorised parse_example)
 READ_BUFFER_BYTES = 8 << 20
 _DTYPES = {"bytes": tf.string, "int64": tf.int64, "float": tf.float32}
 
