@@ -5,8 +5,8 @@ Every rate is tiles/s over the same encoded tiles, measured in one process:
   over the encoded tiles held in memory, times the cores this process may use; measured
   alternately with satx streaming, several times, since this machine's speed drifts;
 - copy ceiling, what bounds the warm cache: the fastest TensorFlow assembles batches of the same
-  number and size of tiles from memory (`tf.gather` of random rows, one batch per core), and the
-  memory bandwidth of plain copies (numpy, one thread per core);
+  number and size of tiles from memory (`tf.gather` of random rows, one batch per core; measured
+  with each repeat), and the memory bandwidth of plain copies (numpy, one thread per core; once);
 - satx input: `make_train_dataset` from the records (read, parse, decode, shuffle, batch,
   one-hot; augmentation excluded, it runs in the model), streaming and with the decoded-tile
   cache warm;
@@ -139,29 +139,34 @@ def satx_input_rate(
     return _timed_passes(ds, steps, min_seconds) * batch
 
 
-def copy_ceiling(
+def gather_rate(
     count: int, image_size: int, batch: int = BATCH, min_seconds: float = MIN_SECONDS
-) -> dict:
-    """What bounds a warm cache: batches of `count` tiles assembled from memory, tiles/s.
+) -> float:
+    """What bounds a warm cache: tiles/s of batches assembled from memory by TensorFlow.
 
-    `tf_gather`: tf.data gathering `batch` random rows of a uint8 [count, S, S, 3] array, one
-    batch per core at a time (TensorFlow's copy kernels; satx's cache copies each tile once,
-    into its batch). `memcpy`: plain copies of the same bytes into memory already touched,
-    one numpy thread per core (the memory bandwidth).
+    tf.data gathering `batch` random rows of a uint8 [count, S, S, 3] array, one batch per core
+    at a time (TensorFlow's copy kernels; satx's cache copies each tile once, into its batch).
     """
-    cores = cores_used()
     pixels = np.random.default_rng(0).integers(0, 256, (count, image_size, image_size, 3), np.uint8)
-    tile_bytes = pixels[0].nbytes
     images = tf.constant(pixels)
     options = tf.data.Options()
     options.threading.max_intra_op_parallelism = 1
     rows = tf.data.Dataset.range(count).shuffle(count, seed=1).repeat()
     gathered = rows.batch(batch, drop_remainder=True).map(
-        lambda i: tf.gather(images, i), num_parallel_calls=cores
+        lambda i: tf.gather(images, i), num_parallel_calls=cores_used()
     )
     gathered = gathered.with_options(options).prefetch(2)
     _drain(gathered.take(4))
-    gather_rate = _timed_passes(gathered, max(1, count // batch), min_seconds) * batch
+    return _timed_passes(gathered, max(1, count // batch), min_seconds) * batch
+
+
+def memcpy_rate(count: int, image_size: int, min_seconds: float = MIN_SECONDS) -> dict:
+    """The memory bandwidth, in tiles/s and GB/s.
+
+    Plain copies of `count` tiles into memory already touched, one numpy thread per core.
+    """
+    cores = cores_used()
+    pixels = np.random.default_rng(0).integers(0, 256, (count, image_size, image_size, 3), np.uint8)
     copy = np.empty_like(pixels)
     parts = np.array_split(np.arange(count), cores)
 
@@ -174,11 +179,10 @@ def copy_ceiling(
         while copies == 0 or time.perf_counter() - start < min_seconds:
             list(pool.map(copy_part, parts))
             copies += count
-        memcpy_rate = copies / (time.perf_counter() - start)
+        rate = copies / (time.perf_counter() - start)
     return {
-        "copy_tf_gather_tiles_per_s": round(gather_rate, 1),
-        "copy_memcpy_tiles_per_s": round(memcpy_rate, 1),
-        "copy_memcpy_gb_per_s": round(memcpy_rate * tile_bytes / 1e9, 2),
+        "copy_memcpy_tiles_per_s": round(rate, 1),
+        "copy_memcpy_gb_per_s": round(rate * pixels[0].nbytes / 1e9, 2),
     }
 
 
@@ -226,16 +230,15 @@ def bench_input(
     """
     manifest = load_records(records).manifest
     count, size = manifest.count("train"), image_size or manifest.image_size
-    singles, streams, warms, ceilings = [], [], [], []
+    singles, streams, warms, gathers = [], [], [], []
     for _ in range(repeats):
         singles.append(single_thread_decode_rate(encoded, min_seconds))
         streams.append(satx_input_rate(records, image_size, False, min_seconds=min_seconds))
         warms.append(satx_input_rate(records, image_size, True, min_seconds=min_seconds))
-        ceilings.append(copy_ceiling(count, size, min_seconds=min_seconds))
+        gathers.append(gather_rate(count, size, min_seconds=min_seconds))
+    memcpy = memcpy_rate(count, size, min_seconds)
     limit = decode_limit(singles)
-    stream, warm = statistics.median(streams), statistics.median(warms)
-    gathers = [c["copy_tf_gather_tiles_per_s"] for c in ceilings]
-    gather = statistics.median(gathers)
+    stream, warm, gather = (statistics.median(v) for v in (streams, warms, gathers))
     keras_rate = keras_directory_rate(folder, image_size)
     cores, decode = limit["cores"], limit["decode_limit_tiles_per_s"]
     return {
@@ -254,10 +257,9 @@ def bench_input(
         "warm_cache_over_decode_limit": round(warm / decode, 3),
         "copy_tf_gather_tiles_per_s": round(gather, 1),
         "copy_tf_gather_spread": [round(min(gathers), 1), round(max(gathers), 1)],
-        "copy_memcpy_tiles_per_s": ceilings[-1]["copy_memcpy_tiles_per_s"],
-        "copy_memcpy_gb_per_s": ceilings[-1]["copy_memcpy_gb_per_s"],
+        **memcpy,
         "warm_cache_over_tf_gather": round(warm / gather, 3),
-        "warm_cache_over_memcpy": round(warm / ceilings[-1]["copy_memcpy_tiles_per_s"], 3),
+        "warm_cache_over_memcpy": round(warm / memcpy["copy_memcpy_tiles_per_s"], 3),
         "tf_gather_over_decode_limit": round(gather / decode, 3),
     }
 

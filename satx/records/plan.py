@@ -175,18 +175,15 @@ def _check_sizes(
     """
     if config.on_size_mismatch != "reject" or not scanned:
         return
-    step = max(1, len(scanned) // SIZE_SAMPLE)
     if peeked is None:
-        peeked = peek_sizes([s.tile.location for s in scanned[::step]])
+        peeked = peek_sizes(size_sample([s.tile for s in scanned], config))
     sizes = Counter(peeked)
     sizes.pop(None, None)
-    if not sizes:
-        return
     expected = (config.image_size, config.image_size)
     mismatched = sum(n for size, n in sizes.items() if size != expected)
     if mismatched > sum(sizes.values()) / 2:
         ((common, _),) = sizes.most_common(1)
-        sampled = "" if step == 1 else " sampled"
+        sampled = "" if len(peeked) >= len(scanned) else " sampled"
         raise InputError(
             f"{config.input}: {mismatched} of {sum(sizes.values())}{sampled} tiles are not "
             f"{config.image_size}x{config.image_size} (most are {common[0]}x{common[1]}); "

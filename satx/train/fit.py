@@ -272,8 +272,8 @@ def _train(
     first = n1 if state.get("phase1_done") else 0
     for phase, start, end in phase_segments(n1, first, n1 + n2):
         phase_model, phase_data, phase_sample = model, run_data, sample
-        if phase == 1 and config.phase1_image_size:  # progressive resizing: a smaller model
-            phase_config = config_for_phase(config, 1)
+        phase_config = config_for_phase(config, phase)
+        if phase_config is not config:  # progressive resizing: a smaller model
             phase_data = make_training_data(
                 phase_config, records, strategy.num_replicas_in_sync, multiworker
             )
