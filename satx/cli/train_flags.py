@@ -57,6 +57,12 @@ _define("float", "ema_momentum", "> 0: validate, checkpoint and export an EMA of
 _define("float", "mixup_alpha", "Mixup of training batches, Beta(a, a); 0 = off.")
 _define("float", "cutmix_alpha", "CutMix of training batches, Beta(a, a); 0 = off.")
 _define("float", "bn_momentum", "From scratch: BatchNorm's moving-average momentum.")
+_define("boolean", "dihedral", "Augment: the tile's 8 symmetries (flips, quarter turns).")
+_define("float", "rotation_deg", "Augment: an extra rotation of +- this many degrees; 0 = off.")
+_define("float", "zoom_max", "Augment: zoom in by 1 .. this; 1 = off.")
+_define("list", "brightness", "Augment: brightness factor range LOW,HIGH; 1,1 = off.")
+_define("float", "channel_shift", "Augment: +- levels added to each channel; 0 = off.")
+_define("list", "contrast", "Augment: contrast factor range LOW,HIGH; 1,1 = off.")
 _define(
     "string", "freeze_cutoff", "Fine-tune from this backbone layer: name, index, fraction or cut."
 )
@@ -106,6 +112,12 @@ CONFIG_FLAGS = (
     "mixup_alpha",
     "cutmix_alpha",
     "bn_momentum",
+    "dihedral",
+    "rotation_deg",
+    "zoom_max",
+    "brightness",
+    "channel_shift",
+    "contrast",
     "freeze_cutoff",
     "dense_units",
     "dense_activation",
@@ -150,8 +162,9 @@ def train_config_from_flags(skip: tuple[str, ...] = ()) -> TrainConfig:
     if HPARAMS.value:
         config = config.with_overrides(load_json(HPARAMS.value, "hparams"))
     given = present(n for n in CONFIG_FLAGS if n not in skip)
-    if "class_weight" in given:
-        given["class_weight"] = tuple(float(w) for w in given["class_weight"])
+    for name in ("class_weight", "brightness", "contrast"):
+        if name in given:
+            given[name] = tuple(float(w) for w in given[name])
     return config.with_overrides({_FIELDS.get(k, k): v for k, v in given.items()})
 
 

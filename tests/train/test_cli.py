@@ -57,17 +57,22 @@ def test_config_file_then_hparams_then_flags(tmp_path):
     from absl.testing import flagsaver
 
     from satx.cli.train_flags import train_config_from_flags
+    from satx.config import AugmentConfig
 
     config = tmp_path / "c.json"
     config.write_text(json.dumps({"model": {"dropout": 0.4, "dense_units": 32}, "seed": 3}))
     hparams = tmp_path / "h.json"
     hparams.write_text(json.dumps({"dense_units": 64, "lr_phase1": 0.002, "lr_phase2": 0.001}))
     argv = ["satx.train", f"--config={config}", f"--hparams={hparams}", "--lr_phase1=0.005"]
+    augment = ["--zoom_max=1", "--brightness=1,1", "--channel_shift=0", "--nodihedral"]
     with flagsaver.flagsaver():
-        flags.FLAGS(argv + ["--records=r", "--batch_size=4", "--image_size=48"])
+        flags.FLAGS(argv + ["--records=r", "--batch_size=4", "--image_size=48", *augment])
         resolved = train_config_from_flags()
     assert resolved.model.dropout == 0.4 and resolved.seed == 3  # from --config
     assert resolved.model.dense_units == 64 and resolved.lr_phase2 == 0.001  # --hparams wins
     assert resolved.lr_phase1 == 0.005  # a flag given wins over both
     assert resolved.data.records == "r" and resolved.per_replica_batch_size == 4
     assert resolved.model.image_size == 48 and resolved.n_epo_phase1 == 2  # default
+    assert resolved.model.augment == AugmentConfig(
+        dihedral=False, zoom_max=1.0, brightness=(1.0, 1.0), channel_shift=0.0
+    )  # contrast keeps its default
