@@ -26,6 +26,17 @@ from satx.records.manifest import Records
 log = logging.getLogger(__name__)
 
 
+# The validation stream runs without tf.data's autotuning. Keras drops the last epoch's
+# validation iterator when the next validation starts, and TensorFlow's autotuning thread of
+# that iterator sleeps between rounds (up to 60 s once it has lived a minute); its cancellation
+# did not wake it, so the drop waited for the next round. On EuroSAT that idled both cores for
+# 40-52 s in 4 of 12 epochs (py-spy: `RootDataset::Iterator::~Iterator` waiting on its thread),
+# and epochs ended on the thread's beat (142 s, 202 s). Without autotuning there is no such
+# thread, and AUTOTUNE stages run one call per core, plenty for one pass of the split.
+_NO_AUTOTUNE = tf.data.Options()
+_NO_AUTOTUNE.autotune.enabled = False
+
+
 @dataclass(frozen=True)
 class TrainingData:
     """The datasets and step counts of a run, and the `fit` arguments they imply."""
@@ -87,7 +98,7 @@ def make_training_data(
     # One pass per epoch, repeated: every epoch validates on exactly the whole split, whether
     # Keras resets the iterator (one device) or keeps it across epochs (tf.distribute).
     val_ds = make_eval_dataset(records, val_split, image_size=size, batch_size=global_batch)
-    val_ds = model_inputs(val_ds, manifest.num_classes).repeat()
+    val_ds = model_inputs(val_ds, manifest.num_classes).repeat().with_options(_NO_AUTOTUNE)
     if multiworker:
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = (
