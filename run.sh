@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # satx developer entry point. On a fresh machine with Python 3.11 and pip access:
 #   ./run.sh demo   set up .venv, then run the main job on built-in sample data
+#                   (--fresh: delete build/ first, e.g. after upgrading satx)
 #   ./run.sh test   set up .venv, then lint and run the whole test suite
 #   ./run.sh setup  only (re)create the environment
 set -euo pipefail
@@ -39,9 +40,13 @@ demo() {
   "$py" -m tools.make_sample_tiles --output=build/sample_tiles
   "$py" -m tools.make_records --input=build/sample_tiles --output=build/sample_records --overwrite
   "$py" -m tools.inspect_records build/sample_records --examples=2
-  "$py" -m satx.tune --records=build/sample_records --workdir=build/tune \
-    --backbone=mobilenetv2 --weights=none --image_size=64 --batch_size=16 \
-    --max_epochs=3 --factor=3 --export_best
+  if ! "$py" -m satx.tune --records=build/sample_records --workdir=build/tune \
+      --backbone=mobilenetv2 --weights=none --image_size=64 --batch_size=16 \
+      --max_epochs=3 --factor=3 --export_best; then
+    # The usual cause: build/tune holds a search of an older satx whose config differs.
+    echo "the search stopped; ./run.sh demo --fresh deletes build/ and starts over" >&2
+    exit 2
+  fi
   "$py" -m satx.evaluate --model=build/tune/export --records=build/sample_records --split=test \
     --output=build/eval --threshold=topleft --scores_out=build/eval/scores.csv
   "$py" -m satx.predict --model=build/tune/export --input=build/sample_tiles \
@@ -80,7 +85,13 @@ run_tests() {
 
 case "${1:-}" in
   setup) setup ;;
-  demo) setup; demo ;;
+  demo)
+    case "${2:-}" in
+      "") ;;
+      --fresh) rm -rf build ;;
+      *) echo "usage: ./run.sh demo [--fresh]" >&2; exit 2 ;;
+    esac
+    setup; demo ;;
   test) shift; setup; run_tests "$@" ;;
-  *) echo "usage: ./run.sh demo | test [pytest args] | setup" >&2; exit 2 ;;
+  *) echo "usage: ./run.sh demo [--fresh] | test [pytest args] | setup" >&2; exit 2 ;;
 esac
