@@ -6,7 +6,8 @@ Every rate is tiles/s over the same encoded tiles, measured in one process:
   alternately with satx streaming, several times, since this machine's speed drifts;
 - copy ceiling, what bounds the warm cache: the fastest TensorFlow assembles batches of the same
   number and size of tiles from memory (`tf.gather` of random rows, one batch per core; measured
-  with each repeat), and the memory bandwidth of plain copies (numpy, one thread per core; once);
+  with each repeat), and the memory bandwidth (numpy, one thread per core; once): plain copies,
+  and batches of random tiles gathered into destinations past the CPU caches;
 - satx input: `make_train_dataset` from the records (read, parse, decode, shuffle, batch,
   one-hot; augmentation excluded, it runs in the model), streaming and with the decoded-tile
   cache warm;
@@ -160,10 +161,17 @@ def gather_rate(
     return _timed_passes(gathered, max(1, count // batch), min_seconds) * batch
 
 
-def memcpy_rate(count: int, image_size: int, min_seconds: float = MIN_SECONDS) -> dict:
-    """The memory bandwidth, in tiles/s and GB/s.
+COLD_BYTES = 256 << 20  # destinations cycled through by numpy_gather_rate: well past any CPU cache
 
-    Plain copies of `count` tiles into memory already touched, one numpy thread per core.
+
+def memcpy_rate(count: int, image_size: int, min_seconds: float = MIN_SECONDS) -> dict:
+    """The memory bandwidth, in tiles/s and GB/s, for two access patterns, one thread per core.
+
+    - memcpy: plain copies of `count` tiles into memory already touched (contiguous halves of
+      the array; copies this large use glibc's non-temporal stores);
+    - gather: numpy batches of `BATCH` random tiles (`np.take`) written into a ring of
+      destinations larger than the CPU caches, as a cache's batches are; 196 KB per tile copy
+      at 256 px, ordinary stores. This is the memory bound of the warm cache's pattern.
     """
     cores = cores_used()
     pixels = np.random.default_rng(0).integers(0, 256, (count, image_size, image_size, 3), np.uint8)
@@ -173,16 +181,32 @@ def memcpy_rate(count: int, image_size: int, min_seconds: float = MIN_SECONDS) -
     def copy_part(part: np.ndarray) -> None:
         np.copyto(copy[part[0] : part[-1] + 1], pixels[part[0] : part[-1] + 1])
 
-    with ThreadPoolExecutor(cores) as pool:
-        list(pool.map(copy_part, parts))  # touch the destination first
-        copies, start = 0, time.perf_counter()
-        while copies == 0 or time.perf_counter() - start < min_seconds:
-            list(pool.map(copy_part, parts))
-            copies += count
-        rate = copies / (time.perf_counter() - start)
+    batch = min(BATCH, count)
+    rows = np.random.default_rng(1).permutation(count)
+    batches = [rows[i : i + batch] for i in range(0, count - batch + 1, batch)]
+    ring = min(len(batches), math.ceil(COLD_BYTES / (batch * pixels[0].nbytes)))
+    destinations = [copy[:batch].copy() for _ in range(ring)]  # touched: no page faults timed
+
+    def gather_part(step: int) -> None:
+        for n in range(step, len(batches), cores):
+            np.take(pixels, batches[n], axis=0, out=destinations[n % ring], mode="clip")
+
+    def rate(work, jobs, tiles: int) -> float:
+        with ThreadPoolExecutor(cores) as pool:
+            list(pool.map(work, jobs))  # warm up
+            done, start = 0, time.perf_counter()
+            while done == 0 or time.perf_counter() - start < min_seconds:
+                list(pool.map(work, jobs))
+                done += tiles
+            return done / (time.perf_counter() - start)
+
+    memcpy = rate(copy_part, parts, count)
+    gather = rate(gather_part, range(cores), len(batches) * batch)
     return {
-        "copy_memcpy_tiles_per_s": round(rate, 1),
-        "copy_memcpy_gb_per_s": round(rate * pixels[0].nbytes / 1e9, 2),
+        "copy_memcpy_tiles_per_s": round(memcpy, 1),
+        "copy_memcpy_gb_per_s": round(memcpy * pixels[0].nbytes / 1e9, 2),
+        "copy_numpy_gather_tiles_per_s": round(gather, 1),
+        "copy_numpy_gather_gb_per_s": round(gather * pixels[0].nbytes / 1e9, 2),
     }
 
 
@@ -260,6 +284,7 @@ def bench_input(
         **memcpy,
         "warm_cache_over_tf_gather": round(warm / gather, 3),
         "warm_cache_over_memcpy": round(warm / memcpy["copy_memcpy_tiles_per_s"], 3),
+        "warm_cache_over_numpy_gather": round(warm / memcpy["copy_numpy_gather_tiles_per_s"], 3),
         "tf_gather_over_decode_limit": round(gather / decode, 3),
     }
 

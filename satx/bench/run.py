@@ -164,8 +164,11 @@ def format_report(result: dict[str, Any]) -> str:
             f"{r['warm_cache_over_tf_gather']:.2f}x the copy ceiling)\n"
             f"  copy ceiling {r['copy_tf_gather_tiles_per_s']:,.0f} "
             f"{r['copy_tf_gather_spread']} (tf.gather into batches, "
-            f"{r['tf_gather_over_decode_limit']:.1f}x the decode limit); memory bandwidth "
-            f"{r['copy_memcpy_tiles_per_s']:,.0f} ({r['copy_memcpy_gb_per_s']} GB/s of copies)\n"
+            f"{r['tf_gather_over_decode_limit']:.1f}x the decode limit)\n"
+            f"  memory bound: numpy gathers into batches past the CPU caches "
+            f"{r['copy_numpy_gather_tiles_per_s']:,.0f} ({r['copy_numpy_gather_gb_per_s']} GB/s; "
+            f"the warm cache runs at {r['warm_cache_over_numpy_gather']:.2f}x), plain memcpy "
+            f"{r['copy_memcpy_tiles_per_s']:,.0f} ({r['copy_memcpy_gb_per_s']} GB/s)\n"
             f"  keras image_dataset_from_directory + augmentation "
             f"{r['keras_directory_tiles_per_s']:,.0f}"
         )

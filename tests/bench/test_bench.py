@@ -65,6 +65,15 @@ def test_every_mode_reports_positive_consistent_rates(tmp_path):
         i, "satx_warm_cache_tiles_per_s", "copy_tf_gather_tiles_per_s", "warm_cache_over_tf_gather"
     )
     _ratio(i, "satx_warm_cache_tiles_per_s", "copy_memcpy_tiles_per_s", "warm_cache_over_memcpy")
+    assert i["copy_numpy_gather_gb_per_s"] == pytest.approx(
+        i["copy_numpy_gather_tiles_per_s"] * tile_bytes / 1e9, rel=0.01, abs=0.01
+    )
+    _ratio(
+        i,
+        "satx_warm_cache_tiles_per_s",
+        "copy_numpy_gather_tiles_per_s",
+        "warm_cache_over_numpy_gather",
+    )
     r = result["records"]
     assert r["tiles"] == 96 and r["quarantined"] == 0 and r["make_records_tiles_per_s"] > 0
     assert r["make_records_tiles_per_s"] == pytest.approx(r["tiles"] / r["seconds"], rel=0.02)
