@@ -86,6 +86,39 @@ class StateTracker(keras.callbacks.Callback):
         self.work.write_state(state)
 
 
+class BestEpochStopping(keras.callbacks.EarlyStopping):
+    """EarlyStopping that restores the best epoch's weights, by any margin.
+
+    Keras' EarlyStopping uses `min_delta` twice: for patience, and for which weights it keeps
+    (an epoch better by less than `min_delta` is not kept). With the default 0.01 on `val_auc`,
+    a binary run whose AUC rose from 0.994 (epoch 2) to 0.9995 (epoch 10) ended with epoch 2's
+    weights in `model.keras` and the export, while `checkpoints/best.keras` and the summary
+    named epoch 10. Here `min_delta` only decides patience; `best_any` is the best value seen,
+    and its epoch's weights are restored, as the best checkpoint holds them.
+    """
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.best_any: float | None = None
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        """Reset, as EarlyStopping does."""
+        super().on_train_begin(logs)
+        self.best_any = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Patience as EarlyStopping; the weights of any better epoch."""
+        super().on_epoch_end(epoch, logs)
+        current = (logs or {}).get(self.monitor)
+        if current is None or epoch < self.start_from_epoch:
+            return
+        current = float(current)
+        if self.best_any is None or bool(self.monitor_op(current, self.best_any)):
+            self.best_any, self.best_epoch = current, epoch
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+
+
 class ResumableStopping(keras.callbacks.Callback):
     """EarlyStopping's and ReduceLROnPlateau's state, and the learning rate, across a resume.
 
@@ -99,7 +132,7 @@ class ResumableStopping(keras.callbacks.Callback):
     """
 
     FIELDS = {
-        "EarlyStopping": ("wait", "best", "stopped_epoch", "best_epoch"),
+        "BestEpochStopping": ("wait", "best", "stopped_epoch", "best_epoch", "best_any"),
         "ReduceLROnPlateau": ("wait", "best", "cooldown_counter"),
     }
 

@@ -33,6 +33,7 @@ from satx.records.manifest import Records, load_records
 from satx.train.calibration import Calibration, fit_calibration, nll
 from satx.train.callbacks import (
     AugmentedImages,
+    BestEpochStopping,
     EpochHook,
     ResumableStopping,
     StateTracker,
@@ -129,7 +130,7 @@ def _callbacks(
     stopping: list[keras.callbacks.Callback] = []
     if phase == 2:
         stopping.append(
-            keras.callbacks.EarlyStopping(
+            BestEpochStopping(
                 monitor=monitor,
                 mode=mode,
                 patience=config.patience,

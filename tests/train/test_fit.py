@@ -71,6 +71,31 @@ def test_best_checkpoint_holds_the_best_epoch(sample_records, tmp_path):
     )
 
 
+def test_the_final_model_is_the_best_checkpoint(sample_records, tmp_path):
+    """model.keras (and so the export) holds the best epoch's weights, whatever min_delta is.
+
+    With min_delta=1 Keras' EarlyStopping kept the first epoch's weights, whichever was best.
+    """
+    config = _tiny_config(
+        sample_records,
+        tmp_path / "run",
+        n_epo_phase1=0,
+        n_epo_phase2=4,
+        lr_phase2=1e-2,
+        monitor="val_loss",  # the sample's val AUC is 1.0 from the first epoch on
+        min_delta=1.0,
+        export=False,
+    )
+    train(config, command="pytest")
+    work = Workdir(tmp_path / "run")
+    losses = [float(r["val_loss"]) for r in _history(work.root)]
+    state = json.loads(work.state.read_text())
+    assert state["best_epoch"] == int(np.argmin(losses)) > 0, losses  # > 0: the old way failed
+    final = keras.models.load_model(work.model, safe_mode=True).get_weights()
+    best = keras.models.load_model(work.best, safe_mode=True).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(final, best, strict=True))
+
+
 def test_rerun_refuses_a_changed_config_and_skips_a_finished_run(sample_records, tmp_path):
     config = _tiny_config(sample_records, tmp_path / "run", n_epo_phase2=0)
     first = train(config, command="pytest")
