@@ -9,7 +9,7 @@ For each backbone: build it (random weights, so no download), export it as the S
   (near 1: the model is the limit, not reading or decoding);
 - reading + decoding + resizing alone, and the rate both allow when they share the same CPU
   cores one after the other (on a GPU machine the model leaves the cores to decoding);
-- the projected time for 50.8 million tiles at the steady rate on the devices used.
+- the projected time for Colombia (`COUNTRY_TILES`) at the steady rate on the devices used.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from satx.config import COUNTRY_TILES
 from satx.io.progress import format_duration
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def bench_predict(
     image_size: int = 0,
     batch_size: int = 32,
     chunk_size: int = 512,
-    project_tiles: int = 50_800_000,
+    project_tiles: int = COUNTRY_TILES,
 ) -> dict:
     """Measure `satx.predict` on one backbone over `data` (any predict input: folder, CSV)."""
     from satx.config import PredictConfig
@@ -113,7 +114,7 @@ def format_predict_table(rows: list[dict]) -> str:
     """Plain text table of bench_predict results."""
     head = (
         f"{'backbone':<12} {'px':>4} {'tiles':>6} {'dev':>3} {'e2e/s':>7} {'steady/s':>9} "
-        f"{'model/s':>8} {'ratio':>6} {'input/s':>8} {'serial/s':>8}  projected for 50.8M tiles"
+        f"{'model/s':>8} {'ratio':>6} {'input/s':>8} {'serial/s':>8}  projected for Colombia"
     )
     lines = [head]
     for r in rows:

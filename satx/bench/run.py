@@ -29,7 +29,8 @@ from satx.models import backbones
 
 log = logging.getLogger(__name__)
 
-MODES = ("input", "records", "train", "predict", "fetch")
+MODES = ("input", "records", "train", "predict", "fetch")  # what `all` runs
+OWN_MODES = ("tune_memory", "quality")  # each on inputs of its own
 
 
 def backbone_names(config: BenchConfig) -> tuple[str, ...]:
@@ -142,6 +143,44 @@ def run_bench(modes: tuple[str, ...], s: BenchConfig) -> dict[str, Any]:
             size = 0 if not s.data else _model_size(name, s.image_size)
             out["fetch"] = bench_fetch(bench_input.tile_files(folder), s, name, size)
     return out
+
+
+def run_mode(mode: str, s: BenchConfig) -> tuple[dict[str, Any], str]:
+    """One `python -m satx.bench MODE` run: its JSON result and the text to print."""
+    if mode == "tune_memory":
+        return _tune_memory(s)
+    if mode == "quality":
+        return _quality(s)
+    result = run_bench(MODES if mode == "all" else (mode,), s)
+    return result, format_report(result)
+
+
+def _tune_memory(s: BenchConfig) -> tuple[dict[str, Any], str]:
+    from satx.bench.train import bench_tune_memory
+
+    if not s.records:
+        raise InputError("tune_memory needs --records=DIR")
+    rows, lines = {}, []
+    for name in s.backbones or ("mobilenetv2",):
+        r = bench_tune_memory(s.records, name, s.image_size, s.batch_size, s.steps, s.trials)
+        lines.append(
+            f"{r['backbone']} {r['image_size']}px: {r['trials']} trials in {r['seconds']} s; "
+            f"RSS MB after each trial: {r['rss_mb_per_trial']}; "
+            f"{r['growth_mb_per_trial_after_settling']} MB/trial after settling"
+        )
+        rows[name] = r
+    return {"tune_memory": rows}, "\n".join(lines)
+
+
+def _quality(s: BenchConfig) -> tuple[dict[str, Any], str]:
+    from satx.bench.quality import bench_quality, format_quality
+
+    if not s.data or not s.recipe:
+        raise InputError("quality needs --data=DIR (class folders) and --recipe=FILE")
+    workdir = s.workdir or tempfile.mkdtemp(prefix="satx-quality-")
+    result = bench_quality(s.data, s.recipe, workdir)
+    text = f"{format_quality(result)}\nrecords, runs and reports: {workdir}"
+    return {"quality": result}, text
 
 
 def format_report(result: dict[str, Any]) -> str:

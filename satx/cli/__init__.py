@@ -11,6 +11,7 @@ CLI.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -35,15 +36,16 @@ NATIVE_NOTICES = (
 _verbose = False
 
 
-def _show_in_help(
-    main: Callable, shared: tuple[absl_flags.FlagHolder, ...], modules: tuple[str, ...]
-) -> None:
+def _show_in_help(main: Callable) -> None:
     # absl's --help lists the key flags of the module named by sys.argv[0]; our flags live in
     # satx.* behind thin tools/ wrappers and console scripts, so register them there.
     main_module = sys.argv[0] if main.__module__ == "__main__" else main.__module__
-    own = [f for m in (main_module, *modules) for f in absl_flags.FLAGS.get_flags_for_module(m)]
-    for flag in [*own, *(absl_flags.FLAGS[h.name] for h in shared)]:
-        absl_flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    flags = absl_flags.FLAGS
+    for flag in [
+        *flags.get_flags_for_module(main_module),
+        *flags.get_key_flags_for_module(main_module),
+    ]:
+        flags.register_key_flag_for_module(sys.argv[0], flag)
 
 
 def _quiet(verbose: bool) -> None:
@@ -86,22 +88,16 @@ def load_tensorflow() -> None:
         import tensorflow  # noqa: F401
 
 
-def run(
-    main: Callable[[list[str]], int | None],
-    *shared: absl_flags.FlagHolder,
-    flag_modules: tuple[str, ...] = (),
-) -> None:
+def run(main: Callable[[list[str]], int | None]) -> None:
     """Run an absl `main`, turning `SatxError` into one clear line and exit code 2.
 
     Args:
-        main: the absl main function of a CLI module.
-        *shared: flags from `satx.cli.flags` this CLI uses (shown in its --help).
-        flag_modules: modules whose flags the CLI uses, all shown in its --help.
+        main: the absl main function of a CLI module (its module's flags show in --help).
     """
     from absl import app
     from absl import logging as absl_logging
 
-    _show_in_help(main, shared, flag_modules)
+    _show_in_help(main)
 
     def guarded(argv: list[str]) -> int | None:
         global _verbose
@@ -134,6 +130,11 @@ def run(
             sys.exit(EXIT_USER_ERROR)
 
     app.run(guarded, flags_parser=parse)
+
+
+def entry_point(main: Callable[[list[str]], int | None]) -> Callable[[], None]:
+    """The console-script entry point (`entry`) of a CLI module's `main`."""
+    return functools.partial(run, main)
 
 
 def takes_arguments(main: Callable) -> Callable:

@@ -1,187 +1,143 @@
-"""absl flags shared by several CLIs, and how flags become configs.
+"""absl flags made from the config dataclasses, and flags -> configs.
 
-A flag that sets a config field takes its default from the config dataclass (`define(...,
-config=TrainConfig)`), so every default is written once, in `satx.config`. absl refuses a flag
-defined twice in one process, so flags used by several CLIs are defined here, once.
+Every config field declared with `knob(...)` becomes a flag: its name (the field's, or the
+knob's `flag`), type (from the annotation), default, help and choices all come from the one
+declaration in `satx.config`, so a new knob is one edit. `define_flags(PredictConfig)` at the
+top of a CLI module defines them; `config_from_flags(PredictConfig)` reads them back.
+
+absl refuses a flag defined twice in one process. Two CLI modules imported together may both
+define a flag they share (`--seed`, `--tiles`): the second reuses the first when the two agree,
+and a disagreement is a programming error raised at import.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import sys
-from collections.abc import Iterable, Mapping
+import typing
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from absl import flags
 
-from satx.config import (
-    ENGINES,
-    TTA_MODES,
-    Config,
-    PredictConfig,
-    RecordsConfig,
-    SourceConfig,
-    TrainConfig,
-    default_of,
-)
+from satx.config import Config, Leaf
+from satx.errors import InputError
 
 FLAGS = flags.FLAGS
 C = TypeVar("C", bound=Config)
-_DEFINE = {
-    "integer": flags.DEFINE_integer,
-    "float": flags.DEFINE_float,
-    "string": flags.DEFINE_string,
-    "boolean": flags.DEFINE_boolean,
-    "enum": flags.DEFINE_enum,
-    "list": flags.DEFINE_list,
-    "multi_string": flags.DEFINE_multi_string,
-}
 
 
-def define(
-    kind: str,
-    name: str,
-    help_text: str,
-    config: type[Config] | None = None,
-    field: str | None = None,
-    **kwargs: Any,
-) -> flags.FlagHolder:
-    """Define a flag; with `config`, its default is that config's `field` (default: `name`).
+def caller_module(depth: int) -> str:
+    """The module name absl files a flag under (the main module is named by sys.argv[0])."""
+    name = sys._getframe(depth + 1).f_globals["__name__"]
+    return sys.argv[0] if name == "__main__" else name
+
+
+def define(kind: str, name: str, help_text: str, default: Any, **kwargs: Any) -> flags.FlagHolder:
+    """A flag of a CLI's own that sets no config field (`--json_out`, `--examples`, ...).
 
     Args:
         kind: integer, float, string, boolean, enum (pass `enum_values`) or list.
         name: the flag name.
         help_text: the --help line.
-        config: the config class whose field the flag sets.
-        field: the config's flat field name when it differs from the flag's.
-        **kwargs: `default` (without `config`), `enum_values`, ... for absl.
+        default: its default.
+        **kwargs: more for absl (`enum_values`, `module_name`).
     """
-    if config is not None:
-        default = default_of(config, field or name)
-        kwargs["default"] = list(default) if isinstance(default, tuple) else default
-    # absl files a flag under the module that defines it, and --help lists the CLI's modules:
-    # name the caller (absl's rule: the main module is named by sys.argv[0]).
-    caller = sys._getframe(1).f_globals["__name__"]
-    kwargs.setdefault("module_name", sys.argv[0] if caller == "__main__" else caller)
-    return _DEFINE[kind](name, help=help_text, **kwargs)
+    kwargs.setdefault("module_name", caller_module(1))
+    return getattr(flags, f"DEFINE_{kind}")(name=name, default=default, help=help_text, **kwargs)
 
 
-def config_from_flags(cls: type[C], renamed: Mapping[str, str] | None = None, **values: Any) -> C:
-    """A `cls` config from the flags named like its fields (lists become tuples).
+def _element(hint: Any) -> type:
+    args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+    return args[0] if args else str
+
+
+def _definition(leaf: Leaf) -> tuple[str, Any, dict[str, Any]]:
+    """(absl kind, default, extra arguments) of a config leaf's flag."""
+    hint, default = leaf.hint, leaf.default
+    if typing.get_origin(hint) is tuple:
+        kind = "multi_string" if leaf.field.metadata.get("repeat") else "list"
+        return kind, [str(v) for v in default], {}
+    if hint is bool:
+        return "boolean", default, {}
+    if hint is int:
+        return "integer", default, {}
+    if hint is float:
+        return "float", default, {}
+    if leaf.choices:
+        return "enum", default, {"enum_values": list(leaf.choices)}
+    return "string", default, {}
+
+
+def define_flags(
+    cls: type[Config], skip: Iterable[str] = (), module_name: str | None = None
+) -> None:
+    """Define the flag of every knob in `cls`'s tree (nested configs included).
 
     Args:
         cls: the config class.
-        renamed: field -> flag name, where they differ.
-        **values: fields set here rather than from a flag (parsed or computed values).
-
-    A flag left at None keeps the config's default.
+        skip: flag names the CLI defines itself.
+        module_name: the module the flags belong to (default: the caller; `--help` lists it).
     """
-    renamed = renamed or {}
-    from_flags = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        flag = renamed.get(f.name, f.name)
-        if f.name not in values and flag in FLAGS and FLAGS[flag].value is not None:
-            from_flags[f.name] = FLAGS[flag].value
-    return cls.from_dict({**from_flags, **values})
+    module = module_name or caller_module(1)
+    skipped = set(skip)
+    for leaf in cls.leaves().values():
+        name = leaf.flag
+        if name is None or name in skipped:
+            continue
+        kind, default, extra = _definition(leaf)
+        if name in FLAGS:  # another CLI module of this process defined it
+            if FLAGS[name].default != default:
+                raise TypeError(
+                    f"flag --{name} is defined twice with different defaults "
+                    f"({FLAGS[name].default!r} and {default!r}): rename one of the knobs"
+                )
+            FLAGS.register_key_flag_for_module(module, FLAGS[name])
+            continue
+        getattr(flags, f"DEFINE_{kind}")(
+            name=name, default=default, help=leaf.help, module_name=module, **extra
+        )
 
 
-def present(names: Iterable[str]) -> dict[str, Any]:
-    """The values of those flags that were given on the command line."""
-    return {name: FLAGS[name].value for name in names if FLAGS[name].present}
+def _from_flag(name: str, hint: Any, value: Any) -> Any:
+    """A flag's value as the field's type (lists become typed tuples)."""
+    if typing.get_origin(hint) is not tuple or value is None:
+        return value
+    element = _element(hint)
+    try:
+        return tuple(element(v) for v in value)
+    except ValueError:
+        kind = "whole numbers" if element is int else "numbers"
+        raise InputError(f"--{name}={','.join(value)}: expected {kind}, comma-separated") from None
 
 
-SEED = define(
-    "integer",
-    "seed",
-    "Random seed; same inputs and seed give the same output.",
-    TrainConfig,
-)
-OVERWRITE = define(
-    "boolean",
-    "overwrite",
-    "Replace a complete (or foreign partial) output instead of refusing.",
-    default=False,
-)
-WORKERS = define("integer", "workers", "Worker processes; 0 means one per CPU core.", RecordsConfig)
-IMAGE_SIZE = define(
-    "integer",
-    "image_size",
-    "Tile side in pixels (make_records: stored size, default 256; train: model input, default "
-    "the backbone's; bench: tile and records size, default 256).",
-    default=None,
-)
-ZOOM = define(
-    "integer",
-    "zoom",
-    "Zoom of the tiles: of --bbox or --aoi, of lon,lat CSV rows, of labelled places.",
-    RecordsConfig,
-)
+def flag_values(
+    cls: type[Config], given_only: bool = False, skip: Iterable[str] = ()
+) -> dict[str, Any]:
+    """Flat field values of `cls`'s tree from its flags.
 
-# Where tiles come from when an input names places (predict's --bbox/--aoi/CSV rows,
-# make_records' GeoJSON and CSV locations).
-SOURCE_FLAGS = (
-    define(
-        "string",
-        "tiles",
-        "Tile source: a path or gs:// template (DIR/{z}/{x}/{y}.jpg), an http(s) XYZ/TMS/WMS "
-        "template ({z} {x} {y} {-y} {quadkey} {s} {bbox}; ${ENV} expanded), FILE.mbtiles, or "
-        "FILE.pmtiles (local or gs://).",
-        SourceConfig,
-    ),
-    define("list", "tile_subdomains", "What {s} takes, e.g. a,b,c.", SourceConfig),
-    define(
-        "multi_string",
-        "tile_header",
-        "'Name: value' sent with every tile request (repeatable; ${ENV} expanded; redacted "
-        "everywhere).",
-        SourceConfig,
-    ),
-    define(
-        "string",
-        "tile_cache",
-        "Folder keeping fetched tiles as {z}/{x}/{y}, so re-runs and later stages fetch nothing.",
-        SourceConfig,
-    ),
-    define("integer", "fetch_threads", "Tiles fetched at once.", SourceConfig),
-    define("float", "max_rps", "At most this many requests per second (0: no cap).", SourceConfig),
-    define("float", "fetch_timeout", "Seconds to connect, and to read a tile.", SourceConfig),
-    define(
-        "integer",
-        "fetch_retries",
-        "Retries per tile on timeouts, connection errors, 429 and 5xx (with backoff).",
-        SourceConfig,
-    ),
-)
+    Args:
+        cls: the config class.
+        given_only: only the flags given on the command line (a recipe's values stay).
+        skip: field names to leave out.
+    """
+    values = {}
+    for field, leaf in cls.leaves().items():
+        name = leaf.flag
+        if name is None or field in skip or name not in FLAGS:
+            continue
+        if given_only and not FLAGS[name].present:
+            continue
+        values[field] = _from_flag(name, leaf.hint, FLAGS[name].value)
+    return values
 
 
-def source_config_from_flags() -> SourceConfig:
-    """The tile source the --tiles flags describe."""
-    return config_from_flags(SourceConfig)
+def config_from_flags(cls: type[C], **fields: Any) -> C:
+    """A `cls` config from its flags.
 
-
-# Where make_records and predict run: this machine's processes, or Apache Beam.
-ENGINE_FLAGS = (
-    define(
-        "enum",
-        "engine",
-        "local: this machine's processes; beam: Apache Beam stages (see --beam_options).",
-        RecordsConfig,
-        enum_values=list(ENGINES),
-    ),
-    define(
-        "string",
-        "beam_options",
-        "Beam pipeline options, e.g. '--runner=DataflowRunner --project=P --region=R "
-        "--temp_location=gs://b/tmp'; default: Beam's local FnApiRunner in this process "
-        "('--direct_num_workers=2 --direct_running_mode=multi_processing': 2 processes).",
-        RecordsConfig,
-    ),
-)
-
-TTA = define(
-    "enum",
-    "tta",
-    "Test-time augmentation: dihedral averages over the tile's 8 symmetries (8x the model time).",
-    PredictConfig,
-    enum_values=list(TTA_MODES),
-)
+    Args:
+        cls: the config class.
+        **fields: top-level fields set here instead (a nested config the CLI built, values the
+            CLI derives); the flags of the leaves under them are not read.
+    """
+    skip = [name for name, leaf in cls.leaves().items() if leaf.path[0] in fields]
+    return cls.from_flat(flag_values(cls, skip=skip), **fields)

@@ -4,8 +4,9 @@ One tree: `TrainConfig` nests `DataConfig` and `ModelConfig` (which nests `Augme
 `TuneConfig` nests the `TrainConfig` every trial starts from and its `SearchSpace`. Each config
 validates itself on construction, turns into JSON-ready dicts and back (`to_dict`,
 `from_dict`), and takes flat overrides (`with_overrides({"dropout": 0.1, "seed": 7})`): every
-field name is unique across a tree, so a flat key names exactly one field. CLIs turn flags into
-these objects at the edge (flag defaults come from here); library code never reads flags.
+field name is unique across a tree, so a flat key names exactly one field. Each field is declared
+with `knob(default, help, ...)`: the CLIs generate their flags from that (`satx.cli.flags`), so a
+new knob is one field. Library code never reads flags.
 Nothing here imports anything heavy.
 
 Batch sizes: a bare `batch_size` is always the global batch (tiles per step over all devices);
@@ -16,21 +17,25 @@ from satx.config.base import (
     CACHE_MODES,
     COMPRESSIONS,
     COUNTRY_TILES,
+    ENGINES,
     EXPORT_BEST_ON,
     LR_SCHEDULES,
     OPTIMIZERS,
     PRECISIONS,
     PREDICT_FORMATS,
+    PREDICT_STRATEGIES,
     SIZE_MISMATCH_MODES,
     STRATEGIES,
     TTA_MODES,
     Config,
+    Leaf,
     default_of,
+    knob,
     parse_duration,
     parse_split_spec,
+    searched,
 )
 from satx.config.runs import (
-    ENGINES,
     NO_AUGMENT,
     POLYGON_MODES,
     AugmentConfig,
@@ -62,12 +67,14 @@ __all__ = [
     "POLYGON_MODES",
     "PRECISIONS",
     "PREDICT_FORMATS",
+    "PREDICT_STRATEGIES",
     "SIZE_MISMATCH_MODES",
     "STRATEGIES",
     "TTA_MODES",
     "AugmentConfig",
     "BenchConfig",
     "Config",
+    "Leaf",
     "DataConfig",
     "EvaluateConfig",
     "ModelConfig",
@@ -80,6 +87,8 @@ __all__ = [
     "TrainConfig",
     "TuneConfig",
     "default_of",
+    "knob",
     "parse_duration",
     "parse_split_spec",
+    "searched",
 ]

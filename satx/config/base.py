@@ -1,7 +1,9 @@
-"""What every config shares: JSON in and out, flat overrides, defaults; the valid choices.
+"""What every config shares: fields described once, validation, JSON, flat overrides.
 
-A flat override names a leaf field anywhere in a config tree (`dropout` -> model.dropout); the
-tree refuses a name that appears twice, so a flat key is never ambiguous.
+A field declared with `knob(default, help, ...)` carries its flag's name, help and choices, so a
+knob is one edit: the CLIs generate their flags from the dataclasses (`satx.cli.flags`). A flat
+override names a leaf field anywhere in a config tree (`dropout` -> model.dropout); the tree
+refuses a name that appears twice, so a flat key is never ambiguous.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import dataclasses
 import json
 import re
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from satx.errors import InputError
@@ -24,19 +26,119 @@ OPTIMIZERS = ("adam", "rmsprop", "adamw")
 TTA_MODES = ("none", "dihedral")  # test-time augmentation: the 8 symmetries of a tile
 LR_SCHEDULES = ("plateau", "cosine")  # plateau: ReduceLROnPlateau; cosine: warm-up + cosine
 STRATEGIES = ("auto", "mirrored", "multiworker", "onedevice")
+PREDICT_STRATEGIES = ("auto", "mirrored", "onedevice")  # scoring has no multi-worker mode
 PRECISIONS = ("auto", "float16", "bfloat16", "off")
 PREDICT_FORMATS = ("geojson", "csv", "jsonl")
 EXPORT_BEST_ON = ("train", "train+val")
-COUNTRY_TILES = 50_800_000  # Colombia at zoom 18, inside its outline
+ENGINES = ("local", "beam")
+# Colombia's zoom-18 tiles inside its outline (`satx.tiles.aoi.load_aoi`; a real-data test
+# counts them from ../shared/data, so the figure cannot go stale).
+COUNTRY_TILES = 50_042_948
 _SPLIT_NAME = re.compile(r"^[a-z0-9_]+$")
 
 
+def knob(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    *,
+    flag: str | None = "",
+    choices: tuple[str, ...] = (),
+    factory: Callable[[], Any] | None = None,
+    repeat: bool = False,
+) -> Any:
+    """A config field, described once: the CLIs make its flag from this.
+
+    Args:
+        default: the value when nothing sets it.
+        help: what it means (the flag's --help line).
+        flag: the flag's name when it differs from the field's; None: no flag (the CLI
+            derives the value, or the field is for library callers only).
+        choices: the valid values (validated on construction; an enum flag).
+        factory: builds the default (for mutable defaults).
+        repeat: a tuple of strings given by repeating the flag (`--tile_header=A --tile_header=B`).
+    """
+    metadata = {"help": help, "flag": flag, "choices": tuple(choices), "repeat": repeat}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def searched(
+    default: tuple,
+    help: str,
+    *,
+    log: bool = False,
+    when: tuple[str, str] | None = None,
+) -> Any:
+    """A search-space entry: the values a trial may take for the TrainConfig field of its name.
+
+    Args:
+        default: the choices, or `(low, high)` with `log`.
+        help: what it ranges over.
+        log: sample log-uniformly between the two values instead of choosing one.
+        when: `(other, value)`: only searched when knob `other` takes `value` (else the
+            TrainConfig default).
+    """
+    metadata = {"help": help, "flag": None, "log": log, "when": when}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclasses.dataclass(frozen=True)
+class Leaf:
+    """A leaf field of a config tree: where it is, its declaration and its type."""
+
+    path: tuple[str, ...]
+    field: dataclasses.Field
+    hint: Any
+
+    @property
+    def flag(self) -> str | None:
+        """The CLI flag that sets it (None: no flag)."""
+        if "help" not in self.field.metadata:
+            return None
+        flag = self.field.metadata["flag"]
+        return None if flag is None else (flag or self.path[-1])
+
+    @property
+    def help(self) -> str:
+        """What it means."""
+        return self.field.metadata.get("help", "")
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """Its valid values (empty: any)."""
+        return self.field.metadata.get("choices", ())
+
+    @property
+    def default(self) -> Any:
+        """Its default value."""
+        if self.field.default is not dataclasses.MISSING:
+            return self.field.default
+        return self.field.default_factory()  # type: ignore[misc]
+
+
 class Config:
-    """Behaviour shared by every config dataclass: JSON in/out and flat overrides."""
+    """Behaviour shared by every config dataclass: validation, JSON in/out, flat overrides."""
 
     # False: flat overrides do not reach inside (a search space's fields share the names of
     # the values it ranges over)
     overridable_fields: typing.ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        problems = []
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            choices = f.metadata.get("choices")
+            value = getattr(self, f.name)
+            values = value if isinstance(value, tuple) else (value,)
+            if choices and any(v not in choices for v in values):
+                shown = ",".join(map(str, values))
+                flag = f.metadata.get("flag") or f.name
+                problems.append(f"--{flag}={shown}: choose one of {', '.join(choices)}")
+        check(problems + self.problems())
+
+    def problems(self) -> list[str]:
+        """What is wrong with this config beyond its choices (each a sentence naming the flag)."""
+        return []
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready nested dict (tuples become lists)."""
@@ -53,36 +155,56 @@ class Config:
         return cls(**{key: _coerce(hints[key], value) for key, value in values.items()})
 
     @classmethod
-    def field_paths(cls) -> dict[str, tuple[str, ...]]:
-        """Every leaf field name of the tree and the path to it (`dropout` -> model, dropout)."""
-        paths: dict[str, tuple[str, ...]] = {}
+    def from_flat(cls: type[C], values: Mapping[str, Any], **fields: Any) -> C:
+        """A config from flat leaf names (`{"dropout": 0.1, "tiles": "..."}`), the rest defaults.
+
+        `fields` are top-level fields given whole (a nested config built elsewhere).
+        """
+        return cls.from_dict({**_nest(cls.leaves(), values), **fields})
+
+    @classmethod
+    def leaves(cls) -> dict[str, Leaf]:
+        """Every leaf field of the tree by its flat name (`dropout` -> model, dropout)."""
+        found: dict[str, Leaf] = {}
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):  # type: ignore[arg-type]
             hint = hints[f.name]
             if isinstance(hint, type) and issubclass(hint, Config) and hint.overridable_fields:
-                nested = {k: (f.name, *p) for k, p in hint.field_paths().items()}
+                nested = {
+                    k: Leaf((f.name, *leaf.path), leaf.field, leaf.hint)
+                    for k, leaf in hint.leaves().items()
+                }
             else:
-                nested = {f.name: (f.name,)}
-            for name, path in nested.items():
-                if name in paths:  # a flat override would be ambiguous
+                nested = {f.name: Leaf((f.name,), f, hint)}
+            for name, leaf in nested.items():
+                if name in found:  # a flat override would be ambiguous
                     raise TypeError(f"{cls.__name__}: field {name!r} appears twice in the tree")
-                paths[name] = path
-        return paths
+                found[name] = leaf
+        return found
+
+    @classmethod
+    def field_paths(cls) -> dict[str, tuple[str, ...]]:
+        """Every leaf field name of the tree and the path to it."""
+        return {name: leaf.path for name, leaf in cls.leaves().items()}
 
     def with_overrides(self: C, overrides: Mapping[str, Any]) -> C:
         """A copy with flat keys applied to whichever level of the tree holds them."""
-        paths = self.field_paths()
-        unknown = sorted(set(overrides) - set(paths))
-        if unknown:
-            raise InputError(f"unknown config keys {unknown}")
-        nested: dict[str, Any] = {}
-        for key, value in overrides.items():
-            *parents, leaf = paths[key]
-            node = nested
-            for parent in parents:
-                node = node.setdefault(parent, {})
-            node[leaf] = value
-        return _replace_nested(self, nested)
+        return _replace_nested(self, _nest(self.leaves(), overrides))
+
+
+def _nest(leaves: Mapping[str, Leaf], flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Flat leaf names -> the nested dict of the tree."""
+    unknown = sorted(set(flat) - set(leaves))
+    if unknown:
+        raise InputError(f"unknown config keys {unknown}")
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, leaf = leaves[key].path
+        node = nested
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return nested
 
 
 def _replace_nested(config: C, changes: Mapping[str, Any]) -> C:
@@ -111,28 +233,14 @@ def _coerce(hint: Any, value: Any) -> Any:
 
 
 def default_of(cls: type[Config], name: str) -> Any:
-    """The default of a (possibly nested) field, by its flat name: flags take it from here."""
-    *parents, leaf = cls.field_paths()[name]
-    hints = typing.get_type_hints(cls)
-    for parent in parents:
-        cls = hints[parent]
-        hints = typing.get_type_hints(cls)
-    found = {f.name: f for f in dataclasses.fields(cls)}[leaf]  # type: ignore[arg-type]
-    if found.default is not dataclasses.MISSING:
-        return found.default
-    return found.default_factory()  # type: ignore[misc]
+    """The default of a (possibly nested) field, by its flat name."""
+    return cls.leaves()[name].default
 
 
 def check(problems: list[str]) -> None:
     """Raise one InputError listing every problem found."""
     if problems:
         raise InputError("; ".join(problems))
-
-
-def one_of(problems: list[str], flag: str, value: str, choices: tuple[str, ...]) -> None:
-    """Note a problem when `value` is not one of `choices`."""
-    if value not in choices:
-        problems.append(f"--{flag}={value}: choose one of {', '.join(choices)}")
 
 
 def parse_split_spec(spec: str) -> tuple[tuple[str, float], ...]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from satx.config.base import (
     CACHE_MODES,
     COMPRESSIONS,
+    ENGINES,
     EXPORT_BEST_ON,
     LR_SCHEDULES,
     OPTIMIZERS,
@@ -19,84 +20,115 @@ from satx.config.base import (
     SIZE_MISMATCH_MODES,
     STRATEGIES,
     Config,
-    check,
-    one_of,
+    knob,
     parse_split_spec,
+    searched,
 )
 
 POLYGON_MODES = ("cover", "centroid")
-ENGINES = ("local", "beam")
 
 
 @dataclass(frozen=True)
 class SourceConfig(Config):
-    """Where tiles are read from when an input names places rather than files.
+    """Where tiles are read from when an input names places rather than files."""
 
-    `tiles` is a path or gs:// template, an HTTP(S) XYZ/TMS/WMS template, an `.mbtiles` file
-    or a `.pmtiles` archive (local or gs://). The rest tunes the HTTP client and the cache.
-    """
+    tiles: str = knob(
+        "",
+        "Tile source: a path or gs:// template (DIR/{z}/{x}/{y}.jpg), an http(s) XYZ/TMS/WMS "
+        "template ({z} {x} {y} {-y} {quadkey} {s} {bbox}; ${ENV} expanded), FILE.mbtiles, or "
+        "FILE.pmtiles (local or gs://).",
+    )
+    tile_subdomains: tuple[str, ...] = knob((), "What {s} takes, e.g. a,b,c.")
+    tile_header: tuple[str, ...] = knob(
+        (),
+        "'Name: value' sent with every tile request (repeatable; ${ENV} expanded; redacted "
+        "everywhere).",
+        repeat=True,
+    )
+    tile_cache: str = knob(
+        "",
+        "Folder keeping fetched tiles as {z}/{x}/{y}, so re-runs and later stages fetch nothing.",
+    )
+    fetch_threads: int = knob(32, "Tiles fetched at once.")
+    max_rps: float = knob(0.0, "At most this many requests per second (0: no cap).")
+    fetch_timeout: float = knob(15.0, "Seconds to connect, and to read a tile.")
+    fetch_retries: int = knob(
+        5, "Retries per tile on timeouts, connection errors, 429 and 5xx (with backoff)."
+    )
 
-    tiles: str = ""
-    tile_subdomains: tuple[str, ...] = ()  # what {s} takes
-    tile_header: tuple[str, ...] = ()  # "Name: value" (${ENV} expanded), sent with every request
-    tile_cache: str = ""  # a folder keeping fetched tiles as {z}/{x}/{y} (and no-imagery marks)
-    fetch_threads: int = 32
-    max_rps: float = 0.0  # requests per second over all threads; 0: no cap
-    fetch_timeout: float = 15.0  # seconds to connect, and to read
-    fetch_retries: int = 5  # per tile, for timeouts, connection errors, 429 and 5xx
-
-    def __post_init__(self) -> None:
+    def problems(self) -> list[str]:
+        """Thread count, rate, timeout and retries in range."""
         problems = []
         if self.fetch_threads < 1:
             problems.append("--fetch_threads must be at least 1")
         if self.max_rps < 0 or self.fetch_timeout <= 0 or self.fetch_retries < 0:
             problems.append("--max_rps, --fetch_retries must be >= 0 and --fetch_timeout > 0")
-        check(problems)
+        return problems
+
+
+ENGINE_HELP = "local: this machine's processes; beam: Apache Beam stages (see --beam_options)."
+BEAM_OPTIONS_HELP = (
+    "Beam pipeline options, e.g. '--runner=DataflowRunner --project=P --region=R "
+    "--temp_location=gs://b/tmp'; default: Beam's local FnApiRunner in this process "
+    "('--direct_num_workers=2 --direct_running_mode=multi_processing': 2 processes)."
+)
+OVERWRITE_HELP = "Replace a complete (or foreign partial) output instead of refusing."
 
 
 @dataclass(frozen=True)
 class RecordsConfig(Config):
     """How `make_records` turns labelled tiles into sharded TFRecords."""
 
-    input: str = ""
-    output: str = ""
-    split: str = "train:0.8,val:0.1,test:0.1"
-    split_zoom: int = 12
-    seed: int = 42
-    shard_size_mb: float = 100.0
-    min_shards: int = 8
-    on_size_mismatch: str = "reject"
-    image_size: int = 256
-    overwrite: bool = False
-    compression: str = "none"
-    workers: int = 0  # 0: one per CPU core
-    classes: tuple[str, ...] = ()  # empty: sorted class names found in the input
-    # labelled places (GeoJSON, CSV of lon,lat,label or z,x,y,label): their tiles come from here
-    source: SourceConfig = field(default_factory=SourceConfig)
-    zoom: int = 0
-    label_property: str = "label"
-    polygon_mode: str = "cover"  # cover: every tile a polygon overlaps; centroid: one tile
-    engine: str = "local"  # beam: the same work as Apache Beam pipeline stages
-    beam_options: str = ""  # Beam's own pipeline options, e.g. "--runner=DataflowRunner ..."
+    input: str = knob(
+        "",
+        "Folder (ROOT/<class>/...), labels CSV (path,label), gs:// prefix, or labelled places: "
+        "GeoJSON, or a CSV of lon,lat,label or z,x,y,label (with --zoom and --tiles).",
+    )
+    output: str = knob("", "Output folder or gs://bucket/prefix.")
+    split: str = knob(
+        "train:0.8,val:0.1,test:0.1", "Named split fractions (ignored when the input is split)."
+    )
+    split_zoom: int = knob(12, "Tiles sharing a parent tile at this zoom go to the same split.")
+    seed: int = knob(42, "Random seed; same inputs and seed give the same output.")
+    shard_size_mb: float = knob(100.0, "Target shard size in MB.")
+    min_shards: int = knob(8, "At least this many shards per split.")
+    on_size_mismatch: str = knob(
+        "reject", "What to do with tiles of another size.", choices=SIZE_MISMATCH_MODES
+    )
+    image_size: int = knob(256, "Stored tile side in pixels.")
+    overwrite: bool = knob(False, OVERWRITE_HELP)
+    compression: str = knob("none", "Shard compression.", choices=COMPRESSIONS)
+    workers: int = knob(0, "Worker processes; 0 means one per CPU core.")
+    classes: tuple[str, ...] = knob(
+        (), "Class names in label-index order (default: sorted names found)."
+    )
+    source: SourceConfig = field(default_factory=SourceConfig)  # labelled places' tiles
+    zoom: int = knob(0, "Zoom of labelled places (a lon,lat CSV or GeoJSON).")
+    label_property: str = knob("label", "GeoJSON: the feature property holding the label.")
+    polygon_mode: str = knob(
+        "cover",
+        "GeoJSON polygons: every tile they overlap (cover), or their centroid's tile.",
+        choices=POLYGON_MODES,
+    )
+    engine: str = knob("local", ENGINE_HELP, choices=ENGINES)
+    beam_options: str = knob("", BEAM_OPTIONS_HELP)
 
-    def __post_init__(self) -> None:
+    def problems(self) -> list[str]:
+        """Required paths, sizes and shard settings; the split spec parses."""
         problems = []
-        one_of(problems, "polygon_mode", self.polygon_mode, POLYGON_MODES)
-        one_of(problems, "engine", self.engine, ENGINES)
         if not self.input:
             problems.append("--input is required (folder, CSV file, or gs:// prefix)")
         if not self.output:
             problems.append("--output is required (folder or gs:// prefix)")
-        one_of(problems, "on_size_mismatch", self.on_size_mismatch, SIZE_MISMATCH_MODES)
-        one_of(problems, "compression", self.compression, COMPRESSIONS)
         if self.image_size < 8:
             problems.append("--image_size must be at least 8")
         if not 0 <= self.split_zoom <= 30:
             problems.append("--split_zoom must be in 0..30")
         if self.shard_size_mb <= 0 or self.min_shards < 1:
             problems.append("--shard_size_mb must be > 0 and --min_shards >= 1")
-        check(problems)
-        parse_split_spec(self.split)
+        if not problems:
+            parse_split_spec(self.split)
+        return problems
 
     @property
     def worker_count(self) -> int:
@@ -111,20 +143,30 @@ class DataConfig(Config):
     The input size, global batch and seed are the run's, passed to the pipeline by the caller.
     """
 
-    records: str = ""
-    shuffle_buffer: int = 2048
-    cache: str = "auto"  # auto: cache decoded tiles when they fit the RAM budget
-    cache_ram_fraction: float = 0.5  # of available memory, for `auto`
-    deterministic: bool = False  # also makes training ops deterministic (slower)
-    max_corrupt_fraction: float = 0.001
-    class_weight: tuple[float, ...] = ()  # empty: derived from manifest counts
-    resample_to: tuple[float, ...] = ()  # target class mix, e.g. (0.5, 0.5); empty: off
-    mixup_alpha: float = 0.0  # training batches: mixup with Beta(a, a) weights; 0 = off
-    cutmix_alpha: float = 0.0  # ... cutmix; both > 0: each batch gets one of them (50/50)
+    records: str = knob("", "Records folder (with manifest.json) or gs:// prefix.")
+    shuffle_buffer: int = knob(2048, "Tiles in the shuffle buffer.")
+    cache: str = knob(
+        "auto",
+        "Decoded-tile RAM cache (auto: when it fits the RAM budget).",
+        choices=CACHE_MODES,
+    )
+    cache_ram_fraction: float = knob(0.5, "auto cache: the share of available memory it may use.")
+    deterministic: bool = knob(False, "Reproducible (slower) run: deterministic ops and order.")
+    max_corrupt_fraction: float = knob(
+        0.001, "Stop when more than this share of records cannot be read."
+    )
+    class_weight: tuple[float, ...] = knob((), "Per-class weights; default from counts.")
+    resample_to: tuple[float, ...] = knob(
+        (), "Resample training to this class mix, e.g. 0.5,0.5; empty: off."
+    )
+    mixup_alpha: float = knob(0.0, "Mixup of training batches, Beta(a, a); 0 = off.")
+    cutmix_alpha: float = knob(
+        0.0, "CutMix of training batches, Beta(a, a); 0 = off (both on: one of them per batch)."
+    )
 
-    def __post_init__(self) -> None:
+    def problems(self) -> list[str]:
+        """Buffer, RAM share, class mix and mixing strengths in range."""
         problems = []
-        one_of(problems, "cache", self.cache, CACHE_MODES)
         if self.shuffle_buffer < 1:
             problems.append("the shuffle buffer must be >= 1")
         if not 0 < self.cache_ram_fraction <= 1:
@@ -133,19 +175,23 @@ class DataConfig(Config):
             problems.append(f"resample_to {self.resample_to} must add up to 1")
         if min(self.mixup_alpha, self.cutmix_alpha) < 0:
             problems.append("--mixup_alpha and --cutmix_alpha must be >= 0")
-        check(problems)
+        return problems
 
 
 @dataclass(frozen=True)
 class AugmentConfig(Config):
     """Which augmentations run in training, and how strong; the seed is the run's."""
 
-    dihedral: bool = True
-    rotation_deg: float = 0.0  # extra small-angle rotation, +- degrees; 0 = off
-    zoom_max: float = 1.2  # zoom in by 1.0 .. zoom_max; 1.0 = off
-    brightness: tuple[float, float] = (0.8, 1.2)  # multiplicative; (1, 1) = off
-    channel_shift: float = 10.0  # +- levels added per channel; 0 = off
-    contrast: tuple[float, float] = (0.9, 1.1)  # around the image mean; (1, 1) = off
+    dihedral: bool = knob(True, "Augment: the tile's 8 symmetries (flips, quarter turns).")
+    rotation_deg: float = knob(0.0, "Augment: an extra rotation of +- this many degrees; 0 = off.")
+    zoom_max: float = knob(1.2, "Augment: zoom in by 1 .. this; 1 = off.")
+    brightness: tuple[float, float] = knob(
+        (0.8, 1.2), "Augment: multiplicative brightness range LOW,HIGH; 1,1 = off."
+    )
+    channel_shift: float = knob(10.0, "Augment: +- levels added to each channel; 0 = off.")
+    contrast: tuple[float, float] = knob(
+        (0.9, 1.1), "Augment: contrast range LOW,HIGH around the image mean; 1,1 = off."
+    )
 
 
 NO_AUGMENT = AugmentConfig(
@@ -157,13 +203,13 @@ NO_AUGMENT = AugmentConfig(
 class ModelConfig(Config):
     """Architecture of the classifier. `backbone` names an entry of the backbone registry."""
 
-    backbone: str = "mobilenetv2"
-    image_size: int = 0  # 0: the backbone's default
-    weights: str = "imagenet"  # imagenet | none | path to a local .weights.h5
-    dense_units: int = 256
-    dense_activation: str = "relu"
-    dropout: float = 0.25
-    bn_momentum: float = 0.5  # from scratch: BatchNorm's moving-average momentum (see classifier)
+    backbone: str = knob("mobilenetv2", "Backbone name from the registry (satx.models.backbones).")
+    image_size: int = knob(0, "Model input side in pixels; 0: the backbone's default.")
+    weights: str = knob("imagenet", "imagenet, none, or a local .weights.h5 path.")
+    dense_units: int = knob(256, "Units of the dense head layer.")
+    dense_activation: str = knob("relu", "Activation of the dense head.")
+    dropout: float = knob(0.25, "Dropout before the output layer.")
+    bn_momentum: float = knob(0.5, "From scratch: BatchNorm's moving-average momentum.")
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     @property
@@ -176,51 +222,65 @@ class ModelConfig(Config):
 class TrainConfig(Config):
     """A training run. Defaults follow the predecessor's train_config where it had one."""
 
-    workdir: str = ""
+    workdir: str = knob("", "Run folder: config, checkpoints, logs, export.")
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    seed: int = 42  # the one seed: data order, augmentation, initialisation, the tuner
-    per_replica_batch_size: int = 32  # global batch = this x replicas
-    n_epo_phase1: int = 2
-    n_epo_phase2: int = 10
-    phase1_image_size: int = 0  # > 0: phase 1 trains at this input size (progressive resizing)
-    lr_phase1: float = 3e-4
-    lr_phase2: float = 3e-5
-    optimizer: str = "adam"  # adam, rmsprop, adamw (with weight_decay)
-    weight_decay: float = 0.0  # adamw: decoupled decay of the kernels (not biases, not BN)
-    lr_schedule: str = "plateau"  # plateau: cut on a plateau; cosine: warm-up + cosine by step
-    warmup_epochs: float = 0.0  # cosine: linear warm-up over this many epochs of each phase
-    label_smoothing: float = 0.0
-    ema_momentum: float = 0.0  # > 0: validate, checkpoint and export an EMA of the weights
-    freeze_cutoff: str = ""  # "" = the backbone's default cut point
-    patience: int = 5
-    min_delta: float = 0.01
-    lr_patience: int = 3
-    lr_factor: float = 0.2
-    steps_per_epoch: int = 0  # 0 = one pass over the training split
-    mixed_precision: str = "auto"
-    strategy: str = "auto"
-    cpu_devices: int = 0
-    profile_batches: str = ""  # "START,END"
-    train_split: str = "train"
-    val_split: str = "val"  # falls back to "test" when the records have no such split
-    monitor: str = "auto"  # auto: val_auc for binary, val_accuracy for multi-class
-    export: bool = True
-    export_dir: str = ""  # "" = WORKDIR/export
-    export_tta: bool = False  # also a `serving_tta` signature (mean over the 8 symmetries)
-    calibrate: bool = True  # fit temperature and class bias on the validation split
-    tensorboard_images: int = 8
+    seed: int = knob(
+        42, "The one seed: data order, augmentation, initialisation, the tuner's sampling."
+    )
+    per_replica_batch_size: int = knob(
+        32, "Per-replica batch; the global batch is this x replicas.", flag="batch_size"
+    )
+    n_epo_phase1: int = knob(2, "Epochs with the backbone frozen.")
+    n_epo_phase2: int = knob(10, "Fine-tuning epochs (early stopping may end sooner).")
+    phase1_image_size: int = knob(
+        0,
+        "Phase 1 trains at this input size, phase 2 at the model's (progressive resizing).",
+    )
+    lr_phase1: float = knob(3e-4, "Learning rate of phase 1.")
+    lr_phase2: float = knob(3e-5, "Learning rate of phase 2.")
+    optimizer: str = knob("adam", "Optimizer (adamw: with --weight_decay).", choices=OPTIMIZERS)
+    weight_decay: float = knob(0.0, "adamw: decoupled weight decay of the kernels.")
+    lr_schedule: str = knob(
+        "plateau",
+        "plateau (cut the rate on a plateau) or cosine (linear warm-up, then cosine by step).",
+        choices=LR_SCHEDULES,
+    )
+    warmup_epochs: float = knob(0.0, "cosine: warm-up epochs at the start of each phase.")
+    label_smoothing: float = knob(0.0, "Label smoothing of the cross-entropy.")
+    ema_momentum: float = knob(0.0, "> 0: validate, checkpoint and export an EMA of the weights.")
+    freeze_cutoff: str = knob(
+        "", "Fine-tune from this backbone layer: name, index, fraction or cut; '' = the default."
+    )
+    patience: int = knob(5, "Phase 2 stops after this many epochs without a real improvement.")
+    min_delta: float = knob(0.01, "What counts as a real improvement of the monitored metric.")
+    lr_patience: int = knob(3, "plateau: epochs without improvement before the rate is cut.")
+    lr_factor: float = knob(0.2, "plateau: the factor the rate is cut by.")
+    steps_per_epoch: int = knob(0, "Steps per epoch; 0 = one pass over the training split.")
+    mixed_precision: str = knob("auto", "Mixed precision policy.", choices=PRECISIONS)
+    strategy: str = knob("auto", "Distribution strategy.", choices=STRATEGIES)
+    cpu_devices: int = knob(0, "Split the CPU into N logical devices.")
+    profile_batches: str = knob("", "Profile batches START,END to TensorBoard.")
+    train_split: str = knob("train", "Split to train on (a+b for a union).")
+    val_split: str = knob("val", "Validation split (falls back to test).")
+    monitor: str = knob(
+        "auto",
+        "Validation metric that picks the best checkpoint and stops early: auto (val_auc binary, "
+        "val_accuracy multi-class; val_loss multi-worker), or e.g. val_loss.",
+    )
+    export: bool = knob(True, "Export a SavedModel at the end.")
+    export_dir: str = knob("", "Where the SavedModel goes; '' = WORKDIR/export.")
+    export_tta: bool = knob(False, "Also export serving_tta (mean over the 8 symmetries).")
+    calibrate: bool = knob(True, "Fit temperature and class bias on the validation split.")
+    tensorboard_images: int = knob(8, "Augmented training images shown in TensorBoard.")
 
-    def __post_init__(self) -> None:
+    def problems(self) -> list[str]:
+        """Rates, epochs, batch, smoothing, decay and the profile range in range."""
         problems = []
-        one_of(problems, "optimizer", self.optimizer, OPTIMIZERS)
-        one_of(problems, "lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        one_of(problems, "mixed_precision", self.mixed_precision, PRECISIONS)
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.ema_momentum < 1:
             problems.append("--label_smoothing and --ema_momentum must be in [0, 1)")
         if self.weight_decay < 0 or self.warmup_epochs < 0:
             problems.append("--weight_decay and --warmup_epochs must be >= 0")
-        one_of(problems, "strategy", self.strategy, STRATEGIES)
         if min(self.n_epo_phase1, self.n_epo_phase2) < 0 or self.per_replica_batch_size < 1:
             problems.append("epochs must be >= 0 and --batch_size >= 1")
         if self.phase1_image_size < 0:
@@ -231,7 +291,7 @@ class TrainConfig(Config):
             self.profile_range()
         except ValueError:
             problems.append(f"--profile_batches={self.profile_batches!r}: expected START,END")
-        check(problems)
+        return problems
 
     def profile_range(self) -> tuple[int, int]:
         """(start, end) batches to profile, or (0, 0) for none."""
@@ -245,25 +305,30 @@ class TrainConfig(Config):
 
 @dataclass(frozen=True)
 class SearchSpace(Config):
-    """The hyperparameters and their ranges.
+    """The hyperparameters and their ranges; each entry sets the TrainConfig field of its name.
 
-    Defaults: the predecessor's, plus issue 15's recipe knobs (AdamW's weight decay, the cosine
-    schedule, label smoothing). A one-value tuple fixes a knob.
+    Entries are declared to Keras Tuner in this order (the order decides which values a seed
+    draws). A one-value tuple fixes a knob. Defaults: the predecessor's, plus issue 15's recipe
+    knobs (AdamW's weight decay, the cosine schedule, label smoothing).
     """
 
     overridable_fields: typing.ClassVar[bool] = False
 
-    dense_units: tuple[int, ...] = (128, 256, 512)
-    dense_activation: tuple[str, ...] = ("relu", "elu")
-    dropout: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5)
-    optimizer: tuple[str, ...] = ("adam", "rmsprop", "adamw")
-    weight_decay: tuple[float, float] = (1e-3, 1e-1)  # log-uniform; only when adamw is chosen
-    lr_schedule: tuple[str, ...] = ("plateau", "cosine")
-    label_smoothing: tuple[float, ...] = (0.0, 0.1)
-    lr_phase1: tuple[float, float] = (1e-4, 1e-3)  # log-uniform
-    lr_phase2: tuple[float, float] = (1e-5, 1e-4)  # log-uniform
-    n_epo_phase1: tuple[int, ...] = (1, 2)
-    freeze_cutoffs: dict[str, tuple[str, ...]] = field(default_factory=dict)  # backbone -> cuts
+    optimizer: tuple[str, ...] = searched(("adam", "rmsprop", "adamw"), "Optimizers.")
+    weight_decay: tuple[float, float] = searched(
+        (1e-3, 1e-1), "AdamW's decay, log-uniform.", log=True, when=("optimizer", "adamw")
+    )
+    dense_units: tuple[int, ...] = searched((128, 256, 512), "Dense head sizes.")
+    dense_activation: tuple[str, ...] = searched(("relu", "elu"), "Dense head activations.")
+    dropout: tuple[float, ...] = searched((0.0, 0.1, 0.25, 0.5), "Dropout rates.")
+    lr_schedule: tuple[str, ...] = searched(("plateau", "cosine"), "Learning-rate schedules.")
+    label_smoothing: tuple[float, ...] = searched((0.0, 0.1), "Label smoothing.")
+    lr_phase1: tuple[float, float] = searched((1e-4, 1e-3), "Phase 1 rate, log-uniform.", log=True)
+    lr_phase2: tuple[float, float] = searched((1e-5, 1e-4), "Phase 2 rate, log-uniform.", log=True)
+    n_epo_phase1: tuple[int, ...] = searched((1, 2), "Phase 1 epochs.")
+    # backbone -> cut-off choices (default: the backbone's named cut points); searched first,
+    # under the backbone's conditional scope
+    freeze_cutoffs: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -271,30 +336,35 @@ class TuneConfig(Config):
     """A Hyperband search over `search_space`, each trial a `train` run with its overrides."""
 
     train: TrainConfig = field(default_factory=TrainConfig)
-    backbones: tuple[str, ...] = ()  # empty: the train config's backbone
-    search_space: SearchSpace = field(default_factory=SearchSpace)
-    max_epochs: int = 6
-    factor: int = 3
-    hyperband_iterations: int = 1
-    directory: str = ""  # tuner state; "" = WORKDIR/tuner
-    project_name: str = "satx"
-    objective: str = "auto"  # auto: val_auc (binary) / val_accuracy
-    max_trials: int = 0  # 0: the whole Hyperband plan
-    time_budget_s: float = 0.0  # 0: no limit
-    recycle_rss_mb: float = 0.0  # > 0: stop after a trial past this RSS (the CLI restarts)
-    export_best: bool = False
-    export_best_on: str = "train"
-    summary_only: bool = False
-    overwrite: bool = False
+    backbones: tuple[str, ...] = knob((), "", flag=None)  # from --backbone (a name or all)
+    search_space: SearchSpace = field(default_factory=SearchSpace)  # from --search_space
+    max_epochs: int = knob(6, "Hyperband: most epochs any trial trains.")
+    factor: int = knob(3, "Hyperband: reduction factor between brackets.")
+    hyperband_iterations: int = knob(1, "Hyperband: full iterations.")
+    directory: str = knob("", "Tuner state folder (default WORKDIR/tuner).")
+    project_name: str = knob("satx", "Tuner project name.")
+    objective: str = knob("auto", "auto: val_auc (binary) / val_accuracy.")
+    max_trials: int = knob(0, "Start at most this many trials (0: the whole Hyperband plan).")
+    time_budget_s: float = knob(0.0, "", flag=None)  # from --time_budget (90s, 30m, 2h)
+    # > 0: stop after a trial past this RSS (the CLI restarts itself); from --recycle_rss_mb
+    recycle_rss_mb: float = knob(0.0, "", flag=None)
+    export_best: bool = knob(
+        False, "Retrain the best configuration and export it to WORKDIR/export/."
+    )
+    export_best_on: str = knob(
+        "train", "Splits the best configuration retrains on.", choices=EXPORT_BEST_ON
+    )
+    summary_only: bool = knob(False, "Only print and write the leaderboard.", flag="summary")
+    overwrite: bool = knob(False, "Start the search over instead of continuing it.")
 
-    def __post_init__(self) -> None:
+    def problems(self) -> list[str]:
+        """Hyperband's settings in range; trials train at one size."""
         problems = []
-        one_of(problems, "export_best_on", self.export_best_on, EXPORT_BEST_ON)
         if self.max_epochs < 1 or self.factor < 2 or self.hyperband_iterations < 1:
             problems.append("--max_epochs >= 1, --factor >= 2 and --hyperband_iterations >= 1")
         if self.train.phase1_image_size:
             problems.append("--phase1_image_size is for satx.train; trials train at one size")
-        check(problems)
+        return problems
 
     @property
     def backbone_names(self) -> tuple[str, ...]:

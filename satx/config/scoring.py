@@ -10,88 +10,106 @@ from typing import Any
 
 from satx.config.base import (
     COUNTRY_TILES,
+    ENGINES,
     PRECISIONS,
     PREDICT_FORMATS,
-    STRATEGIES,
+    PREDICT_STRATEGIES,
     TTA_MODES,
     Config,
-    check,
-    one_of,
+    knob,
 )
-from satx.config.runs import ENGINES, SourceConfig
-from satx.errors import InputError
+from satx.config.runs import BEAM_OPTIONS_HELP, ENGINE_HELP, OVERWRITE_HELP, SourceConfig
+
+MODEL_HELP = "Export folder (or one version of it) or .keras."
+BATCH_HELP = "Tiles per model call (over all devices)."
+TTA_HELP = "Test-time augmentation: dihedral averages over the tile's 8 symmetries (8x the work)."
 
 
 @dataclass(frozen=True)
 class EvaluateConfig(Config):
     """Score one split of a records folder with a trained model."""
 
-    model: str = ""  # export folder (or one version of it) or .keras
-    records: str = ""
-    output: str = ""
-    split: str = "test"
-    threshold: str = "0.5"  # binary: a number, youden, topleft, precision@P, recall@R, budget@N
-    # a threshold mode other than a number is chosen on this split (when the records have it
-    # and it is not the evaluated one), then applied to the evaluated split
-    threshold_split: str = "val"
-    scores_out: str = ""
-    batch_size: int = 64
-    tta: str = "none"  # dihedral: mean over the tile's 8 symmetries (8x the model's work)
+    model: str = knob("", MODEL_HELP)
+    records: str = knob("", "Records folder holding the split.")
+    output: str = knob("", "Folder for report.json and report.md.")
+    split: str = knob("test", "Split to evaluate (a+b for a union).")
+    threshold: str = knob(
+        "0.5",
+        "Binary: a number, youden, topleft, precision@P, recall@R or budget@N (at most N hits per "
+        "million tiles); modes are chosen on --threshold_split and applied to --split.",
+    )
+    threshold_split: str = knob(
+        "val", "Split a threshold mode is chosen on (when the records have it)."
+    )
+    scores_out: str = knob("", "CSV with one row per tile.")
+    batch_size: int = knob(64, BATCH_HELP)
+    tta: str = knob("none", TTA_HELP, choices=TTA_MODES)
 
-    def __post_init__(self) -> None:
+    def problems(self) -> list[str]:
+        """The model, the records and the output are required."""
         if not (self.model and self.records and self.output):
-            raise InputError("--model, --records and --output are required")
-        problems: list[str] = []
-        one_of(problems, "tta", self.tta, TTA_MODES)
-        check(problems)
+            return ["--model, --records and --output are required"]
+        return []
 
 
 @dataclass(frozen=True)
 class PredictConfig(Config):
     """One prediction run."""
 
-    model: str = ""
-    output: str = ""
-    input: str = ""
-    bbox: tuple[float, ...] = ()
-    aoi: str = ""  # a GeoJSON of (Multi)Polygons: score the tiles that overlap them
-    zoom: int = 0
+    model: str = knob("", MODEL_HELP)
+    output: str = knob("", "Output folder or gs:// prefix.")
+    input: str = knob(
+        "", "Records folder, folder of tiles named z/x/y (or x-y-z, z_x_y), or a CSV list."
+    )
+    bbox: tuple[float, ...] = knob((), "W,S,E,N in degrees: score every tile of this box.")
+    aoi: str = knob(
+        "", "GeoJSON of (Multi)Polygons (WGS84): score every tile of --zoom that overlaps them."
+    )
+    zoom: int = knob(0, "Zoom of --bbox or --aoi tiles, and of lon,lat CSV rows.")
     source: SourceConfig = field(default_factory=SourceConfig)  # --bbox, --aoi, z,x,y CSVs
-    split: str = ""  # records input: "" = every split
-    formats: tuple[str, ...] = ("geojson", "csv")
-    min_score: float = 0.0  # keep rows with score >= this (errors are always kept)
-    list_missing: bool = True  # False: missing tiles (sea, no imagery) are counted, not listed
-    threshold: float = 0.5
-    threshold_from: str = ""  # an evaluate report.json: use the threshold it chose
-    positive_class: str = ""
-    class_names: tuple[str, ...] = ()  # for a .keras model without class_names.json beside it
-    batch_size: int = 128
-    chunk_size: int = 4096
-    read_threads: int = 16
-    strategy: str = "auto"
-    cpu_devices: int = 0
-    mixed_precision: str = "auto"
-    project_tiles: int = COUNTRY_TILES
-    overwrite: bool = False
-    dry_run: bool = False  # count the tiles and project the time; fetch and write nothing
-    tta: str = "none"  # dihedral: mean over the tile's 8 symmetries (8x the model's work)
-    engine: str = "local"  # beam: read, score and write chunks in Beam workers (RunInference)
-    beam_options: str = ""  # Beam's own pipeline options, e.g. "--runner=DataflowRunner ..."
+    split: str = knob("", "Records input: split(s) a+b; default every split.")
+    formats: tuple[str, ...] = knob(
+        ("geojson", "csv"), "Any of geojson, csv, jsonl.", choices=PREDICT_FORMATS
+    )
+    min_score: float = knob(0.0, "Keep only tiles scoring at least this (errors are all kept).")
+    list_missing: bool = knob(
+        True, "List missing tiles in errors.csv (--nolist_missing: only count them)."
+    )
+    threshold: float = knob(0.5, "Binary: score at which the label flips.")
+    threshold_from: str = knob(
+        "", "Binary: use the threshold an evaluate report.json chose (e.g. precision@0.9 on val)."
+    )
+    positive_class: str = knob(
+        "", "Class whose probability is the score (binary: the second class)."
+    )
+    class_names: tuple[str, ...] = knob((), "Class names of a bare .keras model.")
+    batch_size: int = knob(128, BATCH_HELP)
+    chunk_size: int = knob(4096, "Tiles per resumable output chunk.")
+    read_threads: int = knob(16, "Threads reading tile files.")
+    strategy: str = knob("auto", "Distribution strategy.", choices=PREDICT_STRATEGIES)
+    cpu_devices: int = knob(0, "Split the CPU into N logical devices.")
+    mixed_precision: str = knob("auto", "Policy (.keras models).", choices=PRECISIONS)
+    project_tiles: int = knob(
+        COUNTRY_TILES, "Print the time a run of this many tiles would take (default: Colombia)."
+    )
+    overwrite: bool = knob(False, OVERWRITE_HELP)
+    dry_run: bool = knob(
+        False, "Print the exact tile count, the input and the projected time; fetch nothing."
+    )
+    tta: str = knob("none", TTA_HELP, choices=TTA_MODES)
+    engine: str = knob("local", ENGINE_HELP, choices=ENGINES)
+    beam_options: str = knob("", BEAM_OPTIONS_HELP)
 
-    def __post_init__(self) -> None:
+    def problems(self) -> list[str]:
+        """Model and output given; batch and chunk sizes positive; some format chosen."""
         problems = []
         if not self.model or not (self.output or self.dry_run):
             problems.append("--model and --output are required")
         if self.batch_size < 1 or self.chunk_size < 1:
             problems.append("--batch_size and --chunk_size must be positive")
-        unknown = set(self.formats) - set(PREDICT_FORMATS)
-        if unknown or not self.formats:
-            problems.append(f"--formats={','.join(self.formats)}: choose from {PREDICT_FORMATS}")
-        one_of(problems, "strategy", self.strategy, STRATEGIES)
-        one_of(problems, "mixed_precision", self.mixed_precision, PRECISIONS)
-        one_of(problems, "engine", self.engine, ENGINES)
-        one_of(problems, "tta", self.tta, TTA_MODES)
-        check(problems)
+        if not self.formats:
+            problems.append(f"--formats: choose from {', '.join(PREDICT_FORMATS)}")
+        return problems
 
     def identity(self) -> dict[str, Any]:
         """The settings that decide what the output holds; a resumed run must match them."""
@@ -112,20 +130,35 @@ class PredictConfig(Config):
 class BenchConfig(Config):
     """What `satx.bench` measures and on what."""
 
-    data: str = ""  # a tile folder; "" = generated tiles
-    image_size: int = 256  # tile side (records are made at this size)
-    num_tiles: int = 4096  # generated tiles (the split should exceed the 2048-tile shuffle buffer)
-    backbones: tuple[str, ...] = ()  # empty: every listed backbone of the registry
-    batch_size: int = 8  # train mode
-    steps: int = 5  # train mode: timed steps per measurement (after a warm-up epoch), at least
-    train_seconds: float = 2.0  # train mode: ... and at least this long
-    input_seconds: float = 2.0  # input mode: each measurement runs whole passes this long
-    predict_batch_size: int = 32
-    predict_tiles: int = 512  # tiles scored per backbone in the predict mode
-    fetch_thread_counts: tuple[int, ...] = (32, 128)  # fetch mode: concurrent requests tried
-    fetch_latency_ms: float = 50.0  # fetch mode: latency the tile server adds to each answer
-    engine: str = "local"  # beam: records and predict also on Beam (1 and 2 processes), vs local
-    repeats: int = 3  # alternating measurements behind each headline ratio (medians reported)
+    data: str = knob("", "Tile folder to measure on; default: generated tiles.")
+    image_size: int = knob(256, "Tile side in pixels (records are made at this size).")
+    num_tiles: int = knob(
+        4096, "Generated tiles (more than the 2048-tile shuffle buffer; predict: --predict_tiles)."
+    )
+    backbones: tuple[str, ...] = knob(
+        (), "Backbones to measure; default every listed one.", flag="backbone"
+    )
+    batch_size: int = knob(8, "train: batch size.")
+    steps: int = knob(5, "train: timed steps per measurement, at least.")
+    train_seconds: float = knob(2.0, "train: each timed measurement lasts at least this long.")
+    input_seconds: float = knob(
+        2.0, "input: each timed measurement runs whole passes for at least this long."
+    )
+    predict_batch_size: int = knob(32, "predict: batch size.")
+    predict_tiles: int = knob(512, "predict: tiles scored per backbone.")
+    fetch_thread_counts: tuple[int, ...] = knob(
+        (32, 128), "fetch: concurrent requests to measure with."
+    )
+    fetch_latency_ms: float = knob(50.0, "fetch: latency the tile server adds per request.")
+    engine: str = knob(
+        "local", "beam: records and predict also on Beam (1 and 2 processes).", choices=ENGINES
+    )
+    repeats: int = knob(3, "Alternating measurements behind each headline ratio (medians).")
+    records: str = knob("", "tune_memory: records folder.")
+    trials: int = knob(20, "tune_memory: trials in the search.")
+    recipe: str = knob("", "quality: a recipe file (configs/*.json).")
+    workdir: str = knob("", "quality: keep records, runs and reports here (default: a temp dir).")
+    json_out: str = knob("", "Write the results as JSON here.")
 
 
 REVIEW_ORDERS = ("score", "uncertain", "random")
@@ -135,23 +168,37 @@ REVIEW_ORDERS = ("score", "uncertain", "random")
 class ReviewConfig(Config):
     """The mappers' review of one prediction run (`satx.review`), or an export of its labels."""
 
-    predictions: str = ""  # a finished `satx.predict` output folder (local or gs://)
+    predictions: str = knob("", "A finished satx.predict output folder (or gs:// prefix).")
     source: SourceConfig = field(default_factory=SourceConfig)  # where the tiles' images are
-    db: str = ""  # the SQLite file holding the queue and every decision
-    host: str = "127.0.0.1"
-    port: int = 8765  # 0: any free port (printed)
-    token: str = ""  # required (or generated) when host is not a loopback address
-    order: str = "score"  # score: highest first; uncertain: nearest the threshold; random
-    min_score: float = 0.0  # tiles scoring below this are not in the queue
-    threshold: float = -1.0  # below 0: the threshold the predictions were labelled with
-    positive_class: str = ""  # default: the predictions' positive class
-    negative_class: str = ""  # default: the other class of a binary model, else not_<positive>
-    reviewer: str = ""  # default: the OS user (the page can change it)
-    lease_seconds: float = 300.0  # a tile handed out stays with its reviewer this long
-    seed: int = 42  # the random order
-    export: str = ""  # labels.csv or labels.geojson: write the decisions and stop
+    db: str = knob("", "The review's SQLite file (created; reopened to continue).")
+    host: str = knob("127.0.0.1", "Address to listen on; off loopback a token is required.")
+    port: int = knob(8765, "Port to listen on (0: any free port, printed).")
+    token: str = knob(
+        "",
+        "Required on every request (Authorization: Bearer, or the cookie /?token= sets); "
+        "generated and printed when --host is not loopback and none is given.",
+    )
+    order: str = knob(
+        "score",
+        "score: highest first (validate hits); uncertain: nearest the threshold first (active "
+        "learning); random: an unbiased precision estimate.",
+        choices=REVIEW_ORDERS,
+    )
+    min_score: float = knob(0.0, "Tiles scoring below this are not in the queue.")
+    threshold: float = knob(
+        -1.0, "Score at which a tile counts as a hit (below 0: the predictions' threshold)."
+    )
+    positive_class: str = knob("", "The class mappers confirm (default: the predictions').")
+    negative_class: str = knob(
+        "", "Label of rejected tiles (default: the other class, or not_<positive>)."
+    )
+    reviewer: str = knob("", "Your name on each decision (default: the OS user).")
+    lease_seconds: float = knob(300.0, "How long a tile handed out stays with its reviewer.")
+    seed: int = knob(42, "Seed of the random order.")
+    export: str = knob("", "Write the decisions to this .csv or .geojson and stop.")
 
-    def __post_init__(self) -> None:
+    def problems(self) -> list[str]:
+        """The database, and predictions plus tiles (or an export file) are given."""
         problems = []
         if not self.db:
             problems.append("--db is required (the review's SQLite file)")
@@ -161,5 +208,4 @@ class ReviewConfig(Config):
             problems.append(f"--export={self.export}: name a .csv or .geojson file")
         if not 0 <= self.port <= 65535 or self.lease_seconds <= 0:
             problems.append("--port must be 0-65535 and --lease_seconds positive")
-        one_of(problems, "order", self.order, REVIEW_ORDERS)
-        check(problems)
+        return problems

@@ -2,30 +2,11 @@
 
 from __future__ import annotations
 
-from satx.cli import flags as shared
-from satx.cli import load_tensorflow, run
-from satx.cli.flags import config_from_flags, define
+from satx.cli import entry_point, load_tensorflow
+from satx.cli.flags import config_from_flags, define_flags
 from satx.config import EvaluateConfig
 
-define("string", "model", "Export folder (or one version of it) or .keras.", EvaluateConfig)
-define("string", "records", "Records folder holding the split.", EvaluateConfig)
-define("string", "split", "Split to evaluate (a+b for a union).", EvaluateConfig)
-define("string", "output", "Folder for report.json and report.md.", EvaluateConfig)
-define(
-    "string",
-    "threshold",
-    "Binary: a number, youden, topleft, precision@P, recall@R or budget@N (at most N hits per "
-    "million tiles); modes are chosen on --threshold_split and applied to --split.",
-    EvaluateConfig,
-)
-define(
-    "string",
-    "threshold_split",
-    "Split a threshold mode is chosen on (when the records have it).",
-    EvaluateConfig,
-)
-define("string", "scores_out", "CSV with one row per tile.", EvaluateConfig)
-define("integer", "batch_size", "Tiles per model call (over all devices).", EvaluateConfig)
+define_flags(EvaluateConfig)
 
 
 def main(argv: list[str]) -> int:
@@ -44,9 +25,7 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def entry() -> None:
-    """Console-script entry point."""
-    run(main, shared.TTA)
+entry = entry_point(main)
 
 
 if __name__ == "__main__":

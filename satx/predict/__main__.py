@@ -5,89 +5,11 @@ from __future__ import annotations
 import shlex
 import sys
 
-from satx.cli import flags as shared
-from satx.cli import load_tensorflow, run
-from satx.cli.flags import config_from_flags, define, source_config_from_flags
-from satx.config import PRECISIONS, PredictConfig
+from satx.cli import entry_point, load_tensorflow
+from satx.cli.flags import config_from_flags, define_flags
+from satx.config import PredictConfig
 
-define("string", "model", "Export folder (or one version of it) or .keras.", PredictConfig)
-define(
-    "string",
-    "input",
-    "Records folder, folder of tiles named z/x/y (or x-y-z, z_x_y), or a CSV list.",
-    PredictConfig,
-)
-define("string", "output", "Output folder or gs:// prefix.", PredictConfig)
-_BBOX = define("list", "bbox", "W,S,E,N in degrees: score every tile of this box.", PredictConfig)
-define(
-    "string",
-    "aoi",
-    "GeoJSON of (Multi)Polygons (WGS84): score every tile of --zoom that overlaps them.",
-    PredictConfig,
-)
-define(
-    "boolean",
-    "dry_run",
-    "Print the exact tile count, the input and the projected time; fetch nothing.",
-    PredictConfig,
-)
-define("string", "split", "Records input: split(s) a+b; default every split.", PredictConfig)
-define("list", "formats", "Any of geojson, csv, jsonl.", PredictConfig)
-define("float", "min_score", "Keep only tiles scoring at least this.", PredictConfig)
-define(
-    "boolean",
-    "list_missing",
-    "List missing tiles in errors.csv (--nolist_missing: only count them).",
-    PredictConfig,
-)
-define("float", "threshold", "Binary: score at which the label flips.", PredictConfig)
-define(
-    "string",
-    "threshold_from",
-    "Binary: use the threshold an evaluate report.json chose (e.g. precision@0.9 on val).",
-    PredictConfig,
-)
-define(
-    "string",
-    "positive_class",
-    "Class whose probability is the score (binary: the second class).",
-    PredictConfig,
-)
-define("list", "class_names", "Class names of a bare .keras model.", PredictConfig)
-define("integer", "batch_size", "Tiles per model call (over all devices).", PredictConfig)
-define("integer", "chunk_size", "Tiles per resumable output chunk.", PredictConfig)
-define("integer", "read_threads", "Threads reading tile files.", PredictConfig)
-define(
-    "enum",
-    "strategy",
-    "Distribution strategy.",
-    PredictConfig,
-    enum_values=["auto", "mirrored", "onedevice"],
-)
-define("integer", "cpu_devices", "Split the CPU into N logical devices.", PredictConfig)
-define(
-    "enum",
-    "mixed_precision",
-    "Policy (.keras models).",
-    PredictConfig,
-    enum_values=list(PRECISIONS),
-)
-define(
-    "integer",
-    "project_tiles",
-    "Print the time a run of this many tiles would take.",
-    PredictConfig,
-)
-
-
-def _config() -> PredictConfig:
-    from satx.errors import InputError
-
-    try:
-        bbox = tuple(float(v) for v in _BBOX.value)
-    except ValueError as err:
-        raise InputError(f"--bbox={','.join(_BBOX.value)}: expected four numbers W,S,E,N") from err
-    return config_from_flags(PredictConfig, bbox=bbox, source=source_config_from_flags())
+define_flags(PredictConfig)
 
 
 def main(argv: list[str]) -> int:
@@ -97,7 +19,7 @@ def main(argv: list[str]) -> int:
     from satx.predict.run import dry_run, predict
 
     del argv
-    config = _config()
+    config = config_from_flags(PredictConfig)
     if config.dry_run:
         d = dry_run(config)
         where = config.aoi or (f"bbox {list(config.bbox)}" if config.bbox else config.input)
@@ -133,9 +55,7 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def entry() -> None:
-    """Console-script entry point."""
-    run(main, shared.OVERWRITE, shared.ZOOM, shared.TTA, *shared.SOURCE_FLAGS, *shared.ENGINE_FLAGS)
+entry = entry_point(main)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ takes large batches (split over all devices by MirroredStrategy). Each finished 
 atomically with a done marker, so a killed run continues where it stopped and every tile ends
 up in the output exactly once. Tiles that are missing or do not decode go to `errors.csv` with
 the reason; no tile is ever replaced by a blank one. The summary gives tiles/s and the time a
-country-sized run (50.8 million tiles by default) would take at that rate.
+country-sized run (Colombia by default) would take at that rate.
 """
 
 from __future__ import annotations

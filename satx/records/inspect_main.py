@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from satx.cli import run, takes_arguments
+from satx.cli import entry_point, takes_arguments
 from satx.cli.flags import define
 
 _EXAMPLES = define("integer", "examples", "How many examples to print (0: none).", default=3)
@@ -44,9 +44,7 @@ def main(argv: list[str]) -> int:
     return 1 if bad else 0
 
 
-def entry() -> None:
-    """Console-script entry point."""
-    run(main)
+entry = entry_point(main)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from satx.cli import flags as shared
-from satx.cli import run
+from satx.cli import entry_point
 from satx.cli.flags import define
 
 _OUTPUT = define(
@@ -14,6 +13,7 @@ _OUTPUT = define(
 _COUNT = define("integer", "count", "How many tiles.", default=240)
 _SCHOOL_FRACTION = define("float", "school_fraction", "Fraction of `school` tiles.", default=0.3)
 _SIZE = define("integer", "size", "Tile side in pixels.", default=256)
+_SEED = define("integer", "seed", "Random seed; the same seed draws the same tiles.", default=42)
 
 
 def main(argv: list[str]) -> int:
@@ -25,15 +25,13 @@ def main(argv: list[str]) -> int:
     if Path(_OUTPUT.value).exists() and not Path(_OUTPUT.value).is_dir():
         raise InputError(f"--output={_OUTPUT.value}: a file; name a folder for the sample tiles")
     paths = write_sample_tiles(
-        _OUTPUT.value, _COUNT.value, _SCHOOL_FRACTION.value, shared.SEED.value, _SIZE.value
+        _OUTPUT.value, _COUNT.value, _SCHOOL_FRACTION.value, _SEED.value, _SIZE.value
     )
     print(f"wrote {len(paths)} sample tiles to {_OUTPUT.value}")
     return 0
 
 
-def entry() -> None:
-    """Console-script entry point."""
-    run(main, shared.SEED)
+entry = entry_point(main)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """`python -m satx.train --records=DIR --workdir=RUN [--backbone=mobilenetv2 ...]`.
 
 Config precedence: defaults < --config JSON < --hparams JSON (e.g. a tuner's best_hparams.json)
-< flags given on the command line (satx/cli/train_flags.py).
+< flags given on the command line. Every `TrainConfig` knob is a flag.
 """
 
 from __future__ import annotations
@@ -10,9 +10,15 @@ import json
 import shlex
 import sys
 
-from satx.cli import flags as shared
-from satx.cli import load_tensorflow
-from satx.cli.train_flags import run_training_cli, train_config_from_flags
+from satx.cli import entry_point, load_tensorflow
+from satx.cli.flags import define, define_flags
+from satx.cli.train_flags import define_recipe_flags, train_config_from_flags
+from satx.config import TrainConfig
+from satx.config.runs import OVERWRITE_HELP
+
+define_flags(TrainConfig)
+define_recipe_flags()
+_OVERWRITE = define("boolean", "overwrite", OVERWRITE_HELP, False)
 
 
 def main(argv: list[str]) -> int:
@@ -23,14 +29,12 @@ def main(argv: list[str]) -> int:
     del argv
     config = train_config_from_flags()
     command = shlex.join(["python", "-m", "satx.train", *sys.argv[1:]])
-    summary = train(config, command=command, overwrite=shared.OVERWRITE.value)
+    summary = train(config, command=command, overwrite=_OVERWRITE.value)
     print(json.dumps(summary, indent=2))
     return 0
 
 
-def entry() -> None:
-    """Console-script entry point."""
-    run_training_cli(main)
+entry = entry_point(main)
 
 
 if __name__ == "__main__":

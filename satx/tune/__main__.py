@@ -13,45 +13,26 @@ import os
 import shlex
 import sys
 
-from satx.cli import load_tensorflow
-from satx.cli.flags import FLAGS, config_from_flags, define
-from satx.cli.train_flags import load_json, run_training_cli, train_config_from_flags
-from satx.config import EXPORT_BEST_ON, SearchSpace, TuneConfig, parse_duration
+from satx.cli import entry_point, load_tensorflow
+from satx.cli.flags import FLAGS, config_from_flags, define, define_flags
+from satx.cli.train_flags import define_recipe_flags, load_json, train_config_from_flags
+from satx.config import SearchSpace, TuneConfig, parse_duration
 
-define("integer", "max_epochs", "Hyperband: most epochs any trial trains.", TuneConfig)
-define("integer", "factor", "Hyperband: reduction factor between brackets.", TuneConfig)
-define("integer", "hyperband_iterations", "Hyperband: full iterations.", TuneConfig)
-define("string", "directory", "Tuner state folder (default WORKDIR/tuner).", TuneConfig)
-define("string", "project_name", "Tuner project name.", TuneConfig)
-_SPACE = define("string", "search_space", "JSON file overriding the search space.", default=None)
-define("string", "objective", "auto: val_auc (binary) / val_accuracy.", TuneConfig)
-define("boolean", "summary", "Only print and write the leaderboard.", default=False)
-define("integer", "max_trials", "Start at most this many trials (0: all).", TuneConfig)
+define_flags(TuneConfig)
+define_recipe_flags()
+_SPACE = define("string", "search_space", "JSON file overriding the search space.", None)
 _TIME_BUDGET = define(
     "string",
     "time_budget",
     "Start no new trial after this long, e.g. 90s, 30m, 2h (resumes count).",
-    default="",
+    "",
 )
 _RECYCLE = define(
     "integer",
     "recycle_rss_mb",
     "After a trial, if this process holds more than this many MB, restart it to continue the "
     "search (Keras keeps memory of finished trials). -1: half the RAM; 0: never.",
-    default=-1,
-)
-define(
-    "boolean",
-    "export_best",
-    "Retrain the best configuration and export it to WORKDIR/export/.",
-    TuneConfig,
-)
-define(
-    "enum",
-    "export_best_on",
-    "Splits the best configuration retrains on.",
-    TuneConfig,
-    enum_values=list(EXPORT_BEST_ON),
+    -1,
 )
 
 
@@ -71,7 +52,6 @@ def tune_config_from_flags() -> TuneConfig:
         space = SearchSpace.from_dict(load_json(_SPACE.value, "search_space"))
     return config_from_flags(
         TuneConfig,
-        {"summary_only": "summary"},
         train=train_config_from_flags(skip=("backbone",)),
         backbones=tuple(names),
         search_space=space,
@@ -132,9 +112,7 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def entry() -> None:
-    """Console-script entry point."""
-    run_training_cli(main)
+entry = entry_point(main)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ phase 2 (backbone unfrozen from the cut-off) from there on.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -21,7 +22,7 @@ import keras
 import keras_tuner as kt
 import tensorflow as tf
 
-from satx.config import SearchSpace, TrainConfig
+from satx.config import SearchSpace, TrainConfig, default_of
 from satx.io import failpoints
 from satx.models import backbones
 from satx.records.manifest import load_records
@@ -38,38 +39,47 @@ def cutoff_choices(space: SearchSpace, backbone: str) -> tuple[str, ...]:
     return tuple(spec.cutoffs) or (str(spec.default_cutoff),)
 
 
+def searched_knobs() -> list[dataclasses.Field]:
+    """The search space's entries in declaration order (the per-backbone cut-offs apart)."""
+    return [f for f in dataclasses.fields(SearchSpace) if f.name != "freeze_cutoffs"]
+
+
+def _declare(hp: kt.HyperParameters, knob: dataclasses.Field, values: Any) -> Any:
+    if knob.metadata["log"]:
+        return hp.Float(knob.name, *values, sampling="log")
+    return hp.Choice(knob.name, list(values))
+
+
 def define_hparams(hp: kt.HyperParameters, space: SearchSpace, names: Sequence[str]) -> dict:
-    """Declare the search space on `hp`; return flat TrainConfig overrides for this trial."""
+    """Declare the search space on `hp`; return flat TrainConfig overrides for this trial.
+
+    The backbone (when several) and its cut-off come first, then every `SearchSpace` entry in
+    its order; an entry with `when=(other, value)` is searched under that condition and takes
+    the TrainConfig default otherwise.
+    """
     if len(names) > 1:
         backbone = hp.Choice("backbone", list(names))
     else:
         backbone = hp.Fixed("backbone", names[0])
-    cutoff = None
+    overrides: dict[str, Any] = {"backbone": backbone}
     for name in names:
         with hp.conditional_scope("backbone", [name]):
             choice = hp.Choice(f"freeze_cutoff_{name}", list(cutoff_choices(space, name)))
         if name == backbone:
-            cutoff = choice
-    optimizer = hp.Choice("optimizer", list(space.optimizer))
-    weight_decay = 0.0
-    if "adamw" in space.optimizer:
-        with hp.conditional_scope("optimizer", ["adamw"]):
-            decay = hp.Float("weight_decay", *space.weight_decay, sampling="log")
-        weight_decay = decay if optimizer == "adamw" else 0.0
-    return {
-        "backbone": backbone,
-        "freeze_cutoff": cutoff,
-        "dense_units": hp.Choice("dense_units", list(space.dense_units)),
-        "dense_activation": hp.Choice("dense_activation", list(space.dense_activation)),
-        "dropout": hp.Choice("dropout", list(space.dropout)),
-        "optimizer": optimizer,
-        "weight_decay": weight_decay,
-        "lr_schedule": hp.Choice("lr_schedule", list(space.lr_schedule)),
-        "label_smoothing": hp.Choice("label_smoothing", list(space.label_smoothing)),
-        "lr_phase1": hp.Float("lr_phase1", *space.lr_phase1, sampling="log"),
-        "lr_phase2": hp.Float("lr_phase2", *space.lr_phase2, sampling="log"),
-        "n_epo_phase1": hp.Choice("n_epo_phase1", list(space.n_epo_phase1)),
-    }
+            overrides["freeze_cutoff"] = choice
+    for knob in searched_knobs():
+        values, when = getattr(space, knob.name), knob.metadata["when"]
+        if when is None:
+            overrides[knob.name] = _declare(hp, knob, values)
+            continue
+        other, value = when
+        overrides[knob.name] = default_of(TrainConfig, knob.name)
+        if value in getattr(space, other):
+            with hp.conditional_scope(other, [value]):
+                drawn = _declare(hp, knob, values)
+            if overrides[other] == value:
+                overrides[knob.name] = drawn
+    return overrides
 
 
 class SatxHyperModel(kt.HyperModel):

@@ -35,22 +35,9 @@ from satx.train.distribute import make_strategy, set_precision, split_cpu
 from satx.train.fit import train
 from satx.train.phases import monitor_for
 from satx.tune.hyperband import SatxTuner, distributed_role, progress_line, tuner_id
-from satx.tune.hypermodel import SatxHyperModel, define_hparams
+from satx.tune.hypermodel import SatxHyperModel, define_hparams, searched_knobs
 
 log = logging.getLogger(__name__)
-
-TABLE_KEYS = (
-    "dense_units",
-    "dense_activation",
-    "dropout",
-    "optimizer",
-    "weight_decay",
-    "lr_schedule",
-    "label_smoothing",
-    "lr_phase1",
-    "lr_phase2",
-    "n_epo_phase1",
-)
 
 
 def backbone_names(choice: str) -> list[str]:
@@ -204,17 +191,18 @@ def write_results(workdir: Path, rows: list[dict], best: dict) -> None:
 
 def leaderboard_table(rows: list[dict]) -> str:
     """The leaderboard as a plain-text table, best first."""
+    knobs = searched_knobs()
     lines = [
         f"{'rank':>4} {'trial':>6} {'backbone':<16} {'score':>8} {'epochs':>6} {'time_s':>7}  "
-        + " ".join(TABLE_KEYS)
+        + " ".join(k.name for k in knobs)
     ]
     for r in rows:
         hp = r["hyperparameters"]
         values = " ".join(
-            f"{hp.get(k):.2e}"
-            if isinstance(hp.get(k), float) and (k.startswith("lr_phase") or k == "weight_decay")
-            else str(hp.get(k))
-            for k in TABLE_KEYS
+            f"{hp.get(k.name):.2e}"
+            if k.metadata["log"] and isinstance(hp.get(k.name), float)
+            else str(hp.get(k.name))
+            for k in knobs
         )
         score = f"{r['score']:.4f}" if r["score"] is not None else "-"
         lines.append(

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from satx.bench.run import format_report, run_bench
-from satx.config import BenchConfig
+from satx.config import COUNTRY_TILES, BenchConfig
 from tests.helpers import cli
 
 TINY = BenchConfig(
@@ -109,7 +109,9 @@ def test_every_mode_reports_positive_consistent_rates(tmp_path):
     p = result["predict"]["tiny"]
     assert p["tiles"] == 40 and p["steady_tiles_per_s"] > 0 and p["model_only_tiles_per_s"] > 0
     _ratio(p, "steady_tiles_per_s", "model_only_tiles_per_s", "steady_over_model_only")
-    assert p["projected_seconds"] == pytest.approx(50_800_000 / p["steady_tiles_per_s"], rel=0.01)
+    assert p["projected_seconds"] == pytest.approx(
+        COUNTRY_TILES / p["steady_tiles_per_s"], rel=0.01
+    )
     f = result["fetch"]
     assert f["tiles"] == 96 and f["folder_read_tiles_per_s"] > 0
     for n, row in f["by_threads"].items():

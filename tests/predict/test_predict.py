@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from satx import geo
-from satx.config import PredictConfig, SourceConfig
+from satx.config import COUNTRY_TILES, PredictConfig, SourceConfig
 from satx.predict.outputs import Labeller
 from satx.predict.run import predict
 from tests.conftest import GCS_BUCKET as BUCKET
@@ -84,7 +84,7 @@ def test_tile_folder_scores_equal_the_keras_model(
     assert len(geojson["features"]) == len(rows)
     run = json.loads((out / "predict_run.json").read_text())
     assert run["input"]["kind"] == "folder" and run["versions"]["tensorflow"]
-    assert run["projection"]["tiles"] == 50_800_000 and run["projection"]["seconds"] > 0
+    assert run["projection"]["tiles"] == COUNTRY_TILES and run["projection"]["seconds"] > 0
 
 
 def _sample_tiles_folder(records):
@@ -278,7 +278,7 @@ def test_cli_resumes_after_kill_9_with_each_tile_once_on_two_devices(
     third = cli(*args, check=True)
     assert "resuming: 4 of 10 chunks already done" in third.stderr
     assert "MirroredStrategy over 2 replica(s)" in third.stderr
-    assert "tiles/s" in third.stdout and "projected for 50,800,000 tiles" in third.stdout
+    assert "tiles/s" in third.stdout and f"projected for {COUNTRY_TILES:,} tiles" in third.stdout
     rows = _rows(out)
     assert sorted(r["source_id"] for r in rows) == sorted(reference)
     for r in rows:
@@ -339,8 +339,10 @@ def test_gcs_tiles_and_gcs_output_match_a_local_run(gcs, tiny_model, sample_reco
         }
         expected = {geo.tile_key(geo.parse_tile_path(r["source_id"])): r for r in _rows_of(local)}
         assert rows.keys() == expected.keys() and len(rows) == len(tiles) - 2
-        for key, row in rows.items():
-            assert row["score_school"] == expected[key]["score_school"]
+        for key, row in rows.items():  # batches of 4 vs 128: float sums in another order
+            assert float(row["score_school"]) == pytest.approx(
+                float(expected[key]["score_school"]), abs=2e-6
+            )
         # a folder listing only holds files that exist; the bbox also names the missing tile
         reasons = ["corrupt", "missing"] if name == "bbox" else ["corrupt"]
         assert sorted(_errors(tmp_path / name).values()) == reasons

@@ -44,7 +44,7 @@ def test_train_cli_flags_and_errors(tmp_path):
 def test_flag_defaults_come_from_the_config():
     from absl import flags
 
-    import satx.cli.train_flags  # noqa: F401 - defines the training flags
+    import satx.train.__main__  # noqa: F401 - defines the training flags
     from satx.config import TrainConfig, default_of
 
     for name, field in (("batch_size", "per_replica_batch_size"), ("lr_phase2", None)):
@@ -56,6 +56,7 @@ def test_config_file_then_hparams_then_flags(tmp_path):
     from absl import flags
     from absl.testing import flagsaver
 
+    import satx.train.__main__  # noqa: F401 - defines the training flags
     from satx.cli.train_flags import train_config_from_flags
     from satx.config import AugmentConfig
 
