@@ -248,6 +248,9 @@ class TrainConfig(Config):
     )
     warmup_epochs: float = knob(0.0, "cosine: warm-up epochs at the start of each phase.")
     label_smoothing: float = knob(0.0, "Label smoothing of the cross-entropy.")
+    focal_gamma: float = knob(
+        0.0, "Focal loss: weigh each tile's loss by (1 - p)^gamma, easy tiles less; 0 = off."
+    )
     ema_momentum: float = knob(0.0, "> 0: validate, checkpoint and export an EMA of the weights.")
     freeze_cutoff: str = knob(
         "", "Fine-tune from this backbone layer: name, index, fraction or cut; '' = the default."
@@ -279,8 +282,8 @@ class TrainConfig(Config):
         problems = []
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.ema_momentum < 1:
             problems.append("--label_smoothing and --ema_momentum must be in [0, 1)")
-        if self.weight_decay < 0 or self.warmup_epochs < 0:
-            problems.append("--weight_decay and --warmup_epochs must be >= 0")
+        if min(self.weight_decay, self.warmup_epochs, self.focal_gamma) < 0:
+            problems.append("--weight_decay, --warmup_epochs and --focal_gamma must be >= 0")
         if min(self.n_epo_phase1, self.n_epo_phase2) < 0 or self.per_replica_batch_size < 1:
             problems.append("epochs must be >= 0 and --batch_size >= 1")
         if self.phase1_image_size < 0:
@@ -326,6 +329,7 @@ class SearchSpace(Config):
     lr_phase1: tuple[float, float] = searched((1e-4, 1e-3), "Phase 1 rate, log-uniform.", log=True)
     lr_phase2: tuple[float, float] = searched((1e-5, 1e-4), "Phase 2 rate, log-uniform.", log=True)
     n_epo_phase1: tuple[int, ...] = searched((1, 2), "Phase 1 epochs.")
+    focal_gamma: tuple[float, ...] = searched((0.0,), "Focal loss strengths (0: cross-entropy).")
     # backbone -> cut-off choices (default: the backbone's named cut points); searched first,
     # under the backbone's conditional scope
     freeze_cutoffs: dict[str, tuple[str, ...]] = field(default_factory=dict)

@@ -102,9 +102,23 @@ def compile_phase(
     rate = phase_learning_rate(config, phase, lr, steps_per_epoch)
     model.compile(
         optimizer=make_optimizer(config.optimizer, rate, config.weight_decay, config.ema_momentum),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        loss=make_loss(config),
         metrics=make_metrics(num_classes),
     )
+
+
+def make_loss(config: TrainConfig) -> keras.losses.Loss:
+    """Cross-entropy, or focal loss (Lin et al. 2017) with `focal_gamma > 0`.
+
+    alpha is 1: class balance is `class_weight`'s job, so gamma changes only how much the easy
+    tiles count.
+    """
+    smoothing = config.label_smoothing
+    if config.focal_gamma > 0:
+        return keras.losses.CategoricalFocalCrossentropy(
+            alpha=1.0, gamma=config.focal_gamma, label_smoothing=smoothing
+        )
+    return keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
 
 
 def phase_segments(n_epo_phase1: int, first: int, end: int) -> list[tuple[int, int, int]]:

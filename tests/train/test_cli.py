@@ -28,6 +28,7 @@ def test_train_cli_flags_and_errors(tmp_path):
         "hparams",
         "config",
         "cpu_devices",
+        "focal_gamma",
     ]:
         assert f"--{flag}:" in out or f"--[no]{flag}:" in out, flag
     missing = cli(
