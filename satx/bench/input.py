@@ -33,7 +33,7 @@ from satx.config import DataConfig
 from satx.data.decode import decode_tile
 from satx.data.pipeline import cores_used, make_train_dataset
 from satx.records.manifest import load_records
-from satx.records.sources import IMAGE_EXTENSIONS
+from satx.tiles.formats import EXTENSIONS
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +291,7 @@ def bench_input(
 
 def tile_files(folder: str) -> list[Path]:
     """Every .jpg/.jpeg/.png under a folder, sorted by path."""
-    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in EXTENSIONS)
 
 
 def encoded_tiles(folder: str) -> list[bytes]:

@@ -24,7 +24,7 @@ from PIL import Image
 
 from satx.config import EvaluateConfig, RecordsConfig
 from satx.errors import InputError
-from satx.records.sources import IMAGE_EXTENSIONS
+from satx.tiles.formats import EXTENSIONS
 from satx.train.recipe import read_recipe, recipe_config
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 def _class_files(data: Path) -> dict[str, list[Path]]:
     return {
-        d.name: sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        d.name: sorted(p for p in d.rglob("*") if p.suffix.lower() in EXTENSIONS)
         for d in sorted(data.iterdir())
         if d.is_dir()
     }
@@ -80,7 +80,7 @@ def make_view(data: Path, view: dict[str, Any], root: Path, seed: int) -> Path:
 
 
 def _tile_size(data: Path) -> int:
-    first = next(p for p in data.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+    first = next(p for p in data.rglob("*") if p.suffix.lower() in EXTENSIONS)
     with Image.open(first) as image:
         return image.size[0]
 

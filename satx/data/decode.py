@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+from satx.tiles.formats import PNG_MAGIC
 
 
 def decode_tile(encoded: tf.Tensor) -> tf.Tensor:
@@ -22,7 +22,7 @@ def decode_tile(encoded: tf.Tensor) -> tf.Tensor:
 
     def png() -> tf.Tensor:
         # decode_png also decodes GIF and BMP; satx takes JPEG and PNG only, as make_records.
-        is_png = tf.equal(tf.strings.substr(encoded, 0, len(_PNG_MAGIC)), _PNG_MAGIC)
+        is_png = tf.equal(tf.strings.substr(encoded, 0, len(PNG_MAGIC)), PNG_MAGIC)
         with tf.control_dependencies([tf.debugging.Assert(is_png, ["tile is not JPEG or PNG"])]):
             return tf.io.decode_png(encoded, channels=3)
 

@@ -81,7 +81,7 @@ def confusion_plot(matrix: np.ndarray, class_names: list[str], path: Path) -> Pa
     return _save(fig, path)
 
 
-def reliability_plot(cal: scores.Calibration, path: Path) -> Path:
+def reliability_plot(cal: scores.Reliability, path: Path) -> Path:
     """Reliability diagram: fraction positive vs mean score per bin, and the ECE."""
     fig, ax = plt.subplots(figsize=(5, 5))
     centers = (cal.edges[:-1] + cal.edges[1:]) / 2

@@ -164,7 +164,7 @@ def evaluate(config: EvaluateConfig) -> dict[str, Any]:
         raw = scorer.calibration.undo(scored.probs)
         result["calibration"] = {
             **scorer.calibration.to_dict(),
-            "ece_uncalibrated": _calibration(scored.labels, raw).ece,
+            "ece_uncalibrated": _reliability(scored.labels, raw).ece,
             "ece_calibrated": result["expected_calibration_error"],
         }
     if len(class_names) == 2:
@@ -177,7 +177,7 @@ def evaluate(config: EvaluateConfig) -> dict[str, Any]:
         from satx.evaluate import plots
 
         path = out / "reliability_uncalibrated.png"
-        result["plots"].append(plots.reliability_plot(_calibration(scored.labels, raw), path).name)
+        result["plots"].append(plots.reliability_plot(_reliability(scored.labels, raw), path).name)
     write_json(out / "report.json", result)
     atomic_write_local(out / "report.md", _markdown(result).encode())
     if config.scores_out:
@@ -213,11 +213,11 @@ def _threshold_elsewhere(
     }, split
 
 
-def _calibration(labels: np.ndarray, probs: np.ndarray) -> scores.Calibration:
+def _reliability(labels: np.ndarray, probs: np.ndarray) -> scores.Reliability:
     """Reliability of the positive score (binary) or of the top score (multi-class)."""
     if probs.shape[1] == 2:
-        return scores.calibration(labels, probs[:, 1])
-    return scores.calibration(np.argmax(probs, axis=1) == labels, probs.max(axis=1))
+        return scores.reliability(labels, probs[:, 1])
+    return scores.reliability(np.argmax(probs, axis=1) == labels, probs.max(axis=1))
 
 
 def _plots(scored: Scored, r: dict[str, Any], class_names: list[str], out: Path) -> list[Path]:
@@ -235,7 +235,7 @@ def _plots(scored: Scored, r: dict[str, Any], class_names: list[str], out: Path)
     else:
         score = probs.max(axis=1)
         title = "top score"
-    cal = _calibration(labels, probs)
+    cal = _reliability(labels, probs)
     paths.append(plots.histogram_plot(labels, score, class_names, title, out / "scores.png"))
     paths.append(plots.reliability_plot(cal, out / "reliability.png"))
     return paths

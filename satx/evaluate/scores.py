@@ -176,7 +176,7 @@ def class_reports(matrix: np.ndarray) -> list[ClassReport]:
 
 
 @dataclass(frozen=True)
-class Calibration:
+class Reliability:
     """A reliability diagram's bins and the expected calibration error."""
 
     edges: np.ndarray  # bins + 1 edges over [0, 1]
@@ -186,7 +186,7 @@ class Calibration:
     ece: float  # sum over bins of (count / n) x |frequency - confidence|
 
 
-def calibration(y: np.ndarray, score: np.ndarray, bins: int = 10) -> Calibration:
+def reliability(y: np.ndarray, score: np.ndarray, bins: int = 10) -> Reliability:
     """Equal-width reliability bins of the positive score (the last bin includes 1.0)."""
     y, score = np.asarray(y, dtype=np.float64), np.asarray(score, dtype=np.float64)
     edges = np.linspace(0.0, 1.0, bins + 1)
@@ -197,7 +197,7 @@ def calibration(y: np.ndarray, score: np.ndarray, bins: int = 10) -> Calibration
         frequency = np.bincount(index, weights=y, minlength=bins) / counts
     gaps = np.where(counts > 0, np.abs(frequency - confidence), 0.0)
     ece = float(np.sum(counts / max(1, y.size) * gaps))
-    return Calibration(edges, confidence, frequency, counts, ece if not math.isnan(ece) else 0.0)
+    return Reliability(edges, confidence, frequency, counts, ece if not math.isnan(ece) else 0.0)
 
 
 def report(
@@ -233,14 +233,14 @@ def report(
         predicted = (probs[:, 1] >= t).astype(np.int64)
         auc_of = per_class_auc.get(class_names[1], {"roc_auc": None, "pr_auc": None})
         roc, pr = auc_of["roc_auc"], auc_of["pr_auc"]
-        ece = calibration(labels, probs[:, 1]).ece
+        ece = reliability(labels, probs[:, 1]).ece
     else:
         t = None
         predicted = np.argmax(probs, axis=1)
         values = list(per_class_auc.values())
         roc = float(np.mean([v["roc_auc"] for v in values])) if values else None
         pr = float(np.mean([v["pr_auc"] for v in values])) if values else None
-        ece = calibration((predicted == labels), probs.max(axis=1)).ece  # top-label calibration
+        ece = reliability((predicted == labels), probs.max(axis=1)).ece  # top-label calibration
     matrix = confusion_matrix(labels, predicted, num_classes)
     reports = class_reports(matrix)
     return {

@@ -32,12 +32,11 @@ from satx.io import beam as beam_io
 from satx.io import failpoints
 from satx.io.lock import output_lock
 from satx.io.progress import Progress
-from satx.predict.inputs import ChunkData
+from satx.predict.inputs import ChunkData, open_input
 from satx.predict.outputs import Labeller, PredictionOutput
 from satx.predict.run import (
     Run,
     begin,
-    input_of,
     score_chunk,
     setup,
     summarise,
@@ -83,7 +82,7 @@ class SatxModelHandler(ModelHandler[tuple[int, ChunkData], PredictionResult, Sco
 
 
 def _read(k: int, config: PredictConfig, spans: dict[int, tuple[int, int]]) -> tuple[int, Any]:
-    return k, beam_io.once_per_process(input_of, config).read(*spans[k])
+    return k, beam_io.once_per_process(open_input, config).read(*spans[k])
 
 
 def _write(result: PredictionResult, config: PredictConfig, labeller: Labeller) -> int:

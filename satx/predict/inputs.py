@@ -2,14 +2,13 @@
 
 Four kinds of input, one interface (`len`, `fingerprint`, `read(start, stop)`):
 - a records folder (every split, or `--split`): tiles with their stored geolocation;
-- a folder of tiles, local or gs://, named by any make_records pattern (`z/x/y`, `x-y-z`,
-  `z_x_y`); files without a tile address are scored but have no place on the map;
-- a CSV listing tiles by `path`, or by `z,x,y` or `lon,lat` (with `--zoom`) plus a `--tiles`
-  source;
-- an area and zoom with a `--tiles` source (any of `satx.tiles.sources`): a bounding box
-  (enumerated arithmetically in mercantile's order) or a polygon AOI (`satx.tiles.aoi`:
-  counted exactly, handed out lazily in quadkey order), so a country (tens of millions of
-  tiles) is never a list in memory.
+- a folder of tiles, local or gs:// (`satx.tiles.folders`); files without a tile address in
+  their name are scored but have no place on the map;
+- a CSV listing tiles by `path`, `z,x,y` or `lon,lat` (`satx.tiles.tables`; rows without a
+  path read from the `--tiles` source);
+- an area and zoom with a `--tiles` source: a bounding box or a polygon AOI
+  (`satx.tiles.areas`, `satx.tiles.aoi`), counted exactly and handed out lazily, so a country
+  (tens of millions of tiles) is never a list in memory.
 
 Reading returns encoded bytes, or a reason per tile that cannot be read (missing file, no
 imagery at the service, bad CSV row); nothing is ever replaced by a blank tile.
@@ -17,45 +16,37 @@ imagery at the service, bad CSV row); nothing is ever replaced by a blank tile.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Protocol
 
-import mercantile
-
 from satx import geo
-from satx.config import SourceConfig
+from satx.config import PredictConfig
 from satx.errors import InputError, RecordsError
 from satx.io import storage
 from satx.records.manifest import MANIFEST_NAME, load_records
 from satx.records.schema import iter_shard
-from satx.records.sources import IMAGE_EXTENSIONS
 from satx.tiles.aoi import load_aoi
 from satx.tiles.areas import Area, BboxArea
-from satx.tiles.sources import TileSource, open_source, read_locations
+from satx.tiles.base import Errors, read_refs
+from satx.tiles.folders import read_folder
+from satx.tiles.refs import Rejection, TileRef
+from satx.tiles.sources import TileSource, open_source
+from satx.tiles.tables import read_rows
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PredictTile:
-    """One item to score: what the user knows it by, and where it is on the map (if anywhere)."""
-
-    source_id: str
-    tile: mercantile.Tile | None
 
 
 @dataclass
 class ChunkData:
     """A contiguous run of input items: their bytes, or why they could not be read."""
 
-    tiles: list[PredictTile]
+    tiles: list[TileRef]
     encoded: list[bytes | None]
-    errors: dict[int, tuple[str, str]] = field(default_factory=dict)  # position -> (reason, detail)
+    errors: Errors = field(default_factory=dict)  # position -> (reason, detail)
 
 
 class TileInput(Protocol):
@@ -83,44 +74,37 @@ def _sha256_lines(lines: list[str]) -> str:
     return digest.hexdigest()
 
 
-class FileTiles:
-    """Tiles read from files (a folder listing, CSV paths) or from the tile source.
+class ListedTiles:
+    """The tiles of a listing (a folder, a CSV), read from their files or the tile source.
 
-    CSV rows that name a tile (z,x,y or lon,lat) rather than a file read through the source.
+    A refused row keeps its place (its id is where it was listed) and is read as its reason.
     """
 
     def __init__(
         self,
         kind: str,
         where: str,
-        tiles: list[PredictTile],
-        locations: list[str | mercantile.Tile | None],
-        *,
-        bad_rows: dict[int, tuple[str, str]] | None = None,
+        rows: list[TileRef | Rejection],
         source: TileSource | None = None,
         threads: int = 16,
     ):
-        self.kind, self.where = kind, where
-        self.tiles, self.locations = tiles, locations
-        self.bad_rows = bad_rows or {}
-        self.source = source
+        self.kind, self.where, self.source = kind, where, source
+        self.refs = [r if isinstance(r, TileRef) else TileRef(r.source_id, None) for r in rows]
+        self.bad = {i: (r.reason, r.detail) for i, r in enumerate(rows) if isinstance(r, Rejection)}
         self._pool = ThreadPoolExecutor(max_workers=max(1, threads))
 
     def __len__(self) -> int:
-        return len(self.tiles)
+        return len(self.refs)
 
-    def _location_text(self, location: str | mercantile.Tile | None) -> str:
-        if isinstance(location, mercantile.Tile):
+    def _location_text(self, ref: TileRef) -> str:
+        if ref.location is None and ref.tile is not None:
             assert self.source is not None
-            return f"{self.source.description}#{geo.tile_key(location)}"
-        return str(location)
+            return f"{self.source.description}#{geo.tile_key(ref.tile)}"
+        return str(ref.location)
 
     def fingerprint(self) -> dict:
         """Kind, place, count and a hash of every item's id and location."""
-        lines = [
-            f"{t.source_id}\t{self._location_text(loc)}"
-            for t, loc in zip(self.tiles, self.locations, strict=True)
-        ]
+        lines = [f"{r.source_id}\t{self._location_text(r)}" for r in self.refs]
         return {
             "kind": self.kind,
             "input": self.where,
@@ -130,20 +114,12 @@ class FileTiles:
 
     def read(self, start: int, stop: int) -> ChunkData:
         """Read items `start..stop-1`: files in parallel, tiles through the source."""
-        locations = self.locations[start:stop]
-        files = [loc if isinstance(loc, str) else None for loc in locations]
-        encoded, errors = read_locations(files, self._pool)
-        via = [i for i, loc in enumerate(locations) if isinstance(loc, mercantile.Tile)]
-        if via and self.source is not None:
-            data, source_errors = self.source.read([locations[i] for i in via])
-            for k, i in enumerate(via):
-                encoded[i] = data[k]
-                if k in source_errors:
-                    errors[i] = source_errors[k]
-        for i in range(start, stop):
-            if i in self.bad_rows:
-                errors[i - start] = self.bad_rows[i]
-        return ChunkData(self.tiles[start:stop], encoded, errors)
+        refs = self.refs[start:stop]
+        encoded, errors = read_refs(refs, self._pool, self.source)
+        for i in range(start, min(stop, len(self.refs))):
+            if i in self.bad:
+                errors[i - start] = self.bad[i]
+        return ChunkData(refs, encoded, errors)
 
     def close(self) -> None:
         """Stop the reading threads and close the source."""
@@ -175,96 +151,40 @@ class AreaTiles:
         """Read tiles `start..stop-1` from the source."""
         tiles = self.area.tiles(start, stop)
         encoded, errors = self.source.read(tiles)
-        return ChunkData([PredictTile(geo.tile_key(t), t) for t in tiles], encoded, errors)
+        return ChunkData([TileRef(geo.tile_key(t), t) for t in tiles], encoded, errors)
 
     def close(self) -> None:
         """Close the source."""
         self.source.close()
 
 
-def folder_tiles(root: str, threads: int) -> FileTiles:
+def folder_tiles(root: str, threads: int) -> ListedTiles:
     """Every .jpg/.jpeg/.png under a local folder or gs:// prefix, sorted by path."""
-    store = storage.open_store(root)
-    names = [
-        n
-        for n in store.list()
-        if PurePosixPath(n).suffix.lower() in IMAGE_EXTENSIONS
-        and not any(part.startswith(".") for part in PurePosixPath(n).parts)
-    ]
-    if not names:
-        raise InputError(f"--input={root}: no .jpg/.jpeg/.png tiles in this folder")
-    tiles = [PredictTile(n, geo.parse_tile_path(n)) for n in names]
-    without = sum(t.tile is None for t in tiles)
+    refs = list(read_folder(root, labelled=False).refs)
+    without = sum(r.tile is None for r in refs)
     if without:
         log.warning(
             "%d of %d files have no tile address in their name (z/x/y, x-y-z or z_x_y): they "
             "are scored but have no polygon",
             without,
-            len(tiles),
+            len(refs),
         )
-    locations: list[str | mercantile.Tile | None] = [store.url(n) for n in names]
-    return FileTiles("folder", root, tiles, locations, threads=threads)
+    return ListedTiles("folder", root, list(refs), threads=threads)
 
 
-def _csv_row(
-    row: dict[str, str], where: str, base: str, zoom: int, source: TileSource | None
-) -> tuple[PredictTile, str | mercantile.Tile | None]:
-    path = row.get("path", "")
-    if {"z", "x", "y"} <= row.keys() and any(row[k] for k in "zxy"):
-        tile = geo.make_tile(*(int(row[k]) for k in "zxy"))
-        if tile is None:
-            raise ValueError(f"z,x,y = {row['z']},{row['x']},{row['y']} is not a tile address")
-    elif {"lon", "lat"} <= row.keys() and not path:
-        if not zoom:
-            raise InputError(f"{where}: a CSV of lon,lat needs --zoom")
-        tile = mercantile.tile(float(row["lon"]), float(row["lat"]), zoom)
-    else:
-        tile = geo.parse_tile_path(path) if path else None
-    if path:
-        absolute = storage.is_gcs(path) or PurePosixPath(path).is_absolute()
-        return PredictTile(path, tile), path if absolute else f"{base}/{path}"
-    if tile is None:
-        raise ValueError("no path, z,x,y or lon,lat")
-    if source is None:
-        raise InputError(f"{where}: rows without a path need --tiles to say where tiles live")
-    return PredictTile(geo.tile_key(tile), tile), tile
-
-
-def csv_tiles(path: str, zoom: int, source: TileSource | None, threads: int) -> FileTiles:
+def csv_tiles(path: str, zoom: int, source: TileSource | None, threads: int) -> ListedTiles:
     """Tiles listed in a CSV: `path` and/or `z,x,y`, or `lon,lat` with `--zoom`."""
-    if storage.is_gcs(path):
-        folder, _, name = path.rpartition("/")
-        text = storage.open_store(folder).read_bytes(name).decode("utf-8-sig")
-        base = folder
-    else:
-        if not Path(path).is_file():
-            raise InputError(f"--input={path}: no such CSV file")
-        text = Path(path).read_text(encoding="utf-8-sig")
-        base = str(Path(path).parent.absolute())
-    reader = csv.DictReader(text.splitlines())
-    columns = {c.strip().lower() for c in reader.fieldnames or []}
-    if not ({"path"} <= columns or {"z", "x", "y"} <= columns or {"lon", "lat"} <= columns):
-        raise InputError(
-            f"{path}: needs a header with 'path', or 'z,x,y', or 'lon,lat'; found {sorted(columns)}"
-        )
-    tiles, locations, bad, seen = [], [], {}, set()
-    for line, raw in enumerate(reader, start=2):
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
-        where = f"{path}:{line}"
-        try:
-            tile, location = _csv_row(row, where, base, zoom, source)
-        except ValueError as err:
-            bad[len(tiles)] = ("bad_row", f"{where}: {err}")
-            tile, location = PredictTile(f"{where}", None), None
-        if tile.source_id in seen:
-            log.warning("%s: %s listed again; scored once", where, tile.source_id)
+    rows, seen = [], set()
+    for row in read_rows(path, zoom):
+        if row.source_id in seen:
+            where = row.origin if isinstance(row, TileRef) else row.detail.split(": ")[0]
+            log.warning("%s: %s listed again; scored once", where, row.source_id)
             continue
-        seen.add(tile.source_id)
-        tiles.append(tile)
-        locations.append(location)
-    if not tiles:
-        raise InputError(f"{path}: no rows")
-    return FileTiles("csv", path, tiles, locations, bad_rows=bad, source=source, threads=threads)
+        seen.add(row.source_id)
+        rows.append(row)
+    if source is None and any(isinstance(r, TileRef) and r.location is None for r in rows):
+        raise InputError(f"{path}: rows without a path need --tiles to say where tiles live")
+    return ListedTiles("csv", path, rows, source=source, threads=threads)
 
 
 class RecordsTiles:
@@ -308,7 +228,7 @@ class RecordsTiles:
             try:
                 with self.store.open(shard.name) as f:
                     for ex in iter_shard(f, self.compression, lo - (offset - n), hi - lo):
-                        tiles.append(PredictTile(ex.source_id, ex.tile))
+                        tiles.append(TileRef(ex.source_id, ex.tile))
                         encoded.append(ex.encoded)
                         got += 1
             except RecordsError as err:
@@ -318,7 +238,7 @@ class RecordsTiles:
                     "unreadable_record",
                     f"{path}: record {k - (offset - n)} is damaged",
                 )
-                tiles.append(PredictTile(f"{shard.name}#{k - (offset - n)}", None))
+                tiles.append(TileRef(f"{shard.name}#{k - (offset - n)}", None))
                 encoded.append(None)
         return ChunkData(tiles, encoded, errors)
 
@@ -326,21 +246,13 @@ class RecordsTiles:
         """Nothing to release (each read opens and closes its shards)."""
 
 
-def open_input(
-    input_path: str,
-    *,
-    bbox: tuple[float, ...] | None = None,
-    aoi: str = "",
-    zoom: int = 0,
-    source: SourceConfig | None = None,
-    split: str = "",
-    threads: int = 16,
-) -> TileInput:
+def open_input(config: PredictConfig) -> TileInput:
     """The input a predict run names: an area and a tile source, records, a CSV or a folder.
 
     Close it when done.
     """
-    source = source or SourceConfig()
+    input_path, bbox, aoi, zoom = config.input, config.bbox, config.aoi, config.zoom
+    source, threads = config.source, config.read_threads
     if bbox or aoi:
         if sum(map(bool, (input_path, bbox, aoi))) > 1:
             raise InputError("give one of --input, --bbox or --aoi")
@@ -355,7 +267,7 @@ def open_input(
     if input_path.lower().endswith(".csv"):
         return csv_tiles(input_path, zoom, open_source(source) if source.tiles else None, threads)
     if storage.open_store(input_path).exists(MANIFEST_NAME):
-        return RecordsTiles(input_path, split)
+        return RecordsTiles(input_path, config.split)
     if not storage.is_gcs(input_path) and not Path(input_path).is_dir():
         raise InputError(f"--input={input_path}: no such folder or CSV file")
     return folder_tiles(input_path, threads)

@@ -33,7 +33,7 @@ from satx import geo
 from satx.errors import InputError, OutputExistsError
 from satx.io import failpoints, secrets, storage
 from satx.io.lock import LOCK_NAME
-from satx.predict.inputs import PredictTile
+from satx.tiles.refs import TileRef
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def _address(tile: Any) -> dict[str, Any]:
 
 
 def format_rows(
-    tiles: list[PredictTile],
+    tiles: list[TileRef],
     labels: list[str],
     scores: np.ndarray,
     probs: np.ndarray,
@@ -138,7 +138,7 @@ def csv_header(class_names: tuple[str, ...]) -> list[str]:
     return base + [f"score_{c}" for c in class_names]
 
 
-def format_errors(tiles: list[PredictTile], errors: dict[int, tuple[str, str]]) -> str:
+def format_errors(tiles: list[TileRef], errors: dict[int, tuple[str, str]]) -> str:
     """One chunk's errors as CSV lines (no header)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")

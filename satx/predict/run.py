@@ -153,20 +153,7 @@ def setup(config: PredictConfig) -> tuple[Scorer, TileInput, list[str]]:
     strategy = make_strategy(config.strategy)
     policy = set_precision(config.mixed_precision)
     scorer = Scorer(config.model, strategy, policy, config.tta)
-    return scorer, input_of(config), _class_names(scorer, config)
-
-
-def input_of(config: PredictConfig) -> TileInput:
-    """The input a run's config names (close it when done)."""
-    return open_input(
-        config.input,
-        bbox=config.bbox,
-        aoi=config.aoi,
-        zoom=config.zoom,
-        source=config.source,
-        split=config.split,
-        threads=config.read_threads,
-    )
+    return scorer, open_input(config), _class_names(scorer, config)
 
 
 def write_chunk(

@@ -26,22 +26,17 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
-import mercantile
-
-from satx import geo
 from satx.config import RecordsConfig
 from satx.errors import RecordsError
 from satx.io import beam as beam_io
 from satx.io import storage
 from satx.io.lock import output_lock
-from satx.records.locations import fetch_failure, is_locations_input, read_places
+from satx.records.inputs import fetch_failure, list_input
 from satx.records.make import (
     PROGRESS_DIR,
     claim_output,
-    discover,
     finish_records,
     prepare_output,
     record_shard,
@@ -55,8 +50,8 @@ from satx.records.plan import (
     plan_from_scan,
     scanned,
 )
-from satx.records.sources import Discovery, MissingTile, SourceTile, discover_remote
 from satx.records.worker import WriteSettings, write_shard
+from satx.tiles.refs import Listing, Rejection, TileRef
 from satx.tiles.sources import open_source
 
 log = logging.getLogger(__name__)
@@ -65,20 +60,14 @@ log = logging.getLogger(__name__)
 LISTING = f"{PROGRESS_DIR}/listing.jsonl"  # the input listing, one tile per line
 
 
-def write_listing(out: storage.Store, tiles: tuple[SourceTile, ...]) -> list[tuple[int, int, int]]:
+def write_listing(out: storage.Store, tiles: tuple[TileRef, ...]) -> list[tuple[int, int, int]]:
     """Write the listing where every worker can read it; return chunks `(first, start, length)`.
 
     The listing goes to the workers as a file read by byte ranges rather than inside the
     pipeline: a `Create` of every tile was pickled and bz2-compressed into the pipeline itself
     (1.5 s for 16,384 tiles here, and a country's listing would not fit).
     """
-    lines = [
-        json.dumps(
-            [t.source_id, t.location, t.label_text, t.split, *(t.tile or (None, None, None))]
-        ).encode()
-        + b"\n"
-        for t in tiles
-    ]
+    lines = [json.dumps(t.to_row()).encode() + b"\n" for t in tiles]
     chunks, offset = [], 0
     for first in range(0, len(lines), SCAN_CHUNK):
         size = sum(len(line) for line in lines[first : first + SCAN_CHUNK])
@@ -88,23 +77,20 @@ def write_listing(out: storage.Store, tiles: tuple[SourceTile, ...]) -> list[tup
     return chunks
 
 
-def _parse_listing(data: bytes) -> list[SourceTile]:
-    tiles = []
-    for line in data.splitlines():
-        source_id, location, label, split, x, y, z = json.loads(line)
-        tile = mercantile.Tile(x, y, z) if z is not None else None
-        tiles.append(SourceTile(source_id, location, label, split, tile))
-    return tiles
+def _parse_listing(data: bytes) -> list[TileRef]:
+    return [TileRef.from_row(json.loads(line)) for line in data.splitlines()]
 
 
 FETCHED = f"{PROGRESS_DIR}/tiles"  # places inputs: tiles fetched by the workers, {z}/{x}/{y}
 
 
-def _fetch(tiles: list[SourceTile], config: RecordsConfig) -> list[Any]:
+def _fetch(tiles: list[TileRef], config: RecordsConfig) -> list[Any]:
     """Fetch places' tiles into the output's `_progress/tiles` (kept across a killed run).
 
     Per tile `(sha256, size, location)`, or `(reason, detail)` when the source has none.
     """
+    if not tiles:
+        return []
     store = storage.open_store(config.output)
     names = [f"{FETCHED}/{t.tile.z}/{t.tile.x}/{t.tile.y}" for t in tiles]
     todo = [i for i, name in enumerate(names) if not store.exists(name)]
@@ -116,7 +102,7 @@ def _fetch(tiles: list[SourceTile], config: RecordsConfig) -> list[Any]:
     for i, (tile, name) in enumerate(zip(tiles, names, strict=True)):
         blob, error = fresh.get(i, (None, None))
         if error is not None:
-            failed = fetch_failure(tile.source_id, tile.label_text, error)
+            failed = fetch_failure(tile, error)
             out.append((failed.reason, failed.detail))
             continue
         if blob is None:
@@ -127,26 +113,30 @@ def _fetch(tiles: list[SourceTile], config: RecordsConfig) -> list[Any]:
     return out
 
 
-def _scan_chunk(
-    chunk: tuple[int, int, int], config: RecordsConfig, places: bool
-) -> tuple[int, tuple[int, list]]:
+def _scan_chunk(chunk: tuple[int, int, int], config: RecordsConfig) -> tuple[int, tuple[int, list]]:
+    """Each listed tile's scan: files hashed where they are, places fetched first."""
     first, offset, size = chunk
     store = storage.open_store(config.output)
     tiles = _parse_listing(store.read_range(LISTING, offset, size))
-    if places:
-        return 0, (first, _fetch(tiles, config))
-    return 0, (first, hash_files([t.location for t in tiles]))
+    places = [i for i, t in enumerate(tiles) if t.location is None]
+    files = [i for i, t in enumerate(tiles) if t.location is not None]
+    entries: list[Any] = [None] * len(tiles)
+    for i, entry in zip(places, _fetch([tiles[i] for i in places], config), strict=True):
+        entries[i] = entry
+    for i, entry in zip(files, hash_files([tiles[i].location for i in files]), strict=True):
+        entries[i] = entry
+    return 0, (first, entries)
 
 
 def _plan(
     keyed: tuple[int, Iterable[tuple[int, list]]],
-    listing: Discovery,
+    listing: Listing,
     config: RecordsConfig,
 ) -> Plan:
     """The plan from every chunk's scan and the listing file (one worker, metadata only).
 
     A places input's tiles that could not be fetched join the listing's unusable entries, as
-    the local engine's fetch puts them, so both engines plan from the same Discovery.
+    the local engine's fetch puts them, so both engines plan from the same Listing.
     """
     tiles = _parse_listing(storage.open_store(config.output).read_bytes(LISTING))
     entries = [e for _, chunk in sorted(keyed[1], key=lambda c: c[0]) for e in chunk]
@@ -156,12 +146,12 @@ def _plan(
             kept.append(dataclasses.replace(tile, location=entry[2]))
             hashed.append(entry[:2])
         elif isinstance(entry, tuple) and isinstance(entry[1], str):  # not fetched
-            failed.append(MissingTile(tile.source_id, tile.label_text, *entry))
+            failed.append(Rejection(tile.source_id, tile.label, *entry))
         else:  # a file: (sha256, size), or why it could not be read
             kept.append(tile)
             hashed.append(entry)
-    discovery = dataclasses.replace(listing, tiles=tuple(kept), missing=(*listing.missing, *failed))
-    plan = plan_from_scan(discovery, scanned(kept, hashed), config)
+    full = dataclasses.replace(listing, refs=tuple(kept), rejected=(*listing.rejected, *failed))
+    plan = plan_from_scan(full, scanned(kept, hashed), config)
     if not plan.tasks:
         raise RecordsError(
             f"{config.input}: no usable tiles (all {len(plan.rejections)} were quarantined)"
@@ -217,38 +207,30 @@ def _make_records_beam(config: RecordsConfig, command: str | None) -> Manifest:
     scratch = storage.make_staging_dir("satx-records-")
     try:
         claim_output(out, config)
-        places = is_locations_input(config.input)
-        if places:  # the workers fetch the tiles (into the output: every worker can reach it)
-            read = read_places(config)
-            listed = [
-                SourceTile(geo.tile_key(t), "", label, None, t) for t, label in read.merged.items()
-            ]
+        # the workers read files where they are (gs:// included) and fetch places' tiles
+        # into the output, where every worker can reach them
+        listed = list_input(config)
+        if any(r.location is None for r in listed.refs):
             source = open_source(config.source)  # checks it, and names it (redacted)
             source.close()
-            discovery = Discovery(
-                "locations", tuple(listed), read.unusable, (), source.description, read.per_label
-            )
-        elif storage.is_gcs(config.input):
-            discovery = discover_remote(config.input)  # workers read the tiles where they are
-        else:
-            discovery = discover(config, out, Path(scratch))
+            listed = dataclasses.replace(listed, tile_source=source.description)
         log.info(
             "found %d tiles (%s layout) in %s; running on Beam",
-            len(discovery.tiles),
-            discovery.layout,
+            len(listed.refs),
+            listed.layout,
             config.input,
         )
         settings = WriteSettings(
             out.root, None, config.image_size, config.on_size_mismatch, config.compression
         )
-        chunks = write_listing(out, discovery.tiles)
-        listing = dataclasses.replace(discovery, tiles=())  # the tiles are in the listing file
+        chunks = write_listing(out, listed.refs)
+        listing = dataclasses.replace(listed, refs=())  # the tiles are in the listing file
         with beam_io.pipeline(config.beam_options) as p:
             plan = (
                 p
                 | "chunks" >> beam.Create(chunks)
                 | "spread" >> beam.Reshuffle()
-                | "scan" >> beam.Map(_scan_chunk, config, places)
+                | "scan" >> beam.Map(_scan_chunk, config)
                 | "gather" >> beam.GroupByKey()
                 | "plan" >> beam.Map(_plan, listing, config)
             )

@@ -11,25 +11,14 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 import simplejpeg
 from PIL import Image, UnidentifiedImageError
 
 from satx.errors import SatxError
+from satx.tiles.formats import SUPPORTED, extension_format, format_name
 
 JPEG_QUALITY = 95
-_EXT_FORMAT = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png"}
-_MAGIC = (
-    (b"\xff\xd8\xff", "jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "png"),
-    (b"GIF8", "gif"),
-    (b"RIFF", "webp"),
-    (b"BM", "bmp"),
-    (b"II*\x00", "tiff"),
-    (b"MM\x00*", "tiff"),
-)
-SUPPORTED_FORMATS = ("jpeg", "png")
 
 
 class ImageRejected(SatxError):
@@ -50,19 +39,6 @@ class PreparedImage:
     height: int
     width: int
     changes: tuple[str, ...]  # e.g. ("extension_mismatch", "converted_rgba", "resized")
-
-
-def sniff_format(data: bytes) -> str | None:
-    """The image format named by the file's magic bytes, or None."""
-    for magic, name in _MAGIC:
-        if data.startswith(magic):
-            return name
-    return None
-
-
-def extension_format(path: str) -> str | None:
-    """The format a file name claims (`.jpg` -> jpeg), or None for other extensions."""
-    return _EXT_FORMAT.get(PurePosixPath(path).suffix.lower())
 
 
 def _decode(data: bytes, keep_size: int | None = None) -> tuple[Image.Image, bool]:
@@ -138,10 +114,10 @@ def check_format(data: bytes) -> str:
     """
     if not data:
         raise ImageRejected("empty_file", "zero bytes; the download or copy probably failed")
-    fmt = sniff_format(data)
+    fmt = format_name(data)
     if fmt is None:
         raise ImageRejected("not_an_image", "content is not JPEG or PNG (magic bytes unknown)")
-    if fmt not in SUPPORTED_FORMATS:
+    if fmt not in SUPPORTED:
         raise ImageRejected(
             "unsupported_format", f"{fmt.upper()} content; convert it to JPEG or PNG"
         )

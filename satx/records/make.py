@@ -32,7 +32,7 @@ from satx.io import failpoints, secrets, storage
 from satx.io.lock import output_lock
 from satx.io.progress import Progress
 from satx.io.run_record import versions
-from satx.records import locations, schema, sources
+from satx.records import inputs, schema
 from satx.records.manifest import (
     MANIFEST_NAME,
     QUARANTINE_NAME,
@@ -45,6 +45,7 @@ from satx.records.manifest import (
 )
 from satx.records.plan import Plan, ShardTask, make_plan
 from satx.records.worker import WriteSettings, init_worker, write_shard
+from satx.tiles.refs import Listing
 
 log = logging.getLogger(__name__)
 
@@ -276,17 +277,17 @@ def finish_records(
     return manifest
 
 
-def discover(config: RecordsConfig, out: storage.Store, scratch: Path) -> sources.Discovery:
-    """What the input holds; labelled places are first fetched from their tile source.
+def local_listing(config: RecordsConfig, out: storage.Store, scratch: Path) -> Listing:
+    """What the input holds, every tile in a local file (gs:// mirrored, places fetched).
 
-    Fetched tiles go to the tile cache, else under the output's `_progress/` (local outputs:
-    a re-run after a kill fetches nothing twice) or the scratch folder (gs:// outputs).
+    gs:// files are copied to `scratch`. Fetched tiles go to the tile cache, else under the
+    output's `_progress/` (local outputs: a re-run after a kill fetches nothing twice) or the
+    scratch folder (gs:// outputs).
     """
-    if not locations.is_locations_input(config.input):
-        return sources.discover(config.input, scratch / "input")
-    if isinstance(out, storage.LocalStore):
-        return locations.discover_locations(config, out.path(f"{PROGRESS_DIR}/tiles"))
-    return locations.discover_locations(config, scratch / "tiles")
+    listing = inputs.mirror(inputs.list_input(config), scratch / "input")
+    local = isinstance(out, storage.LocalStore)
+    fetch_dir = out.path(f"{PROGRESS_DIR}/tiles") if local else scratch / "tiles"
+    return inputs.fetch_places(listing, config, fetch_dir)
 
 
 def make_records(config: RecordsConfig, command: str | None = None) -> Manifest:
@@ -314,14 +315,14 @@ def _make_records(config: RecordsConfig, command: str | None) -> Manifest:
     try:
         claim_output(out, config)
         with _gc_paused():
-            discovery = discover(config, out, Path(scratch))
+            listing = local_listing(config, out, Path(scratch))
             log.info(
                 "found %d tiles (%s layout) in %s",
-                len(discovery.tiles),
-                discovery.layout,
+                len(listing.refs),
+                listing.layout,
                 config.input,
             )
-            plan = make_plan(discovery, config, pool)
+            plan = make_plan(listing, config, pool)
         if not plan.tasks:
             raise RecordsError(
                 f"{config.input}: no usable tiles (all {len(plan.rejections)} "

@@ -21,27 +21,8 @@ from satx import geo
 from satx.config import RecordsConfig, parse_split_spec
 from satx.errors import InputError, StorageError
 from satx.records import images, schema, splits
-from satx.records.sources import Discovery, SourceTile
 from satx.tiles.base import read_location
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """A quarantined input and why."""
-
-    source_id: str
-    label_text: str
-    reason: str
-    detail: str
-
-    def to_dict(self) -> dict[str, str]:
-        """JSON-ready form."""
-        return {
-            "source_id": self.source_id,
-            "label": self.label_text,
-            "reason": self.reason,
-            "detail": self.detail,
-        }
+from satx.tiles.refs import Listing, Rejection, TileRef
 
 
 @dataclass(frozen=True)
@@ -89,7 +70,7 @@ SIZE_SAMPLE = 256  # tiles whose header is read to check --image_size before the
 
 @dataclass(frozen=True)
 class _Scanned:
-    tile: SourceTile
+    tile: TileRef
     sha256: str
     nbytes: int
 
@@ -124,18 +105,18 @@ def _hash_chunks(chunks: list[list[str]], pool: Executor) -> list[list[tuple[str
 
 
 def scanned(
-    tiles: list[SourceTile], hashed: list[tuple[str, int] | str]
+    tiles: list[TileRef], hashed: list[tuple[str, int] | str]
 ) -> list[_Scanned | Rejection]:
     """Each tile's scan result from `hash_files` (a Rejection when it could not be read)."""
     return [
         _Scanned(tile, *h)
         if isinstance(h, tuple)
-        else Rejection(tile.source_id, tile.label_text, "unreadable", f"cannot read: {h}")
+        else Rejection(tile.source_id, tile.label, "unreadable", f"cannot read: {h}")
         for tile, h in zip(tiles, hashed, strict=True)
     ]
 
 
-def scan(tiles: tuple[SourceTile, ...], pool: Executor) -> list[_Scanned | Rejection]:
+def scan(tiles: tuple[TileRef, ...], pool: Executor) -> list[_Scanned | Rejection]:
     """Hash every input file in `pool` (make_records' worker processes, or threads)."""
     # One task per chunk: a pool task costs ~25 us (threads) or a pickle round trip (processes).
     chunks = [
@@ -157,7 +138,7 @@ def peek_sizes(locations: list[str]) -> list[tuple[int, int] | None]:
     return [_peek_size(location) for location in locations]
 
 
-def size_sample(tiles: Sequence[SourceTile], config: RecordsConfig) -> list[str]:
+def size_sample(tiles: Sequence[TileRef], config: RecordsConfig) -> list[str]:
     """Locations of evenly spaced tiles whose size is checked before the run (none to check)."""
     if config.on_size_mismatch != "reject" or not tiles:
         return []
@@ -192,10 +173,10 @@ def _check_sizes(
         )
 
 
-def _class_names(discovery: Discovery, config: RecordsConfig) -> tuple[str, ...]:
+def _class_names(listing: Listing, config: RecordsConfig) -> tuple[str, ...]:
     if config.classes:
         return tuple(config.classes)
-    labels = {t.label_text for t in discovery.tiles}
+    labels = {t.label for t in listing.refs}
     return tuple(sorted(labels))
 
 
@@ -203,15 +184,13 @@ def _reject_conflicts(scanned: list[_Scanned]) -> tuple[list[_Scanned], list[Rej
     """Identical images with different labels are mislabelled: quarantine every copy."""
     labels = defaultdict(set)
     for s in scanned:
-        labels[s.sha256].add(s.tile.label_text)
+        labels[s.sha256].add(s.tile.label)
     keep, rejected = [], []
     for s in scanned:
         seen = labels[s.sha256]
         if len(seen) > 1:
             detail = f"the same image is labelled {sorted(seen)}; fix the label and re-run"
-            rejected.append(
-                Rejection(s.tile.source_id, s.tile.label_text, "conflicting_labels", detail)
-            )
+            rejected.append(Rejection(s.tile.source_id, s.tile.label, "conflicting_labels", detail))
         else:
             keep.append(s)
     return keep, rejected
@@ -228,7 +207,7 @@ def _keep_input_splits(scanned: list[_Scanned]) -> tuple[list[str], list[int], l
         if s.tile.split != owner:
             detail = f"identical to a tile in split {owner!r}; kept there to avoid leakage"
             rejected.append(
-                Rejection(s.tile.source_id, s.tile.label_text, "duplicate_across_splits", detail)
+                Rejection(s.tile.source_id, s.tile.label, "duplicate_across_splits", detail)
             )
         else:
             keep.append(i)
@@ -252,7 +231,7 @@ def _assign(scanned: list[_Scanned], labels: dict[str, int], config: RecordsConf
             if s.tile.tile
             else None,
             content=s.sha256,
-            label=labels[s.tile.label_text],
+            label=labels[s.tile.label],
         )
         for s in scanned
     ]
@@ -279,7 +258,7 @@ def _shard_tasks(
                 s.tile.location,
                 s.tile.source_id,
                 label,
-                s.tile.label_text,
+                s.tile.label,
                 s.sha256,
                 (t.z, t.x, t.y) if t else None,
             )
@@ -292,11 +271,11 @@ def _shard_tasks(
 
 def listing_hash(scanned: list[_Scanned]) -> str:
     """Hash of the input listing: every (source, label, content hash), order-independent."""
-    lines = sorted(f"{s.tile.source_id}\t{s.tile.label_text}\t{s.sha256}" for s in scanned)
+    lines = sorted(f"{s.tile.source_id}\t{s.tile.label}\t{s.sha256}" for s in scanned)
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def make_plan(discovery: Discovery, config: RecordsConfig, pool: Executor | None = None) -> Plan:
+def make_plan(listing: Listing, config: RecordsConfig, pool: Executor | None = None) -> Plan:
     """Hash inputs (in `pool` if given), quarantine what cannot be used, split and shard.
 
     The size sample is read by a pool task of its own while the hashing runs.
@@ -304,40 +283,36 @@ def make_plan(discovery: Discovery, config: RecordsConfig, pool: Executor | None
     with contextlib.ExitStack() as stack:
         if pool is None:
             pool = stack.enter_context(ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2)))
-        peeked = pool.submit(peek_sizes, size_sample(discovery.tiles, config))
-        results = scan(discovery.tiles, pool)
-        return plan_from_scan(discovery, results, config, peeked.result())
+        peeked = pool.submit(peek_sizes, size_sample(listing.refs, config))
+        results = scan(listing.refs, pool)
+        return plan_from_scan(listing, results, config, peeked.result())
 
 
 def plan_from_scan(
-    discovery: Discovery,
+    listing: Listing,
     results: list[_Scanned | Rejection],
     config: RecordsConfig,
     peeked: list | None = None,
 ) -> Plan:
-    """The plan from every tile's scan result, in discovery order.
+    """The plan from every tile's scan result, in listing order.
 
     Split from `make_plan` so that the Beam engine can scan in a pipeline stage of its own.
     `peeked`: the size sample's sizes when already read (see `_check_sizes`).
     """
-    rejections = [
-        Rejection(m.source_id, m.label_text, m.reason, m.detail) for m in discovery.missing
-    ]
+    rejections = list(listing.rejected)
     scanned = []
     for result in results:
         (rejections if isinstance(result, Rejection) else scanned).append(result)
     all_scanned = list(scanned)
-    class_names = _class_names(discovery, config)
+    class_names = _class_names(listing, config)
     labels = {name: i for i, name in enumerate(class_names)}
     known = []
     for s in scanned:
-        if s.tile.label_text in labels:
+        if s.tile.label in labels:
             known.append(s)
         else:
             detail = f"label not in --classes {list(class_names)}"
-            rejections.append(
-                Rejection(s.tile.source_id, s.tile.label_text, "unknown_label", detail)
-            )
+            rejections.append(Rejection(s.tile.source_id, s.tile.label, "unknown_label", detail))
     _check_sizes(known, config, peeked)
     known, conflicts = _reject_conflicts(known)
     rejections += conflicts
@@ -345,17 +320,17 @@ def plan_from_scan(
     rejections += dropped
     members: dict[str, list] = defaultdict(list)
     for name, i in zip(split_names, keep, strict=True):
-        members[name].append((known[i], labels[known[i].tile.label_text]))
+        members[name].append((known[i], labels[known[i].tile.label]))
     geolocated = sum(1 for s in known if s.tile.tile)
     stats = {
-        "inputs_found": len(discovery.tiles) + len(discovery.missing),
-        "ignored_files": len(discovery.ignored),
+        "inputs_found": len(listing.refs) + len(listing.rejected),
+        "ignored_files": len(listing.ignored),
         "with_geolocation": geolocated,
         "without_geolocation": len(known) - geolocated,
         "duplicate_images": len(known) - len({s.sha256 for s in known}),
-        "layout": discovery.layout,
-        "tile_source": discovery.tile_source,
-        "geometries": discovery.geometries,
+        "layout": listing.layout,
+        "tile_source": listing.tile_source,
+        "geometries": listing.per_label,
     }
     if method == "spatial":
         method = (

@@ -21,8 +21,9 @@ import mercantile
 from satx.errors import StorageError
 from satx.io import failpoints, storage, tfrecord
 from satx.records import images, schema
-from satx.records.plan import Rejection, ShardItem, ShardTask
+from satx.records.plan import ShardItem, ShardTask
 from satx.tiles.base import read_location
+from satx.tiles.refs import Rejection
 
 _counter: Synchronized | None = None  # tiles processed in this process, read by the parent
 _COUNT_EVERY = 16  # tiles between updates of the shared counter (it takes a lock)

@@ -45,6 +45,7 @@ from satx.errors import InputError
 from satx.review.store import Conflict, NotFound, ReviewStore
 from satx.review.summary import overview_svg, stats
 from satx.tiles.base import TileSource
+from satx.tiles.formats import mime_type
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,6 @@ STATIC = {"review.js": "text/javascript", "review.css": "text/css"}
 TILE_PATH = re.compile(r"/tiles/(\d{1,12})/(-1|0|1)/(-1|0|1)")
 REVIEWER = re.compile(r"[\w .@+-]{1,64}")
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
-MAGIC_TYPES = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG", "image/png"), (b"GIF8", "image/gif"))
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self'; frame-ancestors 'none'",
     "X-Frame-Options": "DENY",
@@ -70,14 +70,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def image_type(data: bytes) -> str:
-    """The image's MIME type by its first bytes."""
-    for magic, mime in MAGIC_TYPES:
-        if data.startswith(magic):
-            return mime
-    return "image/webp" if data[8:12] == b"WEBP" else "application/octet-stream"
 
 
 class ReviewApp:
@@ -365,7 +357,7 @@ class Handler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.NOT_FOUND, f"no imagery for {t['z']}/{x}/{y}")
             return
         self._send(
-            HTTPStatus.OK, data, image_type(data), **{"Cache-Control": "private, max-age=3600"}
+            HTTPStatus.OK, data, mime_type(data), **{"Cache-Control": "private, max-age=3600"}
         )
 
 

@@ -1,4 +1,9 @@
-"""What every tile source shares: the interface, the outcome codes, and file reads."""
+"""What every tile source shares: the interface, the outcome codes, and the one way to read bytes.
+
+`read_refs` reads listed tiles: a ref with a location from its file (local or gs://), one
+without from the tile source by its address. Every read gives the bytes, or None and a
+`(reason, detail)`; reason `missing` means no imagery, anything else an error.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +16,10 @@ import mercantile
 
 from satx.errors import StorageError
 from satx.io import storage
+from satx.tiles.refs import TileRef
 
 Errors = dict[int, tuple[str, str]]  # position -> (reason, detail)
 MISSING = "missing"  # the reason for "no imagery here": counted and listed, never an error
-_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8")
-
-
-def looks_like_image(data: bytes) -> bool:
-    """JPEG, PNG, GIF or WebP by their first bytes (an HTML error page is not)."""
-    return data.startswith(_IMAGE_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
 
 
 class TileSource(Protocol):
@@ -62,3 +62,24 @@ def read_locations(
         return None
 
     return list(pool.map(one, enumerate(locations))), errors
+
+
+def read_refs(
+    refs: Sequence[TileRef], pool: ThreadPoolExecutor, source: TileSource | None = None
+) -> tuple[list[bytes | None], Errors]:
+    """The bytes of listed tiles: files in `pool`, the rest from `source` by their address.
+
+    Refs with neither a location nor a tile are left None without a reason (the caller's
+    listing already refused them).
+    """
+    encoded, errors = read_locations([r.location for r in refs], pool)
+    via = [i for i, r in enumerate(refs) if r.location is None and r.tile is not None]
+    if via:
+        if source is None:
+            raise ValueError("tiles without a file need a tile source")
+        data, source_errors = source.read([refs[i].tile for i in via])  # type: ignore[misc]
+        for k, i in enumerate(via):
+            encoded[i] = data[k]
+            if k in source_errors:
+                errors[i] = source_errors[k]
+    return encoded, errors

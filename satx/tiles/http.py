@@ -29,7 +29,8 @@ import satx
 from satx.config import SourceConfig
 from satx.errors import InputError
 from satx.io import failpoints, secrets
-from satx.tiles.base import MISSING, Errors, looks_like_image
+from satx.tiles.base import MISSING, Errors
+from satx.tiles.formats import sniff
 from satx.tiles.template import TileTemplate
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -144,7 +145,7 @@ class HttpTiles:
             return None, (MISSING, f"no imagery: HTTP {status} from {shown}")
         if status != 200:
             return None, ("fetch_failed", f"{shown}: HTTP {status}")
-        if not looks_like_image(body):
+        if sniff(body) is None:
             kind = content_type.split(";")[0] or "no content type"
             return None, ("not_an_image", f"{shown}: HTTP 200 with {kind}, {len(body)} bytes")
         return body, None

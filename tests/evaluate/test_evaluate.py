@@ -136,7 +136,7 @@ def test_a_calibrated_export_reports_its_calibration(tiny_model, sample_records,
     c = report["calibration"]
     assert (c["temperature"], c["bias"]) == (2.0, [0.0, -0.7])
     assert c["ece_calibrated"] == report["expected_calibration_error"]
-    raw = scores.calibration(tiny_model["labels"], tiny_model["probs"][:, 1]).ece
+    raw = scores.reliability(tiny_model["labels"], tiny_model["probs"][:, 1]).ece
     assert c["ece_uncalibrated"] == pytest.approx(raw, abs=1e-4)
     assert "reliability_uncalibrated.png" in report["plots"]
     assert "temperature 2.000" in (out / "report.md").read_text()

@@ -113,7 +113,7 @@ def test_confusion_matrix_and_per_class_report_multiclass():
 def test_calibration_bins_and_expected_calibration_error():
     y = np.array([0, 1, 1, 1, 0, 1])
     s = np.array([0.05, 0.15, 0.95, 1.0, 0.88, 0.92])
-    cal = scores.calibration(y, s, bins=10)
+    cal = scores.reliability(y, s, bins=10)
     assert cal.counts.tolist() == [1, 1, 0, 0, 0, 0, 0, 0, 1, 3]  # 1.0 lands in the last bin
     assert cal.confidence[9] == pytest.approx((0.95 + 1.0 + 0.92) / 3)
     assert cal.frequency[9] == 1.0 and cal.frequency[8] == 0.0
@@ -121,7 +121,7 @@ def test_calibration_bins_and_expected_calibration_error():
     reference = (0.05 + (1 - 0.15) + 0.88 + 3 * (1 - (0.95 + 1.0 + 0.92) / 3)) / 6
     assert cal.ece == pytest.approx(reference)
     assert np.isnan(cal.confidence[5])
-    perfect = scores.calibration(np.array([1, 0]), np.array([1.0, 0.0]), bins=4)
+    perfect = scores.reliability(np.array([1, 0]), np.array([1.0, 0.0]), bins=4)
     assert perfect.ece == 0.0
 
 

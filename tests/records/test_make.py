@@ -104,10 +104,10 @@ def test_resume_after_simulated_interruption(sample_tiles, records_config, tmp_p
     (out / PROGRESS_DIR / "plan.json").write_text(json.dumps({"digest": "x"}))
     with pytest.raises(OutputExistsError, match="different inputs"):
         make_records(config)
-    from satx.records import sources
+    from satx.records.inputs import list_input
     from satx.records.plan import make_plan
 
-    plan = make_plan(sources.discover(str(sample_tiles)), config)
+    plan = make_plan(list_input(config), config)
     (out / PROGRESS_DIR / "plan.json").write_text(json.dumps({"digest": plan.digest}))
     done = manifest["shards"][:3]
     for shard in done:

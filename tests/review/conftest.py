@@ -31,14 +31,14 @@ def write_predictions(folder: Path | str, tiles: list[mercantile.Tile], scores: 
     records about its classes, threshold and model.
     """
     from satx.io import storage
-    from satx.predict.inputs import PredictTile
+    from satx.predict.inputs import TileRef
     from satx.predict.outputs import Labeller, PredictionOutput, format_rows
 
     probs = np.stack([1 - scores, scores], axis=1)
     labels, _ = Labeller.make(list(CLASSES), "", 0.5).label_score(probs)
     out = PredictionOutput(str(folder), ("csv", "geojson"), CLASSES)
     out.start({"test": "review", "tiles": len(tiles)}, overwrite=False)
-    items = [PredictTile(f"{t.z}/{t.x}/{t.y}", t) for t in tiles]
+    items = [TileRef(f"{t.z}/{t.x}/{t.y}", t) for t in tiles]
     texts = format_rows(items, labels, scores, probs, CLASSES, ("csv", "geojson"))
     out.write_chunk(0, texts, "", {"tiles": len(tiles)})
     out.merge(1)
