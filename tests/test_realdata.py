@@ -149,8 +149,8 @@ def test_mobilenetv2_from_scratch_on_eurosat_subset_beats_chance(records_config,
         }
     )
     summary = train(config, command="pytest")
-    assert summary["monitor"] == "val_accuracy"
-    assert summary["best"] > 0.3, summary  # 10 classes: chance is 0.1
+    assert summary.monitor == "val_accuracy"
+    assert summary.best > 0.3, summary  # 10 classes: chance is 0.1
 
 
 @pytest.mark.slow

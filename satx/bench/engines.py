@@ -77,7 +77,7 @@ def bench_predict_engines(
                 )
                 start = time.perf_counter()
                 summary = (predict if name == "local" else predict_beam)(config)
-                tiles = summary["tiles"]
+                tiles = summary.tiles
                 rates[name].append(tiles / (time.perf_counter() - start))
     return _summary(rates, tiles, repeats)
 

@@ -85,7 +85,7 @@ def _predict_rate(
         overwrite=True,
     )
     summary = predict(run)
-    stats = PredictionOutput(run.output, run.formats, ()).chunk_stats(-(-summary["tiles"] // chunk))
+    stats = PredictionOutput(run.output, run.formats, ()).chunk_stats(-(-summary.tiles // chunk))
     later = stats[1:] or stats
     return sum(c["tiles"] for c in later) / max(1e-9, sum(c["seconds"] for c in later))
 

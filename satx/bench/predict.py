@@ -80,7 +80,7 @@ def bench_predict(
         )
         summary = predict(run)
         stats = PredictionOutput(run.output, run.formats, ()).chunk_stats(
-            -(-summary["tiles"] // chunk)
+            -(-summary.tiles // chunk)
         )
         scorer = Scorer(export)
         model_only = scorer.measure_rate(batch_size)
@@ -88,15 +88,15 @@ def bench_predict(
         input_only = _input_only_rate(data, size, batch_size)
     later = stats[1:] or stats
     steady = sum(s["tiles"] for s in later) / max(1e-9, sum(s["seconds"] for s in later))
-    devices = summary["projection"]["devices"]
+    devices = summary.projection.devices
     seconds = project_tiles / steady
     result = {
         "backbone": backbone,
         "image_size": size,
-        "tiles": summary["tiles"],
+        "tiles": summary.tiles,
         "batch_size": batch_size,
         "devices": devices,
-        "end_to_end_tiles_per_s": summary["this_run"]["tiles_per_s"],
+        "end_to_end_tiles_per_s": summary.this_run.tiles_per_s,
         "steady_tiles_per_s": round(steady, 2),
         "model_only_tiles_per_s": round(model_only, 2),
         "steady_over_model_only": round(steady / model_only, 3),

@@ -121,7 +121,7 @@ def bench_quality(data: str, recipe: str, workdir: str) -> dict[str, Any]:
         start = time.monotonic()
         reports[tta] = evaluate(
             EvaluateConfig(
-                model=summary["export"],
+                model=summary.export or "",
                 records=str(records),
                 output=str(work / f"eval-{tta}"),
                 threshold="youden",
@@ -130,26 +130,26 @@ def bench_quality(data: str, recipe: str, workdir: str) -> dict[str, Any]:
         )
         times[f"evaluate_{tta}_s"] = round(time.monotonic() - start, 1)
     plain, tta = reports["none"], reports["dihedral"]
-    f1 = [c["f1"] for c in plain["per_class"].values() if c["f1"] is not None]
-    calibration = plain.get("calibration") or {}
+    f1 = [c["f1"] for c in plain.per_class.values() if c["f1"] is not None]
+    calibration = plain.calibration or {}
     result = {
         "recipe": recipe,
         "about": spec["about"],
         "data": data,
         "view": spec["view"],
-        "test_tiles": plain["count"],
-        "accuracy": round(plain["accuracy"], 4),
+        "test_tiles": plain.count,
+        "accuracy": round(plain.accuracy, 4),
         "macro_f1": round(sum(f1) / len(f1), 4) if f1 else None,
-        "roc_auc": plain["roc_auc"],
-        "pr_auc": plain["pr_auc"],
+        "roc_auc": plain.roc_auc,
+        "pr_auc": plain.pr_auc,
         "ece_uncalibrated": calibration.get("ece_uncalibrated"),
-        "ece_calibrated": plain["expected_calibration_error"],
+        "ece_calibrated": plain.expected_calibration_error,
         "temperature": calibration.get("temperature", 1.0),
         "calibration_bias": calibration.get("bias", []),
-        "tta_accuracy": round(tta["accuracy"], 4),
-        "tta_gain": round(tta["accuracy"] - plain["accuracy"], 4),
+        "tta_accuracy": round(tta.accuracy, 4),
+        "tta_gain": round(tta.accuracy - plain.accuracy, 4),
         "tta_cost": round(times["evaluate_dihedral_s"] / max(times["evaluate_none_s"], 1e-9), 1),
-        "epochs_run": len(summary["epochs_run"]),
+        "epochs_run": len(summary.epochs_run),
         **times,
         "wall_s": round(sum(times.values()), 1),
     }

@@ -14,6 +14,7 @@ import contextlib
 import functools
 import logging
 import os
+import shlex
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -130,6 +131,11 @@ def run(main: Callable[[list[str]], int | None]) -> None:
             sys.exit(EXIT_USER_ERROR)
 
     app.run(guarded, flags_parser=parse)
+
+
+def command_line(module: str) -> str:
+    """This process's command, as the user would type it (`python -m MODULE --flags`)."""
+    return shlex.join(["python", "-m", module, *sys.argv[1:]])
 
 
 def entry_point(main: Callable[[list[str]], int | None]) -> Callable[[], None]:

@@ -9,13 +9,13 @@ refuses a name that appears twice, so a flat key is never ambiguous.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from satx.errors import InputError
+from satx.io.run_record import Record, coerce
 
 C = TypeVar("C", bound="Config")
 
@@ -117,7 +117,7 @@ class Leaf:
         return self.field.default_factory()  # type: ignore[misc]
 
 
-class Config:
+class Config(Record):
     """Behaviour shared by every config dataclass: validation, JSON in/out, flat overrides."""
 
     # False: flat overrides do not reach inside (a search space's fields share the names of
@@ -139,20 +139,6 @@ class Config:
     def problems(self) -> list[str]:
         """What is wrong with this config beyond its choices (each a sentence naming the flag)."""
         return []
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready nested dict (tuples become lists)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))  # type: ignore[call-overload]
-
-    @classmethod
-    def from_dict(cls: type[C], values: Mapping[str, Any]) -> C:
-        """Inverse of `to_dict`; missing keys take their defaults, unknown keys are refused."""
-        hints = typing.get_type_hints(cls)
-        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(f"{cls.__name__}: unknown keys {unknown}")
-        return cls(**{key: _coerce(hints[key], value) for key, value in values.items()})
 
     @classmethod
     def from_flat(cls: type[C], values: Mapping[str, Any], **fields: Any) -> C:
@@ -215,21 +201,8 @@ def _replace_nested(config: C, changes: Mapping[str, Any]) -> C:
         if isinstance(current, Config):
             values[key] = _replace_nested(current, value)
         else:
-            values[key] = _coerce(hints[key], value)
+            values[key] = coerce(hints[key], value)
     return dataclasses.replace(config, **values)  # type: ignore[type-var]
-
-
-def _coerce(hint: Any, value: Any) -> Any:
-    """JSON values -> the field's type: nested configs, tuples from lists, dicts of tuples."""
-    if isinstance(hint, type) and issubclass(hint, Config) and isinstance(value, Mapping):
-        return hint.from_dict(value)
-    origin = typing.get_origin(hint)
-    if origin is tuple and isinstance(value, list | tuple):
-        return tuple(value)
-    if origin is dict and isinstance(value, Mapping):
-        inner = typing.get_args(hint)[1]
-        return {k: _coerce(inner, v) for k, v in value.items()}
-    return value
 
 
 def default_of(cls: type[Config], name: str) -> Any:

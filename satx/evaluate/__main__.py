@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from satx.cli import entry_point, load_tensorflow
+from satx.cli import command_line, entry_point, load_tensorflow
 from satx.cli.flags import config_from_flags, define_flags
 from satx.config import EvaluateConfig
 
@@ -16,10 +16,10 @@ def main(argv: list[str]) -> int:
 
     del argv
     config = config_from_flags(EvaluateConfig)
-    report = evaluate(config)
+    r = evaluate(config, command_line("satx.evaluate"))
     print(
-        f"{report['count']} tiles: accuracy {report['accuracy']:.4f}, ROC AUC "
-        f"{report['roc_auc']}, PR AUC {report['pr_auc']}, threshold {report['threshold']}"
+        f"{r.count} tiles: accuracy {r.accuracy:.4f}, ROC AUC {r.roc_auc}, PR AUC {r.pr_auc}, "
+        f"threshold {r.threshold}"
     )
     print(f"report: {config.output}/report.json and report.md")
     return 0

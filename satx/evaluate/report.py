@@ -25,7 +25,8 @@ from satx.config import EvaluateConfig
 from satx.data.pipeline import make_eval_dataset
 from satx.errors import InputError
 from satx.evaluate import scores
-from satx.io.run_record import versions, write_json
+from satx.evaluate.result import EvaluationReport
+from satx.io.run_record import run_record, write_json
 from satx.io.storage import atomic_write_local
 from satx.predict.scorer import Scorer
 from satx.records.manifest import Records, load_records
@@ -121,10 +122,61 @@ def scores_csv(scored: Scored, class_names: list[str]) -> str:
     return out.getvalue()
 
 
-def evaluate(config: EvaluateConfig) -> dict[str, Any]:
+def evaluate(config: EvaluateConfig, command: str | None = None) -> EvaluationReport:
     """Score a split, write report.json / report.md (and the scores CSV); return the report."""
     records = load_records(config.records)
     scorer = Scorer(config.model, tta=config.tta)
+    class_names = _check_classes(scorer, records, config)
+    scored = score_split(scorer, records, config.split, config.batch_size)
+    chosen, chosen_on = _threshold_elsewhere(scorer, records, config, class_names)
+    numbers = scores.report(
+        scored.labels, scored.probs, class_names, config.threshold, chosen.get("threshold")
+    )
+    binary = len(class_names) == 2
+    out = Path(config.output)
+    out.mkdir(parents=True, exist_ok=True)
+    extra: dict[str, Any] = {}
+    raw = None
+    if not scorer.calibration.is_identity:  # the export calibrates; undo it to compare
+        raw = scorer.calibration.undo(scored.probs)
+        extra["calibration"] = {
+            **scorer.calibration.to_dict(),
+            "ece_uncalibrated": _reliability(scored.labels, raw).ece,
+            "ece_calibrated": numbers["expected_calibration_error"],
+        }
+    if binary:
+        collection, regions = error_features(scored, class_names, numbers["threshold"])
+        write_json(out / "errors.geojson", collection)
+        extra.update(errors_geojson=str(out / "errors.geojson"), errors_by_parent_tile=regions)
+    plotted = _plots(scored, numbers, class_names, out)
+    if raw is not None:
+        from satx.evaluate import plots
+
+        path = out / "reliability_uncalibrated.png"
+        plotted.append(plots.reliability_plot(_reliability(scored.labels, raw), path))
+    report = EvaluationReport.from_dict(
+        {
+            **numbers,
+            "class_names": class_names,
+            "split": config.split,
+            "model": str(scorer.path),
+            "threshold_chosen_on": chosen_on if binary else None,
+            "at_threshold_chosen": chosen.get("at_threshold"),
+            "plots": [p.name for p in plotted],
+            **extra,
+            **run_record(command, config, records.identity()),
+        }
+    )
+    write_json(out / "report.json", report)
+    atomic_write_local(out / "report.md", _markdown(report).encode())
+    if config.scores_out:
+        atomic_write_local(Path(config.scores_out), scores_csv(scored, class_names).encode())
+    log.info("evaluated %d tiles of %s: accuracy %.4f", report.count, config.split, report.accuracy)
+    return report
+
+
+def _check_classes(scorer: Scorer, records: Records, config: EvaluateConfig) -> list[str]:
+    """The records' class names, refused when the model was trained on others."""
     class_names = list(records.manifest.class_names)
     if scorer.class_names is None and scorer.num_classes != len(class_names):
         raise InputError(
@@ -136,56 +188,7 @@ def evaluate(config: EvaluateConfig) -> dict[str, Any]:
             f"--model={config.model} was trained on classes {scorer.class_names}, the records "
             f"have {class_names}; evaluate it on records made with the same --classes"
         )
-    scored = score_split(scorer, records, config.split, config.batch_size)
-    chosen, chosen_on = _threshold_elsewhere(scorer, records, config, class_names)
-    result = scores.report(
-        scored.labels, scored.probs, class_names, config.threshold, chosen.get("threshold")
-    )
-    if len(class_names) == 2:
-        result["threshold_chosen_on"] = chosen_on
-        if chosen:
-            result["at_threshold_on_" + chosen_on] = chosen["at_threshold"]
-    result.update(
-        {
-            "model": str(scorer.path),
-            "records": config.records,
-            "records_manifest_sha256": records.manifest_sha256,
-            "records_listing_sha256": records.manifest.inputs.listing_sha256,
-            "split": config.split,
-            "class_names": class_names,
-            "config": config.to_dict(),
-            "versions": versions(),
-        }
-    )
-    out = Path(config.output)
-    out.mkdir(parents=True, exist_ok=True)
-    raw = None
-    if not scorer.calibration.is_identity:  # the export calibrates; undo it to compare
-        raw = scorer.calibration.undo(scored.probs)
-        result["calibration"] = {
-            **scorer.calibration.to_dict(),
-            "ece_uncalibrated": _reliability(scored.labels, raw).ece,
-            "ece_calibrated": result["expected_calibration_error"],
-        }
-    if len(class_names) == 2:
-        collection, regions = error_features(scored, class_names, result["threshold"])
-        write_json(out / "errors.geojson", collection)
-        result["errors_geojson"] = str(out / "errors.geojson")
-        result["errors_by_parent_tile"] = regions
-    result["plots"] = [p.name for p in _plots(scored, result, class_names, out)]
-    if raw is not None:
-        from satx.evaluate import plots
-
-        path = out / "reliability_uncalibrated.png"
-        result["plots"].append(plots.reliability_plot(_reliability(scored.labels, raw), path).name)
-    write_json(out / "report.json", result)
-    atomic_write_local(out / "report.md", _markdown(result).encode())
-    if config.scores_out:
-        atomic_write_local(Path(config.scores_out), scores_csv(scored, class_names).encode())
-    log.info(
-        "evaluated %d tiles of %s: accuracy %.4f", result["count"], config.split, result["accuracy"]
-    )
-    return result
+    return class_names
 
 
 def _threshold_elsewhere(
@@ -221,6 +224,7 @@ def _reliability(labels: np.ndarray, probs: np.ndarray) -> scores.Reliability:
 
 
 def _plots(scored: Scored, r: dict[str, Any], class_names: list[str], out: Path) -> list[Path]:
+    """The report's PNG plots; `r` holds the numbers of `scores.report`."""
     from satx.evaluate import plots
 
     labels, probs = scored.labels, scored.probs
@@ -241,49 +245,45 @@ def _plots(scored: Scored, r: dict[str, Any], class_names: list[str], out: Path)
     return paths
 
 
-def _markdown(r: dict[str, Any]) -> str:
+def _markdown(r: EvaluationReport) -> str:
     def num(v: Any) -> str:
         return "-" if v is None else f"{v:.4f}"
 
+    at = r.at_threshold
     lines = [
-        f"# Evaluation: {r['split']} split ({r['count']} tiles)",
+        f"# Evaluation: {r.split} split ({r.count} tiles)",
         "",
-        f"- model: `{r['model']}`",
-        f"- records: `{r['records']}`",
-        f"- accuracy {num(r['accuracy'])}, ROC AUC {num(r['roc_auc'])}, PR AUC {num(r['pr_auc'])}",
-        f"- threshold: {r['threshold_mode']} = {num(r['threshold'])}"
+        f"- model: `{r.model}`",
+        f"- records: `{r.records}`",
+        f"- accuracy {num(r.accuracy)}, ROC AUC {num(r.roc_auc)}, PR AUC {num(r.pr_auc)}",
+        f"- threshold: {r.threshold_mode} = {num(r.threshold)}"
+        + (f", chosen on the {r.threshold_chosen_on} split" if r.threshold_chosen_on else "")
         + (
-            f", chosen on the {r['threshold_chosen_on']} split"
-            if r.get("threshold_chosen_on")
-            else ""
-        )
-        + (
-            f"; here precision {num(r['at_threshold']['precision'])}, recall "
-            f"{num(r['at_threshold']['recall'])}, {r['at_threshold']['hits_per_million']:,.0f} "
-            "hits per million tiles"
-            if r.get("at_threshold")
+            f"; here precision {num(at['precision'])}, recall {num(at['recall'])}, "
+            f"{at['hits_per_million']:,.0f} hits per million tiles"
+            if at
             else ""
         ),
-        f"- expected calibration error: {num(r['expected_calibration_error'])}"
+        f"- expected calibration error: {num(r.expected_calibration_error)}"
         + (
-            f" (temperature {r['calibration']['temperature']:.3f}, class bias "
-            f"{[round(b, 3) for b in r['calibration'].get('bias', [])]}; uncalibrated "
-            f"{num(r['calibration']['ece_uncalibrated'])})"
-            if r.get("calibration")
+            f" (temperature {r.calibration['temperature']:.3f}, class bias "
+            f"{[round(b, 3) for b in r.calibration.get('bias', [])]}; uncalibrated "
+            f"{num(r.calibration['ece_uncalibrated'])})"
+            if r.calibration
             else ""
         ),
         "",
         "| class | precision | recall | F1 | support |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for name, c in r["per_class"].items():
+    for name, c in r.per_class.items():
         lines.append(
             f"| {name} | {num(c['precision'])} | {num(c['recall'])} | {num(c['f1'])} | "
             f"{c['support']} |"
         )
     lines += ["", "Confusion matrix (rows: true class, columns: predicted):", ""]
-    lines += ["    " + json.dumps(row) for row in r["confusion_matrix"]]
-    lines += [""] + [f"![{Path(name).stem}]({name})" for name in r.get("plots", [])]
-    if r.get("errors_geojson"):
-        lines += ["", f"Errors on the map (false positives/negatives): `{r['errors_geojson']}`"]
+    lines += ["    " + json.dumps(list(row)) for row in r.confusion_matrix]
+    lines += [""] + [f"![{Path(name).stem}]({name})" for name in r.plots]
+    if r.errors_geojson:
+        lines += ["", f"Errors on the map (false positives/negatives): `{r.errors_geojson}`"]
     return "\n".join(lines) + "\n"

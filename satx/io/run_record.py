@@ -1,16 +1,28 @@
-"""What every run writes about itself: versions of what ran, and atomic JSON files."""
+"""What every run writes about itself, and the JSON form of every typed result.
+
+`Record`: a frozen dataclass with JSON in and out (`to_dict`, `from_dict`, `read`), the base of
+every config and every stage's result (`TrainResult`, `TuneResult`, `PredictRun`,
+`EvaluationReport`). `run_record(...)`: the command, resolved config, input hashes, versions
+and seed that every run writes beside its output.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import sys
+import typing
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from satx.errors import InputError
 from satx.io.secrets import scrub
 from satx.io.storage import atomic_write_local
+
+R = TypeVar("R", bound="Record")
 
 # module -> the distributions that may provide it (tensorflow-cpu installs `tensorflow`)
 _LIBRARIES = {
@@ -20,6 +32,50 @@ _LIBRARIES = {
     "PIL": ("pillow",),
     "mercantile": ("mercantile",),
 }
+
+
+class Record:
+    """JSON in and out for a (frozen) dataclass: nested records, tuples and dicts of them."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready nested dict (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self), default=str))  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[R], values: Mapping[str, Any]) -> R:
+        """Inverse of `to_dict`; missing keys take their defaults, unknown keys are refused."""
+        hints = typing.get_type_hints(cls)
+        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InputError(f"{cls.__name__}: unknown keys {unknown}")
+        return cls(**{key: coerce(hints[key], value) for key, value in values.items()})
+
+    @classmethod
+    def read(cls: type[R], data: bytes | str, where: str) -> R:
+        """A record from its JSON text; `where` names the file in the error."""
+        try:
+            return cls.from_dict(json.loads(data))
+        except (ValueError, TypeError) as err:
+            raise InputError(f"{where}: not a {cls.__name__} ({err})") from err
+
+
+def coerce(hint: Any, value: Any) -> Any:
+    """JSON values -> the field's type: nested records, tuples from lists, dicts of records."""
+    if isinstance(hint, type) and issubclass(hint, Record) and isinstance(value, Mapping):
+        return hint.from_dict(value)
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        inner = [a for a in typing.get_args(hint) if a is not type(None)]
+        return coerce(inner[0], value) if len(inner) == 1 and value is not None else value
+    if origin is tuple and isinstance(value, list | tuple):
+        args = typing.get_args(hint)
+        element = args[0] if len(args) == 2 and args[1] is Ellipsis else None
+        return tuple(coerce(element, v) if element else v for v in value)
+    if origin is dict and isinstance(value, Mapping):
+        inner = typing.get_args(hint)[1]
+        return {k: coerce(inner, v) for k, v in value.items()}
+    return value
 
 
 def _version(module: str, distributions: tuple[str, ...]) -> str:
@@ -46,11 +102,38 @@ def versions() -> dict[str, str]:
     return {"satx": satx.__version__, "python": platform.python_version(), **found}
 
 
+def run_record(
+    command: str | None,
+    config: Any = None,
+    inputs: Mapping[str, Any] | None = None,
+    seed: int | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """What a run writes about itself.
+
+    Args:
+        command: the command line (None: this process's argv).
+        config: the resolved config (anything with `to_dict`).
+        inputs: what identifies the input (e.g. `Records.identity()`: root and hashes).
+        seed: the run's seed, where it has one.
+        **extra: the stage's own facts (strategy, replicas, ...).
+    """
+    record: dict[str, Any] = {"command": command if command is not None else " ".join(sys.argv)}
+    if config is not None:
+        record["config"] = config.to_dict()
+    record.update(inputs or {})
+    if seed is not None:
+        record["seed"] = seed
+    return {**record, **extra, "versions": versions()}
+
+
 def json_bytes(obj: Any) -> bytes:
     """`obj` as the indented, key-sorted JSON every run record uses (secrets scrubbed)."""
+    if isinstance(obj, Record):
+        obj = obj.to_dict()
     return (scrub(json.dumps(obj, indent=2, sort_keys=True, default=str)) + "\n").encode()
 
 
 def write_json(path: str | Path, obj: Any) -> None:
-    """Write `obj` as indented JSON, atomically."""
+    """Write `obj` (a record, or anything JSON-ready) as indented JSON, atomically."""
     atomic_write_local(path, json_bytes(obj))

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
-
-from satx.cli import entry_point, load_tensorflow
+from satx.cli import command_line, entry_point, load_tensorflow
 from satx.cli.flags import config_from_flags, define_flags
 from satx.config import PredictConfig
 
@@ -24,33 +21,33 @@ def main(argv: list[str]) -> int:
         d = dry_run(config)
         where = config.aoi or (f"bbox {list(config.bbox)}" if config.bbox else config.input)
         zoom = f" at zoom {config.zoom}" if config.zoom else ""
-        print(f"{d['tiles']:,} tiles{zoom}: {where}")
+        print(f"{d.tiles:,} tiles{zoom}: {where}")
         if config.source.tiles:
-            shown = d["input"].get("tiles") or secrets.redact_url(config.source.tiles)
+            shown = d.input.get("tiles") or secrets.redact_url(config.source.tiles)
             print(f"tile source: {shown}")
         print(
-            f"model {d['model']}: {d['model_tiles_per_s']} tiles/s here on {d['devices']} "
-            f"device(s), model alone -> {d['projected_human']} for these tiles, before reading "
-            "and decoding (satx.bench predict measures those)"
+            f"model {d.model}: {d.model_tiles_per_s} tiles/s here on {d.devices} device(s), "
+            f"model alone -> {d.projected_human} for these tiles, before reading and decoding "
+            "(satx.bench predict measures those)"
         )
         return 0
-    command = shlex.join(["python", "-m", "satx.predict", *sys.argv[1:]])
+    command = command_line("satx.predict")
     if config.engine == "beam":
         from satx.predict.beam import predict_beam
 
         s = predict_beam(config, command=command)
     else:
         s = predict(config, command=command)
-    run_ = s["this_run"]
     print(
-        f"{s['tiles']} tiles: {s['scored']} scored, {s['errors']} errors ({s['missing']} "
-        f"missing), {s['kept']} written (score >= {config.min_score})"
+        f"{s.tiles} tiles: {s.scored} scored, {s.errors} errors ({s.missing} missing), "
+        f"{s.kept} written (score >= {config.min_score})"
     )
-    print(f"this run: {run_['tiles']} tiles in {run_['seconds']} s = {run_['tiles_per_s']} tiles/s")
-    p = s["projection"]
-    if p["human"]:
-        print(f"projected for {p['tiles']:,} tiles on {p['devices']} device(s): {p['human']}")
-    for kind, url in s["files"].items():
+    r = s.this_run
+    print(f"this run: {r.tiles} tiles in {r.seconds} s = {r.tiles_per_s} tiles/s")
+    p = s.projection
+    if p.human:
+        print(f"projected for {p.tiles:,} tiles on {p.devices} device(s): {p.human}")
+    for kind, url in s.files.items():
         print(f"{kind}: {url}")
     return 0
 

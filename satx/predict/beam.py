@@ -34,6 +34,7 @@ from satx.io.lock import output_lock
 from satx.io.progress import Progress
 from satx.predict.inputs import ChunkData, open_input
 from satx.predict.outputs import Labeller, PredictionOutput
+from satx.predict.result import PredictRun
 from satx.predict.run import (
     Run,
     begin,
@@ -93,13 +94,13 @@ def _write(result: PredictionResult, config: PredictConfig, labeller: Labeller) 
     return k
 
 
-def predict_beam(config: PredictConfig, command: str | None = None) -> dict[str, Any]:
-    """Run (or resume) a prediction on Beam; returns the summary (predict_run.json)."""
+def predict_beam(config: PredictConfig, command: str | None = None) -> PredictRun:
+    """Run (or resume) a prediction on Beam; returns the run (predict_run.json)."""
     with output_lock(config.output, "predict"):  # the driver holds it for the pipeline
         return _predict_beam(config, command)
 
 
-def _predict_beam(config: PredictConfig, command: str | None) -> dict[str, Any]:
+def _predict_beam(config: PredictConfig, command: str | None) -> PredictRun:
     import apache_beam as beam
 
     scorer, source, class_names = setup(config)  # the model's path and classes; the listing

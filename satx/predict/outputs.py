@@ -1,18 +1,8 @@
-"""Where `satx.predict` writes: resumable chunk parts, a progress index, and the merged outputs.
+"""How `satx.predict` writes: rows per format, resumable chunk parts, the merged files.
 
-Layout of `--output` (local folder or gs:// prefix):
-
-    predict_config.json         what this output is for (config + input fingerprint); a re-run
-                                must match it to resume
-    parts/00000012.csv|.jsonl|.geojsonl|.errors.csv
-                                one file per format per chunk, each written atomically
-    parts/00000012.done.json    written last: the chunk is finished (the resume index)
-    progress.json               chunks and tiles done so far, rate, ETA (for people)
-    predictions.geojson|.csv|.jsonl, errors.csv, predict_run.json
-                                merged in chunk order when every chunk is done
-
-A chunk without its `.done.json` is redone from scratch on the next run and overwrites its
-parts, so a killed run never loses or duplicates a tile.
+The folder's layout is `satx.predict.result`. A chunk without its `.done.json` is redone from
+scratch on the next run and overwrites its parts, so a killed run never loses or duplicates a
+tile. `Labeller` owns the rule that turns probabilities into a label, a score and a hit.
 """
 
 from __future__ import annotations
@@ -33,14 +23,18 @@ from satx import geo
 from satx.errors import InputError, OutputExistsError
 from satx.io import failpoints, secrets, storage
 from satx.io.lock import LOCK_NAME
+from satx.predict.result import (
+    CONFIG_NAME,
+    ERRORS_NAME,
+    PART_EXT,
+    PROGRESS_NAME,
+    part_name,
+    predictions_name,
+)
 from satx.tiles.refs import TileRef
 
 log = logging.getLogger(__name__)
 
-PART_EXT = {"geojson": "geojsonl", "csv": "csv", "jsonl": "jsonl"}
-CONFIG_NAME = "predict_config.json"
-PROGRESS_NAME = "progress.json"
-ERRORS_NAME = "errors.csv"
 ERROR_COLUMNS = ["source_id", "z", "x", "y", "reason", "detail"]
 
 
@@ -83,6 +77,15 @@ class Labeller:
             picks = np.where(score >= self.threshold, self.positive, other)
             return [self.class_names[i] for i in picks], score
         return [self.class_names[i] for i in top], score
+
+    def is_hit(self, score: float, label: str) -> bool:
+        """Whether a row labelled by this rule is a hit of the positive class.
+
+        Binary: its score reaches the threshold. Multi-class: its label is the positive class.
+        """
+        if len(self.class_names) == 2:
+            return score >= self.threshold
+        return self.positive is not None and label == self.class_names[self.positive]
 
 
 def _address(tile: Any) -> dict[str, Any]:
@@ -157,10 +160,7 @@ class PredictionOutput:
         self.root, self.formats, self.class_names = root, formats, class_names
         self.store = storage.open_store(root)
 
-    @staticmethod
-    def part(chunk: int, suffix: str) -> str:
-        """Name of one chunk's part file."""
-        return f"parts/{chunk:08d}.{suffix}"
+    part = staticmethod(part_name)
 
     def start(self, identity: dict[str, Any], overwrite: bool) -> None:
         """Claim the folder for this run, or check that it already belongs to it (resume)."""
@@ -238,7 +238,7 @@ class PredictionOutput:
         written = {}
         for fmt in self.formats:
             parts = [self.part(k, PART_EXT[fmt]) for k in range(chunks)]
-            name = f"predictions.{fmt}"
+            name = predictions_name(fmt)
             if fmt == "geojson":
                 head = '{"type": "FeatureCollection", "features": [\n'
                 self._merge(name, parts, head, "]}\n", comma=True)

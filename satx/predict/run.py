@@ -34,9 +34,10 @@ from satx.errors import InputError
 from satx.io import failpoints
 from satx.io.lock import output_lock
 from satx.io.progress import Progress, format_duration
-from satx.io.run_record import json_bytes, versions
+from satx.io.run_record import json_bytes, run_record
 from satx.predict.inputs import ChunkData, TileInput, open_input
 from satx.predict.outputs import Labeller, PredictionOutput, format_errors, format_rows
+from satx.predict.result import RUN_NAME, DryRun, PredictRun, Projection, ThisRun
 from satx.predict.scorer import Scorer, model_path
 from satx.records import images
 from satx.train.distribute import make_strategy, set_precision, split_cpu
@@ -250,8 +251,8 @@ def begin(config: PredictConfig, scorer: Scorer, source: TileInput, class_names:
     return Run(labeller, out, fingerprint, total, config.chunk_size, chunks, todo, done)
 
 
-def predict(config: PredictConfig, command: str | None = None) -> dict[str, Any]:
-    """Run (or resume) a prediction; returns the summary also written to predict_run.json."""
+def predict(config: PredictConfig, command: str | None = None) -> PredictRun:
+    """Run (or resume) a prediction; returns the run (also written to predict_run.json)."""
     with output_lock(config.output, "predict"):
         scorer, source, class_names = setup(config)
         try:
@@ -266,7 +267,7 @@ def _predict(
     scorer: Scorer,
     source: TileInput,
     class_names: list[str],
-) -> dict[str, Any]:
+) -> PredictRun:
     run = begin(config, scorer, source, class_names)
     todo, num_classes = run.todo, len(class_names)
     progress = Progress("predict", run.remaining)
@@ -298,8 +299,8 @@ def _predict(
 
 def summarise(
     config: PredictConfig, run: Run, progress: Progress, scorer: Scorer, command: str | None
-) -> dict[str, Any]:
-    """Merge the parts, write predict_run.json and return the summary."""
+) -> PredictRun:
+    """Merge the parts, write predict_run.json and return the run."""
     out, fingerprint = run.out, run.fingerprint
     files = out.merge(run.chunks)
     per_chunk = out.chunk_stats(run.chunks)
@@ -307,35 +308,29 @@ def summarise(
     totals = {k: sum(s[k] for s in per_chunk) for k in keys}
     rate = progress.rate
     projection = config.project_tiles / rate if rate > 0 else None
-    summary = {
+    result = PredictRun(
         **totals,
-        "files": files,
-        "this_run": {
-            "tiles": progress.done,
-            "seconds": round(progress.elapsed, 2),
-            "tiles_per_s": round(rate, 2),
-        },
-        "projection": {
-            "tiles": config.project_tiles,
-            "devices": scorer.replicas,
-            "seconds": round(projection, 1) if projection else None,
-            "human": format_duration(projection) if projection else None,
-        },
-        "model": str(scorer.path),
-        "class_names": list(run.labeller.class_names),
-        "positive_class": run.labeller.positive_name,
-        "threshold": run.labeller.threshold,
-        "dtype_policy": scorer.policy,
-        "input": fingerprint,
-        "config": config.to_dict(),
-        "versions": versions(),
-        "command": command,
-    }
-    out.store.write_bytes("predict_run.json", json_bytes(summary))
-    return summary
+        files=files,
+        this_run=ThisRun(progress.done, round(progress.elapsed, 2), round(rate, 2)),
+        projection=Projection(
+            tiles=config.project_tiles,
+            devices=scorer.replicas,
+            seconds=round(projection, 1) if projection else None,
+            human=format_duration(projection) if projection else None,
+        ),
+        model=str(scorer.path),
+        class_names=run.labeller.class_names,
+        positive_class=run.labeller.positive_name,
+        threshold=run.labeller.threshold,
+        dtype_policy=scorer.policy,
+        input=fingerprint,
+        **run_record(command, config),
+    )
+    out.store.write_bytes(RUN_NAME, json_bytes(result))
+    return result
 
 
-def dry_run(config: PredictConfig) -> dict[str, Any]:
+def dry_run(config: PredictConfig) -> DryRun:
     """The exact tile count, the input, and the time this machine would take; fetches nothing.
 
     The projection uses the model's own rate measured here on random tiles: reading and
@@ -345,12 +340,12 @@ def dry_run(config: PredictConfig) -> dict[str, Any]:
     source.close()
     rate = scorer.measure_rate(config.batch_size)
     seconds = len(source) / rate
-    return {
-        "tiles": len(source),
-        "input": source.fingerprint(),
-        "model": str(scorer.path),
-        "devices": scorer.replicas,
-        "model_tiles_per_s": round(rate, 1),
-        "projected_seconds": round(seconds, 1),
-        "projected_human": format_duration(seconds),
-    }
+    return DryRun(
+        tiles=len(source),
+        input=source.fingerprint(),
+        model=str(scorer.path),
+        devices=scorer.replicas,
+        model_tiles_per_s=round(rate, 1),
+        projected_seconds=round(seconds, 1),
+        projected_human=format_duration(seconds),
+    )

@@ -10,10 +10,7 @@ From labelled places and a tile service:
 
 from __future__ import annotations
 
-import shlex
-import sys
-
-from satx.cli import entry_point
+from satx.cli import command_line, entry_point
 from satx.cli.flags import config_from_flags, define_flags
 from satx.config import RecordsConfig
 
@@ -24,7 +21,7 @@ def main(argv: list[str]) -> int:
     """Build the config from flags and run make_records."""
     del argv
     config = config_from_flags(RecordsConfig)
-    command = shlex.join(["python", "-m", "tools.make_records", *sys.argv[1:]])
+    command = command_line("tools.make_records")
     if config.engine == "beam":
         from satx.records.beam import make_records_beam
 

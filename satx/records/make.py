@@ -31,7 +31,7 @@ from satx.errors import OutputExistsError, RecordsError
 from satx.io import failpoints, secrets, storage
 from satx.io.lock import output_lock
 from satx.io.progress import Progress
-from satx.io.run_record import versions
+from satx.io.run_record import run_record
 from satx.records import inputs, schema
 from satx.records.manifest import (
     MANIFEST_NAME,
@@ -237,16 +237,15 @@ def _build_manifest(
         quarantine=QuarantineSummary(len(quarantined), dict(sorted(reasons.items()))),
         image_changes=dict(sorted(changes.items())),
         formats=dict(sorted(formats.items())),
-        run={
-            "tool": "tools.make_records",
-            "command": command if command is not None else " ".join(sys.argv),
-            "config": config.to_dict(),
-            "versions": versions(),
-            "seed": config.seed,
-            "elapsed_s": round(sum(phases.values()), 4),
-            "phases_s": {name: round(seconds, 4) for name, seconds in phases.items()},
-            "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        },
+        run=run_record(
+            command,
+            config,
+            seed=config.seed,
+            tool="tools.make_records",
+            elapsed_s=round(sum(phases.values()), 4),
+            phases_s={name: round(seconds, 4) for name, seconds in phases.items()},
+            finished_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        ),
     )
     return manifest, quarantined
 

@@ -208,6 +208,14 @@ class Records:
     manifest: Manifest
     manifest_sha256: str
 
+    def identity(self) -> dict[str, str]:
+        """What a run records about the records it read: where, and both hashes."""
+        return {
+            "records": self.root,
+            "records_manifest_sha256": self.manifest_sha256,
+            "records_listing_sha256": self.manifest.inputs.listing_sha256,
+        }
+
     def shard_paths(self, split: str) -> list[str]:
         """Paths (or gs:// URLs) of a split's shards, in manifest order."""
         root = self.root.rstrip("/")

@@ -1,8 +1,9 @@
 """What a finished `satx.predict` output offers the review: classes, threshold, model, rows.
 
-The review reads `predict_run.json` (written last, so its presence means every chunk is done),
-`predict_config.json` (the run's identity) and the first merged predictions file among
-`predictions.csv`, `.jsonl` and `.geojson`, streamed through the store (local or gs://).
+The folder is opened with `satx.predict.result.PredictRun` (predict_run.json is written last,
+so its presence means every chunk is done); rows are streamed from its first merged file
+(CSV, JSON lines, GeoJSON) through the store (local or gs://). Which rows are hits is the rule
+of predict's `Labeller`, at the review's threshold and positive class.
 """
 
 from __future__ import annotations
@@ -18,10 +19,8 @@ from typing import Any
 from satx.config import ReviewConfig
 from satx.errors import InputError
 from satx.io import storage
-
-RUN_NAME = "predict_run.json"
-IDENTITY_NAME = "predict_config.json"
-ROW_FILES = ("predictions.csv", "predictions.jsonl", "predictions.geojson")
+from satx.predict.outputs import Labeller
+from satx.predict.result import CONFIG_NAME, ROW_FORMATS, PredictRun, predictions_name
 
 
 @dataclass(frozen=True)
@@ -61,28 +60,16 @@ class Predictions:
         }
 
 
-def _read_json(store: storage.Store, name: str) -> dict[str, Any]:
-    try:
-        return json.loads(store.read_bytes(name))
-    except (OSError, ValueError) as err:
-        raise InputError(f"{store.url(name)}: cannot read ({err})") from err
-
-
 def open_predictions(config: ReviewConfig) -> Predictions:
     """Open `config.predictions` and resolve the classes and threshold the review uses."""
+    run = PredictRun.load(config.predictions)
     store = storage.open_store(config.predictions)
-    if not store.exists(RUN_NAME):
-        raise InputError(
-            f"--predictions={config.predictions}: no {RUN_NAME}, so not a finished satx.predict "
-            "output; run (or resume) satx.predict into it first"
-        )
-    run = _read_json(store, RUN_NAME)
-    identity = store.read_bytes(IDENTITY_NAME) if store.exists(IDENTITY_NAME) else b""
-    class_names = tuple(run.get("class_names") or json.loads(identity or b"{}").get("class_names"))
-    rows_file = next((name for name in ROW_FILES if store.exists(name)), None)
-    if rows_file is None or not class_names:
-        raise InputError(f"--predictions={config.predictions}: no {'/'.join(ROW_FILES)} found")
-    positive = config.positive_class or run.get("positive_class") or ""
+    rows_file = run.rows_file()
+    if rows_file is None or not store.exists(rows_file) or not run.class_names:
+        wanted = "/".join(predictions_name(f) for f in ROW_FORMATS)
+        raise InputError(f"--predictions={config.predictions}: no {wanted} found")
+    class_names = run.class_names
+    positive = config.positive_class or run.positive_class or ""
     if not positive and len(class_names) == 2:
         positive = class_names[1]
     if positive not in class_names:
@@ -92,7 +79,8 @@ def open_predictions(config: ReviewConfig) -> Predictions:
         )
     others = [c for c in class_names if c != positive]
     negative = config.negative_class or (others[0] if len(others) == 1 else f"not_{positive}")
-    threshold = config.threshold if config.threshold >= 0 else float(run.get("threshold", 0.5))
+    threshold = config.threshold if config.threshold >= 0 else run.threshold
+    identity = store.read_bytes(CONFIG_NAME) if store.exists(CONFIG_NAME) else b""
     digest = hashlib.sha256(identity + rows_file.encode())
     digest.update(str(store.size(rows_file)).encode())
     return Predictions(
@@ -102,7 +90,7 @@ def open_predictions(config: ReviewConfig) -> Predictions:
         positive=positive,
         negative=negative,
         threshold=threshold,
-        model=str(run.get("model", "")),
+        model=run.model,
         rows_file=rows_file,
     )
 
@@ -126,6 +114,9 @@ def iter_rows(predictions: Predictions) -> Iterator[Row | None]:
     review cannot show their neighbourhood or fetch them from a tile source.
     """
     column = f"score_{predictions.positive}"
+    labeller = Labeller.make(
+        list(predictions.class_names), predictions.positive, predictions.threshold
+    )
     for record in _records(predictions):
         if record.get("z") in (None, ""):
             yield None
@@ -136,7 +127,5 @@ def iter_rows(predictions: Predictions) -> Iterator[Row | None]:
             x=int(record["x"]),
             y=int(record["y"]),
             score=score,
-            hit=score >= predictions.threshold
-            if len(predictions.class_names) == 2
-            else record["label"] == predictions.positive,
+            hit=labeller.is_hit(score, record["label"]),
         )

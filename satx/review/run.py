@@ -13,7 +13,7 @@ from typing import Any
 from satx.config import ReviewConfig
 from satx.errors import InputError
 from satx.io import secrets
-from satx.io.run_record import json_bytes, versions
+from satx.io.run_record import json_bytes, run_record
 from satx.review.export import export_labels
 from satx.review.predictions import iter_rows, open_predictions
 from satx.review.server import ReviewApp, ReviewServer, is_loopback
@@ -56,12 +56,7 @@ def open_review(config: ReviewConfig) -> ReviewServer:
             counts["unaddressed"],
             counts["duplicates"],
         )
-    record = {
-        "config": config.to_dict(),
-        "predictions": predictions.to_meta(),
-        "imported": counts,
-        "versions": versions(),
-    }
+    record = run_record(None, config, predictions=predictions.to_meta(), imported=counts)
     store.record_run(started, json_bytes(record))
     source = open_source(config.source)
     try:

@@ -7,10 +7,8 @@ Config precedence: defaults < --config JSON < --hparams JSON (e.g. a tuner's bes
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 
-from satx.cli import entry_point, load_tensorflow
+from satx.cli import command_line, entry_point, load_tensorflow
 from satx.cli.flags import define, define_flags
 from satx.cli.train_flags import define_recipe_flags, train_config_from_flags
 from satx.config import TrainConfig
@@ -28,9 +26,9 @@ def main(argv: list[str]) -> int:
 
     del argv
     config = train_config_from_flags()
-    command = shlex.join(["python", "-m", "satx.train", *sys.argv[1:]])
+    command = command_line("satx.train")
     summary = train(config, command=command, overwrite=_OVERWRITE.value)
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(summary.to_dict(), indent=2))
     return 0
 
 

@@ -1,9 +1,7 @@
-"""One training run: `train(config)`, resumable at the epoch it reached.
+"""One training run: `train(config)` -> `TrainResult`, resumable at the epoch it reached.
 
-Run folder (`--workdir`): config.json, run.json, state.json, history.csv, checkpoints/best.keras,
-backup/phase{1,2}/ (BackupAndRestore), logs/ (TensorBoard), model.keras, class_names.json,
-summary.json, export/<version>/. A killed run re-run with the same command resumes at the epoch
-it reached (phase 1 is not redone once finished).
+The run folder is `satx.train.result.Workdir`. A killed run re-run with the same command resumes
+at the epoch it reached (phase 1 is not redone once finished).
 """
 
 from __future__ import annotations
@@ -12,7 +10,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +24,7 @@ from satx.data.read import CorruptionCounter
 from satx.errors import InputError, OutputExistsError
 from satx.io import failpoints
 from satx.io.lock import empty_folder, output_lock
-from satx.io.run_record import versions, write_json
+from satx.io.run_record import run_record, write_json
 from satx.models import backbones
 from satx.records.manifest import Records, load_records
 from satx.train.calibration import Calibration, fit_calibration, nll
@@ -57,36 +54,9 @@ from satx.train.phases import (
     monitor_for,
     phase_segments,
 )
+from satx.train.result import TrainResult, Workdir
 
 log = logging.getLogger(__name__)
-
-
-class Workdir:
-    """Paths of a run folder."""
-
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
-        self.config = self.root / "config.json"
-        self.run = self.root / "run.json"
-        self.state = self.root / "state.json"
-        self.history = self.root / "history.csv"
-        self.best = self.root / "checkpoints" / "best.keras"
-        self.logs = self.root / "logs"
-        self.model = self.root / "model.keras"
-        self.export = self.root / "export"
-        self.phase1_weights = self.root / "checkpoints" / "phase1_end.weights.h5"
-
-    def backup(self, phase: int) -> Path:
-        """BackupAndRestore folder of a phase."""
-        return self.root / "backup" / f"phase{phase}"
-
-    def read_state(self) -> dict[str, Any]:
-        """Progress so far (empty for a new run)."""
-        return json.loads(self.state.read_text()) if self.state.exists() else {}
-
-    def write_state(self, state: dict[str, Any]) -> None:
-        """Record progress atomically."""
-        write_json(self.state, state)
 
 
 def _check_workdir(work: Workdir, config: TrainConfig, overwrite: bool) -> None:
@@ -187,25 +157,22 @@ def _run_record(
     command: str | None,
 ) -> dict[str, Any]:
     replicas = strategy.num_replicas_in_sync
-    return {
-        "command": command if command is not None else " ".join(sys.argv),
-        "records": config.data.records,
-        "records_manifest_sha256": records.manifest_sha256,
-        "records_listing_sha256": records.manifest.inputs.listing_sha256,
-        "seed": config.seed,
-        "versions": versions(),
-        "strategy": type(strategy).__name__,
-        "replicas": replicas,
-        "global_batch_size": config.per_replica_batch_size * replicas,
-        "dtype_policy": policy,
-        "steps_per_epoch": run_data.steps,
-        "val_split": run_data.val_split,
-        "monitor": monitor,
-        "class_weight": run_data.class_weight,
-    }
+    return run_record(  # the config itself is config.json
+        command,
+        inputs=records.identity(),
+        seed=config.seed,
+        strategy=type(strategy).__name__,
+        replicas=replicas,
+        global_batch_size=config.per_replica_batch_size * replicas,
+        dtype_policy=policy,
+        steps_per_epoch=run_data.steps,
+        val_split=run_data.val_split,
+        monitor=monitor,
+        class_weight=run_data.class_weight,
+    )
 
 
-def train(config: TrainConfig, command: str | None = None, overwrite: bool = False) -> dict:
+def train(config: TrainConfig, command: str | None = None, overwrite: bool = False) -> TrainResult:
     """Train, checkpoint, and export a classifier; returns the run summary.
 
     Raises:
@@ -244,7 +211,7 @@ def _train(
     strategy: tf.distribute.Strategy,
     command: str | None,
     overwrite: bool,
-) -> dict:
+) -> TrainResult:
     work = Workdir(config.workdir)
     _check_workdir(work, config, overwrite)
     keras.utils.set_random_seed(config.seed)
@@ -264,7 +231,7 @@ def _train(
     state = work.read_state()
     if state.get("done"):
         log.info("%s: training already complete; --overwrite to retrain", work.root)
-        return json.loads((work.root / "summary.json").read_text())
+        return work.read_result()
     model, sample = _model_for(config, run_data, strategy, multiworker, num_classes)
     n1, n2 = config.n_epo_phase1, config.n_epo_phase2
     start_time = time.monotonic()
@@ -365,7 +332,7 @@ def _finish(
     monitor: str,
     elapsed: float,
     data: TrainingData,
-) -> dict[str, Any]:
+) -> TrainResult:
     class_names = list(records.manifest.class_names)
     model.save(work.model)
     write_json(work.root / "class_names.json", class_names)  # read next to .keras
@@ -379,17 +346,17 @@ def _finish(
         else None
     )
     state = work.read_state()
-    summary = {
-        "monitor": monitor,
-        "best": state.get("best"),
-        "best_epoch": state.get("best_epoch"),
-        "epochs_run": state.get("epochs_run", []),
-        "elapsed_s": round(elapsed, 1),
-        "model": str(work.model),
-        "best_checkpoint": str(work.best),
-        "export": str(export_dir) if export_dir else None,
-        "calibration": record or fitted.to_dict(),
-        "tensorboard": f"tensorboard --logdir {work.logs}",
-    }
-    write_json(work.root / "summary.json", summary)
-    return summary
+    result = TrainResult(
+        monitor=monitor,
+        best=state.get("best"),
+        best_epoch=state.get("best_epoch"),
+        epochs_run=tuple(state.get("epochs_run", [])),
+        elapsed_s=round(elapsed, 1),
+        model=str(work.model),
+        best_checkpoint=str(work.best),
+        export=str(export_dir) if export_dir else None,
+        calibration=record or fitted.to_dict(),
+        tensorboard=f"tensorboard --logdir {work.logs}",
+    )
+    work.write_result(result)
+    return result

@@ -10,10 +10,9 @@ past `--recycle_rss_mb` after a trial, it replaces itself with the same command 
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 
-from satx.cli import entry_point, load_tensorflow
+from satx.cli import command_line, entry_point, load_tensorflow
 from satx.cli.flags import FLAGS, config_from_flags, define, define_flags
 from satx.cli.train_flags import define_recipe_flags, load_json, train_config_from_flags
 from satx.config import SearchSpace, TuneConfig, parse_duration
@@ -80,34 +79,32 @@ def main(argv: list[str]) -> int:
 
     del argv
     config = tune_config_from_flags()
-    command = shlex.join(["python", "-m", "satx.tune", *sys.argv[1:]])
+    command = command_line("satx.tune")
     try:
         result = tune(config, command)
     except RecycleProcess as held:
         _restart(held)
-    if result["role"] == "worker":
-        print(f"worker {result['tuner_id']}: no more trials; the chief writes the results")
+    if result.role == "worker":
+        print(f"worker {result.tuner_id}: no more trials; the chief writes the results")
         return 0
-    if not result["rows"]:
+    if not result.rows or result.files is None:
         print("no finished trials yet")
         return 1
     workdir = config.train.workdir
-    print(leaderboard_table(result["rows"]))
-    print(result["progress"])
-    files = result["files"]
-    print(f"best hyperparameters: {files['best_hparams']}")
-    print(f"leaderboard: {files['leaderboard']} (and .json)")
-    print(f"TensorBoard (per-trial runs, HParams tab): tensorboard --logdir {files['logs']}")
-    if result["export"]:
-        summary = result["export"]
-        print(
-            f"best configuration retrained: {workdir}/best ({summary['monitor']} {summary['best']})"
-        )
-        print(f"exported model: {summary['export']}")
+    print(leaderboard_table(list(result.rows)))
+    print(result.progress)
+    files = result.files
+    print(f"best hyperparameters: {files.best_hparams}")
+    print(f"leaderboard: {files.leaderboard} (and .json)")
+    print(f"TensorBoard (per-trial runs, HParams tab): tensorboard --logdir {files.logs}")
+    if result.export:
+        best = result.export
+        print(f"best configuration retrained: {workdir}/best ({best.monitor} {best.best})")
+        print(f"exported model: {best.export}")
     else:
         print(
             f"train with them: python -m satx.train --records={config.train.data.records} "
-            f"--workdir={workdir}/best --hparams={files['best_hparams']}"
+            f"--workdir={workdir}/best --hparams={files.best_hparams}"
         )
     return 0
 

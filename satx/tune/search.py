@@ -26,7 +26,7 @@ import tensorflow as tf
 from satx.config import TrainConfig, TuneConfig
 from satx.errors import InputError
 from satx.io.lock import output_lock
-from satx.io.run_record import versions, write_json
+from satx.io.run_record import run_record, write_json
 from satx.io.storage import atomic_write_local
 from satx.models import backbones
 from satx.records.manifest import load_records
@@ -34,8 +34,10 @@ from satx.train.callbacks import tensorboard_callback
 from satx.train.distribute import make_strategy, set_precision, split_cpu
 from satx.train.fit import train
 from satx.train.phases import monitor_for
+from satx.train.result import TrainResult
 from satx.tune.hyperband import SatxTuner, distributed_role, progress_line, tuner_id
 from satx.tune.hypermodel import SatxHyperModel, define_hparams, searched_knobs
+from satx.tune.result import SearchFiles, TuneResult
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +123,7 @@ def retrain_best(
     on: str = "train",
     command: str | None = None,
     overwrite: bool = False,
-) -> dict[str, Any]:
+) -> TrainResult:
     """Retrain the best configuration for the best trial's epochs; export to WORKDIR/export/.
 
     The run folder is WORKDIR/best (a normal `satx.train` run, resumable). With `on="train+val"`
@@ -219,22 +221,17 @@ def _record_run(
     role: str,
     command: str,
 ) -> None:
-    records = hypermodel.records
-    write_json(
-        Path(config.train.workdir) / "tune_run.json",
-        {
-            "command": command,
-            "records_manifest_sha256": records.manifest_sha256,
-            "records_listing_sha256": records.manifest.inputs.listing_sha256,
-            "config": config.to_dict(),
-            "backbones": hypermodel.names,
-            "role": role,
-            "strategy": type(strategy).__name__,
-            "replicas": strategy.num_replicas_in_sync,
-            "versions": versions(),
-            "seed": config.train.seed,
-        },
+    record = run_record(
+        command,
+        config,
+        hypermodel.records.identity(),
+        config.train.seed,
+        backbones=hypermodel.names,
+        role=role,
+        strategy=type(strategy).__name__,
+        replicas=strategy.num_replicas_in_sync,
     )
+    write_json(Path(config.train.workdir) / "tune_run.json", record)
 
 
 def _make_search(config: TuneConfig, role: str) -> tuple[SatxHyperModel, SatxTuner, Any]:
@@ -270,11 +267,11 @@ def _make_search(config: TuneConfig, role: str) -> tuple[SatxHyperModel, SatxTun
     return hypermodel, tuner, strategy
 
 
-def tune(config: TuneConfig, command: str | None = None) -> dict[str, Any]:
+def tune(config: TuneConfig, command: str | None = None) -> TuneResult:
     """Run (or continue) the search, write its results, and optionally export the best model.
 
-    Returns `{"role", "rows", "best_hparams", "progress", "files", "export"}`; a worker of a
-    distributed search returns after its last trial with only its role (the chief reports).
+    A worker of a distributed search returns after its last trial with only its role (the
+    chief reports).
 
     Raises:
         RecycleProcess: the process passed `recycle_rss_mb` after a trial; the search is saved,
@@ -292,7 +289,7 @@ def tune(config: TuneConfig, command: str | None = None) -> dict[str, Any]:
         return _tune(config, command, role)
 
 
-def _tune(config: TuneConfig, command: str, role: str) -> dict[str, Any]:
+def _tune(config: TuneConfig, command: str, role: str) -> TuneResult:
     hypermodel, tuner, strategy = _make_search(config, role)
     workdir = Path(config.train.workdir)
     if role != "worker":
@@ -304,31 +301,28 @@ def _tune(config: TuneConfig, command: str, role: str) -> dict[str, Any]:
         board = tensorboard_callback(logs, hypermodel.base)  # a subfolder per trial
         tuner.search(callbacks=[board], verbose=2)
     if role == "worker":
-        return {"role": role, "tuner_id": tuner_id()}
+        return TuneResult(role, tuner_id())
     return _report(config, tuner, hypermodel, command, role)
 
 
 def _report(
     config: TuneConfig, tuner: SatxTuner, hypermodel: SatxHyperModel, command: str, role: str
-) -> dict[str, Any]:
+) -> TuneResult:
     workdir = Path(config.train.workdir)
     rows = leaderboard(tuner)
-    result: dict[str, Any] = {"role": role, "rows": rows, "export": None}
+    progress = progress_line(tuner.oracle)
     if not rows:
-        return {**result, "best_hparams": None, "progress": progress_line(tuner.oracle)}
+        return TuneResult(role, tuner_id(), progress=progress)
     best = best_hparams(tuner, hypermodel)
     write_results(workdir, rows, best)
-    result.update(
-        best_hparams=best,
-        progress=progress_line(tuner.oracle),
-        files={
-            "best_hparams": str(workdir / "best_hparams.json"),
-            "leaderboard": str(workdir / "leaderboard.csv"),
-            "logs": str(workdir / "logs"),
-        },
+    files = SearchFiles(
+        best_hparams=str(workdir / "best_hparams.json"),
+        leaderboard=str(workdir / "leaderboard.csv"),
+        logs=str(workdir / "logs"),
     )
+    export = None
     if config.export_best and not config.summary_only:
-        result["export"] = retrain_best(
+        export = retrain_best(
             hypermodel.base,
             best,
             best_epochs(tuner),
@@ -337,4 +331,4 @@ def _report(
             command=command,
             overwrite=config.overwrite,
         )
-    return result
+    return TuneResult(role, tuner_id(), tuple(rows), best, progress, files, export)

@@ -38,7 +38,7 @@ def test_export_and_keras_file_give_the_models_metrics(tiny_model, sample_record
         for key in ("accuracy", "roc_auc", "pr_auc", "threshold"):
             assert on_disk[key] == pytest.approx(expected[key], abs=1e-5), (name, key)
         assert on_disk["confusion_matrix"] == expected["confusion_matrix"]
-        assert report["count"] == info.count("test")
+        assert report.count == info.count("test")
         assert "ROC AUC" in (out / "report.md").read_text()
         rows = list(csv.DictReader((out / "scores.csv").open()))
         assert len(rows) == info.count("test")
@@ -82,7 +82,7 @@ def test_plots_and_the_error_geojson(tiny_model, sample_records, tmp_path):
     labels, probs = tiny_model["labels"], tiny_model["probs"]
     wrong = int(np.sum((probs[:, 1] >= 0.5).astype(int) != labels))
     assert features and len(features) == wrong  # every sample tile has an address
-    regions = report["errors_by_parent_tile"]
+    regions = report.errors_by_parent_tile
     assert sum(sum(v.values()) for v in regions.values()) == wrong
     for f in features:
         p = f["properties"]
@@ -133,12 +133,12 @@ def test_a_calibrated_export_reports_its_calibration(tiny_model, sample_records,
     rows = list(csv.DictReader((out / "scores.csv").open()))
     got = np.array([[float(r[f"score_{c}"]) for c in names] for r in rows])
     np.testing.assert_allclose(got, fitted.apply(tiny_model["probs"]), atol=1e-5)
-    c = report["calibration"]
+    c = report.calibration
     assert (c["temperature"], c["bias"]) == (2.0, [0.0, -0.7])
-    assert c["ece_calibrated"] == report["expected_calibration_error"]
+    assert c["ece_calibrated"] == report.expected_calibration_error
     raw = scores.reliability(tiny_model["labels"], tiny_model["probs"][:, 1]).ece
     assert c["ece_uncalibrated"] == pytest.approx(raw, abs=1e-4)
-    assert "reliability_uncalibrated.png" in report["plots"]
+    assert "reliability_uncalibrated.png" in report.plots
     assert "temperature 2.000" in (out / "report.md").read_text()
 
 
@@ -156,8 +156,8 @@ def test_threshold_chosen_on_validation_applies_to_test_and_to_predict(
     )
     val = score_split(Scorer(tiny_model["export"]), tiny_model["records"], "val", 64)
     expected = scores.choose_threshold(val.labels, val.probs[:, 1], "budget@300000")
-    assert report["threshold_chosen_on"] == "val" and report["threshold"] == expected
-    assert report["at_threshold_on_val"]["hits_per_million"] <= 300000
+    assert report.threshold_chosen_on == "val" and report.threshold == expected
+    assert report.at_threshold_chosen["hits_per_million"] <= 300000
     assert "chosen on the val split" in (out / "report.md").read_text()
     pred = tmp_path / "pred"
     config = PredictConfig(

@@ -50,7 +50,7 @@ def test_beam_over_a_tile_service_equals_local(tiny_model, area, tmp_path):
     _same(tmp_path / "local", tmp_path / "beam")
     for key in ("tiles", "scored", "errors", "missing", "kept"):
         assert local[key] == beam[key], key
-    assert beam["errors"] == 2 and beam["missing"] == 1 and beam["tiles"] == len(tiles)
+    assert beam.errors == 2 and beam.missing == 1 and beam.tiles == len(tiles)
 
 
 @pytest.mark.slow
@@ -67,7 +67,7 @@ def test_beam_with_two_worker_processes_reads_and_writes_gcs(tiny_model, area, t
         beam_options=TWO_PROCESSES,
     )
     summary = predict_beam(config)
-    assert summary["files"]["csv"] == f"{url}/predictions.csv"
+    assert summary.files["csv"] == f"{url}/predictions.csv"
     download_tree(url, tmp_path / "from_gcs")
     _same(tmp_path / "local", tmp_path / "from_gcs")
 
@@ -101,4 +101,4 @@ def test_kill_9_of_the_driver_then_rerun_scores_each_tile_once(tiny_model, area,
         )
     )
     _same(tmp_path / "local", out)
-    assert local["tiles"] == len(tiles)
+    assert local.tiles == len(tiles)

@@ -66,9 +66,7 @@ def test_tile_folder_scores_equal_the_keras_model(
     )
     files = sorted(src.rglob("*.jpg"))
     rows = _rows(out)
-    assert (
-        summary["tiles"] == summary["scored"] == len(rows) == len(files) and not summary["errors"]
-    )
+    assert summary.tiles == summary.scored == len(rows) == len(files) and not summary.errors
     by_id = {r["source_id"]: r for r in rows}
     for path in files[:24]:
         row = by_id[path.relative_to(src).as_posix()]
@@ -103,12 +101,12 @@ def test_records_input_and_a_keras_file(tiny_model, sample_records, tmp_path):
         _config(model, out, input=sample_records, split="test", class_names=tuple(info.class_names))
     )
     rows = _rows(out)
-    assert summary["scored"] == len(rows) == info.count("test")
+    assert summary.scored == len(rows) == info.count("test")
     expected = tiny_model["probs"][:, 1]  # evaluate's fixture: the test split in manifest order
     assert [float(r["score_school"]) for r in rows] == pytest.approx(expected, abs=1e-5)
     everything = predict(_config(tiny_model["export"], tmp_path / "all", input=sample_records))
-    assert everything["tiles"] == sum(info.count(s) for s in info.splits)
-    fingerprint = everything["input"]
+    assert everything.tiles == sum(info.count(s) for s in info.splits)
+    fingerprint = everything.input
     assert fingerprint["manifest_sha256"] == tiny_model["records"].manifest_sha256
 
 
@@ -133,7 +131,7 @@ def test_bbox_with_a_tile_template(tiny_model, sample_records, tmp_path, keras_s
     summary = predict(
         _config(tiny_model["export"], out, bbox=BBOX, zoom=18, tiles=str(root), chunk_size=5)
     )
-    assert summary["tiles"] == len(tiles) and summary["errors"] == 2
+    assert summary.tiles == len(tiles) and summary.errors == 2
     errors = _errors(out)
     assert errors == {geo.tile_key(missing): "missing", geo.tile_key(corrupt): "corrupt"}
     features = json.loads((out / "predictions.geojson").read_text())["features"]
@@ -156,7 +154,7 @@ def test_bbox_with_a_tile_template(tiny_model, sample_records, tmp_path, keras_s
             list_missing=False,
         )
     )
-    assert counted["errors"] == 2 and counted["missing"] == 1
+    assert counted.errors == 2 and counted.missing == 1
     assert _errors(tmp_path / "c") == {geo.tile_key(corrupt): "corrupt"}
 
 
@@ -179,7 +177,7 @@ def test_csv_list_by_path_by_zxy_and_by_lonlat(tiny_model, sample_records, tmp_p
         _config(tiny_model["export"], out, input=str(listing), tiles=str(root), zoom=18)
     )
     rows = _rows(out)
-    assert summary["tiles"] == 4 and summary["scored"] == 2
+    assert summary.tiles == 4 and summary.scored == 2
     assert [r["source_id"] for r in rows] == [
         f"xyz/18/{first.x}/{first.y}.jpg",
         geo.tile_key(fourth),
@@ -206,7 +204,7 @@ def test_bad_tiles_land_in_the_errors_file(tiny_model, tmp_path):
         "18/1/4.png": "unsupported_format",
         "18/1/5.jpg": "corrupt",
     }
-    assert summary["scored"] == 2 and [r["source_id"] for r in _rows(out)] == [
+    assert summary.scored == 2 and [r["source_id"] for r in _rows(out)] == [
         "18/1/1.jpg",
         "18/1/6.png",
     ]
@@ -221,18 +219,18 @@ def test_min_score_keeps_only_hits_and_a_changed_run_is_refused(
     everything = _rows_of(predict(_config(tiny_model["export"], tmp_path / "all", input=str(src))))
     cut = float(np.median([float(r["score"]) for r in everything]))
     summary = predict(_config(tiny_model["export"], out, input=str(src), min_score=cut))
-    assert summary["kept"] == sum(float(r["score"]) >= cut for r in everything) == len(_rows(out))
-    assert summary["scored"] == len(everything)
+    assert summary.kept == sum(float(r["score"]) >= cut for r in everything) == len(_rows(out))
+    assert summary.scored == len(everything)
     with pytest.raises(OutputExistsError, match="another prediction run"):
         predict(_config(tiny_model["export"], out, input=str(src), min_score=0.1))
     again = predict(
         _config(tiny_model["export"], out, input=str(src), min_score=0.1, overwrite=True)
     )
-    assert again["kept"] == sum(float(r["score"]) >= 0.1 for r in everything)
+    assert again.kept == sum(float(r["score"]) >= 0.1 for r in everything)
 
 
 def _rows_of(summary):
-    with open(summary["files"]["csv"]) as f:
+    with open(summary.files["csv"]) as f:
         return list(csv.DictReader(f))
 
 
@@ -303,7 +301,7 @@ def test_real_xyz_tiles_land_at_their_mercantile_bounds(tiny_model, tmp_path):
     files = sorted(p for p in src.rglob("*") if p.suffix in (".jpg", ".png"))
     out = tmp_path / "out"
     summary = predict(_config(tiny_model["export"], out, input=str(src), formats=("geojson",)))
-    assert summary["scored"] == len(files) == 20 and summary["errors"] == 0
+    assert summary.scored == len(files) == 20 and summary.errors == 0
     features = json.loads((out / "predictions.geojson").read_text())["features"]
     for f, path in zip(features, files, strict=True):
         tile = geo.parse_tile_path(path.name)
@@ -332,7 +330,7 @@ def test_gcs_tiles_and_gcs_output_match_a_local_run(gcs, tiny_model, sample_reco
     ):
         url = f"gs://{BUCKET}/pred/out-{name}"
         summary = predict(_config(tiny_model["export"], url, chunk_size=4, **kw))
-        assert summary["files"]["csv"] == f"{url}/predictions.csv"
+        assert summary.files["csv"] == f"{url}/predictions.csv"
         download_tree(url, tmp_path / name)
         rows = {
             geo.tile_key(geo.parse_tile_path(r["source_id"])): r for r in _rows(tmp_path / name)
@@ -361,7 +359,7 @@ def test_records_on_gcs_are_streamed_and_score_as_locally(
     remote = predict(
         _config(tiny_model["export"], tmp_path / "gcs", input=f"gs://{BUCKET}/pred/records", **kw)
     )
-    assert remote["scored"] == local["scored"] > 0
+    assert remote.scored == local.scored > 0
     assert _rows(tmp_path / "gcs") == _rows(tmp_path / "local")
 
 
@@ -388,13 +386,13 @@ def test_aoi_with_a_hole_scores_exactly_its_tiles_and_dry_run_counts_them(
     assert tiles[len(tiles) // 2] not in expected and len(expected) > 4
     kw = dict(aoi=str(path), zoom=18, tiles=str(root), chunk_size=4)
     counted = dry_run(_config(tiny_model["export"], "", dry_run=True, **kw))
-    assert counted["tiles"] == len(expected) and counted["model_tiles_per_s"] > 0
+    assert counted.tiles == len(expected) and counted.model_tiles_per_s > 0
     assert not (tmp_path / "out").exists()
     summary = predict(_config(tiny_model["export"], tmp_path / "out", **kw))
     rows = _rows(tmp_path / "out")
     scored = {mercantile.Tile(int(r["x"]), int(r["y"]), int(r["z"])) for r in rows}
     errors = _errors(tmp_path / "out")
-    assert summary["tiles"] == len(expected) and summary["input"]["kind"] == "aoi"
+    assert summary.tiles == len(expected) and summary.input["kind"] == "aoi"
     assert scored | {geo.parse_tile_path(k + ".jpg") for k in errors} == expected
     keys = [mercantile.quadkey(mercantile.Tile(int(r["x"]), int(r["y"]), 18)) for r in rows]
     assert keys == sorted(keys)  # written in the area's stable (quadkey) order

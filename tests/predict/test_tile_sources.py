@@ -63,7 +63,7 @@ def test_folder_http_mbtiles_and_pmtiles_give_identical_predictions(
                 batch_size=8,
             )
             summary = predict(config)
-            assert summary["tiles"] == len(tiles) and summary["missing"] == 1, name
+            assert summary.tiles == len(tiles) and summary.missing == 1, name
             results[name] = _table(tmp_path / name)
     scores, errors = results["folder"]
     assert len(scores) == len(tiles) - 2

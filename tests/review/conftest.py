@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 
@@ -31,8 +30,10 @@ def write_predictions(folder: Path | str, tiles: list[mercantile.Tile], scores: 
     records about its classes, threshold and model.
     """
     from satx.io import storage
-    from satx.predict.inputs import TileRef
+    from satx.io.run_record import json_bytes
     from satx.predict.outputs import Labeller, PredictionOutput, format_rows
+    from satx.predict.result import RUN_NAME, PredictRun
+    from satx.tiles.refs import TileRef
 
     probs = np.stack([1 - scores, scores], axis=1)
     labels, _ = Labeller.make(list(CLASSES), "", 0.5).label_score(probs)
@@ -41,10 +42,15 @@ def write_predictions(folder: Path | str, tiles: list[mercantile.Tile], scores: 
     items = [TileRef(f"{t.z}/{t.x}/{t.y}", t) for t in tiles]
     texts = format_rows(items, labels, scores, probs, CLASSES, ("csv", "geojson"))
     out.write_chunk(0, texts, "", {"tiles": len(tiles)})
-    out.merge(1)
-    run = {"class_names": list(CLASSES), "positive_class": "school", "threshold": 0.5}
-    run["model"] = "models/school/export/3"
-    storage.open_store(str(folder)).write_bytes("predict_run.json", json.dumps(run).encode())
+    run = PredictRun(
+        tiles=len(tiles),
+        files=out.merge(1),
+        class_names=CLASSES,
+        positive_class="school",
+        threshold=0.5,
+        model="models/school/export/3",
+    )
+    storage.open_store(str(folder)).write_bytes(RUN_NAME, json_bytes(run))
     return str(folder)
 
 

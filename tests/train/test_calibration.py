@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from satx.evaluate.scores import calibration, roc_auc
+from satx.evaluate.scores import reliability, roc_auc
 from satx.train.calibration import Calibration, fit_calibration, nll
 
 
@@ -24,8 +24,8 @@ def test_temperature_fixes_an_overconfident_binary_model_and_keeps_its_ranking()
     fixed = Calibration(t).apply(probs)
     assert nll(fixed, labels) < nll(probs, labels) - 0.05
     assert roc_auc(labels, fixed[:, 1]) == pytest.approx(roc_auc(labels, probs[:, 1]), abs=1e-12)
-    before = calibration(labels, probs[:, 1]).ece
-    after = calibration(labels, fixed[:, 1]).ece
+    before = reliability(labels, probs[:, 1]).ece
+    after = reliability(labels, fixed[:, 1]).ece
     assert after < before / 2
 
 
@@ -52,9 +52,9 @@ def test_the_class_bias_undoes_a_prior_shift_that_temperature_cannot():
     fitted = fit_calibration(probs, labels)
     assert fitted.temperature == pytest.approx(2.0, rel=0.1)
     assert fitted.bias[1] - fitted.bias[0] == pytest.approx(-np.log(9.0) / 2.0, abs=0.15)
-    with_bias = calibration(labels, fitted.apply(probs)[:, 1]).ece
+    with_bias = reliability(labels, fitted.apply(probs)[:, 1]).ece
     alone = fit_calibration(probs, labels, bias=False)  # a temperature, no bias
-    temperature_only = calibration(labels, alone.apply(probs)[:, 1]).ece
+    temperature_only = reliability(labels, alone.apply(probs)[:, 1]).ece
     assert with_bias < 0.02 < temperature_only
     assert nll(fitted.apply(probs), labels) < nll(
         Calibration(fitted.temperature).apply(probs), labels

@@ -42,7 +42,7 @@ def test_train_writes_a_complete_run_folder(sample_records, tmp_path):
     assert [int(r["epoch"]) for r in history] == [0, 1, 2]
     assert {"val_auc", "learning_rate", "images_per_sec", "val_loss"} <= set(history[0])
     assert [float(r["learning_rate"]) for r in history] == pytest.approx([1e-2, 1e-3, 1e-3])
-    assert summary["epochs_run"] == [0, 1, 2] and summary["export"].endswith("export/1")
+    assert summary.epochs_run == (0, 1, 2) and summary.export.endswith("export/1")
     assert (work.export / "1" / "saved_model.pb").exists()
     assert json.loads((work.export / "1" / "class_names.json").read_text()) == [
         "not_school",
@@ -244,7 +244,7 @@ def test_export_loads_in_a_fresh_process_and_both_signatures_agree(sample_record
     for k, e in enumerate(encoded[:6]):
         (tmp_path / f"{k}.tile").write_bytes(e)
     proc = subprocess.run(
-        [sys.executable, "-c", _EXPORT_CHECK, summary["export"], str(tmp_path)],
+        [sys.executable, "-c", _EXPORT_CHECK, summary.export, str(tmp_path)],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -254,14 +254,14 @@ def test_export_loads_in_a_fresh_process_and_both_signatures_agree(sample_record
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     model = keras.models.load_model(Workdir(tmp_path / "run").model, safe_mode=True)
     raw = model.predict(images, verbose=0)
-    fitted = Calibration.from_dict(summary["calibration"])
-    stored = json.loads((Path(summary["export"]) / "calibration.json").read_text())
+    fitted = Calibration.from_dict(summary.calibration)
+    stored = json.loads((Path(summary.export) / "calibration.json").read_text())
     assert Calibration.from_dict(stored) == fitted and len(fitted.bias) == 2
     calibrated = fitted.apply(raw)  # what evaluate applies to the raw scores
     np.testing.assert_allclose(got["raw"], raw, atol=1e-5)
     np.testing.assert_allclose(got["images"], calibrated, atol=1e-5)
     np.testing.assert_allclose(got["bytes"], calibrated, atol=1e-5)
-    assert summary["calibration"]["val_nll_after"] <= summary["calibration"]["val_nll_before"]
+    assert summary.calibration["val_nll_after"] <= summary.calibration["val_nll_before"]
 
 
 def test_profile_batches_write_a_trace_with_input_pipeline_events(sample_records, tmp_path):
@@ -322,11 +322,11 @@ def test_mixed_float16_trains_with_loss_scaling_and_exports_float32(sample_recor
         assert isinstance(model.optimizer, k.optimizers.LossScaleOptimizer)
         assert np.isfinite([float(r["loss"]) for r in _history(tmp_path / "run")]).all()
         images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
-        loaded = tf.saved_model.load(summary["export"])
+        loaded = tf.saved_model.load(summary.export)
         served = loaded.serving_default(tf.constant(images))
         assert served["probabilities"].dtype == tf.float32
         expected = Calibration.from_dict(
-            json.loads((Path(summary["export"]) / "calibration.json").read_text())
+            json.loads((Path(summary.export) / "calibration.json").read_text())
         ).apply(np.asarray(model(images, training=False), np.float64))
         np.testing.assert_allclose(served["probabilities"].numpy(), expected, atol=2e-3)
     finally:
@@ -359,9 +359,9 @@ def test_progressive_resizing_carries_phase1_weights_to_the_full_size(
     # ...and phase 2 goes on from there at 32 px, to an export that takes 32 px tiles
     config = _tiny_config(sample_records, tmp_path / "run2", image_size=32, phase1_image_size=16)
     summary = train(config, command="pytest")
-    assert summary["epochs_run"] == [0, 1, 2]
+    assert summary.epochs_run == (0, 1, 2)
     assert [int(r["epoch"]) for r in _history(tmp_path / "run2")] == [0, 1, 2]
-    exported = tf.saved_model.load(summary["export"])
+    exported = tf.saved_model.load(summary.export)
     out = exported.signatures["serving_default"](images=tf.zeros([2, 32, 32, 3], tf.uint8))
     assert out["probabilities"].shape == (2, 2)
 

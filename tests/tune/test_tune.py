@@ -389,14 +389,14 @@ def test_the_driver_runs_from_python_without_flags_and_records_its_settings(
         max_trials=2,
     )
     result = tune.tune(config, command="pytest")
-    assert result["role"] == "single" and len(result["rows"]) == 2
+    assert result.role == "single" and len(result.rows) == 2
     run = json.loads((tmp_path / "tune" / "tune_run.json").read_text())
     assert TuneConfig.from_dict(run["config"]) == config  # the tuner's own settings included
     assert run["config"]["max_epochs"] == 2 and run["config"]["max_trials"] == 2
     assert run["seed"] == 7 and run["command"] == "pytest"
     best = json.loads((tmp_path / "tune" / "best_hparams.json").read_text())
-    assert best == result["best_hparams"] and best["backbone"] == "tiny"
-    assert "0000" in tune.leaderboard_table(result["rows"])
+    assert best == result.best_hparams and best["backbone"] == "tiny"
+    assert "0000" in tune.leaderboard_table(result.rows)
 
 
 def test_retrain_best_on_train_plus_val_exports(sample_records, tmp_path):
@@ -419,8 +419,8 @@ def test_retrain_best_on_train_plus_val_exports(sample_records, tmp_path):
     summary = tune.retrain_best(hm.base, best, 3, tmp_path / "tune", on="train+val")
     config = json.loads((tmp_path / "tune" / "best" / "config.json").read_text())
     assert config["train_split"] == "train+val" and config["n_epo_phase2"] == 1  # 3 - 2 phase-1
-    assert summary["epochs_run"] == [0, 1, 2]  # no early stopping
-    assert summary["export"] == str(tmp_path / "tune" / "export" / "1")
+    assert summary.epochs_run == (0, 1, 2)  # no early stopping
+    assert summary.export == str(tmp_path / "tune" / "export" / "1")
     assert (tmp_path / "tune" / "export" / "1" / "saved_model.pb").exists()
     with pytest.raises(tune.InputError, match="export_best_on"):
         tune.retrain_best(hm.base, best, 3, tmp_path / "other", on="everything")
