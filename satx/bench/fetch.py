@@ -32,7 +32,7 @@ ORIGIN = mercantile.Tile(x=77128, y=127700, z=18)  # Bogota; tiles fill a block 
 BLOCK_WIDTH = 64
 
 
-def xyz_layout(files: list[Path], root: Path) -> list[mercantile.Tile]:
+def _xyz_layout(files: list[Path], root: Path) -> list[mercantile.Tile]:
     """Write the files as `root/{z}/{x}/{y}.jpg` over a block of zoom-18 tiles."""
     tiles = []
     for i, path in enumerate(files):
@@ -44,7 +44,7 @@ def xyz_layout(files: list[Path], root: Path) -> list[mercantile.Tile]:
     return tiles
 
 
-def read_rate(config: SourceConfig, tiles: list[mercantile.Tile]) -> float:
+def _read_rate(config: SourceConfig, tiles: list[mercantile.Tile]) -> float:
     """Tiles/s of one source reading every tile (all must arrive)."""
     from satx.tiles.sources import open_source
 
@@ -99,7 +99,7 @@ def bench_fetch(files: list[Path], s: BenchConfig, backbone: str, image_size: in
     most = max(s.fetch_thread_counts)
     with tempfile.TemporaryDirectory(prefix="satx-bench-fetch-") as tmp:
         work = Path(tmp)
-        tiles = xyz_layout(files, work / "xyz")
+        tiles = _xyz_layout(files, work / "xyz")
         folder = SourceConfig(tiles=str(work / "xyz"), fetch_threads=most)
         rates: dict[str, list[float]] = {"folder": []}
         with (
@@ -107,11 +107,11 @@ def bench_fetch(files: list[Path], s: BenchConfig, backbone: str, image_size: in
             TileServerProcess(work / "xyz", latency) as slow,
         ):
             for _ in range(s.repeats):
-                rates["folder"].append(read_rate(folder, tiles))
+                rates["folder"].append(_read_rate(folder, tiles))
                 for n in s.fetch_thread_counts:
                     for name, server in (("0ms", fast), ("latency", slow)):
                         config = SourceConfig(tiles=server.template, fetch_threads=n)
-                        rates.setdefault(f"{name}_{n}", []).append(read_rate(config, tiles))
+                        rates.setdefault(f"{name}_{n}", []).append(_read_rate(config, tiles))
             listing = work / "tiles.csv"
             scored = tiles[: s.predict_tiles]
             listing.write_text("z,x,y\n" + "".join(f"{t.z},{t.x},{t.y}\n" for t in scored))

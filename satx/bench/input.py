@@ -115,7 +115,7 @@ def decode_limit(rates: list[float]) -> dict:
     }
 
 
-def satx_input_rate(
+def _satx_input_rate(
     records: str,
     image_size: int,
     warm_cache: bool,
@@ -140,7 +140,7 @@ def satx_input_rate(
     return _timed_passes(ds, steps, min_seconds) * batch
 
 
-def gather_rate(
+def _gather_rate(
     count: int, image_size: int, batch: int = BATCH, min_seconds: float = MIN_SECONDS
 ) -> float:
     """What bounds a warm cache: tiles/s of batches assembled from memory by TensorFlow.
@@ -164,7 +164,7 @@ def gather_rate(
 COLD_BYTES = 256 << 20  # destinations cycled through by numpy_gather_rate: well past any CPU cache
 
 
-def memcpy_rate(count: int, image_size: int, min_seconds: float = MIN_SECONDS) -> dict:
+def _memcpy_rate(count: int, image_size: int, min_seconds: float = MIN_SECONDS) -> dict:
     """The memory bandwidth, in tiles/s and GB/s, for two access patterns, one thread per core.
 
     - memcpy: plain copies of `count` tiles into memory already touched (contiguous halves of
@@ -210,7 +210,7 @@ def memcpy_rate(count: int, image_size: int, min_seconds: float = MIN_SECONDS) -
     }
 
 
-def keras_directory_rate(folder: str, image_size: int, batch: int = BATCH) -> float:
+def _keras_directory_rate(folder: str, image_size: int, batch: int = BATCH) -> float:
     """Tiles/s of `image_dataset_from_directory` + satx's augmentation in the dataset map."""
     import keras
 
@@ -257,13 +257,13 @@ def bench_input(
     singles, streams, warms, gathers = [], [], [], []
     for _ in range(repeats):
         singles.append(single_thread_decode_rate(encoded, min_seconds))
-        streams.append(satx_input_rate(records, image_size, False, min_seconds=min_seconds))
-        warms.append(satx_input_rate(records, image_size, True, min_seconds=min_seconds))
-        gathers.append(gather_rate(count, size, min_seconds=min_seconds))
-    memcpy = memcpy_rate(count, size, min_seconds)
+        streams.append(_satx_input_rate(records, image_size, False, min_seconds=min_seconds))
+        warms.append(_satx_input_rate(records, image_size, True, min_seconds=min_seconds))
+        gathers.append(_gather_rate(count, size, min_seconds=min_seconds))
+    memcpy = _memcpy_rate(count, size, min_seconds)
     limit = decode_limit(singles)
     stream, warm, gather = (statistics.median(v) for v in (streams, warms, gathers))
-    keras_rate = keras_directory_rate(folder, image_size)
+    keras_rate = _keras_directory_rate(folder, image_size)
     cores, decode = limit["cores"], limit["decode_limit_tiles_per_s"]
     return {
         **limit,

@@ -63,7 +63,7 @@ def resolve_class_weights(records: Records, split: str, config: DataConfig) -> d
     return class_weights(manifest.class_counts(split))
 
 
-def ram_budget_bytes(fraction: float) -> int:
+def _ram_budget_bytes(fraction: float) -> int:
     """`fraction` of the memory available now (Linux MemAvailable; physical memory elsewhere)."""
     try:
         with open("/proc/meminfo") as f:
@@ -84,7 +84,7 @@ def choose_cache(records: Records, split: str, size: int, config: DataConfig) ->
     if config.cache == "ram":
         log.info("decoded-tile cache on (--cache=ram): %s needs %.2f GB", split, needed / 1e9)
         return True
-    budget = ram_budget_bytes(config.cache_ram_fraction)
+    budget = _ram_budget_bytes(config.cache_ram_fraction)
     use = needed <= budget
     log.info(
         "decoded-tile cache %s: %s needs %.2f GB of decoded tiles, RAM budget %.2f GB (%.0f%% of "

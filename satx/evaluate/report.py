@@ -69,7 +69,7 @@ def score_split(scorer: Scorer, records: Records, split: str, batch_size: int) -
     )
 
 
-def error_features(
+def _error_features(
     scored: Scored, class_names: list[str], threshold: float, parent_zoom: int = 12
 ) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
     """Binary errors for mappers: a GeoJSON of tile polygons and counts per parent tile.
@@ -110,7 +110,7 @@ def error_features(
     return {"type": "FeatureCollection", "features": features}, regions
 
 
-def scores_csv(scored: Scored, class_names: list[str]) -> str:
+def _scores_csv(scored: Scored, class_names: list[str]) -> str:
     """The per-tile CSV: source_id, z, x, y, label (class name), score_<class> for each class."""
     out = io.StringIO()
     writer = csv.writer(out)
@@ -145,7 +145,7 @@ def evaluate(config: EvaluateConfig, command: str | None = None) -> EvaluationRe
             "ece_calibrated": numbers["expected_calibration_error"],
         }
     if binary:
-        collection, regions = error_features(scored, class_names, numbers["threshold"])
+        collection, regions = _error_features(scored, class_names, numbers["threshold"])
         write_json(out / "errors.geojson", collection)
         extra.update(errors_geojson=str(out / "errors.geojson"), errors_by_parent_tile=regions)
     plotted = _plots(scored, numbers, class_names, out)
@@ -170,7 +170,7 @@ def evaluate(config: EvaluateConfig, command: str | None = None) -> EvaluationRe
     write_json(out / "report.json", report)
     atomic_write_local(out / "report.md", _markdown(report).encode())
     if config.scores_out:
-        atomic_write_local(Path(config.scores_out), scores_csv(scored, class_names).encode())
+        atomic_write_local(Path(config.scores_out), _scores_csv(scored, class_names).encode())
     log.info("evaluated %d tiles of %s: accuracy %.4f", report.count, config.split, report.accuracy)
     return report
 

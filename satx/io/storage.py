@@ -37,7 +37,7 @@ def is_gcs(path: str) -> bool:
     return str(path).startswith(GCS_SCHEME)
 
 
-def split_gcs(url: str) -> tuple[str, str]:
+def _split_gcs(url: str) -> tuple[str, str]:
     """Split `gs://bucket/a/b` into (`bucket`, `a/b`)."""
     rest = url[len(GCS_SCHEME) :]
     bucket, _, prefix = rest.partition("/")
@@ -191,7 +191,7 @@ class GcsStore:
 
     def __init__(self, root: str):
         self.root = root.rstrip("/")
-        self.bucket_name, self.prefix = split_gcs(self.root)
+        self.bucket_name, self.prefix = _split_gcs(self.root)
 
     def _key(self, name: str) -> str:
         return f"{self.prefix}/{name}" if self.prefix else name

@@ -158,7 +158,7 @@ class AreaTiles:
         self.source.close()
 
 
-def folder_tiles(root: str, threads: int) -> ListedTiles:
+def _folder_tiles(root: str, threads: int) -> ListedTiles:
     """Every .jpg/.jpeg/.png under a local folder or gs:// prefix, sorted by path."""
     refs = list(read_folder(root, labelled=False).refs)
     without = sum(r.tile is None for r in refs)
@@ -172,7 +172,7 @@ def folder_tiles(root: str, threads: int) -> ListedTiles:
     return ListedTiles("folder", root, list(refs), threads=threads)
 
 
-def csv_tiles(path: str, zoom: int, source: TileSource | None, threads: int) -> ListedTiles:
+def _csv_tiles(path: str, zoom: int, source: TileSource | None, threads: int) -> ListedTiles:
     """Tiles listed in a CSV: `path` and/or `z,x,y`, or `lon,lat` with `--zoom`."""
     rows, seen = [], set()
     for row in read_rows(path, zoom):
@@ -265,9 +265,9 @@ def open_input(config: PredictConfig) -> TileInput:
             "--input (records folder, tile folder or CSV), --bbox or --aoi is required"
         )
     if input_path.lower().endswith(".csv"):
-        return csv_tiles(input_path, zoom, open_source(source) if source.tiles else None, threads)
+        return _csv_tiles(input_path, zoom, open_source(source) if source.tiles else None, threads)
     if storage.open_store(input_path).exists(MANIFEST_NAME):
         return RecordsTiles(input_path, config.split)
     if not storage.is_gcs(input_path) and not Path(input_path).is_dir():
         raise InputError(f"--input={input_path}: no such folder or CSV file")
-    return folder_tiles(input_path, threads)
+    return _folder_tiles(input_path, threads)

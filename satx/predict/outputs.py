@@ -135,7 +135,7 @@ def format_rows(
     return texts
 
 
-def csv_header(class_names: tuple[str, ...]) -> list[str]:
+def _csv_header(class_names: tuple[str, ...]) -> list[str]:
     """Columns of predictions.csv."""
     base = ["source_id", "z", "x", "y", "quadkey", "label", "score", "lon", "lat"]
     return base + [f"score_{c}" for c in class_names]
@@ -243,7 +243,7 @@ class PredictionOutput:
                 head = '{"type": "FeatureCollection", "features": [\n'
                 self._merge(name, parts, head, "]}\n", comma=True)
             else:
-                head = ",".join(csv_header(self.class_names)) + "\n" if fmt == "csv" else ""
+                head = ",".join(_csv_header(self.class_names)) + "\n" if fmt == "csv" else ""
                 self._merge(name, parts, head, "", comma=False)
             written[fmt] = self.store.url(name)
         errors = [self.part(k, "errors.csv") for k in range(chunks)]

@@ -45,7 +45,7 @@ from satx.train.distribute import make_strategy, set_precision, split_cpu
 log = logging.getLogger(__name__)
 
 
-def failure_reason(data: bytes) -> tuple[str, str]:
+def _failure_reason(data: bytes) -> tuple[str, str]:
     """Why a tile's bytes did not decode, in the quarantine vocabulary of make_records."""
     try:
         fmt = images.check_format(data)
@@ -107,7 +107,7 @@ def score_chunk(
             probs[index] = p
     for i in ok:
         if np.isnan(probs[i, 0]):
-            chunk.errors[i] = failure_reason(chunk.encoded[i])
+            chunk.errors[i] = _failure_reason(chunk.encoded[i])
     progress.update(base + len(chunk.tiles))
     return probs
 
@@ -203,7 +203,7 @@ class Run:
         return k * self.chunk_size, min(self.total, (k + 1) * self.chunk_size)
 
 
-def threshold_of(config: PredictConfig, class_names: list[str]) -> float:
+def _threshold_of(config: PredictConfig, class_names: list[str]) -> float:
     """The binary threshold: `--threshold`, or the one an evaluate report chose."""
     if not config.threshold_from:
         return config.threshold
@@ -228,7 +228,7 @@ def threshold_of(config: PredictConfig, class_names: list[str]) -> float:
 
 def begin(config: PredictConfig, scorer: Scorer, source: TileInput, class_names: list[str]) -> Run:
     """Claim (or resume) the output folder and list the chunks still to do."""
-    labeller = Labeller.make(class_names, config.positive_class, threshold_of(config, class_names))
+    labeller = Labeller.make(class_names, config.positive_class, _threshold_of(config, class_names))
     out = PredictionOutput(config.output, config.formats, tuple(class_names))
     fingerprint = source.fingerprint()
     identity = {**config.identity(), "model": str(scorer.path), "class_names": class_names}

@@ -34,7 +34,7 @@ EXPECTED_MODEL = (
 FLOAT32_LAYERS = ("to_float", "probabilities")
 
 
-def newest_version(path: Path) -> Path:
+def _newest_version(path: Path) -> Path:
     """`path` itself when it holds a SavedModel, else its highest numbered version folder."""
     if (path / "saved_model.pb").exists():
         return path
@@ -56,7 +56,7 @@ def model_path(path: str | Path) -> Path:
     if not path.exists():
         raise InputError(f"--model={path}: no such file or folder; {EXPECTED_MODEL}")
     if path.is_dir():
-        return newest_version(path)
+        return _newest_version(path)
     if path.suffix != ".keras" or not zipfile.is_zipfile(path):
         what = (
             "not a zip archive" if path.suffix == ".keras" else f"a {path.suffix or 'plain'} file"
@@ -73,7 +73,7 @@ def _class_names_near(*folders: Path) -> list[str] | None:
     return None
 
 
-def with_dtype_policy(model: Any, policy: str) -> Any:
+def _with_dtype_policy(model: Any, policy: str) -> Any:
     """A copy of a Keras model whose layers compute under `policy` (float32 layers kept).
 
     A `.keras` file stores every layer's dtype policy, so setting the global policy before
@@ -171,7 +171,7 @@ class Scorer:
             )
         self.num_classes = int(model.output.shape[-1])
         if policy != "float32":
-            model = with_dtype_policy(model, policy)
+            model = _with_dtype_policy(model, policy)
             self.policy = policy
         self.image_size = int(model.input.shape[1])
         self._fn = tf.function(

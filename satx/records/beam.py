@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 LISTING = f"{PROGRESS_DIR}/listing.jsonl"  # the input listing, one tile per line
 
 
-def write_listing(out: storage.Store, tiles: tuple[TileRef, ...]) -> list[tuple[int, int, int]]:
+def _write_listing(out: storage.Store, tiles: tuple[TileRef, ...]) -> list[tuple[int, int, int]]:
     """Write the listing where every worker can read it; return chunks `(first, start, length)`.
 
     The listing goes to the workers as a file read by byte ranges rather than inside the
@@ -223,7 +223,7 @@ def _make_records_beam(config: RecordsConfig, command: str | None) -> Manifest:
         settings = WriteSettings(
             out.root, None, config.image_size, config.on_size_mismatch, config.compression
         )
-        chunks = write_listing(out, listed.refs)
+        chunks = _write_listing(out, listed.refs)
         listing = dataclasses.replace(listed, refs=())  # the tiles are in the listing file
         with beam_io.pipeline(config.beam_options) as p:
             plan = (

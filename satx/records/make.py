@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 PROGRESS_DIR = "_progress"
 
 
-def clean_output(out: storage.Store) -> None:
+def _clean_output(out: storage.Store) -> None:
     """Delete everything make_records owns in an output (and nothing else)."""
     for name in out.list():
         base = name.rsplit("/", 1)[-1]
@@ -78,7 +78,7 @@ def claim_output(out: storage.Store, config: RecordsConfig) -> None:
             "Pass --overwrite to rebuild them, or choose another --output"
         )
     if config.overwrite:
-        clean_output(out)
+        _clean_output(out)
 
 
 def prepare_output(out: storage.Store, plan: Plan) -> set[str]:
@@ -276,7 +276,7 @@ def finish_records(
     return manifest
 
 
-def local_listing(config: RecordsConfig, out: storage.Store, scratch: Path) -> Listing:
+def _local_listing(config: RecordsConfig, out: storage.Store, scratch: Path) -> Listing:
     """What the input holds, every tile in a local file (gs:// mirrored, places fetched).
 
     gs:// files are copied to `scratch`. Fetched tiles go to the tile cache, else under the
@@ -314,7 +314,7 @@ def _make_records(config: RecordsConfig, command: str | None) -> Manifest:
     try:
         claim_output(out, config)
         with _gc_paused():
-            listing = local_listing(config, out, Path(scratch))
+            listing = _local_listing(config, out, Path(scratch))
             log.info(
                 "found %d tiles (%s layout) in %s",
                 len(listing.refs),

@@ -133,12 +133,12 @@ def _peek_size(location: str) -> tuple[int, int] | None:
         return None
 
 
-def peek_sizes(locations: list[str]) -> list[tuple[int, int] | None]:
+def _peek_sizes(locations: list[str]) -> list[tuple[int, int] | None]:
     """Image (width, height) of each file from its header; None where it cannot be read."""
     return [_peek_size(location) for location in locations]
 
 
-def size_sample(tiles: Sequence[TileRef], config: RecordsConfig) -> list[str]:
+def _size_sample(tiles: Sequence[TileRef], config: RecordsConfig) -> list[str]:
     """Locations of evenly spaced tiles whose size is checked before the run (none to check)."""
     if config.on_size_mismatch != "reject" or not tiles:
         return []
@@ -150,14 +150,14 @@ def _check_sizes(
 ) -> None:
     """Refuse a run where most tiles (in an evenly spaced sample) have another size.
 
-    `peeked`: the sample's sizes, read beside the hashing (`size_sample`, `peek_sizes`); the
+    `peeked`: the sample's sizes, read beside the hashing (`_size_sample`, `_peek_sizes`); the
     sample is read here when None. Every tile's size is checked again when it is written; this
     only saves a run that would quarantine most of its input.
     """
     if config.on_size_mismatch != "reject" or not scanned:
         return
     if peeked is None:
-        peeked = peek_sizes(size_sample([s.tile for s in scanned], config))
+        peeked = _peek_sizes(_size_sample([s.tile for s in scanned], config))
     sizes = Counter(peeked)
     sizes.pop(None, None)
     expected = (config.image_size, config.image_size)
@@ -269,7 +269,7 @@ def _shard_tasks(
     return tasks
 
 
-def listing_hash(scanned: list[_Scanned]) -> str:
+def _listing_hash(scanned: list[_Scanned]) -> str:
     """Hash of the input listing: every (source, label, content hash), order-independent."""
     lines = sorted(f"{s.tile.source_id}\t{s.tile.label}\t{s.sha256}" for s in scanned)
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
@@ -283,7 +283,7 @@ def make_plan(listing: Listing, config: RecordsConfig, pool: Executor | None = N
     with contextlib.ExitStack() as stack:
         if pool is None:
             pool = stack.enter_context(ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2)))
-        peeked = pool.submit(peek_sizes, size_sample(listing.refs, config))
+        peeked = pool.submit(_peek_sizes, _size_sample(listing.refs, config))
         results = scan(listing.refs, pool)
         return plan_from_scan(listing, results, config, peeked.result())
 
@@ -343,6 +343,6 @@ def plan_from_scan(
         split_method=method,
         tasks=tuple(_shard_tasks(members, config)),
         rejections=tuple(sorted(rejections, key=lambda r: r.source_id)),
-        listing_sha256=listing_hash(all_scanned),
+        listing_sha256=_listing_hash(all_scanned),
         stats=stats,
     )

@@ -38,7 +38,7 @@ class _HashingReader:
         return data
 
 
-def check_shard(store: storage.Store, entry: ShardEntry, compression: str) -> ShardCheck:
+def _check_shard(store: storage.Store, entry: ShardEntry, compression: str) -> ShardCheck:
     """Verify one shard's sha256 and record count (every record's checksums included).
 
     One streaming pass (gs:// included): the bytes are hashed as the records are counted.
@@ -70,7 +70,7 @@ def verify(root: str) -> list[ShardCheck]:
     """Check every shard listed in the manifest."""
     manifest = load_manifest(root)
     store = storage.open_store(root)
-    return [check_shard(store, entry, manifest.compression) for entry in manifest.shards]
+    return [_check_shard(store, entry, manifest.compression) for entry in manifest.shards]
 
 
 def first_examples(root: str, count: int, split: str | None = None) -> list[schema.TileExample]:

@@ -29,7 +29,7 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
 
 
-def label_rows(store: ReviewStore) -> list[dict[str, Any]]:
+def _label_rows(store: ReviewStore) -> list[dict[str, Any]]:
     """One row per live positive or negative decision, in the order they were made."""
     meta = store.meta()
     if not meta:
@@ -51,7 +51,7 @@ def label_rows(store: ReviewStore) -> list[dict[str, Any]]:
     ]
 
 
-def to_csv(rows: list[dict[str, Any]]) -> str:
+def _to_csv(rows: list[dict[str, Any]]) -> str:
     """labels.csv text."""
     out = io.StringIO()
     writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")
@@ -60,7 +60,7 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def to_geojson(rows: list[dict[str, Any]]) -> str:
+def _to_geojson(rows: list[dict[str, Any]]) -> str:
     """labels.geojson text: a point at each tile's centre, the row as its properties."""
     features = []
     for row in rows:
@@ -72,8 +72,8 @@ def to_geojson(rows: list[dict[str, Any]]) -> str:
 
 def export_labels(store: ReviewStore, path: str) -> dict[str, Any]:
     """Write the labels file (atomically); returns counts per label."""
-    rows = label_rows(store)
-    text = to_geojson(rows) if path.lower().endswith(".geojson") else to_csv(rows)
+    rows = _label_rows(store)
+    text = _to_geojson(rows) if path.lower().endswith(".geojson") else _to_csv(rows)
     storage.atomic_write_local(Path(path).expanduser(), text.encode())
     counts: dict[str, int] = {}
     for row in rows:

@@ -23,7 +23,7 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def decision_rate(times: list[float], now: float) -> float:
+def _decision_rate(times: list[float], now: float) -> float:
     """Decisions per hour over the recent ones (0 with fewer than two)."""
     if len(times) < 2:
         return 0.0
@@ -35,7 +35,7 @@ def stats(store: ReviewStore, min_score: float, now: float) -> dict[str, Any]:
     """Reviewed and remaining, rate and ETA, and the precision of the reviewed hits."""
     counts = store.counts(min_score)
     reviewed = counts["positive"] + counts["negative"] + counts["skip"]
-    rate = decision_rate(store.recent_decision_times(now - RATE_WINDOW_S), now)
+    rate = _decision_rate(store.recent_decision_times(now - RATE_WINDOW_S), now)
     eta = counts["pending"] / rate * 3600.0 if rate > 0 else float("nan")
     confirmed, checked = counts["hit_positive"], counts["hit_positive"] + counts["hit_negative"]
     low, high = wilson_interval(confirmed, checked)

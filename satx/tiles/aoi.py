@@ -39,7 +39,7 @@ def _xy(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return keys >> 32, keys & 0xFFFFFFFF
 
 
-def tile_boxes(z: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _tile_boxes(z: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Shapely boxes (west, south, east, north in degrees) of tiles, as mercantile.bounds."""
     n = float(1 << z)
     west, east = x / n * 360.0 - 180.0, (x + 1) / n * 360.0 - 180.0
@@ -85,7 +85,7 @@ class PolygonArea:
 
         At the target zoom every overlapping tile counts once, so nothing is split.
         """
-        boxes = tile_boxes(z, *_xy(keys))
+        boxes = _tile_boxes(z, *_xy(keys))
         inside = shapely.contains(self.geometry, boxes)
         touching = shapely.intersects(self.geometry, boxes) & ~inside
         if touching.any():  # only an edge or a corner in common: no overlap

@@ -21,7 +21,7 @@ from satx.tiles.refs import Listing, TileRef
 SPLIT_FOLDER_NAMES = ("train", "val", "valid", "validation", "test", "eval", "dev")
 
 
-def visible_names(root: str) -> list[str]:
+def _visible_names(root: str) -> list[str]:
     """Every file under a local folder or gs:// prefix that no hidden part leads to, sorted.
 
     Local folders are walked with os.walk, pruning hidden folders (pathlib objects cost as
@@ -46,7 +46,7 @@ def read_folder(root: str, labelled: bool) -> Listing:
     Raises:
         InputError: nothing there, no tile files (unlabelled), or no class folders (labelled).
     """
-    names = visible_names(root)
+    names = _visible_names(root)
     url = storage.open_store(root).url
     if not labelled:
         refs = [TileRef(n, geo.parse_tile_path(n), url(n)) for n in names if is_image_name(n)]

@@ -46,7 +46,7 @@ class _BoundedRetry(Retry):
         return None if after is None else min(after, MAX_WAIT_S)
 
 
-class RateLimiter:
+class _RateLimiter:
     """At most `rate` calls of `wait()` per second over all threads (0: no cap)."""
 
     def __init__(self, rate: float):
@@ -100,7 +100,7 @@ class HttpTiles:
             # other retry is ours, below, so that each attempt passes the rate limiter
             retries=Retry(total=None, connect=0, read=0, redirect=5, status=0, other=0),
         )
-        self.limiter = RateLimiter(config.max_rps)
+        self.limiter = _RateLimiter(config.max_rps)
         self._threads = ThreadPoolExecutor(config.fetch_threads, thread_name_prefix="satx-fetch")
 
     def fetch(self, tile: mercantile.Tile) -> tuple[bytes | None, tuple[str, str] | None]:

@@ -30,7 +30,7 @@ def is_geojson(path: str) -> bool:
     return path.lower().endswith(GEOJSON_SUFFIXES)
 
 
-def shape_tiles(shape: Any, zoom: int, polygon_mode: str = "cover") -> list[mercantile.Tile]:
+def _shape_tiles(shape: Any, zoom: int, polygon_mode: str = "cover") -> list[mercantile.Tile]:
     """The tiles of `zoom` a place names (see the module docstring)."""
     kind = shape.geom_type
     if kind in ("Point", "MultiPoint"):
@@ -55,7 +55,7 @@ def _feature(feature: Any, origin: str, label_property: str, zoom: int, polygon_
     try:
         shape = shapely.geometry.shape(feature.get("geometry"))
         check_coordinates([shape], origin)
-        tiles = shape_tiles(shape, zoom, polygon_mode)
+        tiles = _shape_tiles(shape, zoom, polygon_mode)
     except (AttributeError, TypeError, ValueError, shapely.errors.GEOSException) as err:
         return Rejection(origin, label, "bad_geometry", f"{origin}: {err}")
     except InputError as err:

@@ -49,7 +49,7 @@ def _check_header(columns: set[str], path: str, labels: bool) -> None:
     )
 
 
-def row_tile(row: dict[str, str], zoom: int, where: str) -> mercantile.Tile | None:
+def _row_tile(row: dict[str, str], zoom: int, where: str) -> mercantile.Tile | None:
     """The tile a row names (see the module docstring); None when only a path without one.
 
     Raises:
@@ -88,7 +88,7 @@ def _row(
 ) -> TileRef | Rejection:
     path, label = row.get("path", ""), row.get("label", "")
     try:
-        tile = row_tile(row, zoom, where)
+        tile = _row_tile(row, zoom, where)
     except ValueError as err:
         return Rejection(path or where, label, "bad_row", f"{where}: {err}")
     if labels and not label:

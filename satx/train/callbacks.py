@@ -20,7 +20,7 @@ from satx.io.run_record import write_json
 log = logging.getLogger(__name__)
 
 
-class LearningRateLog(keras.callbacks.Callback):
+class _LearningRateLog(keras.callbacks.Callback):
     """Put the optimizer's learning rate into the epoch logs (TensorBoard, CSV)."""
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -29,7 +29,7 @@ class LearningRateLog(keras.callbacks.Callback):
             logs["learning_rate"] = float(np.asarray(self.model.optimizer.learning_rate))
 
 
-class Throughput(keras.callbacks.Callback):
+class _Throughput(keras.callbacks.Callback):
     """Training images per second of each epoch (validation excluded), as `images_per_sec`."""
 
     def __init__(self, per_replica_batch: int):
@@ -53,7 +53,7 @@ class Throughput(keras.callbacks.Callback):
             logs["images_per_sec"] = images / self.seconds
 
 
-class CorruptionCheck(keras.callbacks.Callback):
+class _CorruptionCheck(keras.callbacks.Callback):
     """Stop the run when too many records were corrupt."""
 
     def __init__(self, counter: CorruptionCounter, max_fraction: float):
@@ -230,9 +230,9 @@ def epoch_log_callbacks(
     They come before TensorBoard and CSV callbacks, which write the epoch logs they extend.
     """
     return [
-        LearningRateLog(),
-        Throughput(config.per_replica_batch_size),
-        CorruptionCheck(counter, config.data.max_corrupt_fraction),
+        _LearningRateLog(),
+        _Throughput(config.per_replica_batch_size),
+        _CorruptionCheck(counter, config.data.max_corrupt_fraction),
     ]
 
 

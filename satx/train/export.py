@@ -40,7 +40,7 @@ def latest_version(export_root: str | Path) -> int:
     return max(versions, default=0)
 
 
-def next_version(export_root: str | Path) -> int:
+def _next_version(export_root: str | Path) -> int:
     """1 + the highest numeric version folder under `export_root`."""
     return latest_version(export_root) + 1
 
@@ -75,7 +75,7 @@ def export_saved_model(
     """
     calibration = calibration or Calibration()
     size = int(model.input.shape[1])
-    version = version or next_version(export_root)
+    version = version or _next_version(export_root)
     target = Path(export_root) / str(version)
     tmp = Path(export_root) / f".{version}.tmp-{os.getpid()}"
     archive = keras.export.ExportArchive()

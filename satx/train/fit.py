@@ -303,7 +303,7 @@ def _model_for(
     return model, first_batch[0][: config.tensorboard_images]
 
 
-def calibrate_on_val(model: keras.Model, data: TrainingData) -> tuple[Calibration, dict]:
+def _calibrate_on_val(model: keras.Model, data: TrainingData) -> tuple[Calibration, dict]:
     """Temperature and class bias fitted on the validation split (see `calibration`).
 
     Returns the calibration and its record for the run summary (split, NLL before and after).
@@ -336,7 +336,7 @@ def _finish(
     class_names = list(records.manifest.class_names)
     model.save(work.model)
     write_json(work.root / "class_names.json", class_names)  # read next to .keras
-    fitted, record = calibrate_on_val(model, data) if config.calibrate else (Calibration(), {})
+    fitted, record = _calibrate_on_val(model, data) if config.calibrate else (Calibration(), {})
     export_root = Path(config.export_dir) if config.export_dir else work.export
     export_dir = (
         export_saved_model(

@@ -45,7 +45,7 @@ def monitor_for(num_classes: int, requested: str = "auto") -> tuple[str, str]:
     return ("val_auc", "max") if num_classes == 2 else ("val_accuracy", "max")
 
 
-def make_metrics(num_classes: int) -> list[keras.metrics.Metric]:
+def _make_metrics(num_classes: int) -> list[keras.metrics.Metric]:
     """Accuracy, AUC, precision and recall; for binary, of the positive class (index 1)."""
     if num_classes == 2:
         return [
@@ -103,7 +103,7 @@ def compile_phase(
     model.compile(
         optimizer=make_optimizer(config.optimizer, rate, config.weight_decay, config.ema_momentum),
         loss=make_loss(config),
-        metrics=make_metrics(num_classes),
+        metrics=_make_metrics(num_classes),
     )
 
 

@@ -41,7 +41,7 @@ def _recycle_limit_mb() -> float:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2e6
 
 
-def tune_config_from_flags() -> TuneConfig:
+def _tune_config_from_flags() -> TuneConfig:
     """The search's config: the training flags as the base, plus the tuner's own."""
     from satx.tune.search import backbone_names
 
@@ -78,7 +78,7 @@ def main(argv: list[str]) -> int:
     from satx.tune.search import leaderboard_table, tune
 
     del argv
-    config = tune_config_from_flags()
+    config = _tune_config_from_flags()
     command = command_line("satx.tune")
     try:
         result = tune(config, command)

@@ -132,7 +132,7 @@ class SatxTuner(kt.Hyperband):
     def on_trial_end(self, trial: kt.engine.trial.Trial) -> None:
         """Record the trial, then print a progress line."""
         super().on_trial_end(trial)
-        self.memory_mb.append(rss_mb())
+        self.memory_mb.append(_rss_mb())
         if distributed_role() == "worker":  # the chief holds the search state
             print(f"trial {trial.trial_id} finished on {tuner_id()}", flush=True)
         else:
@@ -159,7 +159,7 @@ def progress_line(oracle: BudgetedHyperbandOracle) -> str:
     return (
         f"search: {len(finished)} trials done, ~{left_trials} to go; "
         f"best {oracle.objective.name} {best_text}; "
-        f"elapsed {format_duration(elapsed)}, ETA {format_duration(eta)}; RSS {rss_mb():.0f} MB"
+        f"elapsed {format_duration(elapsed)}, ETA {format_duration(eta)}; RSS {_rss_mb():.0f} MB"
     )
 
 
@@ -180,7 +180,7 @@ def tuner_id() -> str:
     return os.environ.get("KERASTUNER_TUNER_ID", "tuner0")
 
 
-def rss_mb() -> float:
+def _rss_mb() -> float:
     """This process's resident memory now, in MB (Linux; peak RSS elsewhere)."""
     try:
         with open("/proc/self/statm") as f:

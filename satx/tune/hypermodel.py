@@ -31,7 +31,7 @@ from satx.train.inputs import make_training_data
 from satx.train.phases import build_model, compile_phase, phase_segments
 
 
-def cutoff_choices(space: SearchSpace, backbone: str) -> tuple[str, ...]:
+def _cutoff_choices(space: SearchSpace, backbone: str) -> tuple[str, ...]:
     """Cut-off choices for a backbone: configured, else the spec's named cut points."""
     if backbone in space.freeze_cutoffs:
         return tuple(str(c) for c in space.freeze_cutoffs[backbone])
@@ -64,7 +64,7 @@ def define_hparams(hp: kt.HyperParameters, space: SearchSpace, names: Sequence[s
     overrides: dict[str, Any] = {"backbone": backbone}
     for name in names:
         with hp.conditional_scope("backbone", [name]):
-            choice = hp.Choice(f"freeze_cutoff_{name}", list(cutoff_choices(space, name)))
+            choice = hp.Choice(f"freeze_cutoff_{name}", list(_cutoff_choices(space, name)))
         if name == backbone:
             overrides["freeze_cutoff"] = choice
     for knob in searched_knobs():

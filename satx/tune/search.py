@@ -109,7 +109,7 @@ def best_hparams(tuner: kt.Tuner, hypermodel: SatxHyperModel) -> dict[str, Any]:
     return json.loads(json.dumps(overrides))
 
 
-def best_epochs(tuner: kt.Tuner) -> int:
+def _best_epochs(tuner: kt.Tuner) -> int:
     """Epochs the best trial trained in all (its lineage included), as Hyperband counted them."""
     best = tuner.oracle.get_best_trials(1)[0]
     return int(best.hyperparameters.values.get("tuner/epochs", 1))
@@ -177,7 +177,7 @@ def _hparam(hp: Any, api: Any) -> Any:
     return api.HParam(hp.name)
 
 
-def write_results(workdir: Path, rows: list[dict], best: dict) -> None:
+def _write_results(workdir: Path, rows: list[dict], best: dict) -> None:
     """leaderboard.json, leaderboard.csv and best_hparams.json, atomically."""
     write_json(workdir / "leaderboard.json", rows)
     out = io.StringIO()
@@ -314,7 +314,7 @@ def _report(
     if not rows:
         return TuneResult(role, tuner_id(), progress=progress)
     best = best_hparams(tuner, hypermodel)
-    write_results(workdir, rows, best)
+    _write_results(workdir, rows, best)
     files = SearchFiles(
         best_hparams=str(workdir / "best_hparams.json"),
         leaderboard=str(workdir / "leaderboard.csv"),
@@ -325,7 +325,7 @@ def _report(
         export = retrain_best(
             hypermodel.base,
             best,
-            best_epochs(tuner),
+            _best_epochs(tuner),
             workdir,
             on=config.export_best_on,
             command=command,

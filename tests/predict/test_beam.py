@@ -49,7 +49,7 @@ def test_beam_over_a_tile_service_equals_local(tiny_model, area, tmp_path):
         beam = predict_beam(_config(tiny_model["export"], tmp_path / "beam", engine="beam", **kw))
     _same(tmp_path / "local", tmp_path / "beam")
     for key in ("tiles", "scored", "errors", "missing", "kept"):
-        assert local[key] == beam[key], key
+        assert getattr(local, key) == getattr(beam, key), key
     assert beam.errors == 2 and beam.missing == 1 and beam.tiles == len(tiles)
 
 
