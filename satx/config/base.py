@@ -35,6 +35,12 @@ ENGINES = ("local", "beam")
 # counts them from ../shared/data, so the figure cannot go stale).
 COUNTRY_TILES = 50_042_948
 _SPLIT_NAME = re.compile(r"^[a-z0-9_]+$")
+_BOUNDS: dict[str, Callable[[float, float], bool]] = {
+    "at least": lambda v, limit: v >= limit,
+    "above": lambda v, limit: v > limit,
+    "below": lambda v, limit: v < limit,
+    "at most": lambda v, limit: v <= limit,
+}
 
 
 def knob(
@@ -45,6 +51,10 @@ def knob(
     choices: tuple[str, ...] = (),
     factory: Callable[[], Any] | None = None,
     repeat: bool = False,
+    at_least: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+    at_most: float | None = None,
 ) -> Any:
     """A config field, described once: the CLIs make its flag from this.
 
@@ -56,8 +66,19 @@ def knob(
         choices: the valid values (validated on construction; an enum flag).
         factory: builds the default (for mutable defaults).
         repeat: a tuple of strings given by repeating the flag (`--tile_header=A --tile_header=B`).
+        at_least: the smallest valid value (validated on construction, as the others).
+        above: the value it must exceed.
+        below: the value it must stay under.
+        at_most: the largest valid value.
     """
-    metadata = {"help": help, "flag": flag, "choices": tuple(choices), "repeat": repeat}
+    bounds = {"at least": at_least, "above": above, "below": below, "at most": at_most}
+    metadata = {
+        "help": help,
+        "flag": flag,
+        "choices": tuple(choices),
+        "repeat": repeat,
+        "bounds": {k: v for k, v in bounds.items() if v is not None},
+    }
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -127,13 +148,15 @@ class Config(Record):
     def __post_init__(self) -> None:
         problems = []
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            choices = f.metadata.get("choices")
             value = getattr(self, f.name)
             values = value if isinstance(value, tuple) else (value,)
+            shown = f"--{f.metadata.get('flag') or f.name}={','.join(map(str, values))}"
+            choices = f.metadata.get("choices")
             if choices and any(v not in choices for v in values):
-                shown = ",".join(map(str, values))
-                flag = f.metadata.get("flag") or f.name
-                problems.append(f"--{flag}={shown}: choose one of {', '.join(choices)}")
+                problems.append(f"{shown}: choose one of {', '.join(choices)}")
+            for rule, limit in f.metadata.get("bounds", {}).items():
+                if not all(_BOUNDS[rule](v, limit) for v in values):
+                    problems.append(f"{shown}: must be {rule} {limit:g}")
         check(problems + self.problems())
 
     def problems(self) -> list[str]:

@@ -49,21 +49,14 @@ class SourceConfig(Config):
         "",
         "Folder keeping fetched tiles as {z}/{x}/{y}, so re-runs and later stages fetch nothing.",
     )
-    fetch_threads: int = knob(32, "Tiles fetched at once.")
-    max_rps: float = knob(0.0, "At most this many requests per second (0: no cap).")
-    fetch_timeout: float = knob(15.0, "Seconds to connect, and to read a tile.")
+    fetch_threads: int = knob(32, "Tiles fetched at once.", at_least=1)
+    max_rps: float = knob(0.0, "At most this many requests per second (0: no cap).", at_least=0)
+    fetch_timeout: float = knob(15.0, "Seconds to connect, and to read a tile.", above=0)
     fetch_retries: int = knob(
-        5, "Retries per tile on timeouts, connection errors, 429 and 5xx (with backoff)."
+        5,
+        "Retries per tile on timeouts, connection errors, 429 and 5xx (with backoff).",
+        at_least=0,
     )
-
-    def problems(self) -> list[str]:
-        """Thread count, rate, timeout and retries in range."""
-        problems = []
-        if self.fetch_threads < 1:
-            problems.append("--fetch_threads must be at least 1")
-        if self.max_rps < 0 or self.fetch_timeout <= 0 or self.fetch_retries < 0:
-            problems.append("--max_rps, --fetch_retries must be >= 0 and --fetch_timeout > 0")
-        return problems
 
 
 ENGINE_HELP = "local: this machine's processes; beam: Apache Beam stages (see --beam_options)."
@@ -88,14 +81,16 @@ class RecordsConfig(Config):
     split: str = knob(
         "train:0.8,val:0.1,test:0.1", "Named split fractions (ignored when the input is split)."
     )
-    split_zoom: int = knob(12, "Tiles sharing a parent tile at this zoom go to the same split.")
+    split_zoom: int = knob(
+        12, "Tiles sharing a parent tile at this zoom go to the same split.", at_least=0, at_most=30
+    )
     seed: int = knob(42, "Random seed; same inputs and seed give the same output.")
-    shard_size_mb: float = knob(100.0, "Target shard size in MB.")
-    min_shards: int = knob(8, "At least this many shards per split.")
+    shard_size_mb: float = knob(100.0, "Target shard size in MB.", above=0)
+    min_shards: int = knob(8, "At least this many shards per split.", at_least=1)
     on_size_mismatch: str = knob(
         "reject", "What to do with tiles of another size.", choices=SIZE_MISMATCH_MODES
     )
-    image_size: int = knob(256, "Stored tile side in pixels.")
+    image_size: int = knob(256, "Stored tile side in pixels.", at_least=8)
     overwrite: bool = knob(False, OVERWRITE_HELP)
     compression: str = knob("none", "Shard compression.", choices=COMPRESSIONS)
     workers: int = knob(0, "Worker processes; 0 means one per CPU core.")
@@ -114,18 +109,12 @@ class RecordsConfig(Config):
     beam_options: str = knob("", BEAM_OPTIONS_HELP)
 
     def problems(self) -> list[str]:
-        """Required paths, sizes and shard settings; the split spec parses."""
+        """Required paths; the split spec parses."""
         problems = []
         if not self.input:
             problems.append("--input is required (folder, CSV file, or gs:// prefix)")
         if not self.output:
             problems.append("--output is required (folder or gs:// prefix)")
-        if self.image_size < 8:
-            problems.append("--image_size must be at least 8")
-        if not 0 <= self.split_zoom <= 30:
-            problems.append("--split_zoom must be in 0..30")
-        if self.shard_size_mb <= 0 or self.min_shards < 1:
-            problems.append("--shard_size_mb must be > 0 and --min_shards >= 1")
         if not problems:
             parse_split_spec(self.split)
         return problems
@@ -144,13 +133,15 @@ class DataConfig(Config):
     """
 
     records: str = knob("", "Records folder (with manifest.json) or gs:// prefix.")
-    shuffle_buffer: int = knob(2048, "Tiles in the shuffle buffer.")
+    shuffle_buffer: int = knob(2048, "Tiles in the shuffle buffer.", at_least=1)
     cache: str = knob(
         "auto",
         "Decoded-tile RAM cache (auto: when it fits the RAM budget).",
         choices=CACHE_MODES,
     )
-    cache_ram_fraction: float = knob(0.5, "auto cache: the share of available memory it may use.")
+    cache_ram_fraction: float = knob(
+        0.5, "auto cache: the share of available memory it may use.", above=0, at_most=1
+    )
     deterministic: bool = knob(False, "Reproducible (slower) run: deterministic ops and order.")
     max_corrupt_fraction: float = knob(
         0.001, "Stop when more than this share of records cannot be read."
@@ -159,23 +150,18 @@ class DataConfig(Config):
     resample_to: tuple[float, ...] = knob(
         (), "Resample training to this class mix, e.g. 0.5,0.5; empty: off."
     )
-    mixup_alpha: float = knob(0.0, "Mixup of training batches, Beta(a, a); 0 = off.")
+    mixup_alpha: float = knob(0.0, "Mixup of training batches, Beta(a, a); 0 = off.", at_least=0)
     cutmix_alpha: float = knob(
-        0.0, "CutMix of training batches, Beta(a, a); 0 = off (both on: one of them per batch)."
+        0.0,
+        "CutMix of training batches, Beta(a, a); 0 = off (both on: one of them per batch).",
+        at_least=0,
     )
 
     def problems(self) -> list[str]:
-        """Buffer, RAM share, class mix and mixing strengths in range."""
-        problems = []
-        if self.shuffle_buffer < 1:
-            problems.append("the shuffle buffer must be >= 1")
-        if not 0 < self.cache_ram_fraction <= 1:
-            problems.append("cache_ram_fraction must be in (0, 1]")
+        """The class mix adds up."""
         if self.resample_to and abs(sum(self.resample_to) - 1) > 1e-6:
-            problems.append(f"resample_to {self.resample_to} must add up to 1")
-        if min(self.mixup_alpha, self.cutmix_alpha) < 0:
-            problems.append("--mixup_alpha and --cutmix_alpha must be >= 0")
-        return problems
+            return [f"--resample_to={self.resample_to}: must add up to 1"]
+        return []
 
 
 @dataclass(frozen=True)
@@ -229,29 +215,36 @@ class TrainConfig(Config):
         42, "The one seed: data order, augmentation, initialisation, the tuner's sampling."
     )
     per_replica_batch_size: int = knob(
-        32, "Per-replica batch; the global batch is this x replicas.", flag="batch_size"
+        32, "Per-replica batch; the global batch is this x replicas.", flag="batch_size", at_least=1
     )
-    n_epo_phase1: int = knob(2, "Epochs with the backbone frozen.")
-    n_epo_phase2: int = knob(10, "Fine-tuning epochs (early stopping may end sooner).")
+    n_epo_phase1: int = knob(2, "Epochs with the backbone frozen.", at_least=0)
+    n_epo_phase2: int = knob(10, "Fine-tuning epochs (early stopping may end sooner).", at_least=0)
     phase1_image_size: int = knob(
         0,
         "Phase 1 trains at this input size, phase 2 at the model's (progressive resizing).",
+        at_least=0,
     )
-    lr_phase1: float = knob(3e-4, "Learning rate of phase 1.")
-    lr_phase2: float = knob(3e-5, "Learning rate of phase 2.")
+    lr_phase1: float = knob(3e-4, "Learning rate of phase 1.", above=0)
+    lr_phase2: float = knob(3e-5, "Learning rate of phase 2.", above=0)
     optimizer: str = knob("adam", "Optimizer (adamw: with --weight_decay).", choices=OPTIMIZERS)
-    weight_decay: float = knob(0.0, "adamw: decoupled weight decay of the kernels.")
+    weight_decay: float = knob(0.0, "adamw: decoupled weight decay of the kernels.", at_least=0)
     lr_schedule: str = knob(
         "plateau",
         "plateau (cut the rate on a plateau) or cosine (linear warm-up, then cosine by step).",
         choices=LR_SCHEDULES,
     )
-    warmup_epochs: float = knob(0.0, "cosine: warm-up epochs at the start of each phase.")
-    label_smoothing: float = knob(0.0, "Label smoothing of the cross-entropy.")
-    focal_gamma: float = knob(
-        0.0, "Focal loss: weigh each tile's loss by (1 - p)^gamma, easy tiles less; 0 = off."
+    warmup_epochs: float = knob(
+        0.0, "cosine: warm-up epochs at the start of each phase.", at_least=0
     )
-    ema_momentum: float = knob(0.0, "> 0: validate, checkpoint and export an EMA of the weights.")
+    label_smoothing: float = knob(0.0, "Label smoothing of the cross-entropy.", at_least=0, below=1)
+    focal_gamma: float = knob(
+        0.0,
+        "Focal loss: weigh each tile's loss by (1 - p)^gamma, easy tiles less; 0 = off.",
+        at_least=0,
+    )
+    ema_momentum: float = knob(
+        0.0, "> 0: validate, checkpoint and export an EMA of the weights.", at_least=0, below=1
+    )
     freeze_cutoff: str = knob(
         "", "Fine-tune from this backbone layer: name, index, fraction or cut; '' = the default."
     )
@@ -278,23 +271,12 @@ class TrainConfig(Config):
     tensorboard_images: int = knob(8, "Augmented training images shown in TensorBoard.")
 
     def problems(self) -> list[str]:
-        """Rates, epochs, batch, smoothing, decay and the profile range in range."""
-        problems = []
-        if not 0 <= self.label_smoothing < 1 or not 0 <= self.ema_momentum < 1:
-            problems.append("--label_smoothing and --ema_momentum must be in [0, 1)")
-        if min(self.weight_decay, self.warmup_epochs, self.focal_gamma) < 0:
-            problems.append("--weight_decay, --warmup_epochs and --focal_gamma must be >= 0")
-        if min(self.n_epo_phase1, self.n_epo_phase2) < 0 or self.per_replica_batch_size < 1:
-            problems.append("epochs must be >= 0 and --batch_size >= 1")
-        if self.phase1_image_size < 0:
-            problems.append("--phase1_image_size must be >= 0 (0: the model's input size)")
-        if min(self.lr_phase1, self.lr_phase2) <= 0:
-            problems.append("learning rates must be > 0")
+        """The profile range parses."""
         try:
             self.profile_range()
         except ValueError:
-            problems.append(f"--profile_batches={self.profile_batches!r}: expected START,END")
-        return problems
+            return [f"--profile_batches={self.profile_batches!r}: expected START,END"]
+        return []
 
     def profile_range(self) -> tuple[int, int]:
         """(start, end) batches to profile, or (0, 0) for none."""
@@ -342,9 +324,9 @@ class TuneConfig(Config):
     train: TrainConfig = field(default_factory=TrainConfig)
     backbones: tuple[str, ...] = knob((), "", flag=None)  # from --backbone (a name or all)
     search_space: SearchSpace = field(default_factory=SearchSpace)  # from --search_space
-    max_epochs: int = knob(6, "Hyperband: most epochs any trial trains.")
-    factor: int = knob(3, "Hyperband: reduction factor between brackets.")
-    hyperband_iterations: int = knob(1, "Hyperband: full iterations.")
+    max_epochs: int = knob(6, "Hyperband: most epochs any trial trains.", at_least=1)
+    factor: int = knob(3, "Hyperband: reduction factor between brackets.", at_least=2)
+    hyperband_iterations: int = knob(1, "Hyperband: full iterations.", at_least=1)
     directory: str = knob("", "Tuner state folder (default WORKDIR/tuner).")
     project_name: str = knob("satx", "Tuner project name.")
     objective: str = knob("auto", "auto: val_auc (binary) / val_accuracy.")
@@ -362,13 +344,10 @@ class TuneConfig(Config):
     overwrite: bool = knob(False, "Start the search over instead of continuing it.")
 
     def problems(self) -> list[str]:
-        """Hyperband's settings in range; trials train at one size."""
-        problems = []
-        if self.max_epochs < 1 or self.factor < 2 or self.hyperband_iterations < 1:
-            problems.append("--max_epochs >= 1, --factor >= 2 and --hyperband_iterations >= 1")
+        """Trials train at one size."""
         if self.train.phase1_image_size:
-            problems.append("--phase1_image_size is for satx.train; trials train at one size")
-        return problems
+            return ["--phase1_image_size is for satx.train; trials train at one size"]
+        return []
 
     @property
     def backbone_names(self) -> tuple[str, ...]:

@@ -83,8 +83,8 @@ class PredictConfig(Config):
         "", "Class whose probability is the score (binary: the second class)."
     )
     class_names: tuple[str, ...] = knob((), "Class names of a bare .keras model.")
-    batch_size: int = knob(128, BATCH_HELP)
-    chunk_size: int = knob(4096, "Tiles per resumable output chunk.")
+    batch_size: int = knob(128, BATCH_HELP, at_least=1)
+    chunk_size: int = knob(4096, "Tiles per resumable output chunk.", at_least=1)
     read_threads: int = knob(16, "Threads reading tile files.")
     strategy: str = knob("auto", "Distribution strategy.", choices=PREDICT_STRATEGIES)
     cpu_devices: int = knob(0, "Split the CPU into N logical devices.")
@@ -101,12 +101,10 @@ class PredictConfig(Config):
     beam_options: str = knob("", BEAM_OPTIONS_HELP)
 
     def problems(self) -> list[str]:
-        """Model and output given; batch and chunk sizes positive; some format chosen."""
+        """Model and output given; some format chosen."""
         problems = []
         if not self.model or not (self.output or self.dry_run):
             problems.append("--model and --output are required")
-        if self.batch_size < 1 or self.chunk_size < 1:
-            problems.append("--batch_size and --chunk_size must be positive")
         if not self.formats:
             problems.append(f"--formats: choose from {', '.join(PREDICT_FORMATS)}")
         return problems
@@ -172,7 +170,9 @@ class ReviewConfig(Config):
     source: SourceConfig = field(default_factory=SourceConfig)  # where the tiles' images are
     db: str = knob("", "The review's SQLite file (created; reopened to continue).")
     host: str = knob("127.0.0.1", "Address to listen on; off loopback a token is required.")
-    port: int = knob(8765, "Port to listen on (0: any free port, printed).")
+    port: int = knob(
+        8765, "Port to listen on (0: any free port, printed).", at_least=0, at_most=65535
+    )
     token: str = knob(
         "",
         "Required on every request (Authorization: Bearer, or the cookie /?token= sets); "
@@ -193,7 +193,9 @@ class ReviewConfig(Config):
         "", "Label of rejected tiles (default: the other class, or not_<positive>)."
     )
     reviewer: str = knob("", "Your name on each decision (default: the OS user).")
-    lease_seconds: float = knob(300.0, "How long a tile handed out stays with its reviewer.")
+    lease_seconds: float = knob(
+        300.0, "How long a tile handed out stays with its reviewer.", above=0
+    )
     seed: int = knob(42, "Seed of the random order.")
     export: str = knob("", "Write the decisions to this .csv or .geojson and stop.")
 
@@ -206,6 +208,4 @@ class ReviewConfig(Config):
             problems.append("--predictions and --tiles are required (or --export with --db)")
         if self.export and not self.export.lower().endswith((".csv", ".geojson")):
             problems.append(f"--export={self.export}: name a .csv or .geojson file")
-        if not 0 <= self.port <= 65535 or self.lease_seconds <= 0:
-            problems.append("--port must be 0-65535 and --lease_seconds positive")
         return problems

@@ -14,6 +14,8 @@ from typing import Any
 
 import mercantile
 
+from satx.io.run_record import Record
+
 
 @dataclass(frozen=True)
 class TileRef:
@@ -50,22 +52,13 @@ class TileRef:
 
 
 @dataclass(frozen=True)
-class Rejection:
+class Rejection(Record):
     """An input that cannot be used, and why (`reason` is a short code, `detail` a sentence)."""
 
     source_id: str
     label: str
     reason: str
     detail: str
-
-    def to_dict(self) -> dict[str, str]:
-        """JSON-ready form."""
-        return {
-            "source_id": self.source_id,
-            "label": self.label,
-            "reason": self.reason,
-            "detail": self.detail,
-        }
 
 
 @dataclass(frozen=True)

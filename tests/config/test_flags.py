@@ -14,6 +14,8 @@ from satx.config import (
     PredictConfig,
     RecordsConfig,
     ReviewConfig,
+    SourceConfig,
+    TrainConfig,
     TuneConfig,
     knob,
 )
@@ -83,6 +85,12 @@ def test_an_invalid_choice_is_one_clear_sentence():
         PredictConfig(model="m", output="o", formats=("csv", "shp"))
     with pytest.raises(InputError, match="--strategy=multiworker: choose one of"):
         PredictConfig(model="m", output="o", strategy="multiworker")
+    with pytest.raises(InputError, match=r"--chunk_size=0: must be at least 1"):
+        PredictConfig(model="m", output="o", chunk_size=0)
+    with pytest.raises(InputError, match=r"--fetch_timeout=0: must be above 0"):
+        RecordsConfig(input="i", output="o", source=SourceConfig(fetch_timeout=0))
+    with pytest.raises(InputError, match=r"--lr_phase1=0: must be above 0; --label_smoothing"):
+        TrainConfig(label_smoothing=1.0, lr_phase1=0)
 
 
 @pytest.mark.parametrize(
