@@ -51,8 +51,8 @@ def parse_tile_path(path: str) -> mercantile.Tile | None:
     Returns:
         The tile named by the file (`x-y-z`, `z_x_y`) or by its last two folders (`z/x/y`).
     """
-    # String operations rather than PurePosixPath (the same stem and parts): discovery parses
-    # every file name, and the path object cost ~3 us a file, a third of listing it.
+    # String operations rather than PurePosixPath (the same stem and parts): a listing parses
+    # every file name, and a path object per name cost as much as listing the file.
     parts = [part for part in path.split("/") if part not in ("", ".")]
     name = parts[-1] if parts else ""
     base, _, extension = name.rpartition(".")

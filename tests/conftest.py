@@ -17,9 +17,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from tests.helpers import TILE
-
-GCS_BUCKET = "satx-test"
+from tests.support.helpers import GCS_BUCKET, TILE
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -89,7 +87,7 @@ def tiny_model(sample_records, tmp_path_factory):
     from satx.records.manifest import load_records
     from satx.train.export import export_saved_model
     from satx.train.phases import build_model, compile_phase
-    from tests.helpers import tiny_train_config
+    from tests.support.helpers import tiny_train_config
 
     root = tmp_path_factory.mktemp("evaluate")
     config = tiny_train_config(sample_records, root, dense_units=8, lr_phase1=3e-4)
@@ -151,8 +149,70 @@ def gcs(tmp_path_factory):
     log.close()
 
 
+# -- records from labelled places ----------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def places_server(tmp_path_factory):
+    """A tile server with imagery for the places' 6x6 block (not for DARK), behind a token."""
+    from satx.bench.tileserver import TileServer
+    from tests.support.helpers import xyz_folder
+    from tests.support.places import PLACES_TOKEN, T
+
+    root = tmp_path_factory.mktemp("imagery")
+    xyz_folder(root, T)
+    with TileServer(root, token=PLACES_TOKEN) as running:
+        yield running
+
+
+# -- predict: tile areas on disk --------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def area_tiles(tmp_path_factory):
+    """AREA_BBOX's tiles as a folder (one missing, one corrupt) and as MBTiles and PMTiles."""
+    from tests.support.predict import write_area_tiles
+
+    return write_area_tiles(tmp_path_factory.mktemp("area"))
+
+
+@pytest.fixture
+def xyz_area(sample_records, tmp_path):
+    """BBOX's tiles from the sample images as TMP/xyz/{z}/{x}/{y}.jpg: (root, tiles)."""
+    from tests.support.predict import write_xyz_area
+
+    return write_xyz_area(sample_records, tmp_path)
+
+
+# -- the review: a generated prediction set and servers on loopback ----------------------
+
+
+@pytest.fixture
+def prediction_set(tmp_path: Path) -> dict:
+    """225 predicted tiles (15 x 15) with their neighbours' imagery."""
+    from tests.support.review import write_prediction_set
+
+    return write_prediction_set(tmp_path)
+
+
+@pytest.fixture
+def serve_review():
+    """Start review servers for a test; stopped after it."""
+    running = []
+
+    from tests.support.review import RunningReview
+
+    def start(config) -> RunningReview:
+        running.append(RunningReview(config))
+        return running[-1]
+
+    yield start
+    for r in running:
+        r.stop()
+
+
 # Keras and TensorFlow load here, without their load-time notices in the test log.
 from satx.cli import load_tensorflow  # noqa: E402
 
 load_tensorflow()
-import tests.tiny_backbone  # noqa: E402, F401 - registers the `tiny` test backbone
+import tests.support.tiny_backbone  # noqa: E402, F401 - registers the `tiny` test backbone

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, TILE
+from tests.support.helpers import REPO, TILE
 
 PACKAGE = REPO / "satx"
 MAX_TOP_MODULES = 8

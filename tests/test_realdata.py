@@ -10,7 +10,7 @@ import pytest
 from satx import geo
 from satx.records import verify
 from satx.records.make import make_records
-from tests.helpers import read_all, shard_digests, shared_data
+from tests.support.helpers import read_all, shard_digests, shared_data
 
 EUROSAT_COUNTS = {  # ../shared/data/README.md
     "AnnualCrop": 3000,
@@ -81,7 +81,7 @@ def test_xyz_tiles_real_names_and_lying_extensions(records_config, tmp_path):
 def test_real_tiles_through_a_tile_service_and_pmtiles_from_labelled_points(tmp_path):
     from satx.bench.tileserver import TileServer
     from satx.config import RecordsConfig, SourceConfig
-    from tests.helpers import write_pmtiles
+    from tests.support.helpers import write_pmtiles
 
     root = shared_data("xyz-tiles")
     labels = np.load(root / "labels-cl.npz")

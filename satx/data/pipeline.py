@@ -199,10 +199,9 @@ def _batch_then_decode(
 
     The streaming path shuffles (and resamples) encoded tiles and decodes whole batches after:
     shuffling never looks at the elements, so the batches equal the cached path's (which
-    decodes first). The shuffle buffer holds ~20 KB of JPEG per tile instead of 196 KB of
-    pixels (256 px), rejected tiles are never decoded, and one map call per batch spares the
-    per-tile stages: streaming went from ~0.6x to ~0.95x of the decode limit on 2 cores
-    (docs/benchmarks.md).
+    decodes first). The shuffle buffer holds JPEG bytes instead of pixels, rejected tiles are
+    never decoded, and one map call per batch spares tf.data's per-tile stages (the gain is in
+    docs/benchmarks.md).
     """
     ds = ds.batch(batch_size, drop_remainder=True)
     return map_batches(ds, lambda encoded, labels: (decode_many(decode, encoded, size), labels))

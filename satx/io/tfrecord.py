@@ -1,9 +1,9 @@
 """TFRecord files and `tf.train.Example` bytes, written and read in pure Python (no TensorFlow).
 
 make_records' worker processes only serialise examples and frame them; importing TensorFlow
-for that cost each worker ~1.7 s of start-up and ~40 us per tile in protobuf objects, and
-checking or dumping a shard (`tools.inspect_records`) needs no TensorFlow either. The formats
-are small and fixed (Apache Beam's TFRecordIO writes them the same way):
+for that cost each worker seconds of start-up and a protobuf object per tile, and checking
+or dumping a shard (`tools.inspect_records`) needs no TensorFlow either. The formats are
+small and fixed (Apache Beam's TFRecordIO writes them the same way):
 - a TFRecord is `uint64 length | uint32 masked_crc32c(length) | data | uint32 masked_crc32c(data)`,
   little-endian; a GZIP file is that stream gzip-compressed;
 - `Example{features: Features{feature: map<string, Feature>}}`, where a `Feature` holds one of
@@ -90,8 +90,7 @@ _FLOAT = struct.Struct("<f")
 def _single_feature(value: bytes | int | float) -> bytes | None:
     """`_feature([value])` for the usual one-value feature, with fewer calls; None otherwise.
 
-    make_records spends its Python time per tile here (15 features a record): this path took
-    the Example bytes from ~27 to ~17 us a record.
+    make_records spends its Python time per tile here (15 features a record).
     """
     kind = type(value)
     if kind is bytes:

@@ -64,8 +64,8 @@ def _write_listing(out: storage.Store, tiles: tuple[TileRef, ...]) -> list[tuple
     """Write the listing where every worker can read it; return chunks `(first, start, length)`.
 
     The listing goes to the workers as a file read by byte ranges rather than inside the
-    pipeline: a `Create` of every tile was pickled and bz2-compressed into the pipeline itself
-    (1.5 s for 16,384 tiles here, and a country's listing would not fit).
+    pipeline: a `Create` of every tile is pickled and compressed into the pipeline itself, and
+    a country's listing would not fit.
     """
     lines = [json.dumps(t.to_row()).encode() + b"\n" for t in tiles]
     chunks, offset = [], 0

@@ -113,8 +113,8 @@ def prepare_output(out: storage.Store, plan: Plan) -> set[str]:
 def _context() -> multiprocessing.context.BaseContext:
     """Fork when this process is light (the CLI never imports TensorFlow), else spawn.
 
-    A forked worker is ready at once; a spawned one boots a new interpreter (~0.1 s of CPU each,
-    15 % of a 4,096-tile run on 2 cores). A process holding TensorFlow (tests, the bench,
+    A forked worker is ready at once; a spawned one boots a new interpreter, a real share of a
+    small run. A process holding TensorFlow (tests, the bench,
     notebooks) or other threads may hold locks that must not be forked, so it spawns.
     """
     light = "tensorflow" not in sys.modules and threading.active_count() == 1

@@ -91,7 +91,7 @@ def hash_files(locations: list[str]) -> list[tuple[str, int] | str]:
 def _hash_chunks(chunks: list[list[str]], pool: Executor) -> list[list[tuple[str, int] | str]]:
     """hash_files over chunks in `pool`, with this thread taking chunks from the back.
 
-    make_records' worker processes are still starting (~0.1 s) when the plan begins; rather
+    make_records' worker processes are still starting when the plan begins; rather
     than wait, the parent hashes the chunks no worker has taken yet (a queued future can still
     be cancelled), so small inputs finish before the workers are up and large ones get a third
     hasher.
@@ -118,7 +118,7 @@ def scanned(
 
 def scan(tiles: tuple[TileRef, ...], pool: Executor) -> list[_Scanned | Rejection]:
     """Hash every input file in `pool` (make_records' worker processes, or threads)."""
-    # One task per chunk: a pool task costs ~25 us (threads) or a pickle round trip (processes).
+    # One task per chunk: a pool task costs a queue round trip (threads) or a pickle (processes).
     chunks = [
         [t.location for t in tiles[i : i + SCAN_CHUNK]] for i in range(0, len(tiles), SCAN_CHUNK)
     ]

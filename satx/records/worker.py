@@ -1,7 +1,7 @@
 """One make_records worker: validate, encode and write one shard (no TensorFlow import).
 
 `satx.records.make` runs `write_shard` in a pool of processes. This module and everything it imports
-stay free of TensorFlow, so a worker starts in a fraction of a second instead of ~2 s, and the
+stay free of TensorFlow, so a worker starts in a fraction of a second instead of seconds, and the
 records are serialised by `satx.io.tfrecord` (byte-identical to TensorFlow's writer).
 """
 

@@ -8,8 +8,8 @@ which the softmax ignores, so probabilities are enough).
   makes one). T alone never moves the argmax.
 - b undoes a shift of the class prior. Training with class weights or balanced resampling
   deliberately learns `p(k | x) * w_k` instead of `p(k | x)`: a positive class weighted 9x
-  scores ~9x too often, which no temperature can fix (measured: ECE 0.20 -> 0.24 with T alone
-  on a 1:9 binary task). For a binary model T and b map the logit monotonically, so the
+  scores ~9x too often, which no temperature can fix (docs/benchmarks.md, the imbalanced binary
+  task). For a binary model T and b map the logit monotonically, so the
   ranking of scores (ROC/PR AUC) is unchanged.
 
 The NLL is convex in (1/T, b) (a multinomial logistic regression on the log-probabilities),

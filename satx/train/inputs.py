@@ -28,11 +28,10 @@ log = logging.getLogger(__name__)
 
 # The validation stream runs without tf.data's autotuning. Keras drops the last epoch's
 # validation iterator when the next validation starts, and TensorFlow's autotuning thread of
-# that iterator sleeps between rounds (up to 60 s once it has lived a minute); its cancellation
-# did not wake it, so the drop waited for the next round. On EuroSAT that idled both cores for
-# 40-52 s in 4 of 12 epochs (py-spy: `RootDataset::Iterator::~Iterator` waiting on its thread),
-# and epochs ended on the thread's beat (142 s, 202 s). Without autotuning there is no such
-# thread, and AUTOTUNE stages run one call per core, plenty for one pass of the split.
+# that iterator sleeps between rounds (up to a minute); its cancellation does not wake it, so
+# the drop waits for the next round with both cores idle (docs/history.md, issue 15). Without
+# autotuning there is no such thread, and AUTOTUNE stages run one call per core, plenty for one
+# pass of the split.
 _NO_AUTOTUNE = tf.data.Options()
 _NO_AUTOTUNE.autotune.enabled = False
 

@@ -90,8 +90,8 @@ class RecycleProcess(Exception):
     """Raised between trials when resident memory passed the limit: continue in a new process.
 
     Keras 3 on TensorFlow does not free everything of a finished `fit` even after
-    `clear_session()` (keras-team/keras#17458, #20552): measured here, each MobileNetV2 trial
-    keeps ~200 MB. The search state is saved at every trial end, so a fresh process continues
+    `clear_session()` (keras-team/keras#17458, #20552; docs/benchmarks.md measures what a trial
+    keeps). The search state is saved at every trial end, so a fresh process continues
     exactly where this one stopped.
     """
 

@@ -6,7 +6,6 @@ import pytest
 
 from satx.bench.run import format_report, run_bench
 from satx.config import COUNTRY_TILES, BenchConfig
-from tests.helpers import cli
 
 TINY = BenchConfig(
     num_tiles=96,
@@ -122,31 +121,6 @@ def test_every_mode_reports_positive_consistent_rates(tmp_path):
     report = format_report(result)
     for words in ("decode limit", "make_records", "training", "prediction", "HTTP tile fetching"):
         assert words in report
-
-
-def test_cli_all_writes_one_json_object_per_mode(tmp_path):
-
-    out = tmp_path / "bench.json"
-    proc = cli(
-        "satx.bench",
-        "all",
-        "--num_tiles=64",
-        "--image_size=32",
-        "--backbone=tiny",
-        "--steps=1",
-        "--train_seconds=0.1",
-        "--repeats=1",
-        "--predict_tiles=16",
-        "--fetch_thread_counts=8",
-        f"--json_out={out}",
-        env={"SATX_BACKBONE_MODULES": "tests.tiny_backbone"},
-        check=True,
-    )
-    result = json.loads(out.read_text())
-    assert {"input", "records", "train", "predict", "fetch", "settings"} <= set(result)
-    assert "satx streaming" in proc.stdout
-    bad = cli("satx.bench", "nonsense")
-    assert bad.returncode == 2 and "usage" in bad.stderr
 
 
 def test_timed_steps_cover_the_minimum_time():

@@ -8,7 +8,7 @@ from satx.bench.quality import bench_quality, format_quality, make_view
 from satx.errors import InputError
 from satx.records.sample import write_sample_tiles
 from satx.train.recipe import read_recipe, recipe_config
-from tests.helpers import REPO
+from tests.support.helpers import REPO
 
 
 def test_shipped_recipes_are_valid_training_configs():

@@ -9,7 +9,7 @@ import pytest
 from satx.config import EvaluateConfig
 from satx.evaluate import scores
 from satx.evaluate.report import evaluate as run_evaluate
-from tests.helpers import cli
+from tests.support.helpers import cli
 
 
 def evaluate(model, records, output, **kw):

@@ -1,8 +1,6 @@
 """gs:// input and output through google-cloud-storage, against the fake-gcs-server emulator."""
 
 import json
-import os
-import signal
 
 import pytest
 
@@ -10,21 +8,8 @@ from satx.errors import OutputExistsError
 from satx.io import storage
 from satx.records import verify
 from satx.records.make import make_records
-from tests.conftest import GCS_BUCKET as BUCKET
-from tests.helpers import cli, records_cmd, shard_digests
-
-
-def upload_tree(local_root, url):
-    store = storage.open_store(url)
-    for path in sorted(local_root.rglob("*")):
-        if path.is_file():
-            store.write_bytes(path.relative_to(local_root).as_posix(), path.read_bytes())
-
-
-def download_tree(url, local_root):
-    store = storage.open_store(url)
-    for name in store.list():
-        store.get_file(name, str(local_root / name))
+from tests.support.helpers import GCS_BUCKET as BUCKET
+from tests.support.helpers import download_tree, shard_digests, upload_tree
 
 
 def test_store_round_trip(gcs, tmp_path):
@@ -72,21 +57,3 @@ def test_gcs_csv_input(gcs, sample_tiles, records_config, tmp_path):
         records_config(f"gs://{BUCKET}/csvtiles/labels.csv", f"gs://{BUCKET}/csvrecords")
     )
     assert manifest.records == 48 and manifest.geolocation["with"] == 48
-
-
-@pytest.mark.slow
-def test_gcs_output_resumes_after_kill_9(gcs, sample_tiles, tmp_path):
-    cli(*records_cmd(sample_tiles, tmp_path / "clean", "--workers=1"), check=True)
-    out = f"gs://{BUCKET}/killed"
-    env = {"STORAGE_EMULATOR_HOST": os.environ["STORAGE_EMULATOR_HOST"]}
-    killed = cli(
-        *records_cmd(sample_tiles, out, "--workers=1"),
-        env={**env, "SATX_FAILPOINTS": "make_records.after_shard:3"},
-    )
-    assert killed.returncode == -signal.SIGKILL
-    store = storage.open_store(out)
-    assert not store.exists("manifest.json") and store.list("_progress")
-    cli(*records_cmd(sample_tiles, out, "--workers=1"), env=env, check=True)
-    download_tree(out, tmp_path / "copy")
-    assert shard_digests(tmp_path / "copy") == shard_digests(tmp_path / "clean")
-    assert not store.list("_progress")

@@ -15,8 +15,7 @@ import pytest
 
 from satx.io import storage
 from satx.io.lock import LOCK_NAME, OutputLockedError, output_lock
-from tests.conftest import GCS_BUCKET
-from tests.helpers import REPO, TINY, cli, records_cmd
+from tests.support.helpers import GCS_BUCKET, REPO, TINY, cli, records_cmd
 
 HOLD = """
 import sys, time

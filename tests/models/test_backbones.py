@@ -15,7 +15,7 @@ from satx.models.classifier import (
     unfreeze_from,
 )
 from satx.train.export import export_saved_model
-from tests.helpers import tiny_train_config
+from tests.support.helpers import tiny_train_config
 
 REAL = ("efficientnetv2b0", "mobilenetv2", "xception")
 SMALL = {"efficientnetv2b0": 32, "mobilenetv2": 32, "xception": 71}  # sizes that train fast
@@ -34,7 +34,7 @@ def test_registry():
 def test_a_name_registered_twice_is_refused():
     with pytest.raises(BackboneError, match="'tiny' is already registered .*tiny_backbone"):
         backbones.register_backbone("tiny", image_size=32)(lambda **kw: None)
-    assert backbones.get_spec("tiny").constructor.__module__ == "tests.tiny_backbone"
+    assert backbones.get_spec("tiny").constructor.__module__ == "tests.support.tiny_backbone"
     with pytest.raises(BackboneError, match="preprocess must be one of"):
         backbones.register_backbone("odd", image_size=32, preprocess="bgr")
 
@@ -78,7 +78,7 @@ def test_weights_file_errors(tmp_path):
 
 
 def test_backbone_plugin_modules_register_on_first_miss(monkeypatch):
-    monkeypatch.setenv(backbones.PLUGINS_ENV, "tests.tiny_backbone")
+    monkeypatch.setenv(backbones.PLUGINS_ENV, "tests.support.tiny_backbone")
     assert backbones.get_spec("tiny").image_size == 32  # already registered: no import needed
     monkeypatch.setenv(backbones.PLUGINS_ENV, "no_such_satx_plugin")
     with pytest.raises(BackboneError, match="cannot import 'no_such_satx_plugin'"):

@@ -10,7 +10,7 @@ import pytest
 
 from satx.errors import InputError
 from satx.predict.scorer import Scorer
-from tests.helpers import TINY, cli
+from tests.support.helpers import TINY, cli
 
 
 def _saved_model_without_satx_signatures(folder):

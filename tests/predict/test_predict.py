@@ -1,6 +1,5 @@
 """`satx.predict` over every input kind, on a tiny trained model: scores, places, errors, resume."""
 
-import csv
 import io
 import json
 import shutil
@@ -12,13 +11,23 @@ import pytest
 from PIL import Image
 
 from satx import geo
+from satx.bench.tileserver import TileServer
 from satx.config import COUNTRY_TILES, PredictConfig, SourceConfig
 from satx.predict.outputs import Labeller
 from satx.predict.run import predict
-from tests.conftest import GCS_BUCKET as BUCKET
-from tests.helpers import cli, encode, noise, shared_data, write
-
-BBOX = (-74.0800, 4.6000, -74.0775, 4.6025)  # a few zoom-18 tiles in Bogota
+from tests.support.helpers import GCS_BUCKET as BUCKET
+from tests.support.helpers import cli, encode, noise, shared_data, write
+from tests.support.predict import (
+    AREA_BBOX,
+    BBOX,
+    bbox_tiles,
+    predict_config,
+    predicted_errors,
+    predicted_rows,
+    rows_of,
+    sample_tiles_folder,
+    score_table,
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,39 +42,24 @@ def keras_scores(tiny_model):
     return score
 
 
-def _rows(out):
-    return list(csv.DictReader((out / "predictions.csv").open()))
-
-
-def _errors(out):
-    return {r["source_id"]: r["reason"] for r in csv.DictReader((out / "errors.csv").open())}
-
-
 def _assert_tile_polygon(feature, tile):
     w, s, e, n = mercantile.bounds(tile)
     ring = np.array(feature["geometry"]["coordinates"][0])
     assert ring == pytest.approx(np.array([[w, s], [e, s], [e, n], [w, n], [w, s]]), abs=1e-9)
 
 
-def _config(model, out, tiles="", **kw):
-    return PredictConfig(
-        model=str(model),
-        output=str(out),
-        source=SourceConfig(tiles=tiles),
-        **{"chunk_size": 16, "batch_size": 8, **kw},
-    )
-
-
 def test_tile_folder_scores_equal_the_keras_model(
     tiny_model, sample_records, tmp_path, keras_scores
 ):
-    src = _sample_tiles_folder(sample_records)
+    src = sample_tiles_folder(sample_records)
     out = tmp_path / "out"
     summary = predict(
-        _config(tiny_model["export"], out, input=str(src), formats=("csv", "jsonl", "geojson"))
+        predict_config(
+            tiny_model["export"], out, input=str(src), formats=("csv", "jsonl", "geojson")
+        )
     )
     files = sorted(src.rglob("*.jpg"))
-    rows = _rows(out)
+    rows = predicted_rows(out)
     assert summary.tiles == summary.scored == len(rows) == len(files) and not summary.errors
     by_id = {r["source_id"]: r for r in rows}
     for path in files[:24]:
@@ -85,54 +79,39 @@ def test_tile_folder_scores_equal_the_keras_model(
     assert run["projection"]["tiles"] == COUNTRY_TILES and run["projection"]["seconds"] > 0
 
 
-def _sample_tiles_folder(records):
-    from pathlib import Path
-
-    return Path(records).parent / "tiles"
-
-
 def test_records_input_and_a_keras_file(tiny_model, sample_records, tmp_path):
     info = tiny_model["records"].manifest
     model = tiny_model["root"] / "model.keras"
     with pytest.raises(Exception, match="class_names"):
-        predict(_config(model, tmp_path / "x", input=sample_records))
+        predict(predict_config(model, tmp_path / "x", input=sample_records))
     out = tmp_path / "out"
     summary = predict(
-        _config(model, out, input=sample_records, split="test", class_names=tuple(info.class_names))
+        predict_config(
+            model, out, input=sample_records, split="test", class_names=tuple(info.class_names)
+        )
     )
-    rows = _rows(out)
+    rows = predicted_rows(out)
     assert summary.scored == len(rows) == info.count("test")
     expected = tiny_model["probs"][:, 1]  # evaluate's fixture: the test split in manifest order
     assert [float(r["score_school"]) for r in rows] == pytest.approx(expected, abs=1e-5)
-    everything = predict(_config(tiny_model["export"], tmp_path / "all", input=sample_records))
+    everything = predict(
+        predict_config(tiny_model["export"], tmp_path / "all", input=sample_records)
+    )
     assert everything.tiles == sum(info.count(s) for s in info.splits)
     fingerprint = everything.input
     assert fingerprint["manifest_sha256"] == tiny_model["records"].manifest_sha256
 
 
-def _bbox_tiles(root, sample_dir):
-    """Write the bbox's tiles as ROOT/{z}/{x}/{y}.jpg from sample images; one missing, one bad."""
-    tiles = list(mercantile.tiles(*BBOX, 18))
-    images = sorted(sample_dir.rglob("*.jpg"))
-    for i, t in enumerate(tiles):
-        write(root / f"{t.z}/{t.x}/{t.y}.jpg", images[i % len(images)].read_bytes())
-    missing, corrupt = tiles[1], tiles[2]
-    (root / f"18/{missing.x}/{missing.y}.jpg").unlink()
-    good = (root / f"18/{corrupt.x}/{corrupt.y}.jpg").read_bytes()
-    (root / f"18/{corrupt.x}/{corrupt.y}.jpg").write_bytes(good[: len(good) // 2])
-    return tiles, missing, corrupt
-
-
 def test_bbox_with_a_tile_template(tiny_model, sample_records, tmp_path, keras_scores):
     root = tmp_path / "xyz"
-    tiles, missing, corrupt = _bbox_tiles(root, _sample_tiles_folder(sample_records))
+    tiles, missing, corrupt = bbox_tiles(root, sample_tiles_folder(sample_records))
     assert len(tiles) > 6
     out = tmp_path / "out"
     summary = predict(
-        _config(tiny_model["export"], out, bbox=BBOX, zoom=18, tiles=str(root), chunk_size=5)
+        predict_config(tiny_model["export"], out, bbox=BBOX, zoom=18, tiles=str(root), chunk_size=5)
     )
     assert summary.tiles == len(tiles) and summary.errors == 2
-    errors = _errors(out)
+    errors = predicted_errors(out)
     assert errors == {geo.tile_key(missing): "missing", geo.tile_key(corrupt): "corrupt"}
     features = json.loads((out / "predictions.geojson").read_text())["features"]
     assert len(features) == len(tiles) - 2
@@ -145,7 +124,7 @@ def test_bbox_with_a_tile_template(tiny_model, sample_records, tmp_path, keras_s
         assert p["quadkey"] == mercantile.quadkey(tile)
     # a country's box is mostly sea: missing tiles can be counted instead of listed
     counted = predict(
-        _config(
+        predict_config(
             tiny_model["export"],
             tmp_path / "c",
             bbox=BBOX,
@@ -155,12 +134,12 @@ def test_bbox_with_a_tile_template(tiny_model, sample_records, tmp_path, keras_s
         )
     )
     assert counted.errors == 2 and counted.missing == 1
-    assert _errors(tmp_path / "c") == {geo.tile_key(corrupt): "corrupt"}
+    assert predicted_errors(tmp_path / "c") == {geo.tile_key(corrupt): "corrupt"}
 
 
 def test_csv_list_by_path_by_zxy_and_by_lonlat(tiny_model, sample_records, tmp_path):
     root = tmp_path / "xyz"
-    tiles, missing, _ = _bbox_tiles(root, _sample_tiles_folder(sample_records))
+    tiles, missing, _ = bbox_tiles(root, sample_tiles_folder(sample_records))
     first, fourth = tiles[0], tiles[3]
     lon, lat = geo.geolocate(fourth)[1:3]
     listing = tmp_path / "list.csv"
@@ -174,16 +153,16 @@ def test_csv_list_by_path_by_zxy_and_by_lonlat(tiny_model, sample_records, tmp_p
     )
     out = tmp_path / "out"
     summary = predict(
-        _config(tiny_model["export"], out, input=str(listing), tiles=str(root), zoom=18)
+        predict_config(tiny_model["export"], out, input=str(listing), tiles=str(root), zoom=18)
     )
-    rows = _rows(out)
+    rows = predicted_rows(out)
     assert summary.tiles == 4 and summary.scored == 2
     assert [r["source_id"] for r in rows] == [
         f"xyz/18/{first.x}/{first.y}.jpg",
         geo.tile_key(fourth),
     ]
     assert (int(rows[0]["x"]), int(rows[0]["y"])) == (first.x, first.y)
-    reasons = sorted(_errors(out).values())
+    reasons = sorted(predicted_errors(out).values())
     assert reasons == ["bad_row", "missing"]
 
 
@@ -197,14 +176,14 @@ def test_bad_tiles_land_in_the_errors_file(tiny_model, tmp_path):
     write(folder / "18/1/5.jpg", good[:200])
     write(folder / "18/1/6.png", encode(noise(3, (48, 40, 4)), "PNG"))  # RGBA, other size: fine
     out = tmp_path / "out"
-    summary = predict(_config(tiny_model["export"], out, input=str(folder)))
-    assert _errors(out) == {
+    summary = predict(predict_config(tiny_model["export"], out, input=str(folder)))
+    assert predicted_errors(out) == {
         "18/1/2.jpg": "empty_file",
         "18/1/3.jpg": "not_an_image",
         "18/1/4.png": "unsupported_format",
         "18/1/5.jpg": "corrupt",
     }
-    assert summary.scored == 2 and [r["source_id"] for r in _rows(out)] == [
+    assert summary.scored == 2 and [r["source_id"] for r in predicted_rows(out)] == [
         "18/1/1.jpg",
         "18/1/6.png",
     ]
@@ -215,23 +194,24 @@ def test_min_score_keeps_only_hits_and_a_changed_run_is_refused(
 ):
     from satx.errors import OutputExistsError
 
-    src, out = _sample_tiles_folder(sample_records), tmp_path / "out"
-    everything = _rows_of(predict(_config(tiny_model["export"], tmp_path / "all", input=str(src))))
+    src, out = sample_tiles_folder(sample_records), tmp_path / "out"
+    everything = rows_of(
+        predict(predict_config(tiny_model["export"], tmp_path / "all", input=str(src)))
+    )
     cut = float(np.median([float(r["score"]) for r in everything]))
-    summary = predict(_config(tiny_model["export"], out, input=str(src), min_score=cut))
-    assert summary.kept == sum(float(r["score"]) >= cut for r in everything) == len(_rows(out))
+    summary = predict(predict_config(tiny_model["export"], out, input=str(src), min_score=cut))
+    assert (
+        summary.kept
+        == sum(float(r["score"]) >= cut for r in everything)
+        == len(predicted_rows(out))
+    )
     assert summary.scored == len(everything)
     with pytest.raises(OutputExistsError, match="another prediction run"):
-        predict(_config(tiny_model["export"], out, input=str(src), min_score=0.1))
+        predict(predict_config(tiny_model["export"], out, input=str(src), min_score=0.1))
     again = predict(
-        _config(tiny_model["export"], out, input=str(src), min_score=0.1, overwrite=True)
+        predict_config(tiny_model["export"], out, input=str(src), min_score=0.1, overwrite=True)
     )
     assert again.kept == sum(float(r["score"]) >= 0.1 for r in everything)
-
-
-def _rows_of(summary):
-    with open(summary.files["csv"]) as f:
-        return list(csv.DictReader(f))
 
 
 def test_labeller_binary_and_multiclass():
@@ -246,43 +226,6 @@ def test_labeller_binary_and_multiclass():
     assert labels == ["no", "yes"] and scores == pytest.approx([0.2, 0.3])
     flipped = Labeller.make(["no", "yes"], "no", 0.5)
     assert flipped.label_score(np.array([[0.8, 0.2]]))[0] == ["no"]
-
-
-def test_cli_resumes_after_kill_9_with_each_tile_once_on_two_devices(
-    tiny_model, sample_records, tmp_path
-):
-    """SIGKILL twice (parts written but not marked done; then right after a chunk), re-run: the
-    output holds every tile exactly once, with the single-device scores, under MirroredStrategy."""
-    src, out = _sample_tiles_folder(sample_records), tmp_path / "out"
-    reference = {
-        r["source_id"]: float(r["score_school"])
-        for r in _rows_of(predict(_config(tiny_model["export"], tmp_path / "ref", input=str(src))))
-    }
-    args = (
-        "satx.predict",
-        f"--model={tiny_model['export']}",
-        f"--input={src}",
-        f"--output={out}",
-        "--chunk_size=10",
-        "--batch_size=6",
-        "--cpu_devices=2",
-        "--strategy=mirrored",
-    )
-    first = cli(*args, env={"SATX_FAILPOINTS": "predict.chunk_written:3"})
-    assert first.returncode == -9
-    assert len(list((out / "parts").glob("*.done.json"))) == 2
-    second = cli(*args, env={"SATX_FAILPOINTS": "predict.chunk_done:2"})
-    assert second.returncode == -9 and "resuming: 2 of 10 chunks already done" in second.stderr
-    third = cli(*args, check=True)
-    assert "resuming: 4 of 10 chunks already done" in third.stderr
-    assert "MirroredStrategy over 2 replica(s)" in third.stderr
-    assert "tiles/s" in third.stdout and f"projected for {COUNTRY_TILES:,} tiles" in third.stdout
-    rows = _rows(out)
-    assert sorted(r["source_id"] for r in rows) == sorted(reference)
-    for r in rows:
-        assert float(r["score_school"]) == pytest.approx(reference[r["source_id"]], abs=1e-5)
-    changed = cli(*args, "--min_score=0.9")
-    assert changed.returncode == 2 and "another prediction run" in changed.stderr
 
 
 def test_mixed_precision_keras_model(tiny_model, tmp_path):
@@ -300,7 +243,9 @@ def test_real_xyz_tiles_land_at_their_mercantile_bounds(tiny_model, tmp_path):
     src = shared_data("xyz-tiles")
     files = sorted(p for p in src.rglob("*") if p.suffix in (".jpg", ".png"))
     out = tmp_path / "out"
-    summary = predict(_config(tiny_model["export"], out, input=str(src), formats=("geojson",)))
+    summary = predict(
+        predict_config(tiny_model["export"], out, input=str(src), formats=("geojson",))
+    )
     assert summary.scored == len(files) == 20 and summary.errors == 0
     features = json.loads((out / "predictions.geojson").read_text())["features"]
     for f, path in zip(features, files, strict=True):
@@ -317,25 +262,26 @@ def test_real_xyz_tiles_land_at_their_mercantile_bounds(tiny_model, tmp_path):
 
 def test_gcs_tiles_and_gcs_output_match_a_local_run(gcs, tiny_model, sample_records, tmp_path):
     """Tiles read from gs:// (bbox template and folder listing), results written to gs://."""
-    from tests.io.test_gcs import download_tree, upload_tree
+    from tests.support.helpers import download_tree, upload_tree
 
     root = tmp_path / "xyz"
-    tiles, missing, corrupt = _bbox_tiles(root, _sample_tiles_folder(sample_records))
+    tiles, missing, corrupt = bbox_tiles(root, sample_tiles_folder(sample_records))
     upload_tree(root, f"gs://{BUCKET}/pred/tiles")
-    local = predict(_config(tiny_model["export"], tmp_path / "local", input=str(root)))
+    local = predict(predict_config(tiny_model["export"], tmp_path / "local", input=str(root)))
     template = f"gs://{BUCKET}/pred/tiles/{{z}}/{{x}}/{{y}}.jpg"
     for name, kw in (
         ("bbox", dict(bbox=BBOX, zoom=18, tiles=template)),
         ("folder", dict(input=f"gs://{BUCKET}/pred/tiles")),
     ):
         url = f"gs://{BUCKET}/pred/out-{name}"
-        summary = predict(_config(tiny_model["export"], url, chunk_size=4, **kw))
+        summary = predict(predict_config(tiny_model["export"], url, chunk_size=4, **kw))
         assert summary.files["csv"] == f"{url}/predictions.csv"
         download_tree(url, tmp_path / name)
         rows = {
-            geo.tile_key(geo.parse_tile_path(r["source_id"])): r for r in _rows(tmp_path / name)
+            geo.tile_key(geo.parse_tile_path(r["source_id"])): r
+            for r in predicted_rows(tmp_path / name)
         }
-        expected = {geo.tile_key(geo.parse_tile_path(r["source_id"])): r for r in _rows_of(local)}
+        expected = {geo.tile_key(geo.parse_tile_path(r["source_id"])): r for r in rows_of(local)}
         assert rows.keys() == expected.keys() and len(rows) == len(tiles) - 2
         for key, row in rows.items():  # batches of 4 vs 128: float sums in another order
             assert float(row["score_school"]) == pytest.approx(
@@ -343,7 +289,7 @@ def test_gcs_tiles_and_gcs_output_match_a_local_run(gcs, tiny_model, sample_reco
             )
         # a folder listing only holds files that exist; the bbox also names the missing tile
         reasons = ["corrupt", "missing"] if name == "bbox" else ["corrupt"]
-        assert sorted(_errors(tmp_path / name).values()) == reasons
+        assert sorted(predicted_errors(tmp_path / name).values()) == reasons
 
 
 def test_records_on_gcs_are_streamed_and_score_as_locally(
@@ -351,16 +297,20 @@ def test_records_on_gcs_are_streamed_and_score_as_locally(
 ):
     from pathlib import Path
 
-    from tests.io.test_gcs import upload_tree
+    from tests.support.helpers import upload_tree
 
     upload_tree(Path(sample_records), f"gs://{BUCKET}/pred/records")
     kw = dict(split="test", formats=("csv",))
-    local = predict(_config(tiny_model["export"], tmp_path / "local", input=sample_records, **kw))
+    local = predict(
+        predict_config(tiny_model["export"], tmp_path / "local", input=sample_records, **kw)
+    )
     remote = predict(
-        _config(tiny_model["export"], tmp_path / "gcs", input=f"gs://{BUCKET}/pred/records", **kw)
+        predict_config(
+            tiny_model["export"], tmp_path / "gcs", input=f"gs://{BUCKET}/pred/records", **kw
+        )
     )
     assert remote.scored == local.scored > 0
-    assert _rows(tmp_path / "gcs") == _rows(tmp_path / "local")
+    assert predicted_rows(tmp_path / "gcs") == predicted_rows(tmp_path / "local")
 
 
 def test_aoi_with_a_hole_scores_exactly_its_tiles_and_dry_run_counts_them(
@@ -371,7 +321,7 @@ def test_aoi_with_a_hole_scores_exactly_its_tiles_and_dry_run_counts_them(
     from satx.predict.run import dry_run
 
     root = tmp_path / "xyz"
-    tiles, missing, corrupt = _bbox_tiles(root, _sample_tiles_folder(sample_records))
+    tiles, missing, corrupt = bbox_tiles(root, sample_tiles_folder(sample_records))
     w, s, e, n = BBOX
     hole = mercantile.bounds(tiles[len(tiles) // 2])  # one whole tile cut out
     aoi = Polygon(box(w, s, e, n).exterior.coords, [box(*hole).exterior.coords])
@@ -385,13 +335,13 @@ def test_aoi_with_a_hole_scores_exactly_its_tiles_and_dry_run_counts_them(
     }
     assert tiles[len(tiles) // 2] not in expected and len(expected) > 4
     kw = dict(aoi=str(path), zoom=18, tiles=str(root), chunk_size=4)
-    counted = dry_run(_config(tiny_model["export"], "", dry_run=True, **kw))
+    counted = dry_run(predict_config(tiny_model["export"], "", dry_run=True, **kw))
     assert counted.tiles == len(expected) and counted.model_tiles_per_s > 0
     assert not (tmp_path / "out").exists()
-    summary = predict(_config(tiny_model["export"], tmp_path / "out", **kw))
-    rows = _rows(tmp_path / "out")
+    summary = predict(predict_config(tiny_model["export"], tmp_path / "out", **kw))
+    rows = predicted_rows(tmp_path / "out")
     scored = {mercantile.Tile(int(r["x"]), int(r["y"]), int(r["z"])) for r in rows}
-    errors = _errors(tmp_path / "out")
+    errors = predicted_errors(tmp_path / "out")
     assert summary.tiles == len(expected) and summary.input["kind"] == "aoi"
     assert scored | {geo.parse_tile_path(k + ".jpg") for k in errors} == expected
     keys = [mercantile.quadkey(mercantile.Tile(int(r["x"]), int(r["y"]), 18)) for r in rows]
@@ -409,3 +359,35 @@ def test_aoi_with_a_hole_scores_exactly_its_tiles_and_dry_run_counts_them(
     assert (
         f"tile source: {root}/{{z}}/{{x}}/{{y}}.jpg" in out.stdout and "tiles/s here" in out.stdout
     )
+
+
+def test_folder_http_mbtiles_and_pmtiles_give_identical_predictions(
+    tiny_model, area_tiles, tmp_path
+):
+    root, tiles, missing, corrupt = area_tiles
+    results = {}
+    with TileServer(root / "xyz") as server:
+        for name, spec in (
+            ("folder", str(root / "xyz")),
+            ("http", server.template),
+            ("mbtiles", str(root / "t.mbtiles")),
+            ("pmtiles", str(root / "t.pmtiles")),
+        ):
+            config = PredictConfig(
+                model=str(tiny_model["export"]),
+                output=str(tmp_path / name),
+                bbox=AREA_BBOX,
+                zoom=18,
+                source=SourceConfig(tiles=spec),
+                chunk_size=8,
+                batch_size=8,
+            )
+            summary = predict(config)
+            assert summary.tiles == len(tiles) and summary.missing == 1, name
+            results[name] = score_table(tmp_path / name)
+    scores, errors = results["folder"]
+    assert len(scores) == len(tiles) - 2
+    key = "{0.z}/{0.x}/{0.y}".format
+    assert errors == {key(missing): "missing", key(corrupt): "corrupt"}
+    for name, table in results.items():
+        assert table == results["folder"], name

@@ -3,7 +3,6 @@ quarantine and manifest; in one process and with 2 worker processes; gs:// in an
 service; kill -9 of the driver, then a re-run."""
 
 import json
-import signal
 
 import mercantile
 import pytest
@@ -12,10 +11,14 @@ from satx.bench.tileserver import TileServer
 from satx.config import SourceConfig
 from satx.io import storage
 from satx.records.make import make_records
-from tests.conftest import GCS_BUCKET
-from tests.helpers import cli, records_cmd, shard_digests, xyz_folder
-from tests.io.test_gcs import download_tree, upload_tree
-from tests.records.test_make import _bad_tiles
+from tests.support.helpers import (
+    GCS_BUCKET,
+    download_tree,
+    shard_digests,
+    upload_tree,
+    write_bad_tiles,
+    xyz_folder,
+)
 
 pytest.importorskip("apache_beam", reason="the Beam engine needs the satx[beam] extra")
 from satx.records.beam import make_records_beam
@@ -35,7 +38,7 @@ def _same_result(a, b):
 
 @pytest.mark.parametrize("options", ["", TWO_PROCESSES], ids=["in_process", "two_processes"])
 def test_beam_equals_local_with_bad_tiles(tmp_path, records_config, options):
-    _bad_tiles(tmp_path / "in")
+    write_bad_tiles(tmp_path / "in")
     make_records(records_config(tmp_path / "in", tmp_path / "local"))
     config = records_config(tmp_path / "in", tmp_path / "beam", engine="beam", beam_options=options)
     manifest = make_records_beam(config)
@@ -86,19 +89,3 @@ def test_beam_fetches_places_from_a_tile_service(tmp_path, records_config):
     assert "no_imagery" in reasons and "not_an_image" in reasons
     # the workers fetched into the output (every worker can reach it); gone once complete
     assert not (tmp_path / "beam" / "_progress").exists()
-
-
-@pytest.mark.slow
-def test_kill_9_of_the_driver_then_rerun(sample_tiles, tmp_path):
-    cli(*records_cmd(sample_tiles, tmp_path / "local"), check=True)
-    out = tmp_path / "beam"
-    args = records_cmd(sample_tiles, out, "--engine=beam")
-    killed = cli(*args, env={"SATX_FAILPOINTS": "make_records.after_shard:3"})
-    assert killed.returncode == -signal.SIGKILL
-    assert (
-        len(list(out.glob("_progress/*.tfrecord.json"))) >= 2
-        and not (out / "manifest.json").exists()
-    )
-    cli(*args, check=True)
-    assert shard_digests(out) == shard_digests(tmp_path / "local")
-    assert not list(out.glob(".*tmp*"))

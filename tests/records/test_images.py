@@ -4,7 +4,7 @@ from PIL import Image
 
 from satx.records import images
 from satx.records.images import ImageRejected
-from tests.helpers import encode, noise
+from tests.support.helpers import encode, noise
 
 SIZE = 32
 

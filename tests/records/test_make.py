@@ -10,7 +10,7 @@ from satx import geo
 from satx.errors import InputError, OutputExistsError
 from satx.records import verify
 from satx.records.make import make_records
-from tests.helpers import encode, noise, read_all, shard_digests, write
+from tests.support.helpers import encode, noise, read_all, shard_digests, write, write_bad_tiles
 
 
 def test_folder_to_records_with_geolocation(sample_tiles, records_config, tmp_path):
@@ -125,29 +125,9 @@ def test_resume_after_simulated_interruption(sample_tiles, records_config, tmp_p
     assert not list(out.glob(".*tmp*"))
 
 
-def _bad_tiles(root):
-    good = {
-        "school/75000-120000-18.jpg": encode(noise(1)),
-        "school/75001-120000-18.png": encode(noise(2)),  # PNG-named JPEG: kept
-        "not_school/75002-120000-18.png": encode(noise(3, (32, 32, 4)), "PNG"),  # RGBA
-        "not_school/75003-120000-18.jpg": encode(noise(4, (32, 32))),  # grayscale
-        "not_school/75004-120000-18.jpg": encode(noise(5, (48, 40, 3))),  # wrong size
-    }
-    bad = {
-        "school/75005-120000-18.jpg": encode(noise(6))[:150],  # truncated
-        "school/75006-120000-18.jpg": b"",  # zero bytes
-        "school/75007-120000-18.jpg": b"<html>404 not found</html>",  # text named .jpg
-    }
-    for name, data in {**good, **bad}.items():
-        write(root / name, data)
-    for k in range(12):  # enough well-formed tiles that the size check does not abort
-        write(root / "not_school" / f"{75100 + k}-120001-18.jpg", encode(noise(100 + k)))
-    return good, bad
-
-
 @pytest.mark.parametrize("mode", ["reject", "resize"])
 def test_quarantine_lists_every_bad_file_and_keeps_every_good_one(tmp_path, records_config, mode):
-    good, bad = _bad_tiles(tmp_path / "in")
+    good, bad = write_bad_tiles(tmp_path / "in")
     manifest = make_records(records_config(tmp_path / "in", on_size_mismatch=mode))
     out = tmp_path / "records"
     quarantined = {

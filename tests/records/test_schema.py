@@ -10,7 +10,7 @@ from satx import geo
 from satx.data.read import feature_spec, parse_examples
 from satx.errors import RecordsError
 from satx.records import schema as records
-from tests.helpers import encode, noise
+from tests.support.helpers import encode, noise
 
 
 def _example(tile, label=1, fmt="jpeg"):

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from satx.review.export import export_labels
-from tests.review.conftest import review_config
+from tests.support.review import review_config
 
 TOKEN = "browser-test-token-0123456789"
 CHROMIUM = next(
@@ -148,8 +148,8 @@ def test_the_page_shows_real_tiles_and_their_neighbourhood(tmp_path, serve_revie
     import numpy as np
 
     from satx.config import ReviewConfig, SourceConfig
-    from tests.helpers import shared_data
-    from tests.review.conftest import write_predictions
+    from tests.support.helpers import shared_data
+    from tests.support.review import write_predictions
 
     folder = shared_data("xyz-tiles")
     tiles = sorted(mercantile.Tile(*map(int, p.stem.split("-"))) for p in folder.glob("*-*-17.jpg"))

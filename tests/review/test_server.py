@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from satx.review.run import resolve
-from tests.review.conftest import review_config
+from tests.support.review import review_config
 
 TOKEN = "s3cret-review-token-0123456789"
 
@@ -175,8 +175,8 @@ def test_any_tile_source_predict_accepts_feeds_the_page(
     import numpy as np
 
     from satx.bench.tileserver import TileServer
-    from tests.helpers import write_mbtiles, write_pmtiles
-    from tests.review.conftest import write_predictions
+    from tests.support.helpers import write_mbtiles, write_pmtiles
+    from tests.support.review import write_predictions
 
     folder = Path(prediction_set["tiles_dir"])
     files = {
@@ -194,7 +194,7 @@ def test_any_tile_source_predict_accepts_feeds_the_page(
         elif kind == "pmtiles":
             tiles = str(write_pmtiles(tmp_path / "t.pmtiles", files))
         else:
-            from tests.conftest import GCS_BUCKET
+            from tests.support.helpers import GCS_BUCKET
 
             request.getfixturevalue("gcs")
             inner = prediction_set["inner"][:20]

@@ -13,7 +13,7 @@ from satx.review.export import export_labels
 from satx.review.predictions import iter_rows, open_predictions
 from satx.review.store import Conflict, NotFound, ReviewStore
 from satx.review.summary import stats, wilson_interval
-from tests.review.conftest import review_config, write_prediction_set
+from tests.support.review import review_config, write_prediction_set
 
 LEASE = 300.0
 

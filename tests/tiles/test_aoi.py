@@ -12,7 +12,7 @@ from satx.config import COUNTRY_TILES
 from satx.errors import InputError
 from satx.tiles.aoi import PolygonArea, load_aoi
 from satx.tiles.areas import BboxArea
-from tests.helpers import shared_data
+from tests.support.helpers import shared_data
 
 
 def brute_force(geometry, zoom):

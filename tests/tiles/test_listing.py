@@ -11,7 +11,7 @@ from satx.tiles import formats
 from satx.tiles.folders import read_folder
 from satx.tiles.refs import Rejection, TileRef
 from satx.tiles.tables import read_rows
-from tests.helpers import encode, noise, write
+from tests.support.helpers import encode, noise, write
 
 JPG = encode(noise(0))
 
@@ -148,3 +148,25 @@ def test_one_table_of_magic_bytes():
     assert formats.format_name(b"<!doctype html>") is None
     assert formats.mime_type(b"<html>") == "application/octet-stream"
     assert formats.is_image_name("a/B.JPEG") and not formats.is_image_name("notes.txt")
+
+
+def test_a_folder_and_a_csv_of_its_paths_give_the_same_records(tmp_path):
+    from satx.records.make import make_records
+    from tests.support.helpers import shard_digests
+
+    root = tmp_path / "tiles"
+    rows = []
+    for i in range(24):
+        label = "school" if i % 3 else "not_school"
+        name = f"{label}/{75000 + i}-120000-18.jpg"
+        write(root / name, encode(noise(40 + i)))
+        rows.append(f"{name},{label}")
+    (root / "labels.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+    settings = dict(image_size=32, min_shards=2, workers=1, split="train:0.5,val:0.5")
+    folder = make_records(RecordsConfig(input=str(root), output=str(tmp_path / "a"), **settings))
+    table = make_records(
+        RecordsConfig(input=str(root / "labels.csv"), output=str(tmp_path / "b"), **settings)
+    )
+    assert shard_digests(tmp_path / "a") == shard_digests(tmp_path / "b")
+    assert folder.inputs.listing_sha256 == table.inputs.listing_sha256
+    assert (folder.inputs.layout, table.inputs.layout) == ("folder", "csv")

@@ -12,8 +12,7 @@ from satx.errors import InputError
 from satx.io import storage
 from satx.tiles.sources import open_source
 from satx.tiles.template import TileTemplate
-from tests.conftest import GCS_BUCKET
-from tests.helpers import write_mbtiles, write_pmtiles, xyz_folder
+from tests.support.helpers import GCS_BUCKET, write_mbtiles, write_pmtiles, xyz_folder
 
 TILES = list(mercantile.tiles(-74.08, 4.60, -74.075, 4.605, 18))  # 20 tiles in Bogota
 ABSENT = mercantile.Tile(x=1, y=1, z=18)

@@ -2,7 +2,7 @@
 
 import json
 
-from tests.helpers import cli
+from tests.support.helpers import cli
 
 
 def test_train_cli_flags_and_errors(tmp_path):

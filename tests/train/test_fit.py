@@ -1,8 +1,6 @@
 """Training end to end: run folder, checkpoints, resume after kill -9, mirrored, export."""
 
-import csv
 import json
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,12 +14,8 @@ from satx.errors import OutputExistsError
 from satx.records.manifest import load_records
 from satx.train.calibration import Calibration
 from satx.train.fit import Workdir, train
-from tests.helpers import NO_RANDOMNESS, REPO, TINY, cli, tiny_train_config
-
-
-def _history(workdir):
-    with open(Workdir(workdir).history) as f:
-        return list(csv.DictReader(f))
+from tests.support.helpers import NO_RANDOMNESS, REPO, cli, tiny_train_config
+from tests.support.train import history_rows, train_cmd
 
 
 def _tiny_config(records, workdir, **kw):
@@ -38,7 +32,7 @@ def test_train_writes_a_complete_run_folder(sample_records, tmp_path):
     assert run["records_manifest_sha256"] == load_records(sample_records).manifest_sha256
     assert len(run["records_listing_sha256"]) == 64 and run["monitor"] == "val_auc"
     assert run["global_batch_size"] == 8
-    history = _history(work.root)
+    history = history_rows(work.root)
     assert [int(r["epoch"]) for r in history] == [0, 1, 2]
     assert {"val_auc", "learning_rate", "images_per_sec", "val_loss"} <= set(history[0])
     assert [float(r["learning_rate"]) for r in history] == pytest.approx([1e-2, 1e-3, 1e-3])
@@ -56,7 +50,7 @@ def test_best_checkpoint_holds_the_best_epoch(sample_records, tmp_path):
     train(_tiny_config(sample_records, tmp_path / "run"), command="pytest")
     work = Workdir(tmp_path / "run")
     state = json.loads(work.state.read_text())
-    best_history = max(float(r["val_auc"]) for r in _history(work.root))
+    best_history = max(float(r["val_auc"]) for r in history_rows(work.root))
     assert state["best"] == pytest.approx(best_history)
     best = keras.models.load_model(work.best, safe_mode=True)
     from satx.data.pipeline import make_eval_dataset, model_inputs
@@ -88,7 +82,7 @@ def test_the_final_model_is_the_best_checkpoint(sample_records, tmp_path):
     )
     train(config, command="pytest")
     work = Workdir(tmp_path / "run")
-    losses = [float(r["val_loss"]) for r in _history(work.root)]
+    losses = [float(r["val_loss"]) for r in history_rows(work.root)]
     state = json.loads(work.state.read_text())
     assert state["best_epoch"] == int(np.argmin(losses)) > 0, losses  # > 0: the old way failed
     final = keras.models.load_model(work.model, safe_mode=True).get_weights()
@@ -108,75 +102,6 @@ def test_rerun_refuses_a_changed_config_and_skips_a_finished_run(sample_records,
     )
 
 
-def _train_cmd(records, workdir, *extra):
-    return (
-        "satx.train",
-        f"--records={records}",
-        f"--workdir={workdir}",
-        "--weights=none",
-        "--image_size=32",
-        "--batch_size=8",
-        "--steps_per_epoch=3",
-        "--dense_units=16",
-        "--mixed_precision=off",
-        *extra,
-    )
-
-
-@pytest.mark.slow
-def test_killed_run_resumes_at_the_epoch_it_reached(sample_records, tmp_path):
-    args = _train_cmd(
-        sample_records, tmp_path / "run", "--n_epo_phase1=1", "--n_epo_phase2=3", "--export=false"
-    )
-    killed = cli(*args, env={"SATX_FAILPOINTS": "train.epoch_end:2"})  # after epoch 1 (phase 2)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    assert [int(r["epoch"]) for r in _history(tmp_path / "run")] == [0, 1]
-    resumed = cli(*args, check=True)
-    assert "Epoch 1/" not in resumed.stdout + resumed.stderr  # phase 1 was not redone
-    assert [int(r["epoch"]) for r in _history(tmp_path / "run")] == [0, 1, 2, 3]
-    state = json.loads((tmp_path / "run" / "state.json").read_text())
-    assert state["done"] and state["epochs_run"] == [0, 1, 2, 3]
-
-
-@pytest.mark.slow
-def test_a_resumed_run_stops_and_lowers_the_rate_as_an_uninterrupted_one(sample_records, tmp_path):
-    """EarlyStopping's and ReduceLROnPlateau's patience and best values survive kill -9.
-
-    With min_delta=1 nothing after the first epoch counts as better, so an uninterrupted run
-    halves the rate after every epoch from the second on and stops after epoch 3 (patience 3).
-    """
-
-    stopping = tmp_path / "stopping.json"
-    stopping.write_text(
-        json.dumps({"patience": 3, "lr_patience": 1, "lr_factor": 0.5, "min_delta": 1.0})
-    )
-
-    def args(run: str) -> tuple[str, ...]:
-        return _train_cmd(
-            sample_records,
-            tmp_path / run,
-            "--backbone=tiny",
-            "--n_epo_phase1=0",
-            "--n_epo_phase2=8",
-            "--lr_phase2=0.001",
-            "--lr_schedule=plateau",
-            f"--hparams={stopping}",
-            "--export=false",
-        )
-
-    cli(*args("whole"), env=TINY, check=True)
-    killed = cli(*args("killed"), env={**TINY, "SATX_FAILPOINTS": "train.epoch_end:2"})
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    cli(*args("killed"), env=TINY, check=True)
-
-    def schedule(run: str) -> list[tuple[int, float]]:
-        rows = _history(tmp_path / run)
-        return [(int(r["epoch"]), round(float(r["learning_rate"]), 9)) for r in rows]
-
-    assert schedule("whole") == [(0, 1e-3), (1, 1e-3), (2, 5e-4), (3, 2.5e-4)]
-    assert schedule("killed") == schedule("whole")
-
-
 @pytest.mark.slow
 def test_mirrored_over_two_cpu_devices_matches_one_device(sample_records, tmp_path):
     weights = tmp_path / "mobilenetv2_32.weights.h5"  # pretrained-style: BatchNorm frozen
@@ -194,7 +119,7 @@ def test_mirrored_over_two_cpu_devices_matches_one_device(sample_records, tmp_pa
         f"--weights={weights}",
         "--export=false",
     )
-    mirrored = _train_cmd(
+    mirrored = train_cmd(
         sample_records,
         tmp_path / "m",
         "--cpu_devices=2",
@@ -202,15 +127,15 @@ def test_mirrored_over_two_cpu_devices_matches_one_device(sample_records, tmp_pa
         "--batch_size=4",
         *common,
     )
-    single = _train_cmd(
+    single = train_cmd(
         sample_records, tmp_path / "s", "--strategy=onedevice", "--batch_size=8", *common
     )
     out = cli(*mirrored, check=True)
     cli(*single, check=True)
     assert json.loads((tmp_path / "m" / "run.json").read_text())["replicas"] == 2
     assert "MirroredStrategy over 2 replica" in out.stderr
-    loss_m = [float(r["loss"]) for r in _history(tmp_path / "m")]
-    loss_s = [float(r["loss"]) for r in _history(tmp_path / "s")]
+    loss_m = [float(r["loss"]) for r in history_rows(tmp_path / "m")]
+    loss_s = [float(r["loss"]) for r in history_rows(tmp_path / "s")]
     assert loss_m == pytest.approx(loss_s, rel=1e-3)
 
 
@@ -298,7 +223,7 @@ def test_mixed_bfloat16_trains_with_a_float32_output(sample_records, tmp_path):
         model = k.models.load_model(Workdir(tmp_path / "run").model, safe_mode=True)
         assert model.get_layer("dense").compute_dtype == "bfloat16"
         assert model.output.dtype == "float32"
-        assert np.isfinite([float(r["loss"]) for r in _history(tmp_path / "run")]).all()
+        assert np.isfinite([float(r["loss"]) for r in history_rows(tmp_path / "run")]).all()
     finally:
         k.mixed_precision.set_global_policy("float32")
 
@@ -320,7 +245,7 @@ def test_mixed_float16_trains_with_loss_scaling_and_exports_float32(sample_recor
         assert model.get_layer("dense").compute_dtype == "float16"
         assert model.output.dtype == "float32"
         assert isinstance(model.optimizer, k.optimizers.LossScaleOptimizer)
-        assert np.isfinite([float(r["loss"]) for r in _history(tmp_path / "run")]).all()
+        assert np.isfinite([float(r["loss"]) for r in history_rows(tmp_path / "run")]).all()
         images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
         loaded = tf.saved_model.load(summary.export)
         served = loaded.serving_default(tf.constant(images))
@@ -360,7 +285,7 @@ def test_progressive_resizing_carries_phase1_weights_to_the_full_size(
     config = _tiny_config(sample_records, tmp_path / "run2", image_size=32, phase1_image_size=16)
     summary = train(config, command="pytest")
     assert summary.epochs_run == (0, 1, 2)
-    assert [int(r["epoch"]) for r in _history(tmp_path / "run2")] == [0, 1, 2]
+    assert [int(r["epoch"]) for r in history_rows(tmp_path / "run2")] == [0, 1, 2]
     exported = tf.saved_model.load(summary.export)
     out = exported.signatures["serving_default"](images=tf.zeros([2, 32, 32, 3], tf.uint8))
     assert out["probabilities"].shape == (2, 2)

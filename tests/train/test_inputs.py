@@ -4,10 +4,10 @@ import numpy as np
 
 
 def test_each_validation_pass_is_the_whole_split_and_runs_without_autotuning(sample_records):
-    import tests.tiny_backbone  # noqa: F401 - registers the `tiny` backbone
+    import tests.support.tiny_backbone  # noqa: F401 - registers the `tiny` backbone
     from satx.records.manifest import load_records
     from satx.train.inputs import make_training_data
-    from tests.helpers import tiny_train_config
+    from tests.support.helpers import tiny_train_config
 
     records = load_records(sample_records)
     config = tiny_train_config(sample_records, "unused", per_replica_batch_size=5)

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.helpers import NO_RANDOMNESS, REPO, TINY, cli
+from tests.support.helpers import NO_RANDOMNESS, REPO, TINY, cli
 
 
 def _free_ports(n: int) -> list[int]:
@@ -106,7 +106,7 @@ def _workers(cluster_size: int, argv_for) -> list[subprocess.Popen]:
 def test_each_worker_gets_its_half_of_one_workers_batches(sample_records, tmp_path):
     # DATA auto-sharding: both workers read the same seeded stream and each keeps its
     # replica's slice of every global batch. Pixel for pixel, step by step.
-    probe = "tests.train.batches_probe"
+    probe = "tests.support.batches_probe"
     procs = _workers(2, lambda i: [probe, "multi", sample_records, str(tmp_path / f"w{i}.json")])
     for proc in procs:
         _, err = proc.communicate(timeout=300)

@@ -65,7 +65,7 @@ def test_compile_uses_the_recipe():
 
 def test_a_recipe_trains_with_its_schedule(sample_records, tmp_path):
     from satx.train.fit import train
-    from tests.helpers import tiny_train_config
+    from tests.support.helpers import tiny_train_config
 
     config = tiny_train_config(
         sample_records,

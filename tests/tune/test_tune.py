@@ -9,7 +9,8 @@ from satx.models.classifier import backbone_layers
 from satx.train.phases import compile_phase
 from satx.tune import search as tune
 from satx.tune.hypermodel import SatxHyperModel, define_hparams
-from tests.helpers import TINY, cli, tiny_train_config
+from tests.support.helpers import TINY, cli, tiny_train_config
+from tests.support.train import tune_args
 
 
 def test_search_space_is_the_predecessors_plus_the_recipe_knobs():
@@ -115,156 +116,6 @@ def test_tiny_hyperband_search_writes_leaderboard_and_best_hparams(sample_record
     assert config.model.dense_units in (128, 256, 512) and 1e-4 <= config.lr_phase1 <= 1e-3
 
 
-@pytest.mark.slow
-def test_tune_cli_then_summary_then_train_with_best_hparams(sample_records, tmp_path):
-    import csv
-    import json
-
-    common = (
-        f"--records={sample_records}",
-        "--weights=none",
-        "--image_size=32",
-        "--batch_size=8",
-        "--steps_per_epoch=2",
-        "--mixed_precision=off",
-    )
-    out = cli(
-        "satx.tune",
-        f"--workdir={tmp_path / 'tune'}",
-        "--backbone=tiny",
-        "--max_epochs=2",
-        "--factor=2",
-        "--profile_batches=1,2",  # optional profiler traces, per trial as in training
-        *common,
-        env=TINY,
-        check=True,
-    )
-    assert "best hyperparameters:" in out.stdout
-    traces = list((tmp_path / "tune" / "logs").glob("*/execution0/**/*.xplane.pb"))
-    assert traces and b"Iterator::" in traces[0].read_bytes()
-    rows = list(csv.DictReader((tmp_path / "tune" / "leaderboard.csv").read_text().splitlines()))
-    board = json.loads((tmp_path / "tune" / "leaderboard.json").read_text())
-    assert len(rows) == len(board) >= 3 and rows[0]["trial"] == board[0]["trial"]
-    best = json.loads((tmp_path / "tune" / "best_hparams.json").read_text())
-    top = board[0]["hyperparameters"]
-    assert best["backbone"] == "tiny"
-    assert best["freeze_cutoff"] == top["freeze_cutoff_tiny"]
-    assert all(best[k] == top[k] for k in ("dense_units", "dropout", "optimizer", "lr_phase1"))
-    summary = cli(
-        "satx.tune",
-        f"--workdir={tmp_path / 'tune'}",
-        "--backbone=tiny",
-        "--max_epochs=2",
-        "--factor=2",
-        "--summary",
-        *common,
-        env=TINY,
-        check=True,
-    )
-    assert "Trial" not in summary.stdout and board[0]["trial"] in summary.stdout
-    # --summary rewrites best_hparams.json (with tied scores it may name another trial)
-    best = json.loads((tmp_path / "tune" / "best_hparams.json").read_text())
-    cli(
-        "satx.train",
-        f"--workdir={tmp_path / 'best'}",
-        f"--hparams={tmp_path / 'tune' / 'best_hparams.json'}",
-        "--n_epo_phase2=0",
-        "--export=false",
-        *common,
-        env=TINY,
-        check=True,
-    )
-    config = json.loads((tmp_path / "best" / "config.json").read_text())
-    assert config["model"]["dense_units"] == best["dense_units"]
-    assert config["lr_phase1"] == pytest.approx(best["lr_phase1"])
-    assert config["freeze_cutoff"] == best["freeze_cutoff"]
-
-
-def _trial_files(tuner_dir):
-    import json
-    from pathlib import Path
-
-    return {
-        p.parent.name: json.loads(p.read_text())
-        for p in Path(tuner_dir).glob("satx/trial_*/trial.json")
-    }
-
-
-def _tune_args(records, workdir, *extra):
-    return (
-        "satx.tune",
-        f"--records={records}",
-        f"--workdir={workdir}",
-        "--backbone=tiny",
-        "--weights=none",
-        "--image_size=32",
-        "--batch_size=8",
-        "--steps_per_epoch=2",
-        "--mixed_precision=off",
-        "--max_epochs=2",
-        "--factor=2",  # Hyperband plan: 5 trials (2 brackets)
-        *extra,
-    )
-
-
-@pytest.mark.slow
-def test_killed_search_resumes_without_lost_or_repeated_trials_then_exports_best(
-    sample_records,
-    tmp_path,
-):
-    import json
-    import signal
-
-    import numpy as np
-    import tensorflow as tf
-
-    work = tmp_path / "tune"
-    # Epoch ends: trials 0000, 0001 and 0002 train one epoch each, then 0003 (two epochs) dies
-    # after its first epoch, before Keras Tuner records it.
-    failpoint = {**TINY, "SATX_FAILPOINTS": "tune.epoch_end:4"}
-    killed = cli(*_tune_args(sample_records, work), env=failpoint)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    before = _trial_files(work / "tuner")
-    assert sorted(before) == ["trial_0000", "trial_0001", "trial_0002", "trial_0003"]
-    assert before["trial_0003"]["status"] == "RUNNING"
-    assert all(before[t]["status"] == "COMPLETED" for t in ("trial_0000", "trial_0001"))
-
-    # --recycle_rss_mb=1: the process also replaces itself after every trial it finishes (the
-    # guard against Keras' per-trial memory growth), continuing from the saved state each time.
-    args = _tune_args(sample_records, work, "--export_best", "--recycle_rss_mb=1")
-    resumed = cli(*args, env=TINY, check=True)
-    assert "Reloading Tuner" in resumed.stdout
-    assert resumed.stdout.count("restarting it to continue the search") == 2  # after 0003, 0004
-    after = _trial_files(work / "tuner")
-    assert sorted(after) == [f"trial_000{i}" for i in range(5)]  # the plan, each trial once
-    assert all(t["status"] == "COMPLETED" for t in after.values())
-    for done in ("trial_0000", "trial_0001", "trial_0002"):  # finished work kept as it was
-        assert after[done]["score"] == before[done]["score"]
-        assert after[done]["hyperparameters"] == before[done]["hyperparameters"]
-    assert after["trial_0003"]["hyperparameters"] == before["trial_0003"]["hyperparameters"]
-    assert "search: 5 trials done, ~0 to go" in resumed.stdout
-    board = json.loads((work / "leaderboard.json").read_text())
-    assert sorted(r["trial"] for r in board) == [f"000{i}" for i in range(5)]
-    assert all(r["seconds"] > 0 for r in board)
-    # one TensorBoard run per trial, plus the HParams experiment at the top
-    assert sorted(p.name for p in (work / "logs").iterdir() if p.is_dir()) == sorted(
-        r["trial"] for r in board
-    )
-    assert list((work / "logs").glob("events.out.tfevents.*"))
-
-    exports = sorted((work / "export").iterdir())
-    assert [p.name for p in exports] == ["1"], "one exported version"
-    best_run = json.loads((work / "best" / "config.json").read_text())
-    best = json.loads((work / "best_hparams.json").read_text())
-    assert best_run["model"]["dense_units"] == best["dense_units"]
-    assert best_run["n_epo_phase1"] + best_run["n_epo_phase2"] == board[0]["epochs"]
-    served = tf.saved_model.load(str(exports[0]))
-    images = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
-    probs = served.signatures["serving_default"](images=tf.constant(images))
-    scores = probs["probabilities"].numpy()
-    assert scores.shape == (3, 2) and np.allclose(scores.sum(axis=1), 1.0, atol=1e-4)
-
-
 def test_trial_budget_stops_the_search_and_a_larger_budget_continues_it(
     sample_records,
     tmp_path,
@@ -301,7 +152,7 @@ def test_chief_and_two_workers_on_loopback_share_one_search(sample_records, tmp_
     import subprocess
     import sys
 
-    from tests.helpers import REPO
+    from tests.support.helpers import REPO
 
     work = tmp_path / "tune"
     port = str(_free_port())
@@ -316,7 +167,7 @@ def test_chief_and_two_workers_on_loopback_share_one_search(sample_records, tmp_
             "KERASTUNER_ORACLE_PORT": port,
         }
         procs[role] = subprocess.Popen(
-            [sys.executable, "-m", *_tune_args(sample_records, work)],
+            [sys.executable, "-m", *tune_args(sample_records, work)],
             cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,
@@ -433,7 +284,7 @@ def test_search_under_mirrored_strategy_over_two_logical_cpus(sample_records, tm
     space = tmp_path / "space.json"  # phase 1 = 1 epoch: every 2-epoch trial crosses phases
     space.write_text(json.dumps({"n_epo_phase1": [1]}))
     work = tmp_path / "tune"
-    args = _tune_args(
+    args = tune_args(
         sample_records, work, "--strategy=mirrored", "--cpu_devices=2", f"--search_space={space}"
     )
     cli(*args, env=TINY, check=True)

@@ -1,4 +1,4 @@
-"""`python -m tests.train.batches_probe single|multi RECORDS OUT`: each replica's batches.
+"""`python -m tests.support.batches_probe single|multi RECORDS OUT`: each replica's batches.
 
 Run by the multi-worker test as each worker (with TF_CONFIG) and as one device: builds the
 training stream as `satx.train` does, distributes it, and writes a SHA-1 of each replica's

@@ -1,6 +1,7 @@
 """A two-conv `tiny` backbone so model, training and tuning tests run in seconds on a CPU.
 
-Imported by conftest; CLI subprocesses load it with `SATX_BACKBONE_MODULES=tests.tiny_backbone`.
+Imported by conftest; CLI subprocesses load it with
+`SATX_BACKBONE_MODULES=tests.support.tiny_backbone`.
 Not listed: `--backbone=all` and the benchmarks' defaults leave it out.
 """
 

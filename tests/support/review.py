@@ -1,15 +1,19 @@
-"""A generated prediction set for the review: tiles on disk, predictions in predict's format."""
+"""A generated prediction set for the review: tiles on disk, predictions in predict's format,
+and review servers run in a thread of the test process."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
+import urllib.request
 from pathlib import Path
 
 import mercantile
 import numpy as np
-import pytest
 
-from tests.helpers import encode, noise, write
+from tests.support.helpers import REPO, encode, noise, write
 
 CLASSES = ("not_school", "school")
 ZOOM = 18
@@ -70,12 +74,6 @@ def write_prediction_set(root: Path, side: int = 15, seed: int = 0) -> dict:
     }
 
 
-@pytest.fixture
-def prediction_set(tmp_path: Path) -> dict:
-    """225 predicted tiles (15 x 15) with their neighbours' imagery."""
-    return write_prediction_set(tmp_path)
-
-
 def review_config(pset: dict, db: Path, **overrides):
     """A ReviewConfig for a prediction set on loopback, any free port."""
     from satx.config import ReviewConfig, SourceConfig
@@ -105,15 +103,34 @@ class RunningReview:
         self.app.store.close()
 
 
-@pytest.fixture
-def serve_review():
-    """Start review servers for a test; stopped after it."""
-    running = []
+def start_review_process(pset, db, *extra):
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "satx.review",
+            f"--predictions={pset['predictions']}",
+            f"--tiles={pset['tiles']}",
+            f"--db={db}",
+            "--port=0",
+            "--reviewer=ana",
+            *extra,
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = proc.stdout.readline()
+    if "open http" not in line:
+        proc.kill()
+        raise AssertionError(line + proc.stderr.read())
+    return proc, line.split("open ")[1].strip().rstrip("/")
 
-    def start(config) -> RunningReview:
-        running.append(RunningReview(config))
-        return running[-1]
 
-    yield start
-    for r in running:
-        r.stop()
+def call_api(url, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url + path, data=data, method="POST" if body else "GET")
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=30) as response:
+        return response.status, json.loads(response.read() or b"null")

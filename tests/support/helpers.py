@@ -13,10 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
+from satx.io import storage
+
+REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = REPO.parent / "shared" / "data"
+GCS_BUCKET = "satx-test"  # created on the fake-gcs-server of the `gcs` fixture
 TILE = 32  # fixture tile side: small keeps the suite fast
-TINY = {"SATX_BACKBONE_MODULES": "tests.tiny_backbone"}  # lets CLI subprocesses use `tiny`
+TINY = {"SATX_BACKBONE_MODULES": "tests.support.tiny_backbone"}  # lets CLI subprocesses use `tiny`
 # A --config that leaves no randomness in the model: replicas must compute what one device does.
 NO_RANDOMNESS = {
     "model": {
@@ -190,3 +193,37 @@ def write_pmtiles(path: Path, tiles: dict) -> Path:
             {"name": "satx test tiles"},
         )
     return path
+
+
+def upload_tree(local_root, url):
+    store = storage.open_store(url)
+    for path in sorted(local_root.rglob("*")):
+        if path.is_file():
+            store.write_bytes(path.relative_to(local_root).as_posix(), path.read_bytes())
+
+
+def download_tree(url, local_root):
+    store = storage.open_store(url)
+    for name in store.list():
+        store.get_file(name, str(local_root / name))
+
+
+def write_bad_tiles(root):
+    """Tiles of every kind records must keep (converted or not) or quarantine: (good, bad)."""
+    good = {
+        "school/75000-120000-18.jpg": encode(noise(1)),
+        "school/75001-120000-18.png": encode(noise(2)),  # PNG-named JPEG: kept
+        "not_school/75002-120000-18.png": encode(noise(3, (32, 32, 4)), "PNG"),  # RGBA
+        "not_school/75003-120000-18.jpg": encode(noise(4, (32, 32))),  # grayscale
+        "not_school/75004-120000-18.jpg": encode(noise(5, (48, 40, 3))),  # wrong size
+    }
+    bad = {
+        "school/75005-120000-18.jpg": encode(noise(6))[:150],  # truncated
+        "school/75006-120000-18.jpg": b"",  # zero bytes
+        "school/75007-120000-18.jpg": b"<html>404 not found</html>",  # text named .jpg
+    }
+    for name, data in {**good, **bad}.items():
+        write(root / name, data)
+    for k in range(12):  # enough well-formed tiles that the size check does not abort
+        write(root / "not_school" / f"{75100 + k}-120001-18.jpg", encode(noise(100 + k)))
+    return good, bad

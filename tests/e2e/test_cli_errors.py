@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import TINY, cli
+from tests.support.helpers import TINY, cli
 
 CASES = [
     # (CLI, arguments; NOPE = a missing path, EMPTY = an empty folder, FILE = a text file)
