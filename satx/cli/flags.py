@@ -68,21 +68,15 @@ def _definition(leaf: Leaf) -> tuple[str, Any, dict[str, Any]]:
     return "string", default, {}
 
 
-def define_flags(
-    cls: type[Config], skip: Iterable[str] = (), module_name: str | None = None
-) -> None:
+def define_flags(cls: type[Config]) -> None:
     """Define the flag of every knob in `cls`'s tree (nested configs included).
 
-    Args:
-        cls: the config class.
-        skip: flag names the CLI defines itself.
-        module_name: the module the flags belong to (default: the caller; `--help` lists it).
+    The flags belong to the calling module (`--help` lists them).
     """
-    module = module_name or caller_module(1)
-    skipped = set(skip)
+    module = caller_module(1)
     for leaf in cls.leaves().values():
         name = leaf.flag
-        if name is None or name in skipped:
+        if name is None:
             continue
         kind, default, extra = _definition(leaf)
         if name in FLAGS:  # another CLI module of this process defined it
@@ -93,9 +87,7 @@ def define_flags(
                 )
             FLAGS.register_key_flag_for_module(module, FLAGS[name])
             continue
-        getattr(flags, f"DEFINE_{kind}")(
-            name=name, default=default, help=leaf.help, module_name=module, **extra
-        )
+        define(kind, name, leaf.help, default, module_name=module, **extra)
 
 
 def _from_flag(name: str, hint: Any, value: Any) -> Any:

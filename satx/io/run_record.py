@@ -12,6 +12,7 @@ import dataclasses
 import json
 import platform
 import sys
+import types
 import typing
 from collections.abc import Mapping
 from importlib import metadata
@@ -65,7 +66,7 @@ def coerce(hint: Any, value: Any) -> Any:
     if isinstance(hint, type) and issubclass(hint, Record) and isinstance(value, Mapping):
         return hint.from_dict(value)
     origin = typing.get_origin(hint)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         inner = [a for a in typing.get_args(hint) if a is not type(None)]
         return coerce(inner[0], value) if len(inner) == 1 and value is not None else value
     if origin is tuple and isinstance(value, list | tuple):

@@ -176,11 +176,11 @@ def _csv_tiles(path: str, zoom: int, source: TileSource | None, threads: int) ->
     """Tiles listed in a CSV: `path` and/or `z,x,y`, or `lon,lat` with `--zoom`."""
     rows, seen = [], set()
     for row in read_rows(path, zoom):
-        if row.source_id in seen:
-            where = row.origin if isinstance(row, TileRef) else row.detail.split(": ")[0]
-            log.warning("%s: %s listed again; scored once", where, row.source_id)
-            continue
-        seen.add(row.source_id)
+        if isinstance(row, TileRef):  # a refused row is known by its line: never a repeat
+            if row.source_id in seen:
+                log.warning("%s: %s listed again; scored once", row.origin, row.source_id)
+                continue
+            seen.add(row.source_id)
         rows.append(row)
     if source is None and any(isinstance(r, TileRef) and r.location is None for r in rows):
         raise InputError(f"{path}: rows without a path need --tiles to say where tiles live")

@@ -47,8 +47,8 @@ def _decode(data: bytes, keep_size: int | None = None) -> tuple[Image.Image, boo
     With `keep_size`, an RGB JPEG of exactly that size will be stored as it is, so its pixels
     are not needed: libjpeg then decodes at 1/8 scale, which still reads and entropy-decodes
     every block (truncation and corrupt data fail the same way) but skips the full inverse DCT
-    and colour conversion. Returns the image and
-    whether it was decoded that way (its size is then the reduced one).
+    and colour conversion. Returns the image and whether it was decoded that way (its size is
+    then the reduced one).
     """
     scaled = False
     try:
@@ -74,8 +74,8 @@ def kept_jpeg(data: bytes, size: int) -> bool:
     The fast path of validation: libjpeg-turbo (through simplejpeg) decodes at 1/8 scale with
     `strict`, so any recoverable error raises too. Every block is still entropy-decoded, as in
     `_decode`, but without Pillow's header parsing in Python. False is no verdict: the tile
-    then goes through Pillow as before, which decides
-    (it accepts some files libjpeg warns about, as TensorFlow's decoder does).
+    then goes through Pillow as before, which decides (it accepts some files libjpeg warns
+    about, as TensorFlow's decoder does).
     """
     try:
         height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)

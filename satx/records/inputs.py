@@ -56,8 +56,6 @@ def _read(config: RecordsConfig) -> Listing:
             raise InputError(f"--input={path}: labelled places need --zoom (e.g. --zoom=18)")
         return read_geojson(path, config.zoom, config.label_property, config.polygon_mode)
     if path.lower().endswith(".csv"):
-        if not storage.is_gcs(path) and not Path(path).expanduser().is_file():
-            raise InputError(f"{path}: no such file or folder")
         listing = read_table(path, config.zoom, labels=True)
         gone = _missing_files(listing.refs, path)
         missing = [

@@ -114,8 +114,8 @@ def _context() -> multiprocessing.context.BaseContext:
     """Fork when this process is light (the CLI never imports TensorFlow), else spawn.
 
     A forked worker is ready at once; a spawned one boots a new interpreter, a real share of a
-    small run. A process holding TensorFlow (tests, the bench,
-    notebooks) or other threads may hold locks that must not be forked, so it spawns.
+    small run. A process holding TensorFlow (tests, the bench, notebooks) or other threads may
+    hold locks that must not be forked, so it spawns.
     """
     light = "tensorflow" not in sys.modules and threading.active_count() == 1
     if light and "fork" in multiprocessing.get_all_start_methods():

@@ -32,9 +32,10 @@ def _read_text(path: str) -> tuple[str, str]:
     if storage.is_gcs(path):
         folder, _, name = path.rpartition("/")
         return storage.open_store(folder).read_bytes(name).decode("utf-8-sig"), folder
-    if not Path(path).is_file():
+    local = Path(path).expanduser()
+    if not local.is_file():
         raise InputError(f"--input={path}: no such CSV file")
-    return Path(path).read_text(encoding="utf-8-sig"), str(Path(path).parent.absolute())
+    return local.read_text(encoding="utf-8-sig"), str(local.parent.absolute())
 
 
 def _check_header(columns: set[str], path: str, labels: bool) -> None:
@@ -90,7 +91,7 @@ def _row(
     try:
         tile = _row_tile(row, zoom, where)
     except ValueError as err:
-        return Rejection(path or where, label, "bad_row", f"{where}: {err}")
+        return Rejection(where, label, "bad_row", f"{where}: {err}")
     if labels and not label:
         return Rejection(path or where, "", "missing_label", f"{where}: empty label")
     split = row.get("split") or None
@@ -134,5 +135,4 @@ def read_table(path: str, zoom: int = 0, labels: bool = False) -> Listing:
     rows = read_rows(path, zoom, labels)
     refs = tuple(r for r in rows if isinstance(r, TileRef))
     rejected = tuple(r for r in rows if isinstance(r, Rejection))
-    layout = "csv" if any(r.location for r in refs) else "locations"
-    return Listing(layout, refs, rejected)
+    return Listing("csv", refs, rejected)  # records call a list of places only `locations`

@@ -87,7 +87,7 @@ def test_csv_errors_name_the_file_and_line(tmp_path):
     (tmp_path / "m.csv").write_text("path,label,z,x,y\na.jpg,x,3,99,0\nb.jpg,y,,,\n")
     bad, missing = listing_of(tmp_path / "m.csv").rejected  # refused rows, then missing files
     assert (missing.source_id, missing.reason) == ("b.jpg", "missing_file")
-    assert (bad.source_id, bad.reason) == ("a.jpg", "bad_row")
+    assert (bad.source_id, bad.reason) == (f"{tmp_path / 'm.csv'}:2", "bad_row")
     assert bad.detail.endswith("m.csv:2: z,x,y = 3,99,0 is not a valid tile address")
     (tmp_path / "s.csv").write_text("path,label,split\na.jpg,x,Train!\n")
     with pytest.raises(InputError, match=r"s.csv:2: split name 'Train!' must match"):
