@@ -202,8 +202,8 @@ def serve_review():
 
     from tests.support.review import RunningReview
 
-    def start(config) -> RunningReview:
-        running.append(RunningReview(config))
+    def start(config, **server_options) -> RunningReview:
+        running.append(RunningReview(config, **server_options))
         return running[-1]
 
     yield start

@@ -23,6 +23,15 @@ from satx.review.store import ReviewStore, tile_centre
 log = logging.getLogger(__name__)
 
 COLUMNS = ["z", "x", "y", "label", "reviewer", "decided_at", "score", "model_version"]
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FREE_TEXT = ("reviewer", "model_version")
+
+
+def _cell(value: Any) -> Any:
+    """A text cell a spreadsheet shows as text: one that would start a formula gets a `'`."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _iso(t: float) -> str:
@@ -52,11 +61,14 @@ def _label_rows(store: ReviewStore) -> list[dict[str, Any]]:
 
 
 def _to_csv(rows: list[dict[str, Any]]) -> str:
-    """labels.csv text."""
+    """labels.csv text; free-text cells are neutralised as OWASP advises for CSV injection.
+
+    Labels are class names, which make_records reads back; they are left as they are.
+    """
     out = io.StringIO()
     writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: _cell(v) if k in FREE_TEXT else v for k, v in r.items()} for r in rows)
     return out.getvalue()
 
 

@@ -12,8 +12,8 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from satx.config import ReviewConfig
@@ -92,6 +92,38 @@ def open_predictions(config: ReviewConfig) -> Predictions:
         threshold=threshold,
         model=run.model,
         rows_file=rows_file,
+    )
+
+
+def as_recorded(
+    predictions: Predictions, meta: Mapping[str, str], config: ReviewConfig
+) -> Predictions:
+    """The predictions as a reopened database reviews them: its classes and threshold.
+
+    A flag that asks for other ones is refused: the queue's hits, the page and the export all
+    follow what the database recorded when it was made.
+    """
+    recorded = {
+        "threshold": float(meta["threshold"]),
+        "positive_class": meta["positive_class"],
+        "negative_class": meta["negative_class"],
+    }
+    asked = {
+        "threshold": config.threshold if config.threshold >= 0 else None,
+        "positive_class": config.positive_class or None,
+        "negative_class": config.negative_class or None,
+    }
+    for name, value in asked.items():
+        if value is not None and value != recorded[name]:
+            raise InputError(
+                f"--{name}={value}: --db={config.db} reviews with {name} {recorded[name]}; "
+                f"omit --{name} to continue that review, or start a new --db"
+            )
+    return replace(
+        predictions,
+        threshold=recorded["threshold"],
+        positive=recorded["positive_class"],
+        negative=recorded["negative_class"],
     )
 
 

@@ -7,18 +7,22 @@ import logging
 import secrets as token_secrets
 import signal
 import time
-from pathlib import Path
 from typing import Any
+
+import mercantile
 
 from satx.config import ReviewConfig
 from satx.errors import InputError
 from satx.io import secrets
 from satx.io.run_record import json_bytes, run_record
+from satx.review.app import ReviewApp
 from satx.review.export import export_labels
-from satx.review.predictions import iter_rows, open_predictions
-from satx.review.server import ReviewApp, ReviewServer, is_loopback
+from satx.review.predictions import as_recorded, iter_rows, open_predictions
+from satx.review.protocol import is_loopback
+from satx.review.server import ReviewServer
 from satx.review.store import ReviewStore
 from satx.review.summary import stats
+from satx.tiles.base import MISSING, TileSource
 from satx.tiles.sources import open_source
 
 log = logging.getLogger(__name__)
@@ -42,13 +46,17 @@ def resolve(config: ReviewConfig) -> ReviewConfig:
     return resolved
 
 
-def open_review(config: ReviewConfig) -> ReviewServer:
-    """Load the predictions into the database (once), open the source, bind the server."""
+def open_review(config: ReviewConfig, **server_options: Any) -> ReviewServer:
+    """Load the predictions into the database (once), open the source, bind the server.
+
+    `server_options` go to `ReviewServer` (`idle_seconds`, `max_connections`).
+    """
     config = resolve(config)
     predictions = open_predictions(config)
     store = ReviewStore(config.db)
     started = time.time()
     counts = store.load(predictions, iter_rows(predictions), config.seed)
+    predictions = as_recorded(predictions, store.meta(), config)
     if counts["unaddressed"] or counts["duplicates"]:
         log.warning(
             "%d predicted tiles have no z/x/y (tiles named by path only) and %d are repeats: "
@@ -56,16 +64,20 @@ def open_review(config: ReviewConfig) -> ReviewServer:
             counts["unaddressed"],
             counts["duplicates"],
         )
-    record = run_record(None, config, predictions=predictions.to_meta(), imported=counts)
-    store.record_run(started, json_bytes(record))
     source = open_source(config.source)
     try:
-        server = ReviewServer(ReviewApp(config, store, source, config.token))
+        _probe(source, store, config)
+        server = ReviewServer(ReviewApp(config, store, source, config.token), **server_options)
     except OSError as err:
         source.close()
         raise InputError(
             f"--host={config.host} --port={config.port}: cannot listen ({err})"
         ) from err
+    except InputError:
+        source.close()
+        raise
+    record = run_record(None, config, predictions=predictions.to_meta(), imported=counts)
+    store.record_run(started, json_bytes(record))
     log.info(
         "%d tiles under review (%s vs %s, threshold %.4g, order %s), model %s",
         counts["tiles"],
@@ -78,14 +90,43 @@ def open_review(config: ReviewConfig) -> ReviewServer:
     return server
 
 
+PROBE_TILES = 8
+
+
+def _probe(source: TileSource, store: ReviewStore, config: ReviewConfig) -> None:
+    """Refuse a tile source that has none of the queue's first tiles, or fails on them.
+
+    A mistyped --tiles would otherwise serve a page of missing images for hours.
+    """
+    rows = store.query(
+        "SELECT z, x, y FROM tiles WHERE state = 'pending' AND score >= ? "
+        "ORDER BY score DESC, id LIMIT ?",
+        (config.min_score, PROBE_TILES),
+    )
+    if not rows:
+        return
+    tiles = [mercantile.Tile(r["x"], r["y"], r["z"]) for r in rows]
+    found, errors = source.read(tiles)
+    failed = [i for i, (reason, _) in errors.items() if reason != MISSING]
+    if any(found):
+        for i in failed:
+            log.warning("--tiles: %s", errors[i][1])
+        return
+    what = errors[failed[0]][1] if failed else errors[0][1]
+    raise InputError(
+        f"--tiles={source.description}: none of the first {len(tiles)} tiles in the queue has "
+        f"an image ({what}); check the path or URL template"
+    )
+
+
 def serve(config: ReviewConfig) -> None:
     """Serve until interrupted; prints the page's address (with a generated token) first."""
     server = open_review(config)
     app = server.app
-    url = server.url
-    if app.token and not config.token:
-        url += f"?token={app.token}"  # generated: the person running this needs to see it
-    print(f"satx.review: open {url}", flush=True)
+    for url in server.urls:
+        if app.token and not config.token:
+            url += f"?token={app.token}"  # generated: the person running this needs to see it
+        print(f"satx.review: open {url}", flush=True)
     if app.token and config.token:
         print("satx.review: open it with ?token=<your --token>", flush=True)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -111,9 +152,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def export(config: ReviewConfig) -> dict[str, Any]:
     """Write the decisions of `config.db` to `config.export`."""
-    if not Path(config.db).expanduser().is_file():
-        raise InputError(f"--db={config.db}: no such review database")
-    store = ReviewStore(config.db)
+    store = ReviewStore(config.db, readonly=True)
     try:
         return export_labels(store, config.export)
     finally:

@@ -5,7 +5,7 @@ Routes (every one behind the token when one is set):
     GET  /                       the page (`/?token=T` sets the token cookie, then redirects)
     GET  /static/<name>          the page's own script and style (a fixed list)
     GET  /api/config             classes, threshold, order, the default reviewer
-    GET  /api/next?reviewer=R    the reviewer's leased tile, or the next one leased to them; 204
+    POST /api/next               {"reviewer"}: their leased tile, or lease them the next; 204
     POST /api/decision           {"id", "decision": positive|negative|skip, "reviewer"}
     POST /api/undo               {"reviewer"}: take back their last decision
     GET  /api/stats              reviewed, remaining, rate, ETA, precision of reviewed hits
@@ -13,10 +13,12 @@ Routes (every one behind the token when one is set):
     GET  /tiles/<id>/<dx>/<dy>   the image of a predicted tile (dx = dy = 0) or a neighbour
 
 Only tiles of the review are served: the path names a tile id from the database and an offset
-in -1..1, never a file or a URL, so there is nothing to traverse. POSTs must be JSON from the
-page's own origin (a cross-site form cannot send JSON; a cross-site fetch carries an Origin),
-and a server bound to a loopback address only answers requests addressed to a loopback name
-(DNS rebinding).
+in -1..1, never a file or a URL, so there is nothing to traverse. Whatever changes the database
+is a POST, and POSTs must be JSON from the page's own origin (a cross-site form cannot send
+JSON; a cross-site fetch carries an Origin). A server bound to a loopback address only answers
+requests addressed to a loopback name (DNS rebinding). Bodies are read whole or the connection
+is closed, and every refusal closes it (`satx.review.protocol`). Connections time out when idle
+and there are at most `max_connections` at once, so idle clients cannot hold every thread.
 """
 
 from __future__ import annotations
@@ -24,14 +26,13 @@ from __future__ import annotations
 import contextlib
 import hmac
 import http.cookies
-import ipaddress
 import json
 import logging
 import re
+import socket
 import threading
 import time
 import urllib.parse
-from collections import OrderedDict
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,80 +41,28 @@ from typing import Any
 
 import mercantile
 
-from satx.config import ReviewConfig
 from satx.errors import InputError
-from satx.review.store import Conflict, NotFound, ReviewStore
+from satx.review import protocol
+from satx.review.app import ReviewApp
+from satx.review.protocol import LOOPBACK_NAMES, BadRequest, is_loopback
+from satx.review.store import Conflict, NotFound
 from satx.review.summary import overview_svg, stats
-from satx.tiles.base import TileSource
 from satx.tiles.formats import mime_type
+
+__all__ = ["ReviewApp", "ReviewServer", "is_loopback"]
 
 log = logging.getLogger(__name__)
 
-COOKIE = "satx_review_token"
 STATIC = {"review.js": "text/javascript", "review.css": "text/css"}
 TILE_PATH = re.compile(r"/tiles/(\d{1,12})/(-1|0|1)/(-1|0|1)")
-REVIEWER = re.compile(r"[\w .@+-]{1,64}")
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self'; frame-ancestors 'none'",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
 }
-
-
-def is_loopback(host: str) -> bool:
-    """Whether binding to `host` keeps the server on this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class ReviewApp:
-    """What the request handlers share: the config, the database, the tile source."""
-
-    def __init__(
-        self, config: ReviewConfig, store: ReviewStore, source: TileSource, token: str
-    ) -> None:
-        self.config, self.store, self.source, self.token = config, store, source, token
-        self.meta = store.meta()
-        self._images: OrderedDict[tuple[int, int, int], bytes | None] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def image(self, tile: mercantile.Tile) -> bytes | None:
-        """The tile's bytes from the source (None: no imagery), kept in a small LRU."""
-        key = (tile.z, tile.x, tile.y)
-        with self._lock:
-            if key in self._images:
-                self._images.move_to_end(key)
-                return self._images[key]
-        found, errors = self.source.read([tile])
-        data = found[0]
-        if errors and errors[0][0] != "missing":
-            log.warning("tile %d/%d/%d: %s", *key, errors[0][1])
-            return None  # not cached: a later request tries again
-        with self._lock:
-            self._images[key] = data
-            while len(self._images) > 2048:
-                self._images.popitem(last=False)
-        return data
-
-    def settings(self, reviewer: str) -> dict[str, Any]:
-        """What the page needs to know once."""
-        m = self.meta
-        return {
-            "reviewer": reviewer,
-            "positive_class": m["positive_class"],
-            "negative_class": m["negative_class"],
-            "threshold": float(m["threshold"]),
-            "order": self.config.order,
-            "min_score": self.config.min_score,
-            "model_version": m["model_version"],
-            "lease_seconds": self.config.lease_seconds,
-        }
+POST_ROUTES = ("/api/next", "/api/decision", "/api/undo")
+LINGER_SECONDS, LINGER_BYTES = 2.0, 1 << 20
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -126,6 +75,11 @@ class Handler(BaseHTTPRequestHandler):
     def app(self) -> ReviewApp:
         """The server's shared state."""
         return self.server.app  # type: ignore[attr-defined]
+
+    def setup(self) -> None:
+        """Bound every read of the socket: an idle or trickling client is dropped."""
+        self.timeout = self.server.idle_seconds  # type: ignore[attr-defined]
+        super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:
         """Log nothing: http.server's line holds the query string, which may hold the token."""
@@ -140,6 +94,10 @@ class Handler(BaseHTTPRequestHandler):
         headers.setdefault("Cache-Control", "no-store")
         if mime.startswith("text/html"):
             headers.update(PAGE_HEADERS)
+        if status >= 400:
+            # Whatever of the request is unread must never be parsed as another request.
+            self.close_connection = True
+            headers["Connection"] = "close"
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
@@ -149,8 +107,8 @@ class Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, obj: Any) -> None:
         self._send(status, json.dumps(obj).encode(), "application/json")
 
-    def _error(self, status: int, message: str) -> None:
-        self._json(status, {"error": message})
+    def _error(self, status: int, message: str, **extra: str) -> None:
+        self._send(status, json.dumps({"error": message}).encode(), "application/json", **extra)
 
     # -- checks every request passes ---------------------------------------------------------
 
@@ -164,15 +122,20 @@ class Handler(BaseHTTPRequestHandler):
         token = self.app.token
         if not token:
             return True
-        offered = ""
+        port = self.server.server_address[1]  # type: ignore[index]
         auth = self.headers.get("Authorization", "")
         if auth.startswith("Bearer "):
             offered = auth[len("Bearer ") :].strip()
+            if hmac.compare_digest(offered.encode(), token.encode()):
+                return True
         elif self.headers.get("Cookie"):
-            jar = http.cookies.SimpleCookie(self.headers["Cookie"])
-            offered = jar[COOKIE].value if COOKIE in jar else ""
-        if offered and hmac.compare_digest(offered.encode(), token.encode()):
-            return True
+            with contextlib.suppress(http.cookies.CookieError):
+                jar = http.cookies.SimpleCookie(self.headers["Cookie"])
+                name = protocol.cookie_name(port)
+                offered = jar[name].value if name in jar else ""
+                key = protocol.cookie_key(token, port)
+                if offered and hmac.compare_digest(offered.encode(), key.encode()):
+                    return True
         given = (query.get("token") or [""])[0]
         if (
             self.path.startswith("/?")
@@ -193,7 +156,12 @@ class Handler(BaseHTTPRequestHandler):
             return "cross-site request refused"
         return None
 
-    def _guard(self) -> tuple[str, dict[str, list[str]]] | None:
+    def _guard(self) -> tuple[str, dict[str, list[str]], bytes] | None:
+        """The path, query and body of a request that passed every check; None: answered."""
+        length = protocol.body_length(self.command, self.headers)
+        raw = self.rfile.read(length) if length else b""
+        if len(raw) < length:
+            raise ConnectionError("the client closed before sending its body")
         parsed = urllib.parse.urlsplit(self.path)
         query = urllib.parse.parse_qs(parsed.query)
         if not self._host_ok():
@@ -201,28 +169,25 @@ class Handler(BaseHTTPRequestHandler):
             return None
         ok = self._token_ok(query)
         if ok == "set-cookie":
-            cookie = f"{COOKIE}={self.app.token}; HttpOnly; SameSite=Strict; Path=/"
+            port = self.server.server_address[1]  # type: ignore[index]
+            key = protocol.cookie_key(self.app.token, port)
+            cookie = f"{protocol.cookie_name(port)}={key}; HttpOnly; SameSite=Strict; Path=/"
             self._send(HTTPStatus.SEE_OTHER, b"", Location="/", **{"Set-Cookie": cookie})
             return None
         if not ok:
             self._error(HTTPStatus.UNAUTHORIZED, "token required: open the URL satx.review printed")
             return None
-        return parsed.path, query
-
-    def _reviewer(self, value: str | None) -> str | None:
-        name = (value or "").strip()
-        if not REVIEWER.fullmatch(name):
-            self._error(HTTPStatus.BAD_REQUEST, "reviewer: 1-64 letters, digits, spaces or .@+-_")
-            return None
-        return name
+        return parsed.path, query, raw
 
     # -- routes -------------------------------------------------------------------------------
 
     def _safely(self, route: Callable[[], None]) -> None:
         try:
             route()
+        except BadRequest as err:
+            self._error(err.status, err.message)
         except (ConnectionError, TimeoutError):
-            pass  # the client went away
+            self.close_connection = True  # the client went away, or stalled mid-body
         except Exception:
             log.exception("review server: %s %s failed", self.command, self.path.split("?")[0])
             with contextlib.suppress(OSError):
@@ -233,7 +198,7 @@ class Handler(BaseHTTPRequestHandler):
         self._safely(self._get)
 
     def do_POST(self) -> None:
-        """Decisions and undo: JSON from the page's own origin only."""
+        """Leases, decisions and undo: JSON from the page's own origin only."""
         self._safely(self._post)
 
     def do_HEAD(self) -> None:
@@ -244,7 +209,7 @@ class Handler(BaseHTTPRequestHandler):
         guarded = self._guard()
         if guarded is None:
             return
-        path, query = guarded
+        path, query, _ = guarded
         app = self.app
         if path == "/":
             page = resources.files("satx.review").joinpath("static/index.html").read_bytes()
@@ -255,8 +220,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, body, f"{STATIC[name]}; charset=utf-8")
         elif path == "/api/config":
             self._json(HTTPStatus.OK, app.settings(app.config.reviewer))
-        elif path == "/api/next":
-            self._next(query)
+        elif path in POST_ROUTES:
+            self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"{path} is a POST", Allow="POST")
         elif path == "/api/stats":
             self._json(HTTPStatus.OK, stats(app.store, app.config.min_score, time.time()))
         elif path == "/overview.svg":
@@ -270,30 +235,23 @@ class Handler(BaseHTTPRequestHandler):
         guarded = self._guard()
         if guarded is None:
             return
-        path, _ = guarded
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(min(length, 65536)) if length else b""
+        path, _, raw = guarded
         why = self._same_origin_json()
         if why is not None:
             status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE if "JSON" in why else HTTPStatus.FORBIDDEN
             self._error(status, why)
             return
-        try:
-            body = json.loads(raw or b"{}")
-        except ValueError:
-            self._error(HTTPStatus.BAD_REQUEST, "the body is not JSON")
-            return
-        if path == "/api/decision":
-            self._decision(body)
-        elif path == "/api/undo":
-            self._undo(body)
-        else:
+        body = protocol.json_object(raw)
+        routes = {"/api/next": self._next, "/api/decision": self._decision, "/api/undo": self._undo}
+        if path not in routes:
             self._error(HTTPStatus.NOT_FOUND, "not found")
-
-    def _next(self, query: dict[str, list[str]]) -> None:
-        reviewer = self._reviewer((query.get("reviewer") or [self.app.config.reviewer])[0])
-        if reviewer is None:
             return
+        reviewer = protocol.reviewer_name(
+            protocol.text_field(body, "reviewer", self.app.config.reviewer)
+        )
+        routes[path](body, reviewer)
+
+    def _next(self, body: dict[str, Any], reviewer: str) -> None:
         c = self.app.config
         tile = self.app.store.next_tile(
             reviewer, c.order, c.min_score, c.lease_seconds, time.time()
@@ -303,17 +261,15 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._json(HTTPStatus.OK, {**tile, "reviewer": reviewer})
 
-    def _decision(self, body: dict[str, Any]) -> None:
-        reviewer = self._reviewer(body.get("reviewer"))
-        if reviewer is None:
-            return
+    def _decision(self, body: dict[str, Any], reviewer: str) -> None:
+        tile_id = protocol.tile_id(body.get("id"))
+        decision = protocol.text_field(body, "decision")
         try:
-            tile_id = int(body["id"])
-            recorded, decision = self.app.store.decide(
-                tile_id, str(body.get("decision")), reviewer, time.time()
-            )
-        except (KeyError, TypeError, ValueError):
-            self._error(HTTPStatus.BAD_REQUEST, 'send {"id", "decision", "reviewer"}')
+            if decision != "skip" and not self._has_image(tile_id):
+                raise Conflict(
+                    f"tile {tile_id} has no image in the tile source: nobody saw it, skip it"
+                )
+            recorded, made = self.app.store.decide(tile_id, decision, reviewer, time.time())
         except InputError as err:
             self._error(HTTPStatus.BAD_REQUEST, str(err))
         except NotFound as err:
@@ -321,12 +277,13 @@ class Handler(BaseHTTPRequestHandler):
         except Conflict as err:
             self._error(HTTPStatus.CONFLICT, str(err))
         else:
-            self._json(HTTPStatus.OK, {"id": tile_id, "recorded": recorded, **decision})
+            self._json(HTTPStatus.OK, {"id": tile_id, "recorded": recorded, **made})
 
-    def _undo(self, body: dict[str, Any]) -> None:
-        reviewer = self._reviewer(body.get("reviewer"))
-        if reviewer is None:
-            return
+    def _has_image(self, tile_id: int) -> bool:
+        t = self.app.store.tile(tile_id)
+        return bool(self.app.image(mercantile.Tile(t["x"], t["y"], t["z"])))
+
+    def _undo(self, body: dict[str, Any], reviewer: str) -> None:
         undone = self.app.store.undo(reviewer, self.app.config.lease_seconds, time.time())
         if undone is None:
             self._send(HTTPStatus.NO_CONTENT)
@@ -336,11 +293,12 @@ class Handler(BaseHTTPRequestHandler):
     def _overview(self, query: dict[str, list[str]]) -> None:
         current = None
         value = (query.get("current") or [""])[0]
-        if value.isdigit():
-            try:
-                current = self.app.store.tile(int(value))
-            except NotFound:
-                current = None
+        tile_id = protocol.query_id(value)
+        if value and tile_id is None:
+            raise BadRequest(HTTPStatus.BAD_REQUEST, "current: a tile id")
+        if tile_id is not None:
+            with contextlib.suppress(NotFound):
+                current = self.app.store.tile(tile_id)
         svg = overview_svg(self.app.store, self.app.config.min_score, current)
         self._send(HTTPStatus.OK, svg.encode(), "image/svg+xml")
 
@@ -362,17 +320,69 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class ReviewServer(ThreadingHTTPServer):
-    """A threading HTTP server carrying the ReviewApp."""
+    """A threading HTTP server carrying the ReviewApp, IPv4 or IPv6 by its host.
+
+    At most `max_connections` are served at once (one thread each); more are answered 503 and
+    closed. A connection idle for `idle_seconds` is closed.
+    """
 
     daemon_threads = True
 
-    def __init__(self, app: ReviewApp):
-        self.app = app
-        super().__init__((app.config.host, app.config.port), Handler)
+    def __init__(self, app: ReviewApp, idle_seconds: float = 30.0, max_connections: int = 64):
+        self.app, self.idle_seconds = app, idle_seconds
+        self._slots = threading.BoundedSemaphore(max_connections)
+        if ":" in app.config.host:
+            self.address_family = socket.AF_INET6
+        super().__init__((app.config.host.strip("[]"), app.config.port), Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve the connection in a thread of its own, if one is free."""
+        if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                request.sendall(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+                    b"Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n"
+                )
+                request.shutdown(socket.SHUT_WR)
+            self.close_request(request)  # not lingering: this is the accepting thread
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """Serve, then give the slot back."""
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def shutdown_request(self, request: Any) -> None:
+        """Close after reading what the client still sends, for a bounded time (lingering close).
+
+        Closing a socket with unread bytes resets it, and the client may lose the answer (a
+        413 or 401) before reading it.
+        """
+        with contextlib.suppress(OSError):
+            request.shutdown(socket.SHUT_WR)
+            request.settimeout(LINGER_SECONDS)
+            deadline, drained = time.monotonic() + LINGER_SECONDS, 0
+            while drained < LINGER_BYTES and time.monotonic() < deadline:
+                chunk = request.recv(65536)
+                if not chunk:
+                    break
+                drained += len(chunk)
+        self.close_request(request)
+
+    @property
+    def urls(self) -> list[str]:
+        """The page's addresses (without the token)."""
+        host, port = self.server_address[:2]
+        return protocol.page_urls(self.app.config.host.strip("[]") or str(host), port)
 
     @property
     def url(self) -> str:
-        """The page's address (without the token)."""
-        host, port = self.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else host
-        return f"http://{shown}:{port}/"
+        """The page's first address (without the token)."""
+        return self.urls[0]

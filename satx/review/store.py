@@ -93,23 +93,33 @@ def tile_centre(z: int, x: int, y: int) -> tuple[float, float]:
 class ReviewStore:
     """One review database; safe to share between the server's threads."""
 
-    def __init__(self, path: str | Path, connections: int = 8):
+    def __init__(self, path: str | Path, readonly: bool = False):
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.readonly = readonly
         self._pool: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
-        self._made, self._max = 0, connections
+        if readonly:
+            if not self.path.is_file() or self.path.stat().st_size == 0:
+                raise InputError(f"--db={self.path}: no such review database (or it is empty)")
+            self.meta()  # a file that is not a review fails here, with its name
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connection() as conn:
             conn.executescript(SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
         try:
             # The pool hands a connection to one thread at a time.
-            conn = sqlite3.connect(
-                self.path, timeout=30, isolation_level=None, check_same_thread=False
-            )
+            if self.readonly:
+                conn = sqlite3.connect(
+                    f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
+                )
+            else:
+                conn = sqlite3.connect(
+                    self.path, timeout=30, isolation_level=None, check_same_thread=False
+                )
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
         except sqlite3.DatabaseError as err:
             raise InputError(f"--db={self.path}: not a review database ({err})") from err
         return conn
@@ -151,7 +161,11 @@ class ReviewStore:
 
     def meta(self) -> dict[str, str]:
         """What the database records about its predictions (empty before the first import)."""
-        return {r["key"]: r["value"] for r in self.query("SELECT key, value FROM meta")}
+        try:
+            rows = self.query("SELECT key, value FROM meta")
+        except sqlite3.DatabaseError as err:
+            raise InputError(f"--db={self.path}: not a review database ({err})") from err
+        return {r["key"]: r["value"] for r in rows}
 
     def load(self, predictions: Predictions, rows: Iterable[Row | None], seed: int) -> dict:
         """Import the predictions once; a reopened database must hold the same ones.

@@ -126,7 +126,7 @@ def test_decisions_become_the_next_training_set(tiny_model, tmp_path):
     made = {}
     try:
         for k in range(12):
-            _, tile = call_api(url, "/api/next?reviewer=ana")
+            _, tile = call_api(url, "/api/next", {"reviewer": "ana"})
             decision = ("positive", "negative", "skip")[k % 3]
             call_api(
                 url, "/api/decision", {"id": tile["id"], "decision": decision, "reviewer": "ana"}

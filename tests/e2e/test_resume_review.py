@@ -25,7 +25,7 @@ def test_kill_9_loses_no_committed_decision(tmp_path):
         k = 0
         while not stop.is_set():
             try:
-                _, tile = call_api(url, "/api/next?reviewer=ana")
+                _, tile = call_api(url, "/api/next", {"reviewer": "ana"})
                 decision = ("positive", "negative", "skip")[k % 3]
                 call_api(
                     url,
@@ -49,7 +49,7 @@ def test_kill_9_loses_no_committed_decision(tmp_path):
     proc, url = start_review_process(pset, db)
     try:
         _, stats = call_api(url, "/api/stats")
-        _, tile = call_api(url, "/api/next?reviewer=ana")
+        _, tile = call_api(url, "/api/next", {"reviewer": "ana"})
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=30)

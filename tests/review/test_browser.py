@@ -189,3 +189,62 @@ def test_the_page_shows_real_tiles_and_their_neighbourhood(tmp_path, serve_revie
         from PIL import Image
 
         Image.open(shot).convert("RGB").save(os.environ["SATX_REVIEW_SCREENSHOT"], quality=85)
+
+
+ATTACK_PAGE = """<!doctype html><html><body><script>
+// What a page on another site can do: post a text/plain form, whose body is not checked for
+// JSON until it is read, with a same-origin decision hidden after the first {limit} bytes.
+const hidden = "POST /api/decision HTTP/1.1\\r\\nHost: 127.0.0.1:{port}\\r\\n" +
+  "Content-Type: application/json\\r\\nContent-Length: {length}\\r\\n\\r\\n" + {decision};
+const form = document.createElement("form");
+form.method = "POST";
+form.enctype = "text/plain";
+form.action = "http://127.0.0.1:{port}/api/decision";
+const field = document.createElement("input");
+field.type = "hidden";
+field.name = "a".repeat({limit}) + hidden;
+field.value = "";
+form.appendChild(field);
+document.body.appendChild(form);
+form.submit();
+</script></body></html>"""
+
+
+@pytest.mark.slow
+def test_a_page_on_another_site_cannot_smuggle_a_decision(
+    prediction_set, tmp_path, serve_review, browser
+):
+    import functools
+    import json
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from satx.review.protocol import MAX_BODY
+
+    review = serve_review(review_config(prediction_set, tmp_path / "review.sqlite"))
+    decision = json.dumps({"id": 1, "decision": "positive", "reviewer": "ana"})
+    site = tmp_path / "evil"
+    site.mkdir()
+    (site / "index.html").write_text(
+        ATTACK_PAGE.replace("{port}", str(review.port))
+        .replace("{limit}", str(MAX_BODY))
+        .replace("{length}", str(len(decision)))
+        .replace("{decision}", json.dumps(decision))
+    )
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(site))
+    evil = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    try:
+        # localhost is another site than 127.0.0.1: the browser sends the form cross-site.
+        browser.get(f"http://localhost:{evil.server_address[1]}/index.html")
+        target = f"http://127.0.0.1:{review.port}/api/decision"
+        WebDriverWait(browser, 30).until(lambda d: d.current_url == target)
+        answer = browser.page_source
+    finally:
+        evil.shutdown()
+        evil.server_close()
+    time.sleep(1.0)  # anything smuggled would have been answered by now
+    assert review.app.store.live_decisions() == []
+    assert "bodies are at most" in answer  # the form's body was over the limit: 413

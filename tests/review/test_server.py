@@ -41,7 +41,7 @@ def test_two_reviewers_in_parallel_never_share_a_tile(prediction_set, tmp_path, 
     def work(reviewer: str) -> list[int]:
         seen = []
         for k in range(100):
-            status, tile = api(review, "GET", f"/api/next?reviewer={reviewer}")
+            status, tile = api(review, "POST", "/api/next", {"reviewer": reviewer})
             assert status == 200, tile
             seen.append(tile["id"])
             decision = ("positive", "negative", "skip")[k % 3]
@@ -62,7 +62,7 @@ def test_two_reviewers_in_parallel_never_share_a_tile(prediction_set, tmp_path, 
 def test_the_api_answers_204_when_the_queue_is_empty(prediction_set, tmp_path, serve_review):
     review = serve_review(review_config(prediction_set, tmp_path / "r.sqlite", min_score=0.99))
     ids = []
-    while (answer := api(review, "GET", "/api/next?reviewer=ana"))[0] == 200:
+    while (answer := api(review, "POST", "/api/next", {"reviewer": "ana"}))[0] == 200:
         ids.append(answer[1]["id"])
         api(
             review,
@@ -72,12 +72,12 @@ def test_the_api_answers_204_when_the_queue_is_empty(prediction_set, tmp_path, s
         )
     assert answer[0] == 204
     assert len(ids) == sum(s >= 0.99 for s in prediction_set["scores"].values())
-    assert api(review, "GET", "/api/next?reviewer=a/b")[0] == 400  # not a reviewer name
+    assert api(review, "POST", "/api/next", {"reviewer": "a/b"})[0] == 400  # not a reviewer name
 
 
 def test_tiles_and_their_neighbours_come_from_the_source(prediction_set, tmp_path, serve_review):
     review = serve_review(review_config(prediction_set, tmp_path / "r.sqlite"))
-    _, tile = api(review, "GET", "/api/next?reviewer=ana")
+    _, tile = api(review, "POST", "/api/next", {"reviewer": "ana"})
     for dx, dy in [(0, 0), (-1, -1), (1, 1)]:
         status, headers, data = send(review, "GET", f"/tiles/{tile['id']}/{dx}/{dy}")
         want = Path(prediction_set["tiles_dir"], "18", str(tile["x"] + dx), f"{tile['y'] + dy}.jpg")
@@ -116,7 +116,7 @@ def test_paths_outside_the_tiles_get_nothing(prediction_set, tmp_path, serve_rev
 
 def test_a_token_is_required_on_every_request(prediction_set, tmp_path, serve_review):
     review = serve_review(review_config(prediction_set, tmp_path / "r.sqlite", token=TOKEN))
-    for path in ["/", "/api/next?reviewer=ana", "/api/stats", "/tiles/1/0/0", "/static/review.js"]:
+    for path in ["/", "/api/config", "/api/stats", "/tiles/1/0/0", "/static/review.js"]:
         assert send(review, "GET", path)[0] == 401, path
     assert send(review, "GET", "/?token=wrong-token-wrong-token")[0] == 401
     bearer = {"Authorization": f"Bearer {TOKEN}"}
@@ -125,7 +125,9 @@ def test_a_token_is_required_on_every_request(prediction_set, tmp_path, serve_re
     assert status == 303 and headers["Location"] == "/"
     cookie = headers["Set-Cookie"].split(";")[0]
     assert "HttpOnly" in headers["Set-Cookie"] and "SameSite=Strict" in headers["Set-Cookie"]
-    assert send(review, "GET", "/api/next?reviewer=ana", headers={"Cookie": cookie})[0] == 200
+    next_tile = {"reviewer": "ana"}
+    assert send(review, "POST", "/api/next", next_tile, headers={"Cookie": cookie})[0] == 200
+    assert send(review, "POST", "/api/next", next_tile)[0] == 401
     body = {"id": 1, "decision": "skip", "reviewer": "ana"}
     assert send(review, "POST", "/api/decision", body)[0] == 401
     assert send(review, "POST", "/api/decision", body, headers=bearer)[0] == 200
@@ -135,7 +137,7 @@ def test_a_token_is_required_on_every_request(prediction_set, tmp_path, serve_re
 
 def test_cross_site_decisions_are_refused(prediction_set, tmp_path, serve_review):
     review = serve_review(review_config(prediction_set, tmp_path / "r.sqlite"))
-    _, tile = api(review, "GET", "/api/next?reviewer=ana")
+    _, tile = api(review, "POST", "/api/next", {"reviewer": "ana"})
     body = {"id": tile["id"], "decision": "positive", "reviewer": "ana"}
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     assert send(review, "POST", "/api/decision", body, headers=form)[0] == 415
@@ -206,7 +208,7 @@ def test_any_tile_source_predict_accepts_feeds_the_page(
             {**prediction_set, "predictions": predictions, "tiles": tiles}, tmp_path / "r.sqlite"
         )
         review = serve_review(config)
-        _, tile = api(review, "GET", "/api/next?reviewer=ana")
+        _, tile = api(review, "POST", "/api/next", {"reviewer": "ana"})
         for dx, dy in [(0, 0), (1, -1)]:
             status, _, data = send(review, "GET", f"/tiles/{tile['id']}/{dx}/{dy}")
             assert status == 200

@@ -86,10 +86,10 @@ def review_config(pset: dict, db: Path, **overrides):
 class RunningReview:
     """A review server running in a thread of the test process."""
 
-    def __init__(self, config):
+    def __init__(self, config, **server_options):
         from satx.review.run import open_review
 
-        self.server = open_review(config)
+        self.server = open_review(config, **server_options)
         self.app = self.server.app
         self.url = self.server.url.rstrip("/")
         self.port = self.server.server_address[1]

@@ -2,7 +2,7 @@
 // Actions run one after another in the order they were asked for, so fast typing is safe.
 "use strict";
 
-const state = { reviewer: "", tile: null, busy: 0 };
+const state = { reviewer: "", tile: null, busy: 0, centre: Promise.resolve(false) };
 let chain = Promise.resolve();
 const $ = (id) => document.getElementById(id);
 
@@ -40,7 +40,11 @@ function render() {
   $("grid").hidden = tile === null;
   for (const img of document.querySelectorAll("#grid img")) {
     img.classList.remove("missing");
-    img.onerror = () => img.classList.add("missing");
+    const shown = new Promise((resolve) => {
+      img.onload = () => resolve(true);
+      img.onerror = () => { img.classList.add("missing"); resolve(false); };
+    });
+    if (img.id === "centre") state.centre = tile ? shown : Promise.resolve(false);
     if (tile) img.src = `/tiles/${tile.id}/${img.dataset.dx}/${img.dataset.dy}`;
   }
   if (!tile) {
@@ -72,13 +76,17 @@ async function refresh() {
 }
 
 async function loadNext() {
-  state.tile = await api(`/api/next?reviewer=${encodeURIComponent(state.reviewer)}`);
+  state.tile = await api("/api/next", { reviewer: state.reviewer });
   render();
   await refresh();
 }
 
 async function decide(decision) {
   if (!state.tile) return;
+  // Nobody confirms or rejects a tile they could not see (the server refuses it too).
+  if (decision !== "skip" && !(await state.centre)) {
+    throw new Error("this tile has no image: s skips it");
+  }
   await api("/api/decision", { id: state.tile.id, decision, reviewer: state.reviewer });
   await loadNext();
 }
