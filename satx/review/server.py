@@ -63,6 +63,7 @@ PAGE_HEADERS = {
 }
 POST_ROUTES = ("/api/next", "/api/decision", "/api/undo")
 LINGER_SECONDS, LINGER_BYTES = 2.0, 1 << 20
+REFUSED_LINGER_SECONDS = 0.2  # a refused connection, answered by the accepting thread
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -319,6 +320,19 @@ class Handler(BaseHTTPRequestHandler):
         )
 
 
+def _linger(request: socket.socket, seconds: float, max_bytes: int) -> None:
+    """End our side, then read what the client still sends for a bounded time and size."""
+    with contextlib.suppress(OSError):
+        request.shutdown(socket.SHUT_WR)
+        request.settimeout(seconds)
+        deadline, drained = time.monotonic() + seconds, 0
+        while drained < max_bytes and time.monotonic() < deadline:
+            chunk = request.recv(65536)
+            if not chunk:
+                break
+            drained += len(chunk)
+
+
 class ReviewServer(ThreadingHTTPServer):
     """A threading HTTP server carrying the ReviewApp, IPv4 or IPv6 by its host.
 
@@ -343,8 +357,10 @@ class ReviewServer(ThreadingHTTPServer):
                     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
                     b"Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n"
                 )
-                request.shutdown(socket.SHUT_WR)
-            self.close_request(request)  # not lingering: this is the accepting thread
+            # The accepting thread lingers only briefly: long enough for a client that sent its
+            # request at once to read the answer instead of a reset.
+            _linger(request, REFUSED_LINGER_SECONDS, LINGER_BYTES)
+            self.close_request(request)
             return
         try:
             super().process_request(request, client_address)
@@ -365,15 +381,7 @@ class ReviewServer(ThreadingHTTPServer):
         Closing a socket with unread bytes resets it, and the client may lose the answer (a
         413 or 401) before reading it.
         """
-        with contextlib.suppress(OSError):
-            request.shutdown(socket.SHUT_WR)
-            request.settimeout(LINGER_SECONDS)
-            deadline, drained = time.monotonic() + LINGER_SECONDS, 0
-            while drained < LINGER_BYTES and time.monotonic() < deadline:
-                chunk = request.recv(65536)
-                if not chunk:
-                    break
-                drained += len(chunk)
+        _linger(request, LINGER_SECONDS, LINGER_BYTES)
         self.close_request(request)
 
     @property
