@@ -5,6 +5,8 @@
 # Beam worker image for Dataflow (`--sdk_container_image`): Beam's SDK image (its boot
 # program is the entrypoint) with satx and CPU TensorFlow installed.
 #   docker build --target beam-worker -t REGION-docker.pkg.dev/PROJECT/satx/worker:TAG .
+# The same image is a Dask worker (and scheduler) for Beam's Dask runner:
+#   docker run --entrypoint dask IMAGE worker tcp://SCHEDULER:8786 --nthreads 1
 
 FROM apache/beam_python3.11_sdk:2.77.0 AS beam-worker
 WORKDIR /app
@@ -12,7 +14,7 @@ COPY pyproject.toml README.md ./
 COPY satx ./satx
 COPY tools ./tools
 # hadolint ignore=DL3013
-RUN pip install --no-cache-dir ".[cpu,beam]"
+RUN pip install --no-cache-dir ".[cpu,beam,dask]"
 
 FROM python:3.11-slim AS satx
 

@@ -27,7 +27,7 @@ setup() {
   echo "setting up $VENV (TensorFlow is a large download; later runs reuse it)"
   "$(find_python)" -m venv "$VENV"
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet -e ".[cpu,test,beam]"
+  "$VENV/bin/python" -m pip install --quiet -e ".[cpu,test,beam,dask]"
   echo "$want" > "$STAMP"
 }
 
@@ -38,8 +38,8 @@ demo() {
   # Re-running continues an interrupted search, or just reports a finished one.
   local py="$VENV/bin/python"
   "$py" -m tools.make_sample_tiles --output=build/sample_tiles
+  # make_records ends with the records' summary (tools.inspect_records prints it again, verified)
   "$py" -m tools.make_records --input=build/sample_tiles --output=build/sample_records --overwrite
-  "$py" -m tools.inspect_records build/sample_records --examples=2
   if ! "$py" -m satx.tune --records=build/sample_records --workdir=build/tune \
       --backbone=mobilenetv2 --weights=none --image_size=64 --batch_size=16 \
       --max_epochs=3 --factor=3 --export_best; then
@@ -51,7 +51,8 @@ demo() {
     --output=build/eval --threshold=topleft --scores_out=build/eval/scores.csv
   "$py" -m satx.predict --model=build/tune/export --input=build/sample_tiles \
     --output=build/predict --formats=geojson,csv --batch_size=64 --overwrite
-  echo "sample tiles: build/sample_tiles   records: build/sample_records (manifest.json)"
+  echo "sample tiles: build/sample_tiles   records: build/sample_records (manifest.json;"
+  echo "  $py -m tools.inspect_records build/sample_records --examples=2 verifies and shows them)"
   echo "search: build/tune (leaderboard.csv, best_hparams.json, tuner/)"
   echo "TensorBoard: $VENV/bin/tensorboard --logdir build/tune/logs   (HParams tab compares trials)"
   echo "exported model (TF Serving layout): build/tune/export/"

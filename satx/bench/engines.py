@@ -1,18 +1,22 @@
 """The Beam engine against the local one: `python -m satx.bench records|predict --engine=beam`.
 
-On the same tiles in one run, alternating: the local engine, Beam's local runner in this process
-(1 worker) and with 2 worker processes. Rates are end to end, each engine's fixed costs included
-(a records run: the make_records call inside its CLI, from the manifest; a predict run: the whole
-call, model loading in every worker included), medians of `--repeats` with [min, max]. Beam is
-here for scale-out on a cluster; on one 2-core machine the figures bound its overhead (the goal:
-at least 0.6x the local engine).
+On the same tiles in one run, alternating: the local engine, Beam's local runner in this
+process (1 worker) and with 2 worker processes, and with `--dask_scheduler` Beam's Dask runner
+on a cluster (`local`: a scheduler and 2 single-threaded worker processes started here). Rates
+are end to end, each engine's fixed costs included (a records run: the make_records call
+inside its CLI, from the manifest; a predict run: the whole call, model loading in every
+worker included), medians of `--repeats` with [min, max]. Beam is here for scale-out on a
+cluster; on one 2-core machine the figures bound its overhead (the goal: at least 0.6x the
+local engine).
 """
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from satx.bench.records import run_make_records
@@ -21,6 +25,30 @@ BEAM_RUNS = {
     "beam_1_process": "",
     "beam_2_processes": "--direct_num_workers=2 --direct_running_mode=multi_processing",
 }
+
+
+@contextlib.contextmanager
+def engine_runs(dask_scheduler: str) -> Iterator[dict[str, str]]:
+    """The Beam runs to measure (name -> `--beam_options`), a Dask cluster up while they run."""
+    runs = dict(BEAM_RUNS)
+    if not dask_scheduler:
+        yield runs
+        return
+    with contextlib.ExitStack() as stack:
+        address = dask_scheduler
+        if dask_scheduler == "local":
+            from distributed import LocalCluster
+
+            cluster = LocalCluster(
+                n_workers=2,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+            )
+            address = stack.enter_context(cluster).scheduler_address
+        runs["beam_dask_2_workers"] = f"--runner=DaskRunner --dask_client_address={address}"
+        yield runs
 
 
 def _summary(rates: dict[str, list[float]], tiles: int, repeats: int) -> dict:
@@ -34,18 +62,16 @@ def _summary(rates: dict[str, list[float]], tiles: int, repeats: int) -> dict:
     return out
 
 
-def bench_records_engines(folder: str, image_size: int, repeats: int) -> dict:
+def bench_records_engines(
+    folder: str, image_size: int, repeats: int, runs: dict[str, str] = BEAM_RUNS
+) -> dict:
     """make_records' tiles/s on each engine over `folder` (CLI runs, every tile into `train`)."""
-    rates: dict[str, list[float]] = {"local": [], **{name: [] for name in BEAM_RUNS}}
+    rates: dict[str, list[float]] = {"local": [], **{name: [] for name in runs}}
     tiles = 0
     with tempfile.TemporaryDirectory(prefix="satx-bench-engines-") as tmp:
         for _ in range(repeats):
             for name in rates:
-                extra = (
-                    ()
-                    if name == "local"
-                    else ("--engine=beam", f"--beam_options={BEAM_RUNS[name]}")
-                )
+                extra = () if name == "local" else ("--engine=beam", f"--beam_options={runs[name]}")
                 manifest, _ = run_make_records(folder, str(Path(tmp) / name), image_size, extra)
                 tiles = manifest.count("train")
                 rates[name].append(tiles / manifest.run["elapsed_s"])
@@ -53,14 +79,19 @@ def bench_records_engines(folder: str, image_size: int, repeats: int) -> dict:
 
 
 def bench_predict_engines(
-    export: str, data: str, batch_size: int, chunk_size: int, repeats: int
+    export: str,
+    data: str,
+    batch_size: int,
+    chunk_size: int,
+    repeats: int,
+    runs: dict[str, str] = BEAM_RUNS,
 ) -> dict:
     """satx.predict's end-to-end tiles/s on each engine over `data`, one exported model."""
     from satx.config import PredictConfig
     from satx.predict.beam import predict_beam
     from satx.predict.run import predict
 
-    rates: dict[str, list[float]] = {"local": [], **{name: [] for name in BEAM_RUNS}}
+    rates: dict[str, list[float]] = {"local": [], **{name: [] for name in runs}}
     tiles = 0
     with tempfile.TemporaryDirectory(prefix="satx-bench-engines-") as tmp:
         for repeat in range(repeats):
@@ -73,7 +104,7 @@ def bench_predict_engines(
                     chunk_size=chunk_size,
                     formats=("csv",),
                     engine="local" if name == "local" else "beam",
-                    beam_options=BEAM_RUNS.get(name, ""),
+                    beam_options=runs.get(name, ""),
                 )
                 start = time.perf_counter()
                 summary = (predict if name == "local" else predict_beam)(config)
@@ -86,7 +117,8 @@ def format_engines(title: str, r: dict) -> str:
     """One engine comparison as plain text."""
     lines = [f"{title} ({r['tiles']} tiles, end to end, medians of {r['repeats']}):"]
     lines.append(f"  local {r['local_tiles_per_s']:,.1f} tiles/s {r['local_spread']}")
-    for name in BEAM_RUNS:
+    for name in (n for n in r if n.endswith("_over_local")):
+        name = name[: -len("_over_local")]
         lines.append(
             f"  {name.replace('_', ' ')} {r[f'{name}_tiles_per_s']:,.1f} tiles/s "
             f"{r[f'{name}_spread']} = {r[f'{name}_over_local']:.2f}x local"

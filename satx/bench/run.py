@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from satx.bench import input as bench_input
-from satx.bench.engines import bench_predict_engines, bench_records_engines, format_engines
+from satx.bench.engines import (
+    bench_predict_engines,
+    bench_records_engines,
+    engine_runs,
+    format_engines,
+)
 from satx.bench.fetch import bench_fetch, format_fetch
 from satx.bench.predict import bench_predict, export_untrained, format_predict_table
 from satx.bench.records import bench_records, records_ratio
@@ -79,19 +84,25 @@ def _engine_rows(
     out: dict, modes: tuple[str, ...], folder: str, s: BenchConfig, work: Path
 ) -> None:
     """Beam vs the local engine for the records and predict modes (first backbone)."""
-    if "records" in modes:
-        out["records_engines"] = bench_records_engines(folder, s.image_size, s.repeats)
-    if "predict" in modes:
-        name = backbone_names(s)[0]
-        size = 0 if not s.data else _model_size(name, s.image_size)
-        export = export_untrained(name, size, work / "engines")
-        listing = work / "predict_tiles.csv"  # written by the predict mode
-        out["predict_engines"] = {
-            "backbone": name,
-            **bench_predict_engines(
-                export, str(listing), s.predict_batch_size, 4 * s.predict_batch_size, s.repeats
-            ),
-        }
+    with engine_runs(s.dask_scheduler) as runs:
+        if "records" in modes:
+            out["records_engines"] = bench_records_engines(folder, s.image_size, s.repeats, runs)
+        if "predict" in modes:
+            name = backbone_names(s)[0]
+            size = 0 if not s.data else _model_size(name, s.image_size)
+            export = export_untrained(name, size, work / "engines")
+            listing = work / "predict_tiles.csv"  # written by the predict mode
+            out["predict_engines"] = {
+                "backbone": name,
+                **bench_predict_engines(
+                    export,
+                    str(listing),
+                    s.predict_batch_size,
+                    4 * s.predict_batch_size,
+                    s.repeats,
+                    runs,
+                ),
+            }
 
 
 def run_bench(modes: tuple[str, ...], s: BenchConfig) -> dict[str, Any]:

@@ -151,6 +151,11 @@ class BenchConfig(Config):
     engine: str = knob(
         "local", "beam: records and predict also on Beam (1 and 2 processes).", choices=ENGINES
     )
+    dask_scheduler: str = knob(
+        "",
+        "beam: also on a Dask cluster, this scheduler (tcp://HOST:8786), or `local` for one "
+        "started here (a scheduler and 2 worker processes on loopback).",
+    )
     repeats: int = knob(3, "Alternating measurements behind each headline ratio (medians).")
     records: str = knob("", "tune_memory: records folder.")
     trials: int = knob(20, "tune_memory: trials in the search.")

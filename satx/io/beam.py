@@ -6,6 +6,14 @@ Beam's default DirectRunner first tries the Prism runner, whose binary it downlo
 internet (offline, it waits on that before falling back). The FnApiRunner takes
 `--direct_num_workers=N --direct_running_mode=multi_processing` (N worker processes) or
 `in_memory` (the default: this process).
+
+`--runner=DaskRunner --dask_client_address=tcp://HOST:8786` runs the pipeline on a Dask
+cluster (`satx[dask]`): Beam's Dask runner turns each stage into Dask bag partitions. It makes
+partitions only where elements are created (a Reshuffle is a no-op there) and defaults to 128
+elements a partition, so satx asks for one element a partition (`--dask_partition_size=1`:
+an element is a chunk of tiles) unless the options say otherwise, and spreads work made inside
+the pipeline with `spread` (a keyed GroupByKey, which Dask does shuffle). Beam leaves its
+Dask client open after the run; satx closes it when the pipeline has finished.
 """
 
 from __future__ import annotations
@@ -13,12 +21,15 @@ from __future__ import annotations
 import json
 import shlex
 import threading
+import zlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from satx.errors import InputError
 
 T = TypeVar("T")
+DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+RUNNER_NAMES = {"DaskRunner": DASK_RUNNER}  # runners Beam only knows by their full name
 _made: dict[tuple[str, str], Any] = {}
 _made_lock = threading.Lock()
 
@@ -43,13 +54,85 @@ def pipeline(beam_options: str) -> Any:
         from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
     except ImportError as err:
         raise InputError("--engine=beam needs Apache Beam: pip install 'satx[beam]'") from err
+    args = _with_runner_names(shlex.split(beam_options))
+    if f"--runner={DASK_RUNNER}" in args:
+        args = _dask_args(args)
     try:
-        options = PipelineOptions(shlex.split(beam_options))
+        options = PipelineOptions(args)
     except ValueError as err:
         raise InputError(f"--beam_options: {err}") from err
-    if options.view_as(StandardOptions).runner:
+    runner = options.view_as(StandardOptions).runner
+    if runner == DASK_RUNNER:
+        return beam.Pipeline(runner=_closing_dask_runner(), options=options)
+    if runner:
         return beam.Pipeline(options=options)
     return beam.Pipeline(runner=_local_runner(options), options=options)
+
+
+def _with_runner_names(args: list[str]) -> list[str]:
+    out = []
+    for i, arg in enumerate(args):
+        if arg == "--runner" and i + 1 < len(args):
+            continue  # joined with its value below
+        if i and args[i - 1] == "--runner":
+            arg = f"--runner={arg}"
+        if arg.startswith("--runner="):
+            name = arg.split("=", 1)[1]
+            arg = f"--runner={RUNNER_NAMES.get(name, name)}"
+        out.append(arg)
+    return out
+
+
+def _dask_args(args: list[str]) -> list[str]:
+    try:
+        import dask.distributed  # noqa: F401
+    except ImportError as err:
+        raise InputError("--runner=DaskRunner needs Dask: pip install 'satx[dask]'") from err
+    if not any(a.startswith(("--dask_partition_size", "--dask_npartitions")) for a in args):
+        args = [*args, "--dask_partition_size=1"]
+    return args
+
+
+def _closing_dask_runner() -> Any:
+    # Beam's DaskRunner opens a distributed.Client per run and never closes it: the driver
+    # keeps reconnecting to a scheduler that has gone (a traceback at exit).
+    from apache_beam.runners.dask.dask_runner import DaskRunner, DaskRunnerResult
+
+    class _ClosingResult(DaskRunnerResult):
+        def wait_until_finish(self, duration: int | None = None) -> str:
+            try:
+                return super().wait_until_finish(duration)
+            finally:
+                if duration is None:
+                    self.client.close()
+
+    class _ClosingDaskRunner(DaskRunner):
+        def run_pipeline(self, pipeline: Any, options: Any) -> Any:
+            result = super().run_pipeline(pipeline, options)
+            return _ClosingResult(result.client, result.futures)
+
+    return _ClosingDaskRunner()
+
+
+def spread(name: Callable[[Any], str]) -> Any:
+    """A PTransform that redistributes elements made inside the pipeline over the workers.
+
+    Beam's Reshuffle does that on every runner but Dask's, where it is a no-op; a GroupByKey is
+    a shuffle on all of them. The key comes from `name(element)`, so a stage that Dask runs
+    again after a worker died sends every element where it went the first time.
+    """
+    import apache_beam as beam
+
+    @beam.ptransform_fn
+    def _spread(elements: Any) -> Any:
+        return (
+            elements
+            | "key" >> beam.Map(lambda e: (zlib.crc32(name(e).encode()), e))
+            | "group" >> beam.GroupByKey()
+            | "ungroup" >> beam.FlatMap(lambda keyed: keyed[1])
+        )
+
+    return _spread()
 
 
 def _local_runner(options: Any) -> Any:

@@ -4,10 +4,15 @@
             chunks not yet done
       -> spread the chunk numbers over workers (Reshuffle)
       -> read: each worker opens the input once and reads a chunk's tiles from the source
-      -> RunInference with `SatxModelHandler`: one model per worker process, shared across
-         bundles (Beam's `Shared`); a chunk's tiles are decoded and scored in batches
+      -> score with `SatxModelHandler`: one model per worker process, shared across bundles
+         (Beam's `Shared`); a chunk's tiles are decoded and scored in batches
       -> write: the chunk's parts, then its done marker (the same files as the local engine)
     driver: merge the parts, write predict_run.json.
+
+The handler is Beam's `ModelHandler` interface, but the pipeline calls it from its own DoFn
+rather than through `RunInference`: RunInference batches with `BatchElements`, which emits a
+bundle's last batch from `finish_bundle`, and Beam 2.77's Dask runner drops whatever a DoFn
+emits there (with one chunk a partition, every chunk), so on Dask nothing was scored.
 
 Read, score and write fuse into one stage, so a chunk's bytes never cross a shuffle and a chunk
 is written as soon as it is scored: a run killed at any point (driver included) resumes from its
@@ -24,8 +29,10 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import apache_beam as beam
 import numpy as np
-from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+from apache_beam.utils.shared import Shared
 
 from satx.config import PredictConfig
 from satx.io import beam as beam_io
@@ -49,7 +56,7 @@ log = logging.getLogger(__name__)
 
 
 class SatxModelHandler(ModelHandler[tuple[int, ChunkData], PredictionResult, Scorer]):
-    """RunInference over whole chunks: decode and score each chunk's tiles in batches."""
+    """Whole chunks as a Beam model handler: decode and score each chunk's tiles in batches."""
 
     def __init__(self, model: str, num_classes: int, batch_size: int, tta: str = "none"):
         super().__init__()
@@ -57,7 +64,7 @@ class SatxModelHandler(ModelHandler[tuple[int, ChunkData], PredictionResult, Sco
         self.tta = tta
 
     def load_model(self) -> Scorer:
-        """Load the export once per worker process (RunInference shares it across bundles)."""
+        """Load the export (once per worker process: the pipeline shares it across bundles)."""
         return Scorer(self.model, tta=self.tta)
 
     def run_inference(
@@ -82,6 +89,22 @@ class SatxModelHandler(ModelHandler[tuple[int, ChunkData], PredictionResult, Sco
         return "satx_predict"
 
 
+class _ScoreChunks(beam.DoFn):
+    """Each chunk through the handler, with one model per worker process (Beam's `Shared`)."""
+
+    def __init__(self, handler: SatxModelHandler):
+        self.handler = handler
+        self._shared = Shared()
+
+    def setup(self) -> None:
+        """Load the model, or take the one this process already holds."""
+        self.model = self._shared.acquire(self.handler.load_model, tag=self.handler.model)
+
+    def process(self, chunk: tuple[int, ChunkData]) -> Iterable[PredictionResult]:
+        """The chunk's probabilities."""
+        yield from self.handler.run_inference([chunk], self.model)
+
+
 def _read(k: int, config: PredictConfig, spans: dict[int, tuple[int, int]]) -> tuple[int, Any]:
     return k, beam_io.once_per_process(open_input, config).read(*spans[k])
 
@@ -101,8 +124,6 @@ def predict_beam(config: PredictConfig, command: str | None = None) -> PredictRu
 
 
 def _predict_beam(config: PredictConfig, command: str | None) -> PredictRun:
-    import apache_beam as beam
-
     scorer, source, class_names = setup(config)  # the model's path and classes; the listing
     try:
         run: Run = begin(config, scorer, source, class_names)
@@ -118,7 +139,7 @@ def _predict_beam(config: PredictConfig, command: str | None) -> PredictRun:
                 | "chunks" >> beam.Create(run.todo)
                 | "spread" >> beam.Reshuffle()
                 | "read" >> beam.Map(_read, config, spans)
-                | "score" >> RunInference(handler)
+                | "score" >> beam.ParDo(_ScoreChunks(handler))
                 | "write" >> beam.Map(_write, config, run.labeller)
             )
     progress.update(run.remaining)

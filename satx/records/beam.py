@@ -166,6 +166,10 @@ def _todo(plan: Plan, out_root: str) -> list[ShardTask]:
     return [t for t in plan.tasks if t.name not in done]
 
 
+def _shard_name(task: ShardTask) -> str:
+    return task.name
+
+
 def _write(task: ShardTask, settings: WriteSettings) -> str:
     out = storage.open_store(settings.out_root)
     if isinstance(out, storage.LocalStore):
@@ -237,7 +241,7 @@ def _make_records_beam(config: RecordsConfig, command: str | None) -> Manifest:
             written = (
                 plan
                 | "claim" >> beam.FlatMap(_todo, out.root)
-                | "one shard each" >> beam.Reshuffle()
+                | "one shard each" >> beam_io.spread(_shard_name)
                 | "write" >> beam.Map(_write, settings)
             )
             _ = (

@@ -249,7 +249,8 @@ def _train(
                 phase_config, phase_data, strategy, multiworker, num_classes
             )
         with strategy.scope():
-            compile_phase(phase_model, config, phase, num_classes, phase_data.steps)
+            note = compile_phase(phase_model, config, phase, num_classes, phase_data.steps)
+        log.info("%s", note)
         callbacks = _callbacks(
             config, work, phase, monitor, work.read_state(), phase_data.counter, phase_sample
         )

@@ -79,32 +79,45 @@ def compile_phase(
     phase: int,
     num_classes: int,
     steps_per_epoch: int = 0,
-) -> None:
+) -> str:
     """Freeze/unfreeze for `phase` and compile with that phase's learning rate (or schedule).
 
     From scratch (no pretrained weights) there is nothing to transfer: a frozen random backbone
     only yields noise features, so the whole network trains in both phases and phase 2 differs
-    only by its learning rate (the freeze cut-off is ignored).
+    only by its learning rate (the freeze cut-off has no effect, and tuning does not search it).
+    Returns what the phase trains, for the log of the fit that runs it.
     """
+    start = 0
     if not config.model.pretrained:
         unfreeze_from(model, 0, config.model.backbone, freeze_batchnorm=False)
-        log.info("phase %d: from scratch, the whole network trains", phase)
-        lr = config.lr_phase1 if phase == 1 else config.lr_phase2
     elif phase == 1:
         freeze_backbone(model)
-        lr = config.lr_phase1
     else:
-        spec = backbones.get_spec(config.model.backbone)
-        cutoff = config.freeze_cutoff or spec.default_cutoff
-        start = unfreeze_from(model, cutoff, config.model.backbone, config.model.pretrained)
-        log.info("phase 2: fine-tuning backbone layers from index %d (%s)", start, cutoff)
-        lr = config.lr_phase2
+        start = unfreeze_from(model, _cutoff(config), config.model.backbone, True)
+    lr = config.lr_phase1 if phase == 1 else config.lr_phase2
     rate = phase_learning_rate(config, phase, lr, steps_per_epoch)
     model.compile(
         optimizer=make_optimizer(config.optimizer, rate, config.weight_decay, config.ema_momentum),
         loss=make_loss(config),
         metrics=_make_metrics(num_classes),
     )
+    return phase_note(config, phase, start)
+
+
+def phase_note(config: TrainConfig, phase: int, unfrozen_from: int = 0) -> str:
+    """What a phase trains, in a line (`unfrozen_from`: phase 2's first trained layer)."""
+    lr = config.lr_phase1 if phase == 1 else config.lr_phase2
+    if not config.model.pretrained:
+        what = "from scratch, every layer trains (no pretrained backbone to freeze)"
+    elif phase == 1:
+        what = "the head trains, the pretrained backbone is frozen"
+    else:
+        what = f"fine-tuning backbone layers from index {unfrozen_from} ({_cutoff(config)})"
+    return f"phase {phase}: {what}, learning rate {lr:g}"
+
+
+def _cutoff(config: TrainConfig) -> str:
+    return config.freeze_cutoff or backbones.get_spec(config.model.backbone).default_cutoff
 
 
 def make_loss(config: TrainConfig) -> keras.losses.Loss:

@@ -14,6 +14,7 @@ phase 2 (backbone unfrozen from the cut-off) from there on.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -28,7 +29,9 @@ from satx.models import backbones
 from satx.records.manifest import load_records
 from satx.train.callbacks import EpochHook, ema_callbacks, epoch_log_callbacks
 from satx.train.inputs import make_training_data
-from satx.train.phases import build_model, compile_phase, phase_segments
+from satx.train.phases import build_model, compile_phase, phase_note, phase_segments
+
+log = logging.getLogger(__name__)
 
 
 def _cutoff_choices(space: SearchSpace, backbone: str) -> tuple[str, ...]:
@@ -50,19 +53,22 @@ def _declare(hp: kt.HyperParameters, knob: dataclasses.Field, values: Any) -> An
     return hp.Choice(knob.name, list(values))
 
 
-def define_hparams(hp: kt.HyperParameters, space: SearchSpace, names: Sequence[str]) -> dict:
+def define_hparams(
+    hp: kt.HyperParameters, space: SearchSpace, names: Sequence[str], pretrained: bool = True
+) -> dict:
     """Declare the search space on `hp`; return flat TrainConfig overrides for this trial.
 
-    The backbone (when several) and its cut-off come first, then every `SearchSpace` entry in
-    its order; an entry with `when=(other, value)` is searched under that condition and takes
-    the TrainConfig default otherwise.
+    The backbone (when several) and its cut-off come first (the cut-off only for `pretrained`
+    backbones: from scratch every layer trains, and it has no effect), then every `SearchSpace`
+    entry in its order; an entry with `when=(other, value)` is searched under that condition
+    and takes the TrainConfig default otherwise.
     """
     if len(names) > 1:
         backbone = hp.Choice("backbone", list(names))
     else:
         backbone = hp.Fixed("backbone", names[0])
     overrides: dict[str, Any] = {"backbone": backbone}
-    for name in names:
+    for name in names if pretrained else ():
         with hp.conditional_scope("backbone", [name]):
             choice = hp.Choice(f"freeze_cutoff_{name}", list(_cutoff_choices(space, name)))
         if name == backbone:
@@ -104,11 +110,15 @@ class SatxHyperModel(kt.HyperModel):
 
     def config_for(self, hp: kt.HyperParameters) -> TrainConfig:
         """The full training config of a trial."""
-        config = self.base.with_overrides(define_hparams(hp, self.space, self.names))
+        config = self.base.with_overrides(self.hparams(hp))
         if self.max_epochs and config.lr_schedule == "cosine":
             phase2 = max(1, self.max_epochs - config.n_epo_phase1)
             config = config.with_overrides({"n_epo_phase2": phase2})
         return config
+
+    def hparams(self, hp: kt.HyperParameters) -> dict[str, Any]:
+        """The trial's flat TrainConfig overrides, declared on `hp`."""
+        return define_hparams(hp, self.space, self.names, self.base.model.pretrained)
 
     def build(self, hp: kt.HyperParameters) -> keras.Model:
         """The trial's classifier, compiled for phase 1 (or phase 2 when phase 1 has 0 epochs)."""
@@ -147,9 +157,11 @@ class SatxHyperModel(kt.HyperModel):
         for i, (phase, start, end) in enumerate(segments):
             # build() compiled phase 1 (a promoted trial may start in phase 2), and without the
             # steps per epoch that a cosine schedule needs
+            note = phase_note(config, phase)
             if phase == 2 or (i == 0 and config.lr_schedule == "cosine"):
                 with self.strategy.scope():  # new optimizer variables are mirrored too
-                    compile_phase(model, config, phase, self.num_classes, run_data.steps)
+                    note = compile_phase(model, config, phase, self.num_classes, run_data.steps)
+            log.info("epochs %d..%d, %s", start, end - 1, note)
             self.phase_log.append({"phase": phase, "first": start, "end": end})
             history = model.fit(
                 epochs=end,

@@ -36,7 +36,7 @@ from satx.train.fit import train
 from satx.train.phases import monitor_for
 from satx.train.result import TrainResult
 from satx.tune.hyperband import SatxTuner, distributed_role, progress_line, tuner_id
-from satx.tune.hypermodel import SatxHyperModel, define_hparams, searched_knobs
+from satx.tune.hypermodel import SatxHyperModel, searched_knobs
 from satx.tune.result import SearchFiles, TuneResult
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def _metric(trial: kt.engine.trial.Trial, name: str) -> float | None:
 def best_hparams(tuner: kt.Tuner, hypermodel: SatxHyperModel) -> dict[str, Any]:
     """Flat overrides of the best trial, as `python -m satx.train --hparams=FILE` accepts."""
     hp = tuner.get_best_hyperparameters(1)[0]
-    overrides = define_hparams(hp.copy(), hypermodel.space, hypermodel.names)
+    overrides = hypermodel.hparams(hp.copy())
     return json.loads(json.dumps(overrides))
 
 
