@@ -67,6 +67,19 @@ def _refusal(where: str, info: dict[str, Any], after_death: str) -> OutputLocked
     )
 
 
+def _holder_info(fd: int, wait_s: float = 2.0) -> dict[str, Any]:
+    """What the holder wrote into the lock file; it writes just after locking, so wait a little."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            info = json.loads(os.pread(fd, 65536, 0) or b"null")
+        except ValueError:
+            info = None
+        if isinstance(info, dict) or time.monotonic() > deadline:
+            return info if isinstance(info, dict) else {}
+        time.sleep(0.05)
+
+
 class _LocalLock:
     def __init__(self, root: str):
         self.path = Path(root).expanduser() / LOCK_NAME
@@ -78,10 +91,7 @@ class _LocalLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            try:
-                info = json.loads(os.read(fd, 65536) or b"{}")
-            except ValueError:
-                info = {}
+            info = _holder_info(fd)
             os.close(fd)
             raise _refusal(str(self.path.parent), info, "") from None
         os.ftruncate(fd, 0)

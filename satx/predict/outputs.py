@@ -234,7 +234,14 @@ class PredictionOutput:
             os.rmdir(folder)
 
     def merge(self, chunks: int) -> dict[str, str]:
-        """Concatenate every chunk's parts in order into the final files; returns their URLs."""
+        """Concatenate every chunk's parts in order into the final files; returns their URLs.
+
+        Every chunk is done by now, so a temp file left in `parts/` is a dead writer's (a
+        worker killed mid-chunk, whose chunk another worker then wrote): it goes.
+        """
+        for name in self.store.list("parts"):
+            if name.rsplit("/", 1)[-1].startswith(".") and ".tmp" in name:
+                self.store.delete(name)
         written = {}
         for fmt in self.formats:
             parts = [self.part(k, PART_EXT[fmt]) for k in range(chunks)]

@@ -229,7 +229,7 @@ def _make_records_beam(config: RecordsConfig, command: str | None) -> Manifest:
         )
         chunks = _write_listing(out, listed.refs)
         listing = dataclasses.replace(listed, refs=())  # the tiles are in the listing file
-        with beam_io.pipeline(config.beam_options) as p:
+        with beam_io.pipeline(config.beam_options, shuffles=True) as p:
             plan = (
                 p
                 | "chunks" >> beam.Create(chunks)

@@ -66,6 +66,13 @@ def _clean_output(out: storage.Store) -> None:
             out.delete(name)
 
 
+def _delete_temps(out: storage.Store) -> None:
+    """Delete shard and file temps (`.<name>.tmp-<id>`) that a killed writer left behind."""
+    for name in out.list():
+        if name.rsplit("/", 1)[-1].startswith(".") and ".tmp-" in name:
+            out.delete(name)
+
+
 def claim_output(out: storage.Store, config: RecordsConfig) -> None:
     """Refuse complete records unless --overwrite, which empties what make_records owns.
 
@@ -93,9 +100,7 @@ def prepare_output(out: storage.Store, plan: Plan) -> set[str]:
             )
     else:
         out.write_bytes(plan_name, json.dumps({"digest": plan.digest}).encode())
-    for name in out.list():  # temp files of a killed run
-        if name.rsplit("/", 1)[-1].startswith(".") and ".tmp-" in name:
-            out.delete(name)
+    _delete_temps(out)  # of a killed run
     done = set()
     for name in out.list(PROGRESS_DIR):
         if name.count("/") > 1 or name == plan_name or not name.endswith(".json"):
@@ -268,6 +273,9 @@ def finish_records(
     manifest, quarantined = _build_manifest(plan, results, config, phases, command)
     lines = "".join(secrets.scrub(json.dumps(q, sort_keys=True)) + "\n" for q in quarantined)
     out.write_bytes(QUARANTINE_NAME, lines.encode())
+    # every shard is in place: a temp now is a dead writer's (a worker killed mid-shard whose
+    # shard another worker then wrote)
+    _delete_temps(out)
     out.write_bytes(MANIFEST_NAME, manifest.to_json())
     for name in out.list(PROGRESS_DIR):
         out.delete(name)

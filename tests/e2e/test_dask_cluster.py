@@ -86,6 +86,7 @@ def test_a_worker_killed_mid_predict_is_survived_with_every_tile_once(
         cluster.stop()
     same_outputs(tmp_path / "local", tmp_path / "dask-out")
     assert (run.tiles, run.scored) == (local.tiles, local.scored)
+    assert not [p for p in (tmp_path / "dask-out").rglob(".*") if ".tmp" in p.name]
 
 
 @pytest.mark.slow

@@ -97,14 +97,17 @@ class DaskCluster:
         return f"--runner=DaskRunner --dask_client_address={self.address}"
 
     def stop(self) -> None:
-        """Stop every process."""
-        for proc in [*self.workers, self.scheduler]:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in [*self.workers, self.scheduler]:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        """Stop the workers, then the scheduler (a worker whose scheduler closes first can take
+        20 s to give up on it)."""
+        for group in (self.workers, [self.scheduler]):
+            for proc in group:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            for proc in group:
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
         for log in self._logs:
             log.close()
