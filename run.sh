@@ -37,7 +37,8 @@ demo() {
   # -> evaluated on the test split -> every sample tile scored and placed on the map.
   # Re-running continues an interrupted search, or just reports a finished one.
   local py="$VENV/bin/python"
-  "$py" -m tools.make_sample_tiles --output=build/sample_tiles
+  "$py" -m tools.make_sample_tiles --output=build/sample_tiles \
+    --known_out=build/known_schools.geojson
   # make_records ends with the records' summary (tools.inspect_records prints it again, verified)
   "$py" -m tools.make_records --input=build/sample_tiles --output=build/sample_records --overwrite
   if ! "$py" -m satx.tune --records=build/sample_records --workdir=build/tune \
@@ -51,6 +52,9 @@ demo() {
     --output=build/eval --threshold=topleft --scores_out=build/eval/scores.csv
   "$py" -m satx.predict --model=build/tune/export --input=build/sample_tiles \
     --output=build/predict --formats=geojson,csv --batch_size=64 --overwrite
+  # the hits as candidate sites, each known (half of the sample's schools) or new
+  "$py" -m satx.sites --predictions=build/predict --output=build/sites \
+    --known=build/known_schools.geojson --overwrite
   echo "sample tiles: build/sample_tiles   records: build/sample_records (manifest.json;"
   echo "  $py -m tools.inspect_records build/sample_records --examples=2 verifies and shows them)"
   echo "search: build/tune (leaderboard.csv, best_hparams.json, tuner/)"
@@ -58,6 +62,7 @@ demo() {
   echo "exported model (TF Serving layout): build/tune/export/"
   echo "evaluation: build/eval/report.md (plots, errors.geojson)"
   echo "predictions: build/predict/predictions.geojson and .csv (errors.csv, predict_run.json)"
+  echo "sites: build/sites/sites.geojson and .csv (report.md: known schools recovered, new sites)"
 }
 
 ensure_browser() {

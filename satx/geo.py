@@ -10,6 +10,7 @@ import re
 from typing import NamedTuple
 
 import mercantile
+import numpy as np
 
 MAX_ZOOM = 30
 MAX_LAT = 85.0511287798066  # the web-mercator square's north and south edges
@@ -142,3 +143,37 @@ def block_tile(block: TileBlock, index: int) -> mercantile.Tile:
     """The `index`-th tile of a block in mercantile's order (x outer, y inner)."""
     rows = block.y1 - block.y0 + 1
     return mercantile.Tile(block.x0 + index // rows, block.y0 + index % rows, block.z)
+
+
+def grid_to_lonlat(z: int, fx: np.ndarray, fy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Degrees of points given in tile units of zoom `z` (tile (x, y)'s centre is x+.5, y+.5).
+
+    The inverse of the web-mercator tiling, vectorised: mercantile's `ul` for fractional tiles.
+    """
+    side = float(1 << z)
+    fx, fy = np.asarray(fx, np.float64), np.asarray(fy, np.float64)
+    lon = fx / side * 360.0 - 180.0
+    lat = np.degrees(np.arctan(np.sinh(np.pi * (1.0 - 2.0 * fy / side))))
+    return lon, lat
+
+
+def lonlat_to_grid(z: int, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Tile units of zoom `z` of points in degrees (floor them for the tile)."""
+    side = float(1 << z)
+    lon = np.asarray(lon, np.float64)
+    lat = np.clip(np.asarray(lat, np.float64), -MAX_LAT, MAX_LAT)
+    fx = (lon + 180.0) / 360.0 * side
+    s = np.sin(np.radians(lat))
+    fy = (0.5 - np.log((1.0 + s) / (1.0 - s)) / (4.0 * np.pi)) * side
+    return fx, fy
+
+
+def quadkeys(z: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The quadkeys of tiles (x, y) at zoom `z`, vectorised (mercantile.quadkey for arrays)."""
+    x, y = np.asarray(x, np.int64), np.asarray(y, np.int64)
+    if z == 0:
+        return np.full(x.shape, "", dtype="U1")
+    shifts = np.arange(z - 1, -1, -1, dtype=np.int64)
+    digits = ((x[:, None] >> shifts) & 1) + 2 * ((y[:, None] >> shifts) & 1)
+    text = np.ascontiguousarray(digits.astype(np.uint8) + ord("0"))
+    return text.view(f"S{z}").ravel().astype(f"U{z}")

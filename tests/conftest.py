@@ -196,6 +196,24 @@ def prediction_set(tmp_path: Path) -> dict:
 
 
 @pytest.fixture
+def site_set(tmp_path: Path) -> dict:
+    """Predictions of a 30 x 30 block holding three schools' hits, known schools, imagery."""
+    from tests.support.sites import write_site_set
+
+    return write_site_set(tmp_path)
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium (skips without it: `tests.support.browser`)."""
+    from tests.support.browser import start_browser
+
+    driver = start_browser()
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
 def serve_review():
     """Start review servers for a test; stopped after it."""
     running = []

@@ -70,7 +70,7 @@ def test_at_most_eight_modules_at_the_top():
     top = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert len(top) <= MAX_TOP_MODULES, top
     stages = {"io", "tiles", "records", "data", "models", "train", "tune", "evaluate", "predict"}
-    stages |= {"review", "bench"}
+    stages |= {"sites", "review", "bench"}
     assert stages | {"cli"} <= {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
 
 
@@ -114,9 +114,10 @@ def test_library_code_never_imports_a_cli():
 
 
 def test_data_flows_one_way_through_the_stages():
-    """A stage imports only the stages before it (evaluate reuses predict's scorer)."""
-    order = ["io", "tiles", "records", "data", "models", "train", "tune", "predict", "evaluate"]
-    order += ["review", "bench"]
+    """A stage imports only the stages before it (evaluate reuses predict's scorer and sites'
+    grouping; review reads predict's and sites' results)."""
+    order = ["io", "tiles", "records", "data", "models", "train", "tune", "predict", "sites"]
+    order += ["evaluate", "review", "bench"]
     rank = {stage: i for i, stage in enumerate(order)}
 
     def stage(name: str) -> str | None:
@@ -155,12 +156,12 @@ def _loaded_after(code: str) -> list[str]:
     return out.stdout.split()[-2:]
 
 
-def test_importing_records_tiles_io_review_and_config_leaves_tensorflow_and_keras_unloaded():
-    stages = (["records"], ["io"], ["tiles"], ["review"])
+def test_importing_records_tiles_io_sites_review_and_config_leaves_tf_and_keras_unloaded():
+    stages = (["records"], ["io"], ["tiles"], ["sites"], ["review"])
     light = [n for n in MODULES if n.split(".")[1:2] in stages and not is_cli(n)]
     light += ["satx.config", "satx.geo", "satx.errors", "satx.cli", "satx.cli.flags"]
     assert _loaded_after("".join(f"import {n}\n" for n in light)) == ["False", "False"]
-    light_clis = ("satx.records.", "satx.review.")
+    light_clis = ("satx.records.", "satx.sites.", "satx.review.")
     for cli_module in [n for n in MODULES if n.startswith(light_clis) and is_cli(n)]:
         assert _loaded_after(f"import {cli_module}") == ["False", "False"], cli_module
 

@@ -89,3 +89,21 @@ def test_bbox_blocks_of_a_country_are_a_few_integers():
     assert last == mercantile.tile(-66.8 - mercantile.LL_EPSILON, -4.3 + mercantile.LL_EPSILON, 18)
     with pytest.raises(ValueError, match="south"):
         geo.bbox_blocks(0, 10, 1, 5, 18)
+
+
+def test_array_forms_agree_with_mercantile():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for z in (0, 1, 7, 18, 24):
+        x, y = rng.integers(0, 1 << z, 200), rng.integers(0, 1 << z, 200)
+        keys = geo.quadkeys(z, x, y)
+        tiles = [(int(a), int(b)) for a, b in zip(x, y, strict=True)]
+        assert keys.tolist() == [mercantile.quadkey(a, b, z) for a, b in tiles]
+        lon, lat = geo.grid_to_lonlat(z, x, y)  # a tile's corner is mercantile's ul
+        ul = [mercantile.ul(a, b, z) for a, b in tiles]
+        assert np.allclose(lon, [u.lng for u in ul]) and np.allclose(lat, [u.lat for u in ul])
+        fx, fy = geo.lonlat_to_grid(z, lon + 1e-9, lat - 1e-9)
+        assert np.array_equal(np.floor(fx).astype(int), x) and np.array_equal(
+            np.floor(fy).astype(int), y
+        )

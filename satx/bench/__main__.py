@@ -1,4 +1,8 @@
-"""`python -m satx.bench input|records|train|predict|fetch|all|tune_memory|quality [--flags]`."""
+"""`python -m satx.bench MODE [--flags]`: one benchmark mode (see USAGE).
+
+input, records, train, predict, fetch and all share one set of tiles; tune_memory, quality and
+sites each run on inputs of their own.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from satx.config import BenchConfig
 define_flags(BenchConfig)
 
 USAGE = (
-    "usage: python -m satx.bench input|records|train|predict|fetch|all|tune_memory|quality "
+    "usage: python -m satx.bench input|records|train|predict|fetch|all|tune_memory|quality|sites "
     "[--flags]"
 )
 

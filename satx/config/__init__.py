@@ -53,6 +53,7 @@ from satx.config.scoring import (
     EvaluateConfig,
     PredictConfig,
     ReviewConfig,
+    SitesConfig,
 )
 
 __all__ = [
@@ -83,6 +84,7 @@ __all__ = [
     "REVIEW_ORDERS",
     "ReviewConfig",
     "SearchSpace",
+    "SitesConfig",
     "SourceConfig",
     "TrainConfig",
     "TuneConfig",

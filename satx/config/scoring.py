@@ -35,7 +35,8 @@ class EvaluateConfig(Config):
     split: str = knob("test", "Split to evaluate (a+b for a union).")
     threshold: str = knob(
         "0.5",
-        "Binary: a number, youden, topleft, precision@P, recall@R or budget@N (at most N hits per "
+        "Binary: a number, youden, topleft, f2 (max F2, recall-weighted), precision@P, recall@R, "
+        "budget@N (at most N hits per million tiles) or budget@Nsites (at most N sites per "
         "million tiles); modes are chosen on --threshold_split and applied to --split.",
     )
     threshold_split: str = knob(
@@ -160,8 +161,51 @@ class BenchConfig(Config):
     records: str = knob("", "tune_memory: records folder.")
     trials: int = knob(20, "tune_memory: trials in the search.")
     recipe: str = knob("", "quality: a recipe file (configs/*.json).")
+    hits: int = knob(1_000_000, "sites: synthetic hit tiles to group.", at_least=1)
+    known_schools: int = knob(10_000, "sites: known schools to match them against.", at_least=0)
     workdir: str = knob("", "quality: keep records, runs and reports here (default: a temp dir).")
     json_out: str = knob("", "Write the results as JSON here.")
+
+
+@dataclass(frozen=True)
+class SitesConfig(Config):
+    """A prediction run's hit tiles -> candidate sites, matched against known ones."""
+
+    predictions: str = knob("", "A finished satx.predict output folder (or gs:// prefix).")
+    output: str = knob("", "Folder for sites.csv/.geojson, site_tiles.csv and the report.")
+    min_score: float = knob(
+        -1.0, "Score at which a tile is a hit (below 0: the predictions' threshold)."
+    )
+    threshold_from: str = knob("", "Use the threshold an evaluate report.json chose.")
+    positive_class: str = knob("", "Class whose score makes hits (default: the predictions').")
+    connectivity: int = knob(
+        8, "8: hits touching at an edge or a corner join one site; 4: at an edge only."
+    )
+    max_gap: int = knob(
+        0, "Also join hits up to this many tiles apart (a gap without hits).", at_least=0, at_most=8
+    )
+    max_sites: int = knob(
+        0, "Raise the threshold until at most this many sites remain (0: no limit).", at_least=0
+    )
+    known: str = knob("", "Known schools: GeoJSON points/polygons, or CSV with lon,lat[,id].")
+    known_radius_m: float = knob(
+        150.0, "A site within this many metres of a known school is known.", above=0
+    )
+    polygons: bool = knob(
+        True, "Also write sites_polygons.geojson (each site's tiles as one shape)."
+    )
+    overwrite: bool = knob(False, "Replace an output folder that holds other sites.")
+
+    def problems(self) -> list[str]:
+        """Predictions and output given; a valid connectivity; one threshold source."""
+        problems = []
+        if not (self.predictions and self.output):
+            problems.append("--predictions and --output are required")
+        if self.connectivity not in (4, 8):
+            problems.append(f"--connectivity={self.connectivity}: use 4 or 8")
+        if self.threshold_from and self.min_score >= 0:
+            problems.append("--min_score and --threshold_from: give one threshold, not both")
+        return problems
 
 
 REVIEW_ORDERS = ("score", "uncertain", "random")
@@ -172,6 +216,9 @@ class ReviewConfig(Config):
     """The mappers' review of one prediction run (`satx.review`), or an export of its labels."""
 
     predictions: str = knob("", "A finished satx.predict output folder (or gs:// prefix).")
+    sites: str = knob(
+        "", "A finished satx.sites output: review its sites (yes / unrecognized / no), not tiles."
+    )
     source: SourceConfig = field(default_factory=SourceConfig)  # where the tiles' images are
     db: str = knob("", "The review's SQLite file (created; reopened to continue).")
     host: str = knob("127.0.0.1", "Address to listen on; off loopback a token is required.")
@@ -209,8 +256,12 @@ class ReviewConfig(Config):
         problems = []
         if not self.db:
             problems.append("--db is required (the review's SQLite file)")
-        if not self.export and not (self.predictions and self.source.tiles):
-            problems.append("--predictions and --tiles are required (or --export with --db)")
+        if not self.export and not ((self.predictions or self.sites) and self.source.tiles):
+            problems.append(
+                "--predictions (or --sites) and --tiles are required (or --export with --db)"
+            )
+        if self.predictions and self.sites:
+            problems.append("--predictions and --sites: review one (sites name their predictions)")
         if self.export and not self.export.lower().endswith((".csv", ".geojson")):
             problems.append(f"--export={self.export}: name a .csv or .geojson file")
         return problems

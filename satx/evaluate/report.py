@@ -26,6 +26,7 @@ from satx.data.pipeline import make_eval_dataset
 from satx.errors import InputError
 from satx.evaluate import scores
 from satx.evaluate.result import EvaluationReport
+from satx.evaluate.sites import sites_at, split_graph
 from satx.io.run_record import run_record, write_json
 from satx.io.storage import atomic_write_local
 from satx.predict.scorer import Scorer
@@ -130,7 +131,12 @@ def evaluate(config: EvaluateConfig, command: str | None = None) -> EvaluationRe
     scored = score_split(scorer, records, config.split, config.batch_size)
     chosen, chosen_on = _threshold_elsewhere(scorer, records, config, class_names)
     numbers = scores.report(
-        scored.labels, scored.probs, class_names, config.threshold, chosen.get("threshold")
+        scored.labels,
+        scored.probs,
+        class_names,
+        config.threshold,
+        chosen.get("threshold"),
+        split_graph(scored.tiles),
     )
     binary = len(class_names) == 2
     out = Path(config.output)
@@ -209,11 +215,12 @@ def _threshold_elsewhere(
     if len(class_names) != 2 or not usable:
         return {}, config.split
     other = score_split(scorer, records, split, config.batch_size)
-    t = scores.choose_threshold(other.labels, other.probs[:, 1], config.threshold)
-    return {
-        "threshold": t,
-        "at_threshold": scores.at_threshold(other.labels, other.probs[:, 1], t),
-    }, split
+    graph = split_graph(other.tiles)
+    t = scores.choose_threshold(other.labels, other.probs[:, 1], config.threshold, graph)
+    at = scores.at_threshold(other.labels, other.probs[:, 1], t)
+    if graph is not None:
+        at.update(sites_at(graph, other.labels, other.probs[:, 1], t))
+    return {"threshold": t, "at_threshold": at}, split
 
 
 def _reliability(labels: np.ndarray, probs: np.ndarray) -> scores.Reliability:
@@ -262,6 +269,13 @@ def _markdown(r: EvaluationReport) -> str:
             f"; here precision {num(at['precision'])}, recall {num(at['recall'])}, "
             f"{at['hits_per_million']:,.0f} hits per million tiles"
             if at
+            else ""
+        )
+        + (
+            f", {at['sites']:,} sites ({at['sites_per_million']:,.0f} per million tiles), "
+            f"{num(at['recovered'])} of the schools recovered within "
+            f"{at['recovered_radius_m']:g} m"
+            if at and "sites" in at
             else ""
         ),
         f"- expected calibration error: {num(r.expected_calibration_error)}"

@@ -10,18 +10,23 @@ sample counts as positive when `score >= threshold`.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from satx.errors import InputError
+from satx.evaluate.sites import budget_in_sites, sites_at
+from satx.sites.grid import TileGraph
 
 THRESHOLD_MODES = (
     "youden",
     "topleft",
+    "f2",
     "precision@P",
     "recall@R",
     "budget@N",
+    "budget@Nsites",
     "a number such as 0.5",
 )
 
@@ -91,6 +96,15 @@ def budget_threshold(score: np.ndarray, hits_per_million: float) -> float:
     return float(t)
 
 
+def f_beta_threshold(y: np.ndarray, score: np.ndarray, beta: float) -> float:
+    """The threshold of the highest F-beta (recall counts beta times as much as precision)."""
+    precision, recall, thresholds = precision_recall_curve(y, score)
+    b2 = beta * beta
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f = (1 + b2) * precision * recall / (b2 * precision + recall)
+    return float(thresholds[int(np.nanargmax(f))])
+
+
 def at_threshold(y: np.ndarray, score: np.ndarray, t: float) -> dict[str, float | None]:
     """Precision, recall and hits per million of `score >= t` on a labelled set."""
     y, hit = np.asarray(y), np.asarray(score) >= t
@@ -103,13 +117,18 @@ def at_threshold(y: np.ndarray, score: np.ndarray, t: float) -> dict[str, float 
     }
 
 
-def choose_threshold(y: np.ndarray, score: np.ndarray, mode: str) -> float:
+def choose_threshold(
+    y: np.ndarray, score: np.ndarray, mode: str, graph: TileGraph | None = None
+) -> float:
     """The decision threshold for `mode`.
 
     Modes: a number (`0.5`); `youden` (max TPR - FPR); `topleft` (the ROC point nearest (0, 1),
-    the predecessor's choice); `precision@P` (the lowest threshold whose precision is >= P, i.e.
-    the most recall at that precision); `recall@R` (the highest threshold whose recall is >= R);
-    `budget@N` (at most N hits per million tiles: the mappers' capacity).
+    the predecessor's choice); `f2` (max F2: recall weighted twice precision, the field's
+    choice for mapping schools; `fB` for any beta); `precision@P` (the lowest threshold whose
+    precision is >= P, i.e. the most recall at that precision); `recall@R` (the highest
+    threshold whose recall is >= R); `budget@N` (at most N hits per million tiles: the mappers'
+    capacity); `budget@Nsites` (at most N sites per million tiles: hits grouped as satx.sites
+    groups them, which needs the tiles' neighbour `graph`).
 
     Raises:
         InputError: unknown mode, or no threshold reaches the asked precision.
@@ -119,6 +138,8 @@ def choose_threshold(y: np.ndarray, score: np.ndarray, mode: str) -> float:
         return float(mode)
     except ValueError:
         pass
+    if (beta := re.fullmatch(r"f(\d+(?:\.\d+)?)", mode)) is not None:
+        return f_beta_threshold(y, score, float(beta.group(1)))
     if mode in ("youden", "topleft"):
         fpr, tpr, thresholds = roc_curve(y, score)
         keep = np.isfinite(thresholds)
@@ -130,6 +151,8 @@ def choose_threshold(y: np.ndarray, score: np.ndarray, mode: str) -> float:
     kind, _, target_text = mode.partition("@")
     if kind not in ("precision", "recall", "budget") or not target_text:
         raise InputError(f"--threshold={mode!r}: choose one of {THRESHOLD_MODES}")
+    if kind == "budget" and target_text.endswith("sites"):
+        return budget_in_sites(graph, score, float(target_text[: -len("sites")]))
     target = float(target_text)
     if kind == "budget":
         return budget_threshold(score, target)
@@ -206,13 +229,15 @@ def report(
     class_names: list[str],
     threshold: str = "0.5",
     threshold_value: float | None = None,
+    graph: TileGraph | None = None,
 ) -> dict:
     """Every number of an evaluation, JSON-ready.
 
     Binary (two classes): class 1 is positive; its score is thresholded with `threshold` (see
     `choose_threshold`), or by `threshold_value` when it was chosen elsewhere (on validation).
     Multi-class: prediction by argmax; ROC AUC and PR AUC are the macro
-    means of one-vs-rest per class, also listed per class.
+    means of one-vs-rest per class, also listed per class. With the tiles' neighbour `graph`
+    (binary), the numbers at the threshold include sites and the positives they recover.
     """
     labels, probs = np.asarray(labels), np.asarray(probs, dtype=np.float64)
     num_classes = len(class_names)
@@ -229,7 +254,7 @@ def report(
     if num_classes == 2:
         t = threshold_value
         if t is None:
-            t = choose_threshold(labels, probs[:, 1], threshold)
+            t = choose_threshold(labels, probs[:, 1], threshold, graph)
         predicted = (probs[:, 1] >= t).astype(np.int64)
         auc_of = per_class_auc.get(class_names[1], {"roc_auc": None, "pr_auc": None})
         roc, pr = auc_of["roc_auc"], auc_of["pr_auc"]
@@ -250,7 +275,7 @@ def report(
         "pr_auc": pr,
         "threshold": t,
         "threshold_mode": threshold if num_classes == 2 else "argmax",
-        "at_threshold": at_threshold(labels, probs[:, 1], t) if num_classes == 2 else None,
+        "at_threshold": _at(labels, probs, t, graph) if num_classes == 2 else None,
         "confusion_matrix": matrix.tolist(),
         "expected_calibration_error": ece,
         "per_class": {
@@ -258,3 +283,9 @@ def report(
             for name, r in zip(class_names, reports, strict=True)
         },
     }
+
+
+def _at(labels: np.ndarray, probs: np.ndarray, t: float, graph: TileGraph | None) -> dict:
+    """Binary numbers at the threshold, with sites and recovered positives when addressed."""
+    at = at_threshold(labels, probs[:, 1], t)
+    return {**at, **sites_at(graph, labels, probs[:, 1], t)} if graph is not None else at

@@ -17,7 +17,13 @@ Review and later stages open a folder with `PredictRun.load` and find its files 
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from satx.errors import InputError
@@ -124,3 +130,62 @@ class PredictRun(Record):
     def rows_file(self) -> str | None:
         """The merged predictions file later stages read (CSV first), if the run wrote one."""
         return next((predictions_name(f) for f in ROW_FORMATS if f in self.files), None)
+
+    def positive(self, asked: str = "") -> str:
+        """The class whose score later stages read: `asked`, the run's, or the second of two.
+
+        Raises:
+            InputError: none of those names one of the run's classes.
+        """
+        positive = asked or self.positive_class or ""
+        if not positive and len(self.class_names) == 2:
+            positive = self.class_names[1]
+        if positive not in self.class_names:
+            raise InputError(
+                f"--positive_class={positive or '(none)'}: the predictions' classes are "
+                f"{list(self.class_names)}; name the class to look for"
+            )
+        return positive
+
+
+def fingerprint(root: str, rows_file: str) -> str:
+    """A short hash that changes when the run, its model or its rows change."""
+    store = storage.open_store(root)
+    identity = store.read_bytes(CONFIG_NAME) if store.exists(CONFIG_NAME) else b""
+    digest = hashlib.sha256(identity + rows_file.encode())
+    digest.update(str(store.size(rows_file)).encode())
+    return digest.hexdigest()[:16]
+
+
+def iter_records(root: str, rows_file: str) -> Iterator[dict[str, Any]]:
+    """Every row of a predictions file (CSV, JSON lines or GeoJSON) as a dict, in file order.
+
+    CSV values stay text; rows of tiles named by path only have an empty (or null) `z`.
+    """
+    store = storage.open_store(root)
+    with store.open(rows_file) as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        if rows_file.endswith(".csv"):
+            yield from csv.DictReader(text)
+        elif rows_file.endswith(".jsonl"):
+            yield from (json.loads(line) for line in text if line.strip())
+        else:
+            yield from (f["properties"] for f in json.load(text)["features"])
+
+
+def report_threshold(path: str, class_names: list[str]) -> tuple[float, dict[str, Any]]:
+    """The binary threshold an evaluate report.json chose, and the report.
+
+    Raises:
+        InputError: unreadable, or not a binary evaluation of these classes.
+    """
+    try:
+        report = json.loads(Path(path).expanduser().read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"--threshold_from={path}: cannot read ({err})") from err
+    if report.get("threshold") is None or report.get("class_names") != list(class_names):
+        raise InputError(
+            f"--threshold_from={path}: not a binary evaluation of classes "
+            f"{list(class_names)} (found {report.get('class_names')})"
+        )
+    return float(report["threshold"]), report

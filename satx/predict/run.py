@@ -15,13 +15,11 @@ country-sized run (Colombia by default) would take at that rate.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,7 +35,14 @@ from satx.io.progress import Progress, format_duration
 from satx.io.run_record import json_bytes, run_record
 from satx.predict.inputs import ChunkData, TileInput, open_input
 from satx.predict.outputs import Labeller, PredictionOutput, format_errors, format_rows
-from satx.predict.result import RUN_NAME, DryRun, PredictRun, Projection, ThisRun
+from satx.predict.result import (
+    RUN_NAME,
+    DryRun,
+    PredictRun,
+    Projection,
+    ThisRun,
+    report_threshold,
+)
 from satx.predict.scorer import Scorer, model_path
 from satx.records import images
 from satx.train.distribute import make_strategy, set_precision, split_cpu
@@ -207,23 +212,15 @@ def _threshold_of(config: PredictConfig, class_names: list[str]) -> float:
     """The binary threshold: `--threshold`, or the one an evaluate report chose."""
     if not config.threshold_from:
         return config.threshold
-    try:
-        report = json.loads(Path(config.threshold_from).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise InputError(f"--threshold_from={config.threshold_from}: cannot read ({err})") from err
-    if report.get("threshold") is None or report.get("class_names") != class_names:
-        raise InputError(
-            f"--threshold_from={config.threshold_from}: not a binary evaluation of classes "
-            f"{class_names} (found {report.get('class_names')})"
-        )
+    threshold, report = report_threshold(config.threshold_from, class_names)
     log.info(
         "threshold %.6f (%s, chosen on %s) from %s",
-        report["threshold"],
+        threshold,
         report.get("threshold_mode"),
         report.get("threshold_chosen_on", report.get("split")),
         config.threshold_from,
     )
-    return float(report["threshold"])
+    return threshold
 
 
 def begin(config: PredictConfig, scorer: Scorer, source: TileInput, class_names: list[str]) -> Run:

@@ -161,3 +161,32 @@ def write_sample_tiles(
         path.write_bytes(buffer.getvalue())
         paths.append(path)
     return paths
+
+
+def write_known_schools(
+    path: str | Path, count: int = 240, school_fraction: float = 0.3, seed: int = 0
+) -> int:
+    """Every other school of the sample as a GeoJSON point (a "known schools" file for sites).
+
+    The points sit at the tiles' centres; the other half of the schools are "new" to find.
+    Returns how many were written.
+    """
+    import json
+
+    schools = [
+        t for label, t in sample_addresses(count, school_fraction, seed) if label == "school"
+    ]
+    features = []
+    for k, tile in enumerate(schools[::2]):
+        b = mercantile.bounds(tile)
+        point = [round((b.west + b.east) / 2, 7), round((b.south + b.north) / 2, 7)]
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": point},
+                "properties": {"id": f"sample-school-{k}"},
+            }
+        )
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps({"type": "FeatureCollection", "features": features}) + "\n")
+    return len(features)

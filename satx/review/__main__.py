@@ -23,6 +23,7 @@ def main(argv: list[str]) -> int:
         done = export(config)
         labels = ", ".join(f"{n} {label}" for label, n in sorted(done["labels"].items()))
         print(f"{done['rows']} labels ({labels or 'none yet'}) -> {done['path']}")
+        print(f"{done['unrecognized']} unrecognized -> {done['unrecognized_path']}")
         return 0
     serve(config)
     return 0

@@ -57,4 +57,5 @@ class ReviewApp:
             "min_score": self.config.min_score,
             "model_version": m["model_version"],
             "lease_seconds": self.config.lease_seconds,
+            "unit": m.get("unit", "tile"),
         }

@@ -1,9 +1,13 @@
 """Decisions -> the next training set's labels (`--export=labels.csv` or `.geojson`).
 
 A confirmed tile gets the positive class name and a rejected one the negative class name (a
-hard negative: the model called it positive); skips are not rows. Both files are places inputs
-of make_records: `python -m tools.make_records --input=labels.csv --tiles=SOURCE` (a GeoJSON's
-points are tile centres, so it also needs `--zoom`, the tiles' zoom).
+hard negative: the model called it positive); skips are not rows. A confirmed or rejected site
+gives every one of its tiles that label (`site_id` says which site). Both files are places
+inputs of make_records: `python -m tools.make_records --input=labels.csv --tiles=SOURCE` (a
+GeoJSON's points are tile centres, so it also needs `--zoom`, the tiles' zoom).
+
+`unrecognized` answers (the mapper could not tell) are never labels: they go to
+`<export>.unrecognized.geojson` beside it, one point per site or tile, the field-check layer.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from satx.review.store import ReviewStore, tile_centre
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["z", "x", "y", "label", "reviewer", "decided_at", "score", "model_version"]
+COLUMNS = ["z", "x", "y", "label", "reviewer", "decided_at", "score", "model_version", "site_id"]
+UNRECOGNIZED_SUFFIX = ".unrecognized.geojson"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-FREE_TEXT = ("reviewer", "model_version")
+FREE_TEXT = ("reviewer", "model_version", "site_id")
 
 
 def _cell(value: Any) -> Any:
@@ -39,25 +44,53 @@ def _iso(t: float) -> str:
 
 
 def _label_rows(store: ReviewStore) -> list[dict[str, Any]]:
-    """One row per live positive or negative decision, in the order they were made."""
+    """One row per tile of each live positive or negative decision, in the order made."""
     meta = store.meta()
     if not meta:
         raise InputError(f"--db={store.path}: holds no review (no predictions were loaded)")
     names = {"positive": meta["positive_class"], "negative": meta["negative_class"]}
-    return [
-        {
-            "z": r["z"],
-            "x": r["x"],
-            "y": r["y"],
+    rows = []
+    for r in store.live_decisions():
+        if r["decision"] not in names:
+            continue
+        common = {
             "label": names[r["decision"]],
             "reviewer": r["reviewer"],
             "decided_at": _iso(r["decided_at"]),
-            "score": round(r["score"], 6),
             "model_version": r["model_version"],
+            "site_id": r["site_id"] or "",
         }
-        for r in store.live_decisions()
-        if r["decision"] in names
-    ]
+        members = store.site_members(r["tile_id"]) if r["site_id"] else []
+        tiles = [(m["z"], m["x"], m["y"], m["score"]) for m in members]
+        for z, x, y, score in tiles or [(r["z"], r["x"], r["y"], r["score"])]:
+            rows.append({"z": z, "x": x, "y": y, **common, "score": round(score, 6)})
+    return [{k: row[k] for k in COLUMNS} for row in rows]
+
+
+def _unrecognized(store: ReviewStore) -> str:
+    """The field-check layer: a point per unrecognized site (its point) or tile (its centre)."""
+    features = []
+    for r in store.live_decisions():
+        if r["decision"] != "unrecognized":
+            continue
+        if r["site_id"]:
+            lon, lat = r["site_lon"], r["site_lat"]
+        else:
+            lon, lat = tile_centre(r["z"], r["x"], r["y"])
+        props = {
+            "site_id": r["site_id"] or "",
+            "z": r["z"],
+            "x": r["x"],
+            "y": r["y"],
+            "tiles": r["site_tiles"] or 1,
+            "score": round(r["score"], 6),
+            "known": None if r["known"] is None else bool(r["known"]),
+            "reviewer": r["reviewer"],
+            "decided_at": _iso(r["decided_at"]),
+        }
+        geometry = {"type": "Point", "coordinates": [lon, lat]}
+        features.append({"type": "Feature", "geometry": geometry, "properties": props})
+    return json.dumps({"type": "FeatureCollection", "features": features}, indent=1) + "\n"
 
 
 def _to_csv(rows: list[dict[str, Any]]) -> str:
@@ -82,13 +115,28 @@ def _to_geojson(rows: list[dict[str, Any]]) -> str:
     return json.dumps({"type": "FeatureCollection", "features": features}, indent=1) + "\n"
 
 
+def unrecognized_path(path: str) -> Path:
+    """Where the field-check layer of an export goes: beside it."""
+    p = Path(path).expanduser()
+    return p.with_name(p.name[: -len(p.suffix)] + UNRECOGNIZED_SUFFIX)
+
+
 def export_labels(store: ReviewStore, path: str) -> dict[str, Any]:
-    """Write the labels file (atomically); returns counts per label."""
+    """Write the labels file and the unrecognized layer (atomically); returns counts."""
     rows = _label_rows(store)
     text = _to_geojson(rows) if path.lower().endswith(".geojson") else _to_csv(rows)
     storage.atomic_write_local(Path(path).expanduser(), text.encode())
+    field_check = _unrecognized(store)
+    storage.atomic_write_local(unrecognized_path(path), field_check.encode())
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["label"]] = counts.get(row["label"], 0) + 1
+    unrecognized = len(json.loads(field_check)["features"])
     log.info("wrote %d labels to %s: %s", len(rows), path, counts)
-    return {"path": path, "rows": len(rows), "labels": counts}
+    return {
+        "path": path,
+        "rows": len(rows),
+        "labels": counts,
+        "unrecognized": unrecognized,
+        "unrecognized_path": str(unrecognized_path(path)),
+    }

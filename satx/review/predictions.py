@@ -8,30 +8,47 @@ of predict's `Labeller`, at the review's threshold and positive class.
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
 
 from satx.config import ReviewConfig
 from satx.errors import InputError
 from satx.io import storage
 from satx.predict.outputs import Labeller
-from satx.predict.result import CONFIG_NAME, ROW_FORMATS, PredictRun, predictions_name
+from satx.predict.result import (
+    ROW_FORMATS,
+    PredictRun,
+    fingerprint,
+    iter_records,
+    predictions_name,
+)
+
+
+@dataclass(frozen=True)
+class Site:
+    """A candidate site of `satx.sites`: what the page shows besides its best tile."""
+
+    site_id: str
+    tiles: tuple[tuple[int, int, int, float], ...]  # z, x, y, score of each member tile
+    mean_score: float
+    lon: float
+    lat: float
+    known: bool | None = None  # near a known school (None: no known schools were given)
+    distance_m: float | None = None
+    nearest_known: str | None = None
 
 
 @dataclass(frozen=True)
 class Row:
-    """One predicted tile, as the review needs it."""
+    """One item of the queue: a predicted tile, or a site shown at its best tile."""
 
     z: int
     x: int
     y: int
-    score: float  # probability of the positive class
+    score: float  # probability of the positive class (a site's: its best tile's)
     hit: bool  # the predictions call it positive
+    site: Site | None = None
 
 
 @dataclass(frozen=True)
@@ -46,10 +63,14 @@ class Predictions:
     threshold: float
     model: str  # the model's path, stored with each decision
     rows_file: str
+    unit: str = "tile"  # what the queue holds: tiles, or sites (`satx.sites` output)
+    sites: str = ""  # the sites folder, when the unit is site
 
     def to_meta(self) -> dict[str, str]:
         """What the review database records about its predictions."""
         return {
+            "unit": self.unit,
+            "sites": self.sites,
             "predictions": self.url,
             "predictions_fingerprint": self.fingerprint,
             "class_names": json.dumps(list(self.class_names)),
@@ -69,23 +90,13 @@ def open_predictions(config: ReviewConfig) -> Predictions:
         wanted = "/".join(predictions_name(f) for f in ROW_FORMATS)
         raise InputError(f"--predictions={config.predictions}: no {wanted} found")
     class_names = run.class_names
-    positive = config.positive_class or run.positive_class or ""
-    if not positive and len(class_names) == 2:
-        positive = class_names[1]
-    if positive not in class_names:
-        raise InputError(
-            f"--positive_class={positive or '(none)'}: the predictions' classes are "
-            f"{list(class_names)}; name the class the mappers confirm"
-        )
+    positive = run.positive(config.positive_class)
     others = [c for c in class_names if c != positive]
     negative = config.negative_class or (others[0] if len(others) == 1 else f"not_{positive}")
     threshold = config.threshold if config.threshold >= 0 else run.threshold
-    identity = store.read_bytes(CONFIG_NAME) if store.exists(CONFIG_NAME) else b""
-    digest = hashlib.sha256(identity + rows_file.encode())
-    digest.update(str(store.size(rows_file)).encode())
     return Predictions(
         url=store.url(""),
-        fingerprint=digest.hexdigest()[:16],
+        fingerprint=fingerprint(config.predictions, rows_file),
         class_names=class_names,
         positive=positive,
         negative=negative,
@@ -127,18 +138,6 @@ def as_recorded(
     )
 
 
-def _records(predictions: Predictions) -> Iterator[dict[str, Any]]:
-    store = storage.open_store(predictions.url)
-    with store.open(predictions.rows_file) as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8")
-        if predictions.rows_file.endswith(".csv"):
-            yield from csv.DictReader(text)
-        elif predictions.rows_file.endswith(".jsonl"):
-            yield from (json.loads(line) for line in text if line.strip())
-        else:
-            yield from (f["properties"] for f in json.load(text)["features"])
-
-
 def iter_rows(predictions: Predictions) -> Iterator[Row | None]:
     """Every predicted tile in file order; None for a row without a tile address.
 
@@ -149,7 +148,7 @@ def iter_rows(predictions: Predictions) -> Iterator[Row | None]:
     labeller = Labeller.make(
         list(predictions.class_names), predictions.positive, predictions.threshold
     )
-    for record in _records(predictions):
+    for record in iter_records(predictions.url, predictions.rows_file):
         if record.get("z") in (None, ""):
             yield None
             continue

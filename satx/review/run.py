@@ -17,9 +17,11 @@ from satx.io import secrets
 from satx.io.run_record import json_bytes, run_record
 from satx.review.app import ReviewApp
 from satx.review.export import export_labels
+from satx.review.imports import load_queue
 from satx.review.predictions import as_recorded, iter_rows, open_predictions
 from satx.review.protocol import is_loopback
 from satx.review.server import ReviewServer
+from satx.review.sites import iter_site_rows, open_sites
 from satx.review.store import ReviewStore
 from satx.review.summary import stats
 from satx.tiles.base import MISSING, TileSource
@@ -52,10 +54,11 @@ def open_review(config: ReviewConfig, **server_options: Any) -> ReviewServer:
     `server_options` go to `ReviewServer` (`idle_seconds`, `max_connections`).
     """
     config = resolve(config)
-    predictions = open_predictions(config)
+    predictions = open_sites(config) if config.sites else open_predictions(config)
+    rows = iter_site_rows(predictions) if config.sites else iter_rows(predictions)
     store = ReviewStore(config.db)
     started = time.time()
-    counts = store.load(predictions, iter_rows(predictions), config.seed)
+    counts = load_queue(store, predictions, rows, config.seed)
     predictions = as_recorded(predictions, store.meta(), config)
     if counts["unaddressed"] or counts["duplicates"]:
         log.warning(
@@ -79,8 +82,9 @@ def open_review(config: ReviewConfig, **server_options: Any) -> ReviewServer:
     record = run_record(None, config, predictions=predictions.to_meta(), imported=counts)
     store.record_run(started, json_bytes(record))
     log.info(
-        "%d tiles under review (%s vs %s, threshold %.4g, order %s), model %s",
+        "%d %ss under review (%s vs %s, threshold %.4g, order %s), model %s",
         counts["tiles"],
+        predictions.unit,
         predictions.positive,
         predictions.negative,
         predictions.threshold,
@@ -139,7 +143,8 @@ def serve(config: ReviewConfig) -> None:
         s = stats(app.store, config.min_score, time.time())
         print(
             f"satx.review: stopped; {s['reviewed']} reviewed ({s['positive']} confirmed, "
-            f"{s['negative']} rejected, {s['skip']} skipped), {s['remaining']} remaining",
+            f"{s['negative']} rejected, {s['unrecognized']} unrecognized, {s['skip']} skipped), "
+            f"{s['remaining']} remaining",
             flush=True,
         )
         app.source.close()

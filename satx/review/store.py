@@ -4,8 +4,9 @@ WAL journal with `synchronous=FULL`: a decision is on disk when its request is a
 kill -9 at any moment loses no committed decision. Every change is one `BEGIN IMMEDIATE`
 transaction, so two reviewers (threads or processes) never take the same tile:
 
-- `tiles` holds the predictions (imported once, in one transaction) and each tile's state:
-  `pending`, or the live decision (`positive`, `negative`, `skip`), plus its lease;
+- `tiles` holds the queue (imported once, in one transaction by `satx.review.imports`): each
+  predicted tile, or each site at its best tile (`sites`, `site_tiles`), with its state:
+  `pending`, or the live decision (`positive`, `negative`, `unrecognized`, `skip`), and lease;
 - `decisions` is the log: an undo marks a row `undone_at` rather than deleting it, and a partial
   unique index allows one live decision per tile, so no tile is ever counted twice.
 """
@@ -13,11 +14,8 @@ transaction, so two reviewers (threads or processes) never take the same tile:
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import queue
 import sqlite3
-import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,10 +24,9 @@ import mercantile
 
 from satx import geo
 from satx.errors import InputError, SatxError
-from satx.review.predictions import Predictions, Row
 
-DECISIONS = ("positive", "negative", "skip")
-OVERVIEW_CELLS = 64  # the overview's longer side, in cells
+DECISIONS = ("positive", "negative", "unrecognized", "skip")
+STATES = ("pending", *DECISIONS)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tiles (
@@ -51,7 +48,7 @@ CREATE INDEX IF NOT EXISTS tiles_lease ON tiles (lease_reviewer, lease_until);
 CREATE TABLE IF NOT EXISTS decisions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     tile_id INTEGER NOT NULL REFERENCES tiles (id),
-    decision TEXT NOT NULL CHECK (decision IN ('positive', 'negative', 'skip')),
+    decision TEXT NOT NULL CHECK (decision IN ('positive', 'negative', 'unrecognized', 'skip')),
     reviewer TEXT NOT NULL,
     decided_at REAL NOT NULL,
     score REAL NOT NULL,
@@ -61,6 +58,20 @@ CREATE TABLE IF NOT EXISTS decisions (
 CREATE UNIQUE INDEX IF NOT EXISTS one_live_decision ON decisions (tile_id)
     WHERE undone_at IS NULL;
 CREATE TABLE IF NOT EXISTS runs (started_at REAL NOT NULL, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sites (
+    tile_id INTEGER PRIMARY KEY REFERENCES tiles (id),
+    site_id TEXT NOT NULL UNIQUE,
+    tiles INTEGER NOT NULL,
+    mean_score REAL NOT NULL,
+    lon REAL NOT NULL, lat REAL NOT NULL,
+    known INTEGER, distance_m REAL, nearest_known TEXT
+);
+CREATE TABLE IF NOT EXISTS site_tiles (
+    tile_id INTEGER NOT NULL REFERENCES tiles (id),
+    z INTEGER NOT NULL, x INTEGER NOT NULL, y INTEGER NOT NULL,
+    score REAL NOT NULL,
+    PRIMARY KEY (tile_id, z, x, y)
+);
 """
 ORDER_BY = {
     "score": "score DESC, id",
@@ -76,6 +87,24 @@ class Conflict(SatxError):
 
 class NotFound(SatxError):
     """No such tile in this review."""
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Let a database made before `unrecognized` existed record it (the CHECK is rebuilt)."""
+    (sql,) = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'decisions'"
+    ).fetchone()
+    if "unrecognized" in sql:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("ALTER TABLE decisions RENAME TO decisions_before_unrecognized")
+    conn.execute("DROP INDEX one_live_decision")
+    for statement in SCHEMA.split(";"):  # the decisions table and its index, anew
+        if " decisions " in statement or " decisions (" in statement:
+            conn.execute(statement)
+    conn.execute("INSERT INTO decisions SELECT * FROM decisions_before_unrecognized")
+    conn.execute("DROP TABLE decisions_before_unrecognized")
+    conn.execute("COMMIT")
 
 
 def _tile_dict(row: sqlite3.Row) -> dict[str, Any]:
@@ -105,6 +134,7 @@ class ReviewStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connection() as conn:
             conn.executescript(SCHEMA)
+            _upgrade(conn)
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -167,77 +197,6 @@ class ReviewStore:
             raise InputError(f"--db={self.path}: not a review database ({err})") from err
         return {r["key"]: r["value"] for r in rows}
 
-    def load(self, predictions: Predictions, rows: Iterable[Row | None], seed: int) -> dict:
-        """Import the predictions once; a reopened database must hold the same ones.
-
-        Returns counts: `tiles` in the review, `unaddressed` rows without a z/x/y, `duplicates`.
-        """
-        meta = self.meta()
-        if meta:
-            if meta.get("predictions_fingerprint") != predictions.fingerprint:
-                raise InputError(
-                    f"--db={self.path} reviews other predictions ({meta.get('predictions')}); "
-                    "open it with those, or start a new --db for these"
-                )
-            return json.loads(meta["import_counts"])
-        counts = {"tiles": 0, "unaddressed": 0, "duplicates": 0}
-        with self.transaction() as conn:
-            batch: list[tuple] = []
-            for row in rows:
-                if row is None:
-                    counts["unaddressed"] += 1
-                    continue
-                counts["duplicates"] += 1  # less the rows inserted, below
-                batch.append(self._tile_values(row, predictions.threshold, seed))
-                if len(batch) >= 10_000:
-                    counts["tiles"] += self._insert(conn, batch)
-                    batch = []
-            counts["tiles"] += self._insert(conn, batch)
-            counts["duplicates"] -= counts["tiles"]
-            self._place_cells(conn)
-            values = {**predictions.to_meta(), "import_counts": json.dumps(counts)}
-            conn.executemany("INSERT INTO meta VALUES (?, ?)", sorted(values.items()))
-        return counts
-
-    @staticmethod
-    def _tile_values(row: Row, threshold: float, seed: int) -> tuple:
-        shuffle = zlib.crc32(f"{seed}/{row.z}/{row.x}/{row.y}".encode())
-        uncertainty = abs(row.score - threshold)
-        return (row.z, row.x, row.y, row.score, int(row.hit), uncertainty, shuffle)
-
-    @staticmethod
-    def _insert(conn: sqlite3.Connection, batch: list[tuple]) -> int:
-        before = conn.total_changes
-        conn.executemany(
-            "INSERT OR IGNORE INTO tiles (z, x, y, score, hit, uncertainty, shuffle, cx, cy) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0)",
-            batch,
-        )
-        return conn.total_changes - before
-
-    @staticmethod
-    def _place_cells(conn: sqlite3.Connection) -> None:
-        # The overview's grid over the tiles' extent in web-mercator (x, y as fractions).
-        (z,) = conn.execute("SELECT max(z) FROM tiles").fetchone()
-        if z is None:
-            return
-        conn.create_function("fx", 2, lambda v, zz: (v + 0.5) * 2.0 ** (z - zz))
-        x0, x1, y0, y1 = conn.execute(
-            "SELECT min(fx(x, z)), max(fx(x, z)), min(fx(y, z)), max(fx(y, z)) FROM tiles"
-        ).fetchone()
-        side = max(x1 - x0, y1 - y0, 1.0)
-        step = max(side / OVERVIEW_CELLS, 1.0)  # a cell: at least one tile
-        conn.execute(
-            "UPDATE tiles SET cx = CAST((fx(x, z) - ?) / ? AS INTEGER), "
-            "cy = CAST((fx(y, z) - ?) / ? AS INTEGER)",
-            (x0, step, y0, step),
-        )
-        grid = {
-            "cols": math.floor((x1 - x0) / step) + 1,
-            "rows": math.floor((y1 - y0) / step) + 1,
-        }
-        conn.execute("INSERT INTO meta VALUES ('overview_grid', ?)", (json.dumps(grid),))
-
     def record_run(self, started_at: float, record: bytes) -> None:
         """Keep what one server run was (config, predictions, versions), secrets scrubbed."""
         with self.transaction() as conn:
@@ -250,7 +209,7 @@ class ReviewStore:
         rows = self.query(f"SELECT {TILE_COLUMNS} FROM tiles WHERE id = ?", (tile_id,))
         if not rows:
             raise NotFound(f"no tile {tile_id} in this review")
-        return _tile_dict(rows[0])
+        return {**_tile_dict(rows[0]), **self._site(tile_id)}
 
     def next_tile(
         self, reviewer: str, order: str, min_score: float, lease_s: float, now: float
@@ -277,7 +236,26 @@ class ReviewStore:
                 "UPDATE tiles SET lease_reviewer = ?, lease_until = ? WHERE id = ?",
                 (reviewer, now + lease_s, row["id"]),
             )
-        return {**_tile_dict(row), "lease_until": now + lease_s}
+        return {**_tile_dict(row), **self._site(row["id"]), "lease_until": now + lease_s}
+
+    def _site(self, tile_id: int) -> dict[str, Any]:
+        """`{"site": ...}` for a queue row that is a site (its facts and member tiles), else {}.
+
+        Members are (dx, dy, score) from the tile shown, which is the site's best.
+        """
+        found = self.query("SELECT * FROM sites WHERE tile_id = ?", (tile_id,))
+        if not found:
+            return {}
+        site = dict(found[0])
+        site["known"] = None if site["known"] is None else bool(site["known"])
+        members = self.query(
+            "SELECT s.x - t.x AS dx, s.y - t.y AS dy, s.score FROM site_tiles s "
+            "JOIN tiles t ON t.id = s.tile_id WHERE s.tile_id = ? ORDER BY s.score DESC, dx, dy",
+            (tile_id,),
+        )
+        site["members"] = [[m["dx"], m["dy"], m["score"]] for m in members]
+        del site["tile_id"]
+        return {"site": site}
 
     def decide(
         self, tile_id: int, decision: str, reviewer: str, now: float
@@ -353,7 +331,7 @@ class ReviewStore:
 
     def counts(self, min_score: float) -> dict[str, int]:
         """Tiles per state (decided ones whatever their score), hits decided per state."""
-        out = {"pending": 0, "positive": 0, "negative": 0, "skip": 0}
+        out = dict.fromkeys(STATES, 0)
         hits = {"positive": 0, "negative": 0}
         for r in self.query(
             "SELECT state, hit, count(*) AS n FROM tiles "
@@ -383,9 +361,17 @@ class ReviewStore:
         )
 
     def live_decisions(self) -> list[sqlite3.Row]:
-        """Every live decision with its tile, in the order they were made."""
+        """Every live decision with its tile (and site), in the order they were made."""
         return self.query(
-            "SELECT d.seq, t.z, t.x, t.y, d.decision, d.reviewer, d.decided_at, d.score, "
-            "d.model_version FROM decisions d JOIN tiles t ON t.id = d.tile_id "
+            "SELECT d.seq, d.tile_id, t.z, t.x, t.y, d.decision, d.reviewer, d.decided_at, "
+            "d.score, d.model_version, s.site_id, s.lon AS site_lon, s.lat AS site_lat, "
+            "s.tiles AS site_tiles, s.known, s.distance_m FROM decisions d "
+            "JOIN tiles t ON t.id = d.tile_id LEFT JOIN sites s ON s.tile_id = d.tile_id "
             "WHERE d.undone_at IS NULL ORDER BY d.seq"
+        )
+
+    def site_members(self, tile_id: int) -> list[sqlite3.Row]:
+        """The tiles of the site shown at queue row `tile_id` (none for a plain tile)."""
+        return self.query(
+            "SELECT z, x, y, score FROM site_tiles WHERE tile_id = ? ORDER BY z, x, y", (tile_id,)
         )

@@ -7,10 +7,16 @@ import math
 from typing import Any
 
 from satx.io.progress import format_duration
-from satx.review.store import ReviewStore
+from satx.review.store import DECISIONS, ReviewStore
 
 RATE_WINDOW_S = 15 * 60  # the rate is measured over the last 15 minutes of decisions
-COLOURS = {"pending": "#9aa0a6", "positive": "#1e8e3e", "negative": "#d93025", "skip": "#f9ab00"}
+COLOURS = {
+    "pending": "#9aa0a6",
+    "positive": "#1e8e3e",
+    "negative": "#d93025",
+    "unrecognized": "#9334e6",
+    "skip": "#f9ab00",
+}
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -34,7 +40,7 @@ def _decision_rate(times: list[float], now: float) -> float:
 def stats(store: ReviewStore, min_score: float, now: float) -> dict[str, Any]:
     """Reviewed and remaining, rate and ETA, and the precision of the reviewed hits."""
     counts = store.counts(min_score)
-    reviewed = counts["positive"] + counts["negative"] + counts["skip"]
+    reviewed = sum(counts[s] for s in DECISIONS)
     rate = _decision_rate(store.recent_decision_times(now - RATE_WINDOW_S), now)
     eta = counts["pending"] / rate * 3600.0 if rate > 0 else float("nan")
     confirmed, checked = counts["hit_positive"], counts["hit_positive"] + counts["hit_negative"]
@@ -44,6 +50,7 @@ def stats(store: ReviewStore, min_score: float, now: float) -> dict[str, Any]:
         "remaining": counts["pending"],
         "positive": counts["positive"],
         "negative": counts["negative"],
+        "unrecognized": counts["unrecognized"],
         "skip": counts["skip"],
         "rate_per_hour": round(rate, 1),
         "eta_s": None if math.isnan(eta) else round(eta),
@@ -60,9 +67,9 @@ def stats(store: ReviewStore, min_score: float, now: float) -> dict[str, Any]:
 def overview_svg(store: ReviewStore, min_score: float, current: dict[str, Any] | None) -> str:
     """An inline SVG of where the queue's tiles are, one square per cell, coloured by state.
 
-    A cell takes the colour of its most telling state: confirmed, else rejected, else skipped,
-    else pending (grey). The current tile is ringed. Drawn here, so the page needs no map
-    library and no network.
+    A cell takes the colour of its most telling state: confirmed, else rejected, else
+    unrecognized, else skipped, else pending (grey). The current tile is ringed. Drawn here, so
+    the page needs no map library and no network.
     """
     grid = store.meta().get("overview_grid")
     shape = json.loads(grid) if grid is not None else {"cols": 1, "rows": 1}
@@ -77,7 +84,7 @@ def overview_svg(store: ReviewStore, min_score: float, current: dict[str, Any] |
         f'<rect width="{cols * size}" height="{rows * size}" fill="#f1f3f4"/>',
     ]
     for (cx, cy), by_state in sorted(cells.items()):
-        state = next(s for s in ("positive", "negative", "skip", "pending") if s in by_state)
+        state = next(s for s in (*DECISIONS, "pending") if s in by_state)
         title = ", ".join(f"{n} {s}" for s, n in sorted(by_state.items()))
         parts.append(
             f'<rect x="{cx * size}" y="{cy * size}" width="{size}" height="{size}" '

@@ -161,3 +161,17 @@ def test_bench_train_reports_consistent_rates(sample_records):
         assert result[f"{name}_records_over_synthetic"] == pytest.approx(rec / syn, abs=2e-3)
     assert result["verdict"] in ("input-bound", "not input-bound", "not input-bound (within noise)")
     assert "tiny" in format_table([result])
+
+
+def test_sites_bench_groups_synthetic_hits_in_a_child_process():
+    from satx.bench.sites import bench_sites, format_sites, synthetic_hits
+
+    x, y, score = synthetic_hits(5_000, seed=2)
+    assert x.size == 5_000 and len(set(zip(x.tolist(), y.tolist(), strict=True))) == 5_000
+    assert score.min() >= 0.5 and score.max() <= 1.0
+    r = bench_sites(5_000, known=200)
+    assert r["hits"] == 5_000 and 0 < r["sites"] < 5_000 and r["biggest_site"] > 6
+    assert r["peak_rss_mb"] > 50 and r["hits_per_s"] > 0
+    assert set(r["stage_seconds"]) == {"read", "group", "write", "curve"}
+    assert r["recovered_share"] == 1.0  # every known school sits on a hit
+    assert "5,000 hits" in format_sites(r)

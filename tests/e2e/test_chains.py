@@ -140,7 +140,7 @@ def test_decisions_become_the_next_training_set(tiny_model, tmp_path):
 
     labels = tmp_path / "labels.csv"
     done = cli("satx.review", f"--db={db}", f"--export={labels}", check=True)
-    assert done.stdout.strip() == f"8 labels (4 not_school, 4 school) -> {labels}"
+    assert done.stdout.splitlines()[0] == f"8 labels (4 not_school, 4 school) -> {labels}"
     records = tmp_path / "records"
     cli(
         "tools.make_records",
@@ -186,3 +186,120 @@ def test_cli_all_writes_one_json_object_per_mode(tmp_path):
     assert "satx streaming" in proc.stdout
     bad = cli("satx.bench", "nonsense")
     assert bad.returncode == 2 and "usage" in bad.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_real_tiles_to_sites_reviewed_in_chromium_to_the_next_records(
+    tmp_path, serve_review, browser
+):
+    """The real z17 tiles on a loopback tile server -> predict over their bbox -> sites (one
+    known) -> the review of sites in Chromium (y, ?, n, undo, n) -> export -> make_records."""
+    import csv
+    import shutil
+
+    from satx import geo
+    from satx.bench.tileserver import TileServer
+    from satx.config import ReviewConfig, SourceConfig
+    from tests.support.browser import centre_loaded, needs_browser, wait_idle
+    from tests.support.helpers import shared_data
+    from tests.support.sites import colour_means, export_colour_model, pick_hits
+
+    if needs_browser.args[0]:
+        pytest.skip(needs_browser.kwargs["reason"])
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    real = {geo.parse_tile_path(p.name): p for p in shared_data("xyz-tiles").glob("*-*-17.jpg")}
+    folder = tmp_path / "xyz"
+    for t, p in real.items():
+        (folder / "17" / str(t.x)).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(p, folder / "17" / str(t.x) / f"{t.y}.jpg")
+    # a model with fixed weights whose hits are three real tiles no two of which touch
+    w, cut, hits = pick_hits(colour_means(real))
+    export = export_colour_model(tmp_path, w, cut)
+    west = min(mercantile.bounds(t).west for t in real) + 1e-6
+    east = max(mercantile.bounds(t).east for t in real) - 1e-6
+    south = min(mercantile.bounds(t).south for t in real) + 1e-6
+    north = max(mercantile.bounds(t).north for t in real) - 1e-6
+    known = tmp_path / "known.geojson"
+    g = geo.geolocate(hits[0])
+    point = {"type": "Point", "coordinates": [g.lon, g.lat]}
+    feature = {"type": "Feature", "geometry": point, "properties": {"id": "escuela"}}
+    known.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+
+    with TileServer(folder) as server:
+        cli(
+            "satx.predict",
+            f"--model={export}",
+            f"--bbox={west},{south},{east},{north}",
+            "--zoom=17",
+            f"--tiles={server.template}",
+            f"--output={tmp_path / 'pred'}",
+            "--formats=csv",
+            check=True,
+        )
+        made = cli(
+            "satx.sites",
+            f"--predictions={tmp_path / 'pred'}",
+            f"--output={tmp_path / 'sites'}",
+            "--connectivity=4",
+            f"--known={known}",
+            check=True,
+        )
+        assert f"{len(hits)} hit tiles (threshold 0.5) -> 3 sites" in made.stdout
+        assert "1 of 1 recovered" in made.stdout and "1 sites known, 2 new" in made.stdout
+        review = serve_review(
+            ReviewConfig(
+                sites=str(tmp_path / "sites"),
+                source=SourceConfig(tiles=server.template),
+                db=str(tmp_path / "review.sqlite"),
+                port=0,
+                reviewer="mapper",
+            )
+        )
+        browser.get(f"{review.url}/")
+        wait_idle(browser)
+        assert "sites" in browser.find_element(By.ID, "task").text
+        body = browser.find_element(By.TAG_NAME, "body")
+        shown = []
+
+        def press(key):
+            WebDriverWait(browser, 30).until(centre_loaded)
+            site = browser.execute_script("return state.tile.site")
+            assert browser.find_element(By.ID, "site").text.startswith(site["site_id"])
+            shown.append((site["site_id"], site["known"]))
+            body.send_keys(key)
+            wait_idle(browser)
+
+        for key in ("y", "?", "n"):
+            press(key)
+        assert browser.find_element(By.ID, "done").is_displayed()  # three sites, three answers
+        body.send_keys("u")  # the last answer taken back: its site is shown again
+        wait_idle(browser)
+        press("n")
+        assert shown[3] == shown[2]
+        assert sorted(k for _, k in shown[:3]) == [False, False, True]
+        decisions = {r["site_id"]: r["decision"] for r in review.app.store.live_decisions()}
+        assert list(decisions.values()) == ["positive", "unrecognized", "negative"]
+        assert "1 unrecognized" in browser.find_element(By.ID, "reviewed").text
+        labels = tmp_path / "labels.csv"
+        out = cli("satx.review", f"--db={tmp_path / 'review.sqlite'}", f"--export={labels}")
+        assert "2 labels (1 not_school, 1 school)" in out.stdout, out.stderr
+        assert "1 unrecognized" in out.stdout
+        rows = list(csv.DictReader(labels.open()))
+        assert [r["site_id"] for r in rows] == [
+            s for s, d in decisions.items() if d != "unrecognized"
+        ]
+        records = tmp_path / "records-2"
+        cli(
+            "tools.make_records",
+            f"--input={labels}",
+            f"--tiles={server.template}",
+            f"--output={records}",
+            "--image_size=256",
+            "--min_shards=1",
+            check=True,
+        )
+    manifest = json.loads((records / "manifest.json").read_text())
+    assert manifest["records"] == 2 and sorted(manifest["class_names"]) == ["not_school", "school"]

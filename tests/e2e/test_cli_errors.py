@@ -31,6 +31,9 @@ CASES = [
     ("satx.bench", ("nope",)),
     ("satx.bench", ("input", "--data=NOPE")),
     ("satx.bench", ("train", "--backbone=resnet9000")),
+    ("satx.sites", ()),
+    ("satx.sites", ("--predictions=EMPTY", "--output=OUT")),
+    ("satx.sites", ("--predictions=EMPTY", "--output=OUT", "--connectivity=6")),
     ("satx.review", ()),
     ("satx.review", ("--db=OUT.sqlite", "--predictions=EMPTY", "--tiles=t/{z}/{x}/{y}.jpg")),
 ]

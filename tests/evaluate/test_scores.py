@@ -187,3 +187,39 @@ def test_budget_threshold_keeps_hits_within_the_budget():
     t = scores.budget_threshold(tied, 50_000)  # 5 allowed, 10 tied at the top: none
     assert np.count_nonzero(tied >= t) == 0
     assert scores.budget_threshold(np.array([0.2, 0.9, 0.4]), 0) > 0.9
+
+
+def test_f2_is_the_threshold_of_the_best_recall_weighted_f_score():
+    candidates = sorted(set(S.tolist()))
+
+    def f_beta(t, beta):
+        tp, fp, fn, _ = _confusion_at(Y, S, t)
+        p, r = tp / (tp + fp), tp / (tp + fn)
+        return (1 + beta**2) * p * r / (beta**2 * p + r) if p + r else 0.0
+
+    f2 = scores.choose_threshold(Y, S, "f2")
+    assert f_beta(f2, 2) == pytest.approx(max(f_beta(t, 2) for t in candidates))
+    f1 = scores.choose_threshold(Y, S, "f1")
+    assert f_beta(f1, 1) == pytest.approx(max(f_beta(t, 1) for t in candidates))
+    assert f2 <= f1  # recall weighs more: a threshold no higher
+
+
+def test_budget_in_sites_per_million_and_the_positives_recovered():
+    from satx.evaluate.sites import sites_at, split_graph
+
+    # 14 tiles in a row at zoom 18, one tile apart: every hit is a site of its own (~148 m wide)
+    tiles = np.array([[18, 70_000 + 2 * i, 120_000] for i in range(14)])
+    graph = split_graph(tiles)
+    t = scores.choose_threshold(Y, S, "budget@150000sites", graph)  # at most 2 sites of 14
+    assert t == 0.9 and graph.components(S >= 0.8)[0] == 4
+    # a prefix of a row touching itself is one site, whatever the budget
+    row = split_graph(np.array([[18, 70_000 + i, 120_000] for i in range(14)]))
+    assert scores.choose_threshold(Y, S, "budget@150000sites", row) == 0.05
+    at = sites_at(graph, Y, S, 0.75)  # hits: tiles 0-3
+    assert (at["sites"], at["sites_per_million"]) == (4, pytest.approx(4e6 / 14, abs=1e-3))
+    # positives 0, 2, 3 are hits; 6 is ~890 m from hit 3, 9 and 12 farther
+    assert at["recovered"] == pytest.approx(3 / 6)
+    wider = sites_at(graph, Y, S, 0.75, radius_m=1000)
+    assert wider["recovered"] == pytest.approx(4 / 6)
+    with pytest.raises(InputError, match="budget@Nsites needs every tile"):
+        scores.choose_threshold(Y, S, "budget@10sites", split_graph(np.array([[-1, -1, -1]])))

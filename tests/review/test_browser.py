@@ -1,64 +1,19 @@
-"""The review page in a real browser (system Chromium driven by selenium).
-
-The README's test command installs `chromium` and `chromium-driver` from Debian when they are
-missing; elsewhere these tests skip, saying why.
-"""
+"""The review page in a real browser (system Chromium driven by selenium, `browser` fixture)."""
 
 from __future__ import annotations
 
 import csv
 import os
-import shutil
 import time
 
 import pytest
 
 from satx.review.export import export_labels
+from tests.support.browser import centre_loaded, needs_browser, wait_idle
 from tests.support.review import review_config
 
 TOKEN = "browser-test-token-0123456789"
-CHROMIUM = next(
-    (p for p in ("chromium", "chromium-browser", "google-chrome") if shutil.which(p)), None
-)
-DRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or DRIVER is None,
-    reason="needs Chromium and chromedriver (Debian: apt-get install chromium chromium-driver; "
-    "./run.sh test installs them when it runs as root with apt)",
-)
-
-
-@pytest.fixture
-def browser():
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(arg)
-    options.add_argument("--window-size=1400,1000")
-    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
-
-
-def wait_idle(driver, timeout: float = 60.0) -> None:
-    """Until every queued action of the page has finished."""
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(driver, timeout).until(
-        lambda d: d.execute_script(
-            "return document.body.dataset.busy === '0' && state.tile !== undefined"
-        )
-    )
-
-
-def centre_loaded(driver) -> bool:
-    return driver.execute_script(
-        "const img = document.getElementById('centre');return img.complete && img.naturalWidth > 0;"
-    )
+pytestmark = needs_browser
 
 
 @pytest.mark.slow

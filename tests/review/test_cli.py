@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from satx.review.store import ReviewStore
@@ -12,7 +14,7 @@ from tests.support.helpers import cli
     "args, message",
     [
         ((), "--db is required"),
-        (("--db=r.sqlite",), "--predictions and --tiles are required"),
+        (("--db=r.sqlite",), "--predictions (or --sites) and --tiles are required"),
         (("--db=r.sqlite", "--export=labels.txt"), "name a .csv or .geojson"),
         (("--db=missing.sqlite", "--export=labels.csv"), "no such review database"),
         (("--db=r.sqlite", "--predictions=EMPTY", "--tiles=t/{z}/{x}/{y}.jpg"), "not a finished"),
@@ -31,13 +33,19 @@ def test_usual_mistakes_get_one_line_and_exit_code_2(tmp_path, args, message):
 
 def test_a_review_without_decisions_exports_only_the_header(prediction_set, tmp_path):
     from satx.review.export import COLUMNS
+    from satx.review.imports import load_queue
     from satx.review.predictions import iter_rows, open_predictions
     from tests.support.review import review_config
 
     config = review_config(prediction_set, tmp_path / "r.sqlite")
     predictions = open_predictions(config)
-    ReviewStore(config.db).load(predictions, iter_rows(predictions), 0)
+    load_queue(ReviewStore(config.db), predictions, iter_rows(predictions), 0)
     labels = tmp_path / "labels.csv"
     proc = cli("satx.review", f"--db={config.db}", f"--export={labels}", check=True)
-    assert proc.stdout.strip() == f"0 labels (none yet) -> {labels}"
+    unrecognized = tmp_path / "labels.unrecognized.geojson"
+    assert proc.stdout.splitlines() == [
+        f"0 labels (none yet) -> {labels}",
+        f"0 unrecognized -> {unrecognized}",
+    ]
+    assert json.loads(unrecognized.read_text())["features"] == []
     assert labels.read_text() == ",".join(COLUMNS) + "\n"

@@ -10,6 +10,7 @@ import pytest
 
 from satx.errors import InputError
 from satx.review.export import export_labels
+from satx.review.imports import load_queue
 from satx.review.predictions import iter_rows, open_predictions
 from satx.review.store import Conflict, NotFound, ReviewStore
 from satx.review.summary import stats, wilson_interval
@@ -22,7 +23,7 @@ def open_store(pset, tmp_path, **overrides):
     config = review_config(pset, tmp_path / "review.sqlite", **overrides)
     predictions = open_predictions(config)
     store = ReviewStore(config.db)
-    counts = store.load(predictions, iter_rows(predictions), config.seed)
+    counts = load_queue(store, predictions, iter_rows(predictions), config.seed)
     return store, counts, predictions
 
 

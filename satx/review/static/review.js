@@ -1,4 +1,5 @@
-// The review page: one tile at a time, keyboard first (y confirm, n reject, s skip, u undo).
+// The review page: one tile (or site) at a time, keyboard first: y confirm, n reject,
+// r or ? unrecognized (cannot tell: a field check), s skip, u undo.
 // Actions run one after another in the order they were asked for, so fast typing is safe.
 "use strict";
 
@@ -38,8 +39,12 @@ function render() {
   const tile = state.tile;
   $("done").hidden = tile !== null;
   $("grid").hidden = tile === null;
+  const members = new Set(((tile && tile.site && tile.site.members) || [])
+    .map(([dx, dy]) => `${dx},${dy}`));
   for (const img of document.querySelectorAll("#grid img")) {
     img.classList.remove("missing");
+    img.classList.toggle("member", members.has(`${img.dataset.dx},${img.dataset.dy}`) &&
+      img.id !== "centre");
     const shown = new Promise((resolve) => {
       img.onload = () => resolve(true);
       img.onerror = () => { img.classList.add("missing"); resolve(false); };
@@ -48,10 +53,11 @@ function render() {
     if (tile) img.src = `/tiles/${tile.id}/${img.dataset.dx}/${img.dataset.dy}`;
   }
   if (!tile) {
-    for (const id of ["score", "zxy", "lonlat"]) $(id).textContent = "-";
+    for (const id of ["score", "zxy", "lonlat", "site", "known"]) $(id).textContent = "-";
     return;
   }
   $("score").textContent = tile.score.toFixed(4) + (tile.hit ? " (hit)" : "");
+  renderSite(tile.site);
   $("zxy").textContent = `${tile.z}/${tile.x}/${tile.y}`;
   $("lonlat").textContent = `${tile.lon.toFixed(6)}, ${tile.lat.toFixed(6)}`;
   const zoom = Math.min(tile.z, 19);
@@ -59,12 +65,24 @@ function render() {
     `#map=${zoom}/${tile.lat}/${tile.lon}`;
 }
 
+function renderSite(site) {
+  for (const el of document.querySelectorAll(".site-only")) el.hidden = !site;
+  if (!site) return;
+  const outside = site.tiles - site.members.filter(([dx, dy]) =>
+    Math.abs(dx) <= 1 && Math.abs(dy) <= 1).length;
+  $("site").textContent = `${site.site_id}: ${site.tiles} tile${site.tiles === 1 ? "" : "s"}` +
+    ` (mean ${site.mean_score.toFixed(3)})` + (outside ? `, ${outside} beyond this view` : "");
+  $("known").textContent = site.known === null ? "no known schools given" :
+    (site.known ? "known" : "new") + ` (nearest ${site.nearest_known}, ` +
+    `${Math.round(site.distance_m)} m)`;
+}
+
 async function refresh() {
   const s = await api("/api/stats");
   $("reviewed").textContent = `${s.reviewed} (${s.positive} confirmed, ${s.negative} rejected, ` +
-    `${s.skip} skipped)`;
+    `${s.unrecognized} unrecognized, ${s.skip} skipped)`;
   $("remaining").textContent = String(s.remaining);
-  $("rate").textContent = s.rate_per_hour ? `${s.rate_per_hour.toFixed(0)} tiles/hour` : "-";
+  $("rate").textContent = s.rate_per_hour ? `${s.rate_per_hour.toFixed(0)} per hour` : "-";
   $("eta").textContent = s.eta_s === null ? "-" : s.eta;
   const p = s.precision;
   $("precision").textContent = p.value === null ? "no hits reviewed yet" :
@@ -97,6 +115,7 @@ async function undo() {
 }
 
 const ACTIONS = { y: () => decide("positive"), n: () => decide("negative"),
+                  r: () => decide("unrecognized"), "?": () => decide("unrecognized"),
                   s: () => decide("skip"), u: undo };
 
 document.addEventListener("keydown", (event) => {
@@ -114,8 +133,9 @@ async function start() {
   const settings = await api("/api/config");
   state.reviewer = localStorage.getItem("satx-reviewer") || settings.reviewer;
   $("reviewer").value = state.reviewer;
-  $("task").textContent = `confirm ${settings.positive_class}? (order: ${settings.order}, ` +
-    `threshold ${settings.threshold})`;
+  const unit = settings.unit === "site" ? "sites" : "tiles";
+  $("task").textContent = `confirm ${settings.positive_class}? (${unit}, order: ` +
+    `${settings.order}, threshold ${settings.threshold})`;
   $("reviewer").addEventListener("change", (event) => {
     const name = event.target.value.trim();
     if (!name) return;

@@ -1,0 +1,87 @@
+"""The hit tiles of a finished prediction run, as arrays (z, x, y, score).
+
+Rows are streamed from the run's merged file (`satx.predict.result.iter_records`); only rows
+scoring at least `floor` are kept, so memory follows the hits, not the tiles scored.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from satx.errors import InputError
+from satx.io.progress import Progress
+from satx.predict.result import PredictRun, iter_records
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Hits:
+    """Tiles of one zoom scoring at least `floor`, in file order."""
+
+    z: int
+    x: np.ndarray  # int64 [N]
+    y: np.ndarray  # int64 [N]
+    score: np.ndarray  # float64 [N]: the positive class's probability
+    rows: int  # rows read (tiles with a score in the output)
+    floor: float
+
+    def __len__(self) -> int:
+        return int(self.x.size)
+
+
+def read_hits(run: PredictRun, root: str, positive: str, floor: float) -> Hits:
+    """Every row of `run` scoring at least `floor` for class `positive`.
+
+    Raises:
+        InputError: the run wrote no rows file, its rows have no tile addresses (tiles named
+            by path only), or they hold several zooms.
+    """
+    rows_file = run.rows_file()
+    assert rows_file is not None, "checked by the caller"
+    column = f"score_{positive}"
+    zooms: set[int] = set()
+    xs: list[int] = []
+    ys: list[int] = []
+    scores: list[float] = []
+    rows = unaddressed = 0
+    progress = Progress("reading predictions", run.kept or run.tiles, unit="rows", every_s=5.0)
+    for record in iter_records(root, rows_file):
+        rows += 1
+        if rows % 65536 == 0:
+            progress.update(rows)
+        score = float(record[column])
+        if score < floor:
+            continue
+        z = record.get("z")
+        if z in (None, ""):
+            unaddressed += 1
+            continue
+        zooms.add(int(z))
+        xs.append(int(record["x"]))
+        ys.append(int(record["y"]))
+        scores.append(score)
+    if unaddressed and not xs:
+        raise InputError(
+            f"--predictions={root}: its tiles have no z/x/y (named by path only), so they have "
+            "no place on the map; predict tiles named z/x/y (or x-y-z), a CSV of z,x,y or "
+            "lon,lat, an --aoi or a --bbox"
+        )
+    if unaddressed:
+        log.warning("%d hits have no z/x/y (tiles named by path only): left out", unaddressed)
+    if len(zooms) > 1:
+        raise InputError(
+            f"--predictions={root}: hits at zooms {sorted(zooms)}; sites are made at one zoom "
+            "(predict each zoom into its own output)"
+        )
+    return Hits(
+        z=zooms.pop() if zooms else 0,
+        x=np.asarray(xs, np.int64),
+        y=np.asarray(ys, np.int64),
+        score=np.asarray(scores, np.float64),
+        rows=rows,
+        floor=floor,
+    )
