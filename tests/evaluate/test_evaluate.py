@@ -169,4 +169,6 @@ def test_threshold_chosen_on_validation_applies_to_test_and_to_predict(
     )
     predict(config)
     rows = list(csv.DictReader((pred / "predictions.csv").open()))
-    assert rows and all((r["label"] == "school") == (float(r["score"]) >= expected) for r in rows)
+    # scores are written to 6 decimals: a tile within that of the threshold may go either way
+    clear = [r for r in rows if abs(float(r["score"]) - expected) > 1e-6]
+    assert rows and all((r["label"] == "school") == (float(r["score"]) >= expected) for r in clear)
