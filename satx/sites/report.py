@@ -46,7 +46,7 @@ def markdown(run: SitesRun) -> str:
         f"- threshold {run.threshold:.4g} ({run.threshold_source})",
         f"- {run.hits:,} hit tiles -> **{run.sites:,} sites** "
         f"({run.sites_per_million:,.1f} per million tiles; the largest has {run.biggest_site} "
-        "tiles)",
+        f"tile{'' if run.biggest_site == 1 else 's'})",
         f"- grouping: {run.connectivity}-connected, gaps of up to {run.max_gap} tiles bridged",
     ]
     if run.known is not None:
