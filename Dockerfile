@@ -14,7 +14,7 @@ COPY pyproject.toml README.md ./
 COPY satx ./satx
 COPY tools ./tools
 # hadolint ignore=DL3013
-RUN pip install --no-cache-dir ".[cpu,beam,dask]"
+RUN pip install --no-cache-dir ".[cpu,beam,dask,geo]"
 
 FROM python:3.11-slim AS satx
 
@@ -28,7 +28,7 @@ COPY satx ./satx
 COPY tools ./tools
 # Version ranges are pinned in pyproject.toml; pip resolves them for the local package.
 # hadolint ignore=DL3013
-RUN pip install --no-cache-dir ".[gpu]" \
+RUN pip install --no-cache-dir ".[gpu,geo]" \
     && useradd --create-home --uid 1000 satx
 USER 1000
 

@@ -70,7 +70,10 @@ class PredictConfig(Config):
     source: SourceConfig = field(default_factory=SourceConfig)  # --bbox, --aoi, z,x,y CSVs
     split: str = knob("", "Records input: split(s) a+b; default every split.")
     formats: tuple[str, ...] = knob(
-        ("geojson", "csv"), "Any of geojson, csv, jsonl.", choices=PREDICT_FORMATS
+        ("geojson", "csv"),
+        "Any of geojson, csv, jsonl (merged when the run ends: small runs) and parquet "
+        "(GeoParquet, a file per chunk: any size).",
+        choices=PREDICT_FORMATS,
     )
     min_score: float = knob(0.0, "Keep only tiles scoring at least this (errors are all kept).")
     list_missing: bool = knob(

@@ -23,6 +23,7 @@ from satx import geo
 from satx.errors import InputError, OutputExistsError
 from satx.io import failpoints, secrets, storage
 from satx.io.lock import LOCK_NAME
+from satx.predict import parquet
 from satx.predict.result import (
     CONFIG_NAME,
     ERRORS_NAME,
@@ -36,6 +37,7 @@ from satx.tiles.refs import TileRef
 log = logging.getLogger(__name__)
 
 ERROR_COLUMNS = ["source_id", "z", "x", "y", "reason", "detail"]
+LARGE_ROWS = 1_000_000  # past this, GeoJSON, CSV and JSON lines are not merged into one file
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ def format_rows(
     formats: Iterable[str],
 ) -> dict[str, str]:
     """The text of one chunk's part file per format (no headers; one tile per line)."""
-    lines: dict[str, list[str]] = {f: [] for f in formats}
+    lines: dict[str, list[str]] = {f: [] for f in formats if f in PART_EXT}
     csv_out = io.StringIO()
     writer = csv.writer(csv_out, lineterminator="\n")
     for tile, label, score, p in zip(tiles, labels, scores, probs, strict=True):
@@ -194,11 +196,15 @@ class PredictionOutput:
         }
 
     def write_chunk(
-        self, chunk: int, texts: dict[str, str], errors_text: str, stats: dict[str, Any]
+        self, chunk: int, texts: dict[str, str | bytes], errors_text: str, stats: dict[str, Any]
     ) -> None:
         """Write a chunk's parts, then its done marker (the order is what makes resume exact)."""
         for fmt, text in texts.items():
-            self.store.write_bytes(self.part(chunk, PART_EXT[fmt]), text.encode())
+            data = text.encode() if isinstance(text, str) else text
+            name = (
+                parquet.chunk_name(chunk) if fmt == "parquet" else self.part(chunk, PART_EXT[fmt])
+            )
+            self.store.write_bytes(name, data)
         self.store.write_bytes(self.part(chunk, "errors.csv"), errors_text.encode())
         failpoints.hit("predict.chunk_written")
         self.store.write_bytes(self.part(chunk, "done.json"), json.dumps(stats).encode())
@@ -243,7 +249,19 @@ class PredictionOutput:
             if name.rsplit("/", 1)[-1].startswith(".") and ".tmp" in name:
                 self.store.delete(name)
         written = {}
+        kept = sum(s.get("kept", s.get("tiles", 0)) for s in self.chunk_stats(chunks))
         for fmt in self.formats:
+            if fmt == "parquet":
+                written[fmt] = self.store.url(parquet.PARQUET_DIR)
+                continue
+            if kept > LARGE_ROWS:
+                log.warning(
+                    "%d rows: a merged predictions.%s would be too large to open; its rows stay "
+                    "in parts/ (use --formats=parquet for runs this size)",
+                    kept,
+                    fmt,
+                )
+                continue
             parts = [self.part(k, PART_EXT[fmt]) for k in range(chunks)]
             name = predictions_name(fmt)
             if fmt == "geojson":

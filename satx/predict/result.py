@@ -29,13 +29,14 @@ from typing import Any
 from satx.errors import InputError
 from satx.io import storage
 from satx.io.run_record import Record
+from satx.predict import parquet
 
 CONFIG_NAME = "predict_config.json"
 RUN_NAME = "predict_run.json"
 PROGRESS_NAME = "progress.json"
 ERRORS_NAME = "errors.csv"
 PART_EXT = {"geojson": "geojsonl", "csv": "csv", "jsonl": "jsonl"}
-ROW_FORMATS = ("csv", "jsonl", "geojson")  # the order later stages read rows in
+ROW_FORMATS = ("parquet", "csv", "jsonl", "geojson")  # the order later stages read rows in
 
 
 def predictions_name(fmt: str) -> str:
@@ -153,7 +154,11 @@ def fingerprint(root: str, rows_file: str) -> str:
     store = storage.open_store(root)
     identity = store.read_bytes(CONFIG_NAME) if store.exists(CONFIG_NAME) else b""
     digest = hashlib.sha256(identity + rows_file.encode())
-    digest.update(str(store.size(rows_file)).encode())
+    if rows_file == parquet.PARQUET_DIR:
+        size = sum(store.size(name) for name in parquet.part_files(root))
+    else:
+        size = store.size(rows_file)
+    digest.update(str(size).encode())
     return digest.hexdigest()[:16]
 
 
@@ -161,7 +166,12 @@ def iter_records(root: str, rows_file: str) -> Iterator[dict[str, Any]]:
     """Every row of a predictions file (CSV, JSON lines or GeoJSON) as a dict, in file order.
 
     CSV values stay text; rows of tiles named by path only have an empty (or null) `z`.
+    GeoParquet rows come from the chunk files, without their geometry.
     """
+    if rows_file == parquet.PARQUET_DIR:
+        for batch in parquet.iter_batches(root):
+            yield from batch.drop_columns(["geometry", "bbox"]).to_pylist()
+        return
     store = storage.open_store(root)
     with store.open(rows_file) as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8", newline="")

@@ -33,8 +33,15 @@ from satx.io import failpoints
 from satx.io.lock import output_lock
 from satx.io.progress import Progress, format_duration
 from satx.io.run_record import json_bytes, run_record
+from satx.predict import parquet
 from satx.predict.inputs import ChunkData, TileInput, open_input
-from satx.predict.outputs import Labeller, PredictionOutput, format_errors, format_rows
+from satx.predict.outputs import (
+    LARGE_ROWS,
+    Labeller,
+    PredictionOutput,
+    format_errors,
+    format_rows,
+)
 from satx.predict.result import (
     RUN_NAME,
     DryRun,
@@ -119,18 +126,20 @@ def score_chunk(
 
 def _chunk_texts(
     chunk: ChunkData, probs: np.ndarray, labeller: Labeller, config: PredictConfig
-) -> tuple[dict[str, str], int]:
+) -> tuple[dict[str, str | bytes], int]:
     good = np.array([i not in chunk.errors for i in range(len(chunk.tiles))], dtype=bool)
     labels, scores = labeller.label_score(np.nan_to_num(probs))
     keep = [i for i in np.flatnonzero(good) if scores[i] >= config.min_score]
-    texts = format_rows(
+    rows = (
         [chunk.tiles[i] for i in keep],
         [labels[i] for i in keep],
         scores[keep],
         probs[keep],
         labeller.class_names,
-        config.formats,
     )
+    texts: dict[str, str | bytes] = dict(format_rows(*rows, config.formats))
+    if "parquet" in config.formats:
+        texts["parquet"] = parquet.chunk_bytes(*rows)
     return texts, len(keep)
 
 
@@ -223,14 +232,26 @@ def _threshold_of(config: PredictConfig, class_names: list[str]) -> float:
     return threshold
 
 
+def _check_size(config: PredictConfig, total: int) -> None:
+    """Refuse to write every tile of a large run into files nobody can open."""
+    merged = [f for f in config.formats if f != "parquet"]
+    if merged and total > LARGE_ROWS and config.min_score <= 0:
+        raise InputError(
+            f"{total:,} tiles: a predictions.{merged[0]} of every one would be too large to open; "
+            "use --formats=parquet (a GeoParquet file per chunk), or keep hits only with "
+            "--min_score"
+        )
+
+
 def begin(config: PredictConfig, scorer: Scorer, source: TileInput, class_names: list[str]) -> Run:
     """Claim (or resume) the output folder and list the chunks still to do."""
     labeller = Labeller.make(class_names, config.positive_class, _threshold_of(config, class_names))
     out = PredictionOutput(config.output, config.formats, tuple(class_names))
     fingerprint = source.fingerprint()
     identity = {**config.identity(), "model": str(scorer.path), "class_names": class_names}
-    out.start({**identity, "input": fingerprint}, config.overwrite)
     total = len(source)
+    _check_size(config, total)
+    out.start({**identity, "input": fingerprint}, config.overwrite)
     chunks = math.ceil(total / config.chunk_size)
     done = out.done_chunks()
     todo = [k for k in range(chunks) if k not in done]

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from satx.errors import InputError
 from satx.io.progress import Progress
+from satx.predict import parquet
 from satx.predict.result import PredictRun, iter_records
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,8 @@ def read_hits(run: PredictRun, root: str, positive: str, floor: float) -> Hits:
     rows_file = run.rows_file()
     assert rows_file is not None, "checked by the caller"
     column = f"score_{positive}"
+    if rows_file == parquet.PARQUET_DIR:
+        return _check(_from_parquet(root, column, floor), root)
     zooms: set[int] = set()
     xs: list[int] = []
     ys: list[int] = []
@@ -64,24 +68,65 @@ def read_hits(run: PredictRun, root: str, positive: str, floor: float) -> Hits:
         xs.append(int(record["x"]))
         ys.append(int(record["y"]))
         scores.append(score)
-    if unaddressed and not xs:
+    found = _Found(zooms, xs, ys, scores, rows, unaddressed, floor)
+    return _check(found, root)
+
+
+@dataclass
+class _Found:
+    zooms: set[int]
+    x: list[Any]
+    y: list[Any]
+    score: list[Any]
+    rows: int
+    unaddressed: int
+    floor: float
+
+
+def _from_parquet(root: str, column: str, floor: float) -> _Found:
+    """The hits of GeoParquet chunk files, a record batch at a time (columns, not rows)."""
+    found = _Found(set(), [], [], [], 0, 0, floor)
+    for batch in parquet.iter_batches(root, columns=["z", "x", "y", column]):
+        found.rows += batch.num_rows
+        score = batch.column(column).to_numpy(zero_copy_only=False)
+        z = batch.column("z")
+        hit = score >= floor
+        addressed = ~np.asarray(z.is_null().to_numpy(zero_copy_only=False), bool)
+        found.unaddressed += int((hit & ~addressed).sum())
+        keep = hit & addressed
+        if keep.any():
+            found.zooms.update(np.unique(z.to_numpy(zero_copy_only=False)[keep]).tolist())
+            found.x.append(batch.column("x").to_numpy(zero_copy_only=False)[keep])
+            found.y.append(batch.column("y").to_numpy(zero_copy_only=False)[keep])
+            found.score.append(score[keep])
+    return found
+
+
+def _check(found: _Found, root: str) -> Hits:
+    if found.unaddressed and not found.x:
         raise InputError(
             f"--predictions={root}: its tiles have no z/x/y (named by path only), so they have "
             "no place on the map; predict tiles named z/x/y (or x-y-z), a CSV of z,x,y or "
             "lon,lat, an --aoi or a --bbox"
         )
-    if unaddressed:
-        log.warning("%d hits have no z/x/y (tiles named by path only): left out", unaddressed)
-    if len(zooms) > 1:
+    if found.unaddressed:
+        log.warning("%d hits have no z/x/y (tiles named by path only): left out", found.unaddressed)
+    if len(found.zooms) > 1:
         raise InputError(
-            f"--predictions={root}: hits at zooms {sorted(zooms)}; sites are made at one zoom "
-            "(predict each zoom into its own output)"
+            f"--predictions={root}: hits at zooms {sorted(found.zooms)}; sites are made at one "
+            "zoom (predict each zoom into its own output)"
         )
+
+    def join(parts: list[Any], kind: Any) -> np.ndarray:
+        if parts and isinstance(parts[0], np.ndarray):
+            return np.concatenate(parts).astype(kind)
+        return np.asarray(parts, kind)
+
     return Hits(
-        z=zooms.pop() if zooms else 0,
-        x=np.asarray(xs, np.int64),
-        y=np.asarray(ys, np.int64),
-        score=np.asarray(scores, np.float64),
-        rows=rows,
-        floor=floor,
+        z=found.zooms.pop() if found.zooms else 0,
+        x=join(found.x, np.int64),
+        y=join(found.y, np.int64),
+        score=join(found.score, np.float64),
+        rows=found.rows,
+        floor=found.floor,
     )

@@ -49,10 +49,13 @@ def test_cli_resumes_after_kill_9_with_each_tile_once_on_two_devices(
         "--batch_size=6",
         "--cpu_devices=2",
         "--strategy=mirrored",
+        "--formats=csv,parquet",
     )
     first = cli(*args, env={"SATX_FAILPOINTS": "predict.chunk_written:3"})
     assert first.returncode == -9
     assert len(list((out / "parts").glob("*.done.json"))) == 2
+    # chunk 2's GeoParquet file is whole (written by rename) though not yet marked done
+    assert len(list((out / "predictions.parquet").glob("chunk-*.parquet"))) == 3
     second = cli(*args, env={"SATX_FAILPOINTS": "predict.chunk_done:2"})
     assert second.returncode == -9 and "resuming: 2 of 10 chunks already done" in second.stderr
     third = cli(*args, check=True)
@@ -63,6 +66,11 @@ def test_cli_resumes_after_kill_9_with_each_tile_once_on_two_devices(
     assert sorted(r["source_id"] for r in rows) == sorted(reference)
     for r in rows:
         assert float(r["score_school"]) == pytest.approx(reference[r["source_id"]], abs=1e-5)
+    import pyarrow.dataset
+
+    parquet = pyarrow.dataset.dataset(str(out / "predictions.parquet"), format="parquet")
+    assert sorted(parquet.to_table().column("source_id").to_pylist()) == sorted(reference)
+    assert not [p for p in (out / "predictions.parquet").iterdir() if p.name.startswith(".")]
     changed = cli(*args, "--min_score=0.9")
     assert changed.returncode == 2 and "another prediction run" in changed.stderr
 

@@ -35,7 +35,8 @@ def test_beam_over_a_tile_service_equals_local(tiny_model, xyz_area, tmp_path):
 def test_beam_with_two_worker_processes_reads_and_writes_gcs(tiny_model, xyz_area, tmp_path, gcs):
     root, _ = xyz_area
     upload_tree(root, f"gs://{GCS_BUCKET}/beam-pred/tiles")
-    predict(beam_config(tiny_model["export"], tmp_path / "local", input=str(root)))
+    formats = ("geojson", "csv", "parquet")
+    predict(beam_config(tiny_model["export"], tmp_path / "local", input=str(root), formats=formats))
     url = f"gs://{GCS_BUCKET}/beam-pred/out"
     config = beam_config(
         tiny_model["export"],
@@ -43,8 +44,10 @@ def test_beam_with_two_worker_processes_reads_and_writes_gcs(tiny_model, xyz_are
         input=f"gs://{GCS_BUCKET}/beam-pred/tiles",
         engine="beam",
         beam_options=TWO_PROCESSES,
+        formats=formats,
     )
     summary = predict_beam(config)
     assert summary.files["csv"] == f"{url}/predictions.csv"
+    assert summary.files["parquet"] == f"{url}/predictions.parquet"
     download_tree(url, tmp_path / "from_gcs")
     same_outputs(tmp_path / "local", tmp_path / "from_gcs")

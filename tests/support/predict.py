@@ -104,6 +104,12 @@ def beam_config(model, out, **kw):
 def same_outputs(a: Path, b: Path):
     for name in FILES:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    chunks = sorted(p.name for p in (a / "predictions.parquet").glob("*.parquet"))
+    assert chunks == sorted(p.name for p in (b / "predictions.parquet").glob("*.parquet"))
+    for name in chunks:  # GeoParquet files, when the runs wrote them: the same bytes
+        assert (a / "predictions.parquet" / name).read_bytes() == (
+            b / "predictions.parquet" / name
+        ).read_bytes(), name
 
 
 def write_xyz_area(sample_records, tmp_path):
