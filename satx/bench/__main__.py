@@ -1,7 +1,7 @@
 """`python -m satx.bench MODE [--flags]`: one benchmark mode (see USAGE).
 
-input, records, train, predict, fetch and all share one set of tiles; tune_memory, quality and
-sites each run on inputs of their own.
+input, records, train, predict, fetch and all share one set of tiles; tune_memory, quality,
+sites and outputs each run on inputs of their own.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from satx.config import BenchConfig
 define_flags(BenchConfig)
 
 USAGE = (
-    "usage: python -m satx.bench input|records|train|predict|fetch|all|tune_memory|quality|sites "
-    "[--flags]"
+    "usage: python -m satx.bench "
+    "input|records|train|predict|fetch|all|tune_memory|quality|sites|outputs [--flags]"
 )
 
 

@@ -28,7 +28,7 @@ LR_SCHEDULES = ("plateau", "cosine")  # plateau: ReduceLROnPlateau; cosine: warm
 STRATEGIES = ("auto", "mirrored", "multiworker", "onedevice")
 PREDICT_STRATEGIES = ("auto", "mirrored", "onedevice")  # scoring has no multi-worker mode
 PRECISIONS = ("auto", "float16", "bfloat16", "off")
-PREDICT_FORMATS = ("geojson", "csv", "jsonl", "parquet")
+PREDICT_FORMATS = ("geojson", "csv", "jsonl", "parquet", "raster")
 EXPORT_BEST_ON = ("train", "train+val")
 ENGINES = ("local", "beam")
 # Colombia's zoom-18 tiles inside its outline (`satx.tiles.aoi.load_aoi`; a real-data test

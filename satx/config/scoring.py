@@ -71,8 +71,8 @@ class PredictConfig(Config):
     split: str = knob("", "Records input: split(s) a+b; default every split.")
     formats: tuple[str, ...] = knob(
         ("geojson", "csv"),
-        "Any of geojson, csv, jsonl (merged when the run ends: small runs) and parquet "
-        "(GeoParquet, a file per chunk: any size).",
+        "Any of geojson, csv, jsonl (merged when the run ends: small runs), parquet "
+        "(GeoParquet, a file per chunk: any size) and raster (a score COG, a pixel per tile).",
         choices=PREDICT_FORMATS,
     )
     min_score: float = knob(0.0, "Keep only tiles scoring at least this (errors are all kept).")
@@ -164,7 +164,9 @@ class BenchConfig(Config):
     records: str = knob("", "tune_memory: records folder.")
     trials: int = knob(20, "tune_memory: trials in the search.")
     recipe: str = knob("", "quality: a recipe file (configs/*.json).")
-    hits: int = knob(1_000_000, "sites: synthetic hit tiles to group.", at_least=1)
+    hits: int = knob(
+        1_000_000, "sites: synthetic hit tiles to group; outputs: rows to write.", at_least=1
+    )
     known_schools: int = knob(10_000, "sites: known schools to match them against.", at_least=0)
     workdir: str = knob("", "quality: keep records, runs and reports here (default: a temp dir).")
     json_out: str = knob("", "Write the results as JSON here.")

@@ -23,7 +23,7 @@ from satx import geo
 from satx.errors import InputError, OutputExistsError
 from satx.io import failpoints, secrets, storage
 from satx.io.lock import LOCK_NAME
-from satx.predict import parquet
+from satx.predict import parquet, raster
 from satx.predict.result import (
     CONFIG_NAME,
     ERRORS_NAME,
@@ -37,6 +37,7 @@ from satx.tiles.refs import TileRef
 log = logging.getLogger(__name__)
 
 ERROR_COLUMNS = ["source_id", "z", "x", "y", "reason", "detail"]
+RASTER_PART = "raster.npz"
 LARGE_ROWS = 1_000_000  # past this, GeoJSON, CSV and JSON lines are not merged into one file
 
 
@@ -201,13 +202,15 @@ class PredictionOutput:
         """Write a chunk's parts, then its done marker (the order is what makes resume exact)."""
         for fmt, text in texts.items():
             data = text.encode() if isinstance(text, str) else text
-            name = (
-                parquet.chunk_name(chunk) if fmt == "parquet" else self.part(chunk, PART_EXT[fmt])
-            )
-            self.store.write_bytes(name, data)
+            self.store.write_bytes(self._part_of(chunk, fmt), data)
         self.store.write_bytes(self.part(chunk, "errors.csv"), errors_text.encode())
         failpoints.hit("predict.chunk_written")
         self.store.write_bytes(self.part(chunk, "done.json"), json.dumps(stats).encode())
+
+    def _part_of(self, chunk: int, fmt: str) -> str:
+        if fmt == "parquet":
+            return parquet.chunk_name(chunk)
+        return self.part(chunk, RASTER_PART if fmt == "raster" else PART_EXT[fmt])
 
     def write_progress(self, progress: dict[str, Any]) -> None:
         """Rewrite progress.json (atomic)."""
@@ -253,6 +256,12 @@ class PredictionOutput:
         for fmt in self.formats:
             if fmt == "parquet":
                 written[fmt] = self.store.url(parquet.PARQUET_DIR)
+                continue
+            if fmt == "raster":
+                names = [self._part_of(k, fmt) for k in range(chunks)]
+                url = raster.write_raster(self.store, names)
+                if url is not None:
+                    written[fmt] = url
                 continue
             if kept > LARGE_ROWS:
                 log.warning(

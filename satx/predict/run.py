@@ -33,7 +33,7 @@ from satx.io import failpoints
 from satx.io.lock import output_lock
 from satx.io.progress import Progress, format_duration
 from satx.io.run_record import json_bytes, run_record
-from satx.predict import parquet
+from satx.predict import parquet, raster
 from satx.predict.inputs import ChunkData, TileInput, open_input
 from satx.predict.outputs import (
     LARGE_ROWS,
@@ -140,6 +140,8 @@ def _chunk_texts(
     texts: dict[str, str | bytes] = dict(format_rows(*rows, config.formats))
     if "parquet" in config.formats:
         texts["parquet"] = parquet.chunk_bytes(*rows)
+    if "raster" in config.formats:  # every scored tile, whatever --min_score keeps as rows
+        texts["raster"] = raster.chunk_bytes(chunk.tiles, scores, good)
     return texts, len(keep)
 
 
@@ -234,12 +236,12 @@ def _threshold_of(config: PredictConfig, class_names: list[str]) -> float:
 
 def _check_size(config: PredictConfig, total: int) -> None:
     """Refuse to write every tile of a large run into files nobody can open."""
-    merged = [f for f in config.formats if f != "parquet"]
+    merged = [f for f in config.formats if f not in ("parquet", "raster")]
     if merged and total > LARGE_ROWS and config.min_score <= 0:
         raise InputError(
             f"{total:,} tiles: a predictions.{merged[0]} of every one would be too large to open; "
-            "use --formats=parquet (a GeoParquet file per chunk), or keep hits only with "
-            "--min_score"
+            "use --formats=parquet (a GeoParquet file per chunk) and raster (a score COG), or "
+            "keep hits only with --min_score"
         )
 
 

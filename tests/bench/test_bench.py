@@ -175,3 +175,16 @@ def test_sites_bench_groups_synthetic_hits_in_a_child_process():
     assert set(r["stage_seconds"]) == {"read", "group", "write", "curve"}
     assert r["recovered_share"] == 1.0  # every known school sits on a hit
     assert "5,000 hits" in format_sites(r)
+
+
+def test_outputs_bench_times_every_format_and_a_colombia_sized_raster(monkeypatch):
+    pytest.importorskip("rasterio", reason="the score raster needs the satx[geo] extra")
+    from satx.bench import outputs
+
+    formats = outputs.bench_formats(3000)
+    assert set(formats["seconds"]) == {"csv", "geojson", "jsonl", "parquet", "raster"}
+    assert formats["over_csv"]["csv"] == 1.0 and all(v > 0 for v in formats["seconds"].values())
+    monkeypatch.setattr(outputs, "SIDE", 600)  # the same code on a smaller country
+    r = outputs.bench_raster(5000)
+    assert r["pixels"] == "600 x 600" and r["cog_bytes"] > 1000 and r["seconds"] > 0
+    assert "score raster 600 x 600 px" in outputs.format_outputs({"formats": formats, "raster": r})
