@@ -1,7 +1,7 @@
 """`python -m satx.bench MODE [--flags]`: one benchmark mode (see USAGE).
 
 input, records, train, predict, fetch and all share one set of tiles; tune_memory, quality,
-sites and outputs each run on inputs of their own.
+sites, outputs and mask each run on inputs of their own.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ define_flags(BenchConfig)
 
 USAGE = (
     "usage: python -m satx.bench "
-    "input|records|train|predict|fetch|all|tune_memory|quality|sites|outputs [--flags]"
+    "input|records|train|predict|fetch|all|tune_memory|quality|sites|outputs|mask "
+    "[--flags]"
 )
 
 

@@ -112,7 +112,7 @@ def bench_raster(tiles: int) -> dict[str, Any]:
     return {
         "pixels": f"{SIDE} x {SIDE}",
         "tiles_scored": tiles,
-        "seconds": round(seconds, 1),
+        "seconds": round(seconds, 3),
         "cog_mb": round(size / 2**20, 1),
         "cog_bytes": size,
         "peak_rss_growth_mb": round((peak - before) / 1024),

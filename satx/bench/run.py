@@ -35,7 +35,7 @@ from satx.models import backbones
 log = logging.getLogger(__name__)
 
 MODES = ("input", "records", "train", "predict", "fetch")  # what `all` runs
-OWN_MODES = ("tune_memory", "quality", "sites", "outputs")  # each on inputs of its own
+OWN_MODES = ("tune_memory", "quality", "sites", "outputs", "mask")  # each on inputs of its own
 
 
 def backbone_names(config: BenchConfig) -> tuple[str, ...]:
@@ -162,6 +162,11 @@ def run_mode(mode: str, s: BenchConfig) -> tuple[dict[str, Any], str]:
         return _tune_memory(s)
     if mode == "quality":
         return _quality(s)
+    if mode == "mask":
+        from satx.bench.mask import bench_mask, format_mask
+
+        result = bench_mask(s.hits)
+        return {"mask": result, "versions": versions()}, format_mask(result)
     if mode == "outputs":
         from satx.bench.outputs import bench_formats, bench_raster, format_outputs
 

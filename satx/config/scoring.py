@@ -67,6 +67,17 @@ class PredictConfig(Config):
         "", "GeoJSON of (Multi)Polygons (WGS84): score every tile of --zoom that overlaps them."
     )
     zoom: int = knob(0, "Zoom of --bbox or --aoi tiles, and of lon,lat CSV rows.")
+    mask: str = knob(
+        "",
+        "With --bbox/--aoi: score only tiles near built-up features: building footprints or "
+        "settlements (GeoParquet, FlatGeobuf, GeoJSON) or a built-up raster (GeoTIFF).",
+    )
+    mask_buffer_m: float = knob(
+        150.0, "Keep tiles within this many metres of a --mask feature.", at_least=0
+    )
+    mask_threshold: float = knob(
+        1.0, "A --mask raster's pixels at or above this are built up (GHSL: e.g. 1).", above=0
+    )
     source: SourceConfig = field(default_factory=SourceConfig)  # --bbox, --aoi, z,x,y CSVs
     split: str = knob("", "Records input: split(s) a+b; default every split.")
     formats: tuple[str, ...] = knob(
@@ -111,6 +122,8 @@ class PredictConfig(Config):
             problems.append("--model and --output are required")
         if not self.formats:
             problems.append(f"--formats: choose from {', '.join(PREDICT_FORMATS)}")
+        if self.mask and not (self.bbox or self.aoi):
+            problems.append("--mask keeps tiles of an area: give --bbox or --aoi with it")
         return problems
 
     def identity(self) -> dict[str, Any]:
@@ -165,7 +178,9 @@ class BenchConfig(Config):
     trials: int = knob(20, "tune_memory: trials in the search.")
     recipe: str = knob("", "quality: a recipe file (configs/*.json).")
     hits: int = knob(
-        1_000_000, "sites: synthetic hit tiles to group; outputs: rows to write.", at_least=1
+        1_000_000,
+        "sites: synthetic hit tiles to group; outputs: rows to write; mask: footprints.",
+        at_least=1,
     )
     known_schools: int = knob(10_000, "sites: known schools to match them against.", at_least=0)
     workdir: str = knob("", "quality: keep records, runs and reports here (default: a temp dir).")

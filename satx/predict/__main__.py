@@ -22,6 +22,13 @@ def main(argv: list[str]) -> int:
         where = config.aoi or (f"bbox {list(config.bbox)}" if config.bbox else config.input)
         zoom = f" at zoom {config.zoom}" if config.zoom else ""
         print(f"{d.tiles:,} tiles{zoom}: {where}")
+        if "mask" in d.input:
+            area = d.input["area_tiles"]
+            print(
+                f"the mask {d.input['mask']} keeps {d.tiles:,} of the area's {area:,} tiles "
+                f"({100 * d.tiles / max(area, 1):.1f} %), those within "
+                f"{d.input['mask_buffer_m']:g} m of a built-up feature"
+            )
         if config.source.tiles:
             shown = d.input.get("tiles") or secrets.redact_url(config.source.tiles)
             print(f"tile source: {shown}")

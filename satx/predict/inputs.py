@@ -8,7 +8,8 @@ Four kinds of input, one interface (`len`, `fingerprint`, `read(start, stop)`):
   path read from the `--tiles` source);
 - an area and zoom with a `--tiles` source: a bounding box or a polygon AOI
   (`satx.tiles.areas`, `satx.tiles.aoi`), counted exactly and handed out lazily, so a country
-  (tens of millions of tiles) is never a list in memory.
+  (tens of millions of tiles) is never a list in memory; with `--mask`, only the area's tiles
+  near built-up features (`satx.tiles.mask`), as an array of their addresses.
 
 Reading returns encoded bytes, or a reason per tile that cannot be read (missing file, no
 imagery at the service, bad CSV row); nothing is ever replaced by a blank tile.
@@ -17,11 +18,14 @@ imagery at the service, bad CSV row); nothing is ever replaced by a blank tile.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+import numpy as np
 
 from satx import geo
 from satx.config import PredictConfig
@@ -33,11 +37,13 @@ from satx.tiles.aoi import load_aoi
 from satx.tiles.areas import Area, BboxArea
 from satx.tiles.base import Errors, read_refs
 from satx.tiles.folders import read_folder
+from satx.tiles.mask import MaskedArea, mask_identity, mask_keys
 from satx.tiles.refs import Rejection, TileRef
 from satx.tiles.sources import TileSource, open_source
 from satx.tiles.tables import read_rows
 
 log = logging.getLogger(__name__)
+MASK_DIR = "_mask"  # in the output: the mask's tiles, built once
 
 
 @dataclass
@@ -246,6 +252,35 @@ class RecordsTiles:
         """Nothing to release (each read opens and closes its shards)."""
 
 
+def _masked(area: Area, config: PredictConfig) -> MaskedArea:
+    """The area's tiles that the mask keeps.
+
+    The mask's tiles are kept in the output's `_mask/` (named by the mask's content and
+    settings), so a resumed run and every Beam worker read them instead of building them again.
+    """
+    identity = mask_identity(config.mask, config.mask_buffer_m, config.mask_threshold)
+    settings = f"{identity['mask_sha256'][:16]}-z{area.zoom}-{config.mask_buffer_m:g}m"
+    name = f"{MASK_DIR}/{settings}-{config.mask_threshold:g}.npy"
+    store = storage.open_store(config.output) if config.output else None
+    if store is not None and store.exists(name):
+        keys = np.load(io.BytesIO(store.read_bytes(name)))
+    else:
+        keys = mask_keys(config.mask, area.zoom, config.mask_buffer_m, config.mask_threshold)
+        if store is not None and not config.dry_run:
+            buffer = io.BytesIO()
+            np.save(buffer, keys)
+            store.write_bytes(name, buffer.getvalue())
+    masked = MaskedArea(area, keys, identity)
+    log.info("the mask keeps %d of the area's %d tiles", len(masked), len(area))
+    if not len(masked):
+        log.warning(
+            "--mask=%s: no feature within %g m of the area: nothing to score",
+            config.mask,
+            config.mask_buffer_m,
+        )
+    return masked
+
+
 def open_input(config: PredictConfig) -> TileInput:
     """The input a predict run names: an area and a tile source, records, a CSV or a folder.
 
@@ -259,6 +294,8 @@ def open_input(config: PredictConfig) -> TileInput:
         if not zoom:
             raise InputError(f"--{'bbox' if bbox else 'aoi'} needs --zoom (e.g. --zoom=18)")
         area = BboxArea(bbox, zoom) if bbox else load_aoi(aoi, zoom)
+        if config.mask:
+            area = _masked(area, config)
         return AreaTiles(area, open_source(source))
     if not input_path:
         raise InputError(

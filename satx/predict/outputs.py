@@ -156,6 +156,19 @@ def format_errors(tiles: list[TileRef], errors: dict[int, tuple[str, str]]) -> s
     return secrets.scrub(out.getvalue())
 
 
+def _what_differs(found: str, wanted: str) -> str:
+    """Which part of a run's identity changed, in words (a mask is named on its own)."""
+    try:
+        a, b = json.loads(found), json.loads(wanted)
+    except ValueError:
+        return "different model, input or settings"
+    mask_keys = [k for k in set(a.get("input", {})) | set(b.get("input", {})) if "mask" in k]
+    if any(a.get("input", {}).get(k) != b.get("input", {}).get(k) for k in mask_keys):
+        return "a different --mask: its file's content, buffer or threshold changed"
+    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    return f"different {', '.join(changed)}" if changed else "different settings"
+
+
 class PredictionOutput:
     """The output folder of one prediction run (see the module docstring)."""
 
@@ -175,7 +188,7 @@ class PredictionOutput:
             if not overwrite:
                 raise OutputExistsError(
                     f"{self.store.url(CONFIG_NAME)}: this output belongs to another prediction run "
-                    "(different model, input or settings); pass --overwrite to replace it or "
+                    f"({_what_differs(found, wanted)}); pass --overwrite to replace it or "
                     "choose another --output"
                 )
         elif self.store.list("parts") and not overwrite:
@@ -184,7 +197,8 @@ class PredictionOutput:
             )
         if overwrite:
             for name in self.store.list():
-                if name != LOCK_NAME:  # held by this run
+                # the lock is held by this run; the mask's tiles are named by their content
+                if name != LOCK_NAME and not name.startswith("_mask/"):
                     self.store.delete(name)
         self.store.write_bytes(CONFIG_NAME, wanted.encode())
 

@@ -52,6 +52,7 @@ from satx.predict.result import (
 )
 from satx.predict.scorer import Scorer, model_path
 from satx.records import images
+from satx.tiles.mask import check_mask_file
 from satx.train.distribute import make_strategy, set_precision, split_cpu
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,8 @@ def _class_names(scorer: Scorer, config: PredictConfig) -> list[str]:
 def setup(config: PredictConfig) -> tuple[Scorer, TileInput, list[str]]:
     """The run's devices and precision, its model, its input (close it) and class names."""
     model_path(config.model)  # a wrong --model is one line, before any device is set up
+    if config.mask:
+        check_mask_file(config.mask)
     split_cpu(config.cpu_devices)
     strategy = make_strategy(config.strategy)
     policy = set_precision(config.mixed_precision)

@@ -168,6 +168,22 @@ class PolygonArea:
                 break
         return out
 
+    def contains(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Whether each tile (x, y) of the target zoom is in the area (vectorised).
+
+        A tile is in it when an ancestor is wholly inside, or when it is itself kept at the
+        target zoom (whose `inside` holds every overlapping tile).
+        """
+        x, y = np.asarray(x, np.int64), np.asarray(y, np.int64)
+        found = np.zeros(x.shape, bool)
+        for z, level in enumerate(self._levels):
+            if len(level.inside):
+                shift = self.zoom - z
+                keys = _keys(x >> shift, y >> shift)
+                at = np.minimum(np.searchsorted(level.inside, keys), len(level.inside) - 1)
+                found |= level.inside[at] == keys
+        return found
+
     def fingerprint(self) -> dict[str, Any]:
         """What identifies the area (a resumed run must see the same)."""
         return {"aoi": self.name, "aoi_sha256": self.digest, "zoom": self.zoom}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import mercantile
+import numpy as np
 
 from satx import geo
 from satx.errors import InputError
@@ -63,6 +64,13 @@ class BboxArea:
     def tiles(self, start: int, stop: int) -> list[mercantile.Tile]:
         """Tiles `start..stop-1`."""
         return [self.tile(i) for i in range(start, min(stop, self._count))]
+
+    def contains(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Whether each tile (x, y) of the box's zoom is in the box."""
+        inside = np.zeros(np.shape(x), bool)
+        for b in self.blocks:
+            inside |= (x >= b.x0) & (x <= b.x1) & (y >= b.y0) & (y <= b.y1)
+        return inside
 
     def fingerprint(self) -> dict[str, Any]:
         """Box and zoom."""

@@ -188,3 +188,12 @@ def test_outputs_bench_times_every_format_and_a_colombia_sized_raster(monkeypatc
     r = outputs.bench_raster(5000)
     assert r["pixels"] == "600 x 600" and r["cog_bytes"] > 1000 and r["seconds"] > 0
     assert "score raster 600 x 600 px" in outputs.format_outputs({"formats": formats, "raster": r})
+
+
+def test_mask_bench_turns_footprints_into_tiles_in_a_child_process():
+    pytest.importorskip("pyarrow", reason="the mask bench writes GeoParquet (satx[geo])")
+    from satx.bench.mask import bench_mask, format_mask
+
+    r = bench_mask(20_000)
+    assert r["footprints"] == 20_000 and r["tiles"] > 1000 and r["peak_rss_mb"] > 50
+    assert "20,000 footprints" in format_mask(r)
