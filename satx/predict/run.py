@@ -52,7 +52,6 @@ from satx.predict.result import (
 )
 from satx.predict.scorer import Scorer, model_path
 from satx.records import images
-from satx.tiles.mask import check_mask_file
 from satx.train.distribute import make_strategy, set_precision, split_cpu
 
 log = logging.getLogger(__name__)
@@ -167,13 +166,16 @@ def _class_names(scorer: Scorer, config: PredictConfig) -> list[str]:
 def setup(config: PredictConfig) -> tuple[Scorer, TileInput, list[str]]:
     """The run's devices and precision, its model, its input (close it) and class names."""
     model_path(config.model)  # a wrong --model is one line, before any device is set up
-    if config.mask:
-        check_mask_file(config.mask)
-    split_cpu(config.cpu_devices)
-    strategy = make_strategy(config.strategy)
-    policy = set_precision(config.mixed_precision)
-    scorer = Scorer(config.model, strategy, policy, config.tta)
-    return scorer, open_input(config), _class_names(scorer, config)
+    source = open_input(config)  # so is a wrong input or mask (a mask is built here)
+    try:
+        split_cpu(config.cpu_devices)
+        strategy = make_strategy(config.strategy)
+        policy = set_precision(config.mixed_precision)
+        scorer = Scorer(config.model, strategy, policy, config.tta)
+        return scorer, source, _class_names(scorer, config)
+    except BaseException:
+        source.close()
+        raise
 
 
 def write_chunk(

@@ -118,9 +118,11 @@ def test_kill_9_and_resume_with_the_mask_scores_each_kept_tile_once(area, tmp_pa
 
 def test_a_mask_needs_an_area_and_bad_masks_are_one_line(area, tmp_path):
     (tmp_path / "m.kml").write_text("<kml/>")
+    (tmp_path / "empty.geojson").write_text('{"type": "FeatureCollection", "features": []}')
     cases = {
         f"--mask={tmp_path / 'm.kml'}": "unknown format .kml",
         f"--mask={tmp_path / 'none.geojson'}": "no such file",
+        f"--mask={tmp_path / 'empty.geojson'}": "holds no feature",
     }
     for arg, message in cases.items():
         proc = cli(
