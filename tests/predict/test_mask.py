@@ -41,6 +41,19 @@ def area(tiny_model, sample_records, tmp_path):
     return {"root": root, "tiles": tiles, "house": house, "model": tiny_model["export"]}
 
 
+def _cli_area(area, *extra):
+    """`satx.predict` over the area from the command line, with more flags."""
+    bbox = ",".join(map(str, BBOX))
+    return (
+        "satx.predict",
+        f"--model={area['model']}",
+        f"--bbox={bbox}",
+        "--zoom=18",
+        f"--tiles={area['root']}",
+        *extra,
+    )
+
+
 def _config(area, out, mask, **kw):
     return predict_config(
         area["model"], out, bbox=BBOX, zoom=18, tiles=str(area["root"]), mask=mask, **kw
@@ -76,16 +89,7 @@ def test_dry_run_counts_the_area_and_what_the_mask_keeps(area, tmp_path):
 def test_a_mask_with_nothing_in_the_area_scores_nothing_and_says_so(area, tmp_path):
     mask = _mask(tmp_path / "far.geojson", [[10.0, 50.0]])
     out = tmp_path / "out"
-    proc = cli(
-        "satx.predict",
-        f"--model={area['model']}",
-        f"--bbox={','.join(map(str, BBOX))}",
-        "--zoom=18",
-        f"--tiles={area['root']}",
-        f"--mask={mask}",
-        f"--output={out}",
-        check=True,
-    )
+    proc = cli(*_cli_area(area, f"--mask={mask}", f"--output={out}"), check=True)
     assert "no feature within 150 m of the area: nothing to score" in proc.stderr
     assert proc.stdout.startswith("0 tiles: 0 scored")
     assert predicted_rows(out) == []
@@ -96,12 +100,8 @@ def test_kill_9_and_resume_with_the_mask_scores_each_kept_tile_once(area, tmp_pa
     houses = [area["house"], [area["house"][0] + 0.0015, area["house"][1] + 0.0015]]
     mask = _mask(tmp_path / "houses.geojson", houses)
     reference = predict(_config(area, tmp_path / "ref", mask, mask_buffer_m=100, chunk_size=2))
-    args = (
-        "satx.predict",
-        f"--model={area['model']}",
-        f"--bbox={','.join(map(str, BBOX))}",
-        "--zoom=18",
-        f"--tiles={area['root']}",
+    args = _cli_area(
+        area,
         f"--mask={mask}",
         "--mask_buffer_m=100",
         "--chunk_size=2",
@@ -125,15 +125,7 @@ def test_a_mask_needs_an_area_and_bad_masks_are_one_line(area, tmp_path):
         f"--mask={tmp_path / 'empty.geojson'}": "holds no feature",
     }
     for arg, message in cases.items():
-        proc = cli(
-            "satx.predict",
-            f"--model={area['model']}",
-            f"--bbox={','.join(map(str, BBOX))}",
-            "--zoom=18",
-            f"--tiles={area['root']}",
-            arg,
-            f"--output={tmp_path / 'o'}",
-        )
+        proc = cli(*_cli_area(area, arg, f"--output={tmp_path / 'o'}"))
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
         assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], proc.stderr
     folder = cli(

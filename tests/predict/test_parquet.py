@@ -10,13 +10,7 @@ import pytest
 
 from satx.errors import InputError
 from satx.predict.run import predict
-from tests.support.predict import (
-    BBOX,
-    bbox_tiles,
-    predict_config,
-    predicted_rows,
-    sample_tiles_folder,
-)
+from tests.support.predict import predict_bbox, predict_config, predicted_rows
 
 pa = pytest.importorskip("pyarrow", reason="GeoParquet output needs the satx[geo] extra")
 pa_dataset = pytest.importorskip("pyarrow.dataset")
@@ -26,19 +20,11 @@ import shapely  # noqa: E402
 
 @pytest.fixture
 def bbox_run(tiny_model, sample_records, tmp_path):
-    root = tmp_path / "xyz"
-    tiles, missing, corrupt = bbox_tiles(root, sample_tiles_folder(sample_records))
-    out = tmp_path / "out"
-    config = predict_config(
-        tiny_model["export"],
-        out,
-        bbox=BBOX,
-        zoom=18,
-        tiles=str(root),
-        chunk_size=5,
-        formats=("csv", "parquet"),
+    formats = ("csv", "parquet")
+    run, out, tiles, _, _ = predict_bbox(
+        tiny_model["export"], sample_records, tmp_path, formats=formats
     )
-    return predict(config), out, tiles
+    return run, out, tiles
 
 
 def test_parquet_parts_read_as_one_table_equal_to_the_csv(bbox_run):

@@ -10,35 +10,16 @@ import numpy as np
 import pytest
 
 from satx.predict import raster
-from satx.predict.run import predict
-from tests.support.predict import (
-    BBOX,
-    bbox_tiles,
-    predict_config,
-    predicted_rows,
-    sample_tiles_folder,
-)
+from tests.support.predict import predict_bbox, predicted_rows
 
 rasterio = pytest.importorskip("rasterio", reason="the score raster needs the satx[geo] extra")
 cogeo = pytest.importorskip("rio_cogeo.cogeo", reason="the score raster needs the satx[geo] extra")
 
 
 def test_each_tiles_pixel_holds_its_score_in_a_valid_cog(tiny_model, sample_records, tmp_path):
-    root = tmp_path / "xyz"
-    tiles, missing, corrupt = bbox_tiles(root, sample_tiles_folder(sample_records))
-    out = tmp_path / "out"
-    # --min_score keeps few rows, but the raster has every scored tile
-    config = predict_config(
-        tiny_model["export"],
-        out,
-        bbox=BBOX,
-        zoom=18,
-        tiles=str(root),
-        chunk_size=5,
-        formats=("csv", "raster"),
-        min_score=0.0,
+    run, out, tiles, missing, corrupt = predict_bbox(
+        tiny_model["export"], sample_records, tmp_path, formats=("csv", "raster")
     )
-    run = predict(config)
     path = out / "predictions.tif"
     assert run.files["raster"] == str(path)
     valid, errors, warnings = cogeo.cog_validate(str(path))

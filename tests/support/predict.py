@@ -117,3 +117,14 @@ def write_xyz_area(sample_records, tmp_path):
     root = tmp_path / "xyz"
     tiles, missing, corrupt = bbox_tiles(root, sample_tiles_folder(sample_records))
     return root, tiles
+
+
+def predict_bbox(model, sample_records, tmp_path, **kw):
+    """predict over BBOX's tiles (one missing, one corrupt) into TMP/out: (run, out, tiles...)."""
+    from satx.predict.run import predict
+
+    root = tmp_path / "xyz"
+    tiles, missing, corrupt = bbox_tiles(root, sample_tiles_folder(sample_records))
+    out = tmp_path / "out"
+    config = predict_config(model, out, bbox=BBOX, zoom=18, tiles=str(root), chunk_size=5, **kw)
+    return predict(config), out, tiles, missing, corrupt
