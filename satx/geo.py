@@ -14,6 +14,7 @@ import numpy as np
 
 MAX_ZOOM = 30
 MAX_LAT = 85.0511287798066  # the web-mercator square's north and south edges
+WORLD_M = 40_075_016.685578488  # the web-mercator square's side in metres (EPSG:3857)
 
 _XYZ_DASH = re.compile(r"^(\d+)-(\d+)-(\d+)$")
 _ZXY_UNDERSCORE = re.compile(r"^(\d+)_(\d+)_(\d+)$")

@@ -83,7 +83,7 @@ def write_predictions(folder: Path, x: np.ndarray, y: np.ndarray, score: np.ndar
         tiles=int(x.size),
         scored=int(x.size),
         kept=int(x.size),
-        files=out.merge(len(chunks)),
+        files=out.merge(len(chunks), int(x.size)),
         class_names=classes,
         positive_class="school",
         threshold=0.5,

@@ -26,7 +26,7 @@ from satx.data.pipeline import make_eval_dataset
 from satx.errors import InputError
 from satx.evaluate import scores
 from satx.evaluate.result import EvaluationReport
-from satx.evaluate.sites import sites_at, split_graph
+from satx.evaluate.sites import split_graph
 from satx.io.run_record import run_record, write_json
 from satx.io.storage import atomic_write_local
 from satx.predict.scorer import Scorer
@@ -217,9 +217,7 @@ def _threshold_elsewhere(
     other = score_split(scorer, records, split, config.batch_size)
     graph = split_graph(other.tiles)
     t = scores.choose_threshold(other.labels, other.probs[:, 1], config.threshold, graph)
-    at = scores.at_threshold(other.labels, other.probs[:, 1], t)
-    if graph is not None:
-        at.update(sites_at(graph, other.labels, other.probs[:, 1], t))
+    at = scores.binary_at(other.labels, other.probs[:, 1], t, graph)
     return {"threshold": t, "at_threshold": at}, split
 
 

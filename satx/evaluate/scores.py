@@ -275,7 +275,7 @@ def report(
         "pr_auc": pr,
         "threshold": t,
         "threshold_mode": threshold if num_classes == 2 else "argmax",
-        "at_threshold": _at(labels, probs, t, graph) if num_classes == 2 else None,
+        "at_threshold": binary_at(labels, probs[:, 1], t, graph) if num_classes == 2 else None,
         "confusion_matrix": matrix.tolist(),
         "expected_calibration_error": ece,
         "per_class": {
@@ -285,7 +285,7 @@ def report(
     }
 
 
-def _at(labels: np.ndarray, probs: np.ndarray, t: float, graph: TileGraph | None) -> dict:
-    """Binary numbers at the threshold, with sites and recovered positives when addressed."""
-    at = at_threshold(labels, probs[:, 1], t)
-    return {**at, **sites_at(graph, labels, probs[:, 1], t)} if graph is not None else at
+def binary_at(y: np.ndarray, score: np.ndarray, t: float, graph: TileGraph | None) -> dict:
+    """`at_threshold`, with the sites and recovered positives when the tiles have a `graph`."""
+    at = at_threshold(y, score, t)
+    return {**at, **sites_at(graph, y, score, t)} if graph is not None else at

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol, TypeVar
 
@@ -311,6 +311,39 @@ def open_store(root: str) -> LocalStore | GcsStore:
 
 
 ORPHAN_AGE_S = 3600  # a dead process's scratch folder untouched this long is removed
+
+
+@contextlib.contextmanager
+def staged_file(store: Store, name: str) -> Iterator[str]:
+    """A local path to write `name` to; moved into the store whole when the block succeeds.
+
+    For a local store the temporary file sits beside its target (a rename puts it in place);
+    for gs:// it sits in a scratch folder and is uploaded. Either way it is gone afterwards.
+    """
+    local = isinstance(store, LocalStore)
+    folder = store.root if local else make_staging_dir()
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(name)}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        store.put_file(tmp, name)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if not local:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def delete_temps(store: Store, prefix: str = "") -> None:
+    """Delete the temporary files (`.<name>...tmp...`) a killed writer left under `prefix`.
+
+    Call it only when no writer of that folder is still running.
+    """
+    for name in store.list(prefix):
+        base = name.rsplit("/", 1)[-1]
+        if base.startswith(".") and ".tmp" in base:
+            store.delete(name)
 
 
 def make_staging_dir(prefix: str = "satx-") -> str:

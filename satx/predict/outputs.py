@@ -11,8 +11,6 @@ import csv
 import io
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -237,10 +235,7 @@ class PredictionOutput:
     def _merge(self, name: str, parts: list[str], head: str, tail: str, comma: bool) -> None:
         # CSV and JSON lines: parts are concatenated byte for byte. GeoJSON: one feature per
         # line, joined by commas inside one FeatureCollection.
-        local = isinstance(self.store, storage.LocalStore)
-        folder = self.root if local else storage.make_staging_dir()
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "wb") as f:
+        with storage.staged_file(self.store, name) as tmp, open(tmp, "wb") as f:
             f.write(head.encode())
             first = True
             for part in parts:
@@ -252,21 +247,16 @@ class PredictionOutput:
                     f.write(line if first else b",\n" + line)
                     first = False
             f.write((b"\n" if comma and not first else b"") + tail.encode())
-        self.store.put_file(tmp, name)
-        if not local:
-            os.rmdir(folder)
 
-    def merge(self, chunks: int) -> dict[str, str]:
+    def merge(self, chunks: int, kept: int) -> dict[str, str]:
         """Concatenate every chunk's parts in order into the final files; returns their URLs.
 
-        Every chunk is done by now, so a temp file left in `parts/` is a dead writer's (a
-        worker killed mid-chunk, whose chunk another worker then wrote): it goes.
+        `kept` is the rows the chunks hold in all (their done markers' sum). Every chunk is
+        done by now, so a temp file left in `parts/` is a dead writer's (a worker killed
+        mid-chunk, whose chunk another worker then wrote): it goes.
         """
-        for name in self.store.list("parts"):
-            if name.rsplit("/", 1)[-1].startswith(".") and ".tmp" in name:
-                self.store.delete(name)
+        storage.delete_temps(self.store, "parts")
         written = {}
-        kept = sum(s.get("kept", s.get("tiles", 0)) for s in self.chunk_stats(chunks))
         for fmt in self.formats:
             if fmt == "parquet":
                 written[fmt] = self.store.url(parquet.PARQUET_DIR)

@@ -21,13 +21,14 @@ from typing import Any
 
 import numpy as np
 
+from satx import geo
 from satx.errors import InputError
 from satx.io import storage
 from satx.tiles.refs import TileRef
 
 RASTER_NAME = "predictions.tif"
 NODATA = 0
-HALF_WORLD_M = 20037508.342789244  # web-mercator's half width
+HALF_WORLD_M = geo.WORLD_M / 2  # EPSG:3857's origin lies at the centre of its square
 BLOCK = 512
 WRITE_ROWS = 1024  # rows copied from the grid to the GeoTIFF at a time
 GDAL_CACHE_MB = 128
@@ -93,9 +94,14 @@ def write_raster(store: Any, names: list[str]) -> str | None:
         raise InputError(f"--formats=raster: tiles at zooms {sorted(zooms)}; a raster has one zoom")
     z, (x0, y0) = zooms.pop(), lo.astype(np.int64)
     width, height = (hi - lo + 1).astype(np.int64)
+    # the grid (Colombia: 154 MB) and the plain GeoTIFF sit beside a local output, on its disk
     local = isinstance(store, storage.LocalStore)
-    work = tempfile.mkdtemp(prefix="satx-raster-", dir=store.root if local else None)
-    try:
+    with (
+        tempfile.TemporaryDirectory(
+            prefix="satx-raster-", dir=store.root if local else None
+        ) as work,
+        storage.staged_file(store, RASTER_NAME) as cog,
+    ):
         grid = np.lib.format.open_memmap(
             os.path.join(work, "grid.npy"), mode="w+", dtype=np.uint8, shape=(height, width)
         )
@@ -103,16 +109,10 @@ def write_raster(store: Any, names: list[str]) -> str | None:
             grid[part["y"] - y0, part["x"] - x0] = part["v"]
         grid.flush()
         plain = os.path.join(work, "plain.tif")
-        cog = os.path.join(work, RASTER_NAME)
         with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):  # GDAL's default: 5 % of the RAM
             _write_tiled(rasterio, grid, plain, z, int(x0), int(y0))
             del grid
             _to_cog(plain, cog)
-        store.put_file(cog, RASTER_NAME)
-    finally:
-        for name in os.listdir(work):
-            os.unlink(os.path.join(work, name))
-        os.rmdir(work)
     return store.url(RASTER_NAME)
 
 

@@ -327,10 +327,10 @@ def summarise(
 ) -> PredictRun:
     """Merge the parts, write predict_run.json and return the run."""
     out, fingerprint = run.out, run.fingerprint
-    files = out.merge(run.chunks)
     per_chunk = out.chunk_stats(run.chunks)
     keys = ("tiles", "scored", "errors", "missing", "kept")
     totals = {k: sum(s[k] for s in per_chunk) for k in keys}
+    files = out.merge(run.chunks, totals["kept"])
     rate = progress.rate
     projection = config.project_tiles / rate if rate > 0 else None
     result = PredictRun(

@@ -66,13 +66,6 @@ def _clean_output(out: storage.Store) -> None:
             out.delete(name)
 
 
-def _delete_temps(out: storage.Store) -> None:
-    """Delete shard and file temps (`.<name>.tmp-<id>`) that a killed writer left behind."""
-    for name in out.list():
-        if name.rsplit("/", 1)[-1].startswith(".") and ".tmp-" in name:
-            out.delete(name)
-
-
 def claim_output(out: storage.Store, config: RecordsConfig) -> None:
     """Refuse complete records unless --overwrite, which empties what make_records owns.
 
@@ -100,7 +93,7 @@ def prepare_output(out: storage.Store, plan: Plan) -> set[str]:
             )
     else:
         out.write_bytes(plan_name, json.dumps({"digest": plan.digest}).encode())
-    _delete_temps(out)  # of a killed run
+    storage.delete_temps(out)  # of a killed run
     done = set()
     for name in out.list(PROGRESS_DIR):
         if name.count("/") > 1 or name == plan_name or not name.endswith(".json"):
@@ -275,7 +268,7 @@ def finish_records(
     out.write_bytes(QUARANTINE_NAME, lines.encode())
     # every shard is in place: a temp now is a dead writer's (a worker killed mid-shard whose
     # shard another worker then wrote)
-    _delete_temps(out)
+    storage.delete_temps(out)
     out.write_bytes(MANIFEST_NAME, manifest.to_json())
     for name in out.list(PROGRESS_DIR):
         out.delete(name)

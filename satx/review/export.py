@@ -67,8 +67,11 @@ def _label_rows(store: ReviewStore) -> list[dict[str, Any]]:
     return [{k: row[k] for k in COLUMNS} for row in rows]
 
 
-def _unrecognized(store: ReviewStore) -> str:
-    """The field-check layer: a point per unrecognized site (its point) or tile (its centre)."""
+def _unrecognized(store: ReviewStore) -> tuple[str, int]:
+    """The field-check layer's GeoJSON text and how many points it has.
+
+    A point per unrecognized site (its point) or tile (its centre).
+    """
     features = []
     for r in store.live_decisions():
         if r["decision"] != "unrecognized":
@@ -90,7 +93,8 @@ def _unrecognized(store: ReviewStore) -> str:
         }
         geometry = {"type": "Point", "coordinates": [lon, lat]}
         features.append({"type": "Feature", "geometry": geometry, "properties": props})
-    return json.dumps({"type": "FeatureCollection", "features": features}, indent=1) + "\n"
+    text = json.dumps({"type": "FeatureCollection", "features": features}, indent=1) + "\n"
+    return text, len(features)
 
 
 def _to_csv(rows: list[dict[str, Any]]) -> str:
@@ -126,12 +130,11 @@ def export_labels(store: ReviewStore, path: str) -> dict[str, Any]:
     rows = _label_rows(store)
     text = _to_geojson(rows) if path.lower().endswith(".geojson") else _to_csv(rows)
     storage.atomic_write_local(Path(path).expanduser(), text.encode())
-    field_check = _unrecognized(store)
+    field_check, unrecognized = _unrecognized(store)
     storage.atomic_write_local(unrecognized_path(path), field_check.encode())
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["label"]] = counts.get(row["label"], 0) + 1
-    unrecognized = len(json.loads(field_check)["features"])
     log.info("wrote %d labels to %s: %s", len(rows), path, counts)
     return {
         "path": path,

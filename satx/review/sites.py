@@ -7,16 +7,14 @@ hit (its tiles scored at least the threshold).
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 from collections import defaultdict
 from collections.abc import Iterator
 
 from satx.config import ReviewConfig
 from satx.errors import InputError
 from satx.io import storage
-from satx.predict.result import PredictRun
+from satx.predict.result import PredictRun, iter_records
 from satx.review.predictions import Predictions, Row, Site
 from satx.sites.result import CONFIG_NAME, SITE_TILES_CSV, SITES_CSV, SitesRun
 
@@ -51,18 +49,12 @@ def open_sites(config: ReviewConfig) -> Predictions:
     )
 
 
-def _csv(store: storage.Store, name: str) -> Iterator[dict[str, str]]:
-    with store.open(name) as raw:
-        yield from csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
-
-
 def iter_site_rows(predictions: Predictions) -> Iterator[Row]:
     """One queue row per site, in the sites' rank order."""
-    store = storage.open_store(predictions.sites)
     members: dict[str, list[tuple[int, int, int, float]]] = defaultdict(list)
-    for t in _csv(store, SITE_TILES_CSV):
+    for t in iter_records(predictions.sites, SITE_TILES_CSV):
         members[t["site_id"]].append((int(t["z"]), int(t["x"]), int(t["y"]), float(t["score"])))
-    for r in _csv(store, SITES_CSV):
+    for r in iter_records(predictions.sites, SITES_CSV):
         known = r["known"]
         site = Site(
             site_id=r["site_id"],

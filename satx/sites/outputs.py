@@ -10,8 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -97,20 +95,9 @@ def _blocks(count: int) -> Iterator[slice]:
 
 def write_text(out: Any, name: str, blocks: Iterator[str]) -> str:
     """Write the blocks to `name` in the store: a temporary file first, moved in whole."""
-    local = isinstance(out, storage.LocalStore)
-    folder = out.root if local else storage.make_staging_dir()
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            for block in blocks:
-                f.write(block)
-        out.put_file(tmp, name)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if not local:
-            os.rmdir(folder)
+    with storage.staged_file(out, name) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        for block in blocks:
+            f.write(block)
     return out.url(name)
 
 

@@ -17,7 +17,6 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -174,7 +173,8 @@ def _resolve(config: SitesConfig, run: PredictRun) -> _Plan:
 
 
 def _sha256(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _threshold(config: SitesConfig, run: PredictRun) -> tuple[float, str]:

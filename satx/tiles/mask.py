@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 
 VECTOR_SUFFIXES = (".parquet", ".geoparquet", ".fgb", ".geojson", ".json")
 RASTER_SUFFIXES = (".tif", ".tiff")
-EQUATOR_M = 40_075_016.685578488  # web-mercator's world width in metres at the equator
 SMALL = 8  # a feature spanning at most this many tiles (buffer included) counts as its box
 BATCH = 65_536
 MERGE_EVERY = 32  # batches of keys gathered before they are merged into the sorted set
@@ -50,13 +49,11 @@ def mask_identity(path: str, buffer_m: float, threshold: float) -> dict[str, Any
     p = Path(path).expanduser()
     if not p.is_file():
         raise InputError(f"--mask={path}: no such file")
-    digest = hashlib.sha256()
     with p.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
     return {
         "mask": str(p),
-        "mask_sha256": digest.hexdigest(),
+        "mask_sha256": digest,
         "mask_buffer_m": buffer_m,
         "mask_threshold": threshold,
     }
@@ -111,7 +108,7 @@ def _cover(zoom: int, bounds: np.ndarray, buffer_m: Any, shapes: Any) -> np.ndar
     w, s, e, n = bounds.T
     fx0, fy1 = geo.lonlat_to_grid(zoom, w, s)
     fx1, fy0 = geo.lonlat_to_grid(zoom, e, n)
-    tile_m = EQUATOR_M * np.cos(np.radians((s + n) / 2)) / (1 << zoom)
+    tile_m = geo.WORLD_M * np.cos(np.radians((s + n) / 2)) / (1 << zoom)
     r = np.broadcast_to(np.asarray(buffer_m, np.float64), w.shape) / tile_m
     x0, x1 = np.floor(fx0 - r).astype(np.int64), np.floor(fx1 + r).astype(np.int64)
     y0, y1 = np.floor(fy0 - r).astype(np.int64), np.floor(fy1 + r).astype(np.int64)

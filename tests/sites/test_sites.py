@@ -112,7 +112,7 @@ def _no_locations(tmp_path):
     out.write_chunk(
         0, format_rows(items, labels, scores, probs, classes, ("csv",)), "", {"tiles": 2}
     )
-    run = PredictRun(tiles=2, files=out.merge(1), class_names=classes, positive_class="school")
+    run = PredictRun(tiles=2, files=out.merge(1, 2), class_names=classes, positive_class="school")
     storage.open_store(str(folder)).write_bytes(RUN_NAME, json_bytes(run))
     return folder
 

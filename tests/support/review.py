@@ -48,7 +48,7 @@ def write_predictions(folder: Path | str, tiles: list[mercantile.Tile], scores: 
     out.write_chunk(0, texts, "", {"tiles": len(tiles)})
     run = PredictRun(
         tiles=len(tiles),
-        files=out.merge(1),
+        files=out.merge(1, len(tiles)),
         class_names=CLASSES,
         positive_class="school",
         threshold=0.5,
