@@ -14,7 +14,7 @@ COPY pyproject.toml README.md ./
 COPY satx ./satx
 COPY tools ./tools
 # hadolint ignore=DL3013
-RUN pip install --no-cache-dir ".[cpu,beam,dask,geo]"
+RUN pip install --no-cache-dir ".[cpu,beam,dask,geo,runtimes]"
 
 FROM python:3.11-slim AS satx
 

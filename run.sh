@@ -27,7 +27,7 @@ setup() {
   echo "setting up $VENV (TensorFlow is a large download; later runs reuse it)"
   "$(find_python)" -m venv "$VENV"
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet -e ".[cpu,test,beam,dask,geo]"
+  "$VENV/bin/python" -m pip install --quiet -e ".[cpu,test,beam,dask,geo,runtimes]"
   echo "$want" > "$STAMP"
 }
 

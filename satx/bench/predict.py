@@ -40,14 +40,42 @@ def _input_only_rate(folder: str, size: int, batch_size: int) -> float:
     return len(source) / (time.perf_counter() - start)
 
 
+def _spread_batchnorm(model, image_size: int) -> None:
+    """Set every BatchNormalization's statistics from one batch of random tiles.
+
+    With its initial statistics (mean 0, variance 1) a deep untrained network's outputs are all
+    but constant, which would make comparing runtimes on it meaningless; with statistics of
+    real activations they spread like a trained model's.
+    """
+    import keras
+    import numpy as np
+
+    def walk(layer):
+        yield layer
+        for inner in getattr(layer, "layers", []):
+            yield from walk(inner)
+
+    norms = [lay for lay in walk(model) if isinstance(lay, keras.layers.BatchNormalization)]
+    for norm in norms:
+        norm.momentum = 0.0  # the next training-mode call sets the batch's statistics
+    tiles = np.random.default_rng(2).integers(0, 256, (16, image_size, image_size, 3), np.uint8)
+    model(tiles, training=True)
+    for norm in norms:
+        norm.momentum = 0.99
+
+
 def export_untrained(backbone: str, image_size: int, root: Path) -> str:
-    """Build a backbone with random weights (no download) and export it as predict loads it."""
+    """Build a backbone with random weights (no download) and export it as predict loads it.
+
+    Its normalisation statistics come from random tiles, so its scores spread.
+    """
     from satx.config import ModelConfig
     from satx.models.classifier import build_classifier
     from satx.train.export import export_saved_model
 
     config = ModelConfig(backbone=backbone, image_size=image_size, weights="none")
     model = build_classifier(config, 2, seed=1)
+    _spread_batchnorm(model, int(model.input.shape[1]))
     return str(export_saved_model(model, root / "export", ["not_school", "school"]))
 
 

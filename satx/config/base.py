@@ -31,6 +31,19 @@ PRECISIONS = ("auto", "float16", "bfloat16", "off")
 PREDICT_FORMATS = ("geojson", "csv", "jsonl", "parquet", "raster")
 EXPORT_BEST_ON = ("train", "train+val")
 ENGINES = ("local", "beam")
+# Inference runtimes an export can be converted for (`satx.export`), and what predict and
+# evaluate can run: -int8 = static post-training quantisation, -bf16 = OpenVINO in bfloat16.
+EXPORT_RUNTIMES = ("onnx", "openvino", "litert")
+RUNTIMES = (
+    "tf",
+    "onnx",
+    "onnx-int8",
+    "openvino",
+    "openvino-bf16",
+    "openvino-int8",
+    "litert",
+    "litert-int8",
+)
 # Colombia's zoom-18 tiles inside its outline (`satx.tiles.aoi.load_aoi`; a real-data test
 # counts them from ../shared/data, so the figure cannot go stale).
 COUNTRY_TILES = 50_042_948

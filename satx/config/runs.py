@@ -14,6 +14,7 @@ from satx.config.base import (
     COMPRESSIONS,
     ENGINES,
     EXPORT_BEST_ON,
+    EXPORT_RUNTIMES,
     LR_SCHEDULES,
     OPTIMIZERS,
     PRECISIONS,
@@ -267,6 +268,13 @@ class TrainConfig(Config):
     export: bool = knob(True, "Export a SavedModel at the end.")
     export_dir: str = knob("", "Where the SavedModel goes; '' = WORKDIR/export.")
     export_tta: bool = knob(False, "Also export serving_tta (mean over the 8 symmetries).")
+    export_runtimes: tuple[str, ...] = knob(
+        (),
+        "Also convert the export for these inference runtimes (satx.export; calibrated and "
+        "checked on the run's records).",
+        choices=EXPORT_RUNTIMES,
+    )
+    export_int8: bool = knob(False, "With --export_runtimes: also int8 models (satx.export).")
     calibrate: bool = knob(True, "Fit temperature and class bias on the validation split.")
     tensorboard_images: int = knob(8, "Augmented training images shown in TensorBoard.")
 

@@ -11,9 +11,11 @@ from typing import Any
 from satx.config.base import (
     COUNTRY_TILES,
     ENGINES,
+    EXPORT_RUNTIMES,
     PRECISIONS,
     PREDICT_FORMATS,
     PREDICT_STRATEGIES,
+    RUNTIMES,
     TTA_MODES,
     Config,
     knob,
@@ -23,6 +25,10 @@ from satx.config.runs import BEAM_OPTIONS_HELP, ENGINE_HELP, OVERWRITE_HELP, Sou
 MODEL_HELP = "Export folder (or one version of it) or .keras."
 BATCH_HELP = "Tiles per model call (over all devices)."
 TTA_HELP = "Test-time augmentation: dihedral averages over the tile's 8 symmetries (8x the work)."
+RUNTIME_HELP = (
+    "Inference runtime: tf, one satx.export wrote (onnx, openvino, litert; -int8, openvino-bf16), "
+    "or auto: the fastest the export measured and allows, else tf."
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,7 @@ class EvaluateConfig(Config):
     scores_out: str = knob("", "CSV with one row per tile.")
     batch_size: int = knob(64, BATCH_HELP)
     tta: str = knob("none", TTA_HELP, choices=TTA_MODES)
+    runtime: str = knob("auto", RUNTIME_HELP, choices=("auto", *RUNTIMES))
 
     def problems(self) -> list[str]:
         """The model, the records and the output are required."""
@@ -112,6 +119,7 @@ class PredictConfig(Config):
         False, "Print the exact tile count, the input and the projected time; fetch nothing."
     )
     tta: str = knob("none", TTA_HELP, choices=TTA_MODES)
+    runtime: str = knob("auto", RUNTIME_HELP, choices=("auto", *RUNTIMES))
     engine: str = knob("local", ENGINE_HELP, choices=ENGINES)
     beam_options: str = knob("", BEAM_OPTIONS_HELP)
 
@@ -139,6 +147,50 @@ class PredictConfig(Config):
             "tta",
         )
         return {k: getattr(self, k) for k in keys}
+
+
+@dataclass(frozen=True)
+class ExportConfig(Config):
+    """Convert an export for other inference runtimes, optionally in int8, and check them."""
+
+    model: str = knob("", "Export folder (satx.train's export/: its newest version) or a version.")
+    to: tuple[str, ...] = knob(EXPORT_RUNTIMES, "Runtimes to convert for.", choices=EXPORT_RUNTIMES)
+    int8: bool = knob(
+        False, "Also int8 models: static post-training quantisation (per-channel weights)."
+    )
+    calibration: str = knob(
+        "",
+        "Records folder: int8 calibration tiles (--calibration_split) and the agreement check "
+        "(--agreement_split); without it float models are checked on random tiles.",
+    )
+    calibration_split: str = knob("val", "Split int8 models are calibrated on.")
+    calibration_tiles: int = knob(256, "Tiles of it used to calibrate.", at_least=8)
+    agreement_split: str = knob("test", "Split each runtime is compared with TensorFlow on.")
+    threshold: float = knob(0.5, "Binary: the decision whose flips are counted.")
+    threshold_from: str = knob("", "Binary: the threshold an evaluate report.json chose.")
+    max_auc_drop: float = knob(
+        0.005,
+        "An int8 or bf16 model whose ROC AUC drops more than this is not picked by "
+        "--runtime=auto (it can still be asked for by name).",
+        at_least=0,
+    )
+    float_tolerance: float = knob(
+        1e-4, "A float model whose scores differ from TensorFlow's by more is not picked by auto."
+    )
+    batch_size: int = knob(32, BATCH_HELP, at_least=1)
+
+    def problems(self) -> list[str]:
+        """A model, a runtime, and records to calibrate int8 on."""
+        problems = []
+        if not self.model:
+            problems.append("--model is required (an export folder made by satx.train)")
+        if not self.to:
+            problems.append(f"--to: choose from {', '.join(EXPORT_RUNTIMES)}")
+        if self.int8 and not self.calibration:
+            problems.append("--int8 needs --calibration=RECORDS (tiles to calibrate on)")
+        if self.threshold_from and self.threshold != 0.5:
+            problems.append("--threshold and --threshold_from: give one, not both")
+        return problems
 
 
 @dataclass(frozen=True)

@@ -126,7 +126,7 @@ def _scores_csv(scored: Scored, class_names: list[str]) -> str:
 def evaluate(config: EvaluateConfig, command: str | None = None) -> EvaluationReport:
     """Score a split, write report.json / report.md (and the scores CSV); return the report."""
     records = load_records(config.records)
-    scorer = Scorer(config.model, tta=config.tta)
+    scorer = Scorer(config.model, tta=config.tta, runtime=config.runtime)
     class_names = _check_classes(scorer, records, config)
     scored = score_split(scorer, records, config.split, config.batch_size)
     chosen, chosen_on = _threshold_elsewhere(scorer, records, config, class_names)
@@ -166,6 +166,7 @@ def evaluate(config: EvaluateConfig, command: str | None = None) -> EvaluationRe
             "class_names": class_names,
             "split": config.split,
             "model": str(scorer.path),
+            "runtime": scorer.runtime,
             "threshold_chosen_on": chosen_on if binary else None,
             "at_threshold_chosen": chosen.get("at_threshold"),
             "plots": [p.name for p in plotted],
@@ -258,7 +259,7 @@ def _markdown(r: EvaluationReport) -> str:
     lines = [
         f"# Evaluation: {r.split} split ({r.count} tiles)",
         "",
-        f"- model: `{r.model}`",
+        f"- model: `{r.model}` (runtime {r.runtime})",
         f"- records: `{r.records}`",
         f"- accuracy {num(r.accuracy)}, ROC AUC {num(r.roc_auc)}, PR AUC {num(r.pr_auc)}",
         f"- threshold: {r.threshold_mode} = {num(r.threshold)}"

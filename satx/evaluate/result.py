@@ -43,6 +43,7 @@ class EvaluationReport(Record):
     class_names: tuple[str, ...] = ()
     split: str = ""
     model: str = ""
+    runtime: str = "tf"
     threshold_chosen_on: str | None = None
     at_threshold_chosen: dict[str, Any] | None = None
     calibration: dict[str, Any] | None = None

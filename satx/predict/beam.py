@@ -58,14 +58,24 @@ log = logging.getLogger(__name__)
 class SatxModelHandler(ModelHandler[tuple[int, ChunkData], PredictionResult, Scorer]):
     """Whole chunks as a Beam model handler: decode and score each chunk's tiles in batches."""
 
-    def __init__(self, model: str, num_classes: int, batch_size: int, tta: str = "none"):
+    def __init__(
+        self,
+        model: str,
+        num_classes: int,
+        batch_size: int,
+        tta: str = "none",
+        runtime: str = "tf",
+    ):
         super().__init__()
         self.model, self.num_classes, self.batch_size = model, num_classes, batch_size
-        self.tta = tta
+        self.tta, self.runtime = tta, runtime
 
     def load_model(self) -> Scorer:
-        """Load the export (once per worker process: the pipeline shares it across bundles)."""
-        return Scorer(self.model, tta=self.tta)
+        """Load the export (once per worker process: the pipeline shares it across bundles).
+
+        The runtime is the one the driver resolved, so every worker scores the same way.
+        """
+        return Scorer(self.model, tta=self.tta, runtime=self.runtime)
 
     def run_inference(
         self,
@@ -131,7 +141,9 @@ def _predict_beam(config: PredictConfig, command: str | None) -> PredictRun:
         source.close()
     progress = Progress("predict", run.remaining)
     spans = {k: run.span(k) for k in run.todo}
-    handler = SatxModelHandler(str(scorer.path), len(class_names), config.batch_size, config.tta)
+    handler = SatxModelHandler(
+        str(scorer.path), len(class_names), config.batch_size, config.tta, scorer.runtime
+    )
     if run.todo:
         with beam_io.pipeline(config.beam_options) as p:
             _ = (

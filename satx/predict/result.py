@@ -75,6 +75,7 @@ class DryRun(Record):
     tiles: int
     input: dict[str, Any]
     model: str
+    runtime: str
     devices: int
     model_tiles_per_s: float
     projected_seconds: float
@@ -90,7 +91,8 @@ class PredictRun(Record):
             errors without imagery; kept rows scored at least `--min_score`).
         files: format (and `errors`) -> URL of the merged file.
         this_run, projection: this session's rate, and a country's time at it.
-        model, class_names, positive_class, threshold, dtype_policy: how rows were labelled.
+        model, class_names, positive_class, threshold, dtype_policy, runtime: how rows were
+            scored and labelled.
         input: the input's fingerprint.
         command, config, versions: the run record.
     """
@@ -108,6 +110,7 @@ class PredictRun(Record):
     positive_class: str | None = None
     threshold: float = 0.5
     dtype_policy: str = ""
+    runtime: str = "tf"
     input: dict[str, Any] = field(default_factory=dict)
     command: str | None = None
     config: dict[str, Any] = field(default_factory=dict)

@@ -33,7 +33,7 @@ from satx.io import failpoints
 from satx.io.lock import output_lock
 from satx.io.progress import Progress, format_duration
 from satx.io.run_record import json_bytes, run_record
-from satx.predict import parquet, raster
+from satx.predict import parquet, raster, runtimes
 from satx.predict.inputs import ChunkData, TileInput, open_input
 from satx.predict.outputs import (
     LARGE_ROWS,
@@ -165,13 +165,14 @@ def _class_names(scorer: Scorer, config: PredictConfig) -> list[str]:
 
 def setup(config: PredictConfig) -> tuple[Scorer, TileInput, list[str]]:
     """The run's devices and precision, its model, its input (close it) and class names."""
-    model_path(config.model)  # a wrong --model is one line, before any device is set up
+    # a wrong --model or --runtime is one line, before any device is set up
+    runtime = runtimes.resolve(model_path(config.model), config.runtime)
     source = open_input(config)  # so is a wrong input or mask (a mask is built here)
     try:
         split_cpu(config.cpu_devices)
         strategy = make_strategy(config.strategy)
         policy = set_precision(config.mixed_precision)
-        scorer = Scorer(config.model, strategy, policy, config.tta)
+        scorer = Scorer(config.model, strategy, policy, config.tta, runtime)
         return scorer, source, _class_names(scorer, config)
     except BaseException:
         source.close()
@@ -255,7 +256,12 @@ def begin(config: PredictConfig, scorer: Scorer, source: TileInput, class_names:
     labeller = Labeller.make(class_names, config.positive_class, _threshold_of(config, class_names))
     out = PredictionOutput(config.output, config.formats, tuple(class_names))
     fingerprint = source.fingerprint()
-    identity = {**config.identity(), "model": str(scorer.path), "class_names": class_names}
+    identity = {
+        **config.identity(),
+        "model": str(scorer.path),
+        "class_names": class_names,
+        "runtime": scorer.runtime,
+    }
     total = len(source)
     _check_size(config, total)
     out.start({**identity, "input": fingerprint}, config.overwrite)
@@ -265,12 +271,13 @@ def begin(config: PredictConfig, scorer: Scorer, source: TileInput, class_names:
     if done:
         log.info("resuming: %d of %d chunks already done, %d to go", len(done), chunks, len(todo))
     log.info(
-        "predicting %d tiles (%s) in %d chunks of %d with %s on %d device(s)",
+        "predicting %d tiles (%s) in %d chunks of %d with %s (%s) on %d device(s)",
         total,
         fingerprint["kind"],
         chunks,
         config.chunk_size,
         scorer.path,
+        scorer.runtime,
         scorer.replicas,
     )
     return Run(labeller, out, fingerprint, total, config.chunk_size, chunks, todo, done)
@@ -348,6 +355,7 @@ def summarise(
         positive_class=run.labeller.positive_name,
         threshold=run.labeller.threshold,
         dtype_policy=scorer.policy,
+        runtime=scorer.runtime,
         input=fingerprint,
         **run_record(command, config),
     )
@@ -369,6 +377,7 @@ def dry_run(config: PredictConfig) -> DryRun:
         tiles=len(source),
         input=source.fingerprint(),
         model=str(scorer.path),
+        runtime=scorer.runtime,
         devices=scorer.replicas,
         model_tiles_per_s=round(rate, 1),
         projected_seconds=round(seconds, 1),

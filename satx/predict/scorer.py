@@ -2,7 +2,9 @@
 
 Loads an exported SavedModel (`export/` picks the newest version) or a `.keras` file, optionally
 under a distribution strategy (MirroredStrategy splits every batch over the devices) and, for
-`.keras` models, with a mixed-precision policy. Used by evaluate and predict.
+`.keras` models, with a mixed-precision policy; or the same export converted for another
+inference runtime (`satx.predict.runtimes`: ONNX Runtime, OpenVINO, LiteRT, which use the CPU
+cores their own way). Used by evaluate and predict.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import tensorflow as tf
 
 from satx.data.decode import dihedral_mean
 from satx.errors import InputError
+from satx.predict import runtimes
 from satx.train.calibration import Calibration
 from satx.train.export import latest_version
 
@@ -113,7 +116,8 @@ class Scorer:
     """Load a model once; score uint8 batches or a whole `(index, image)` dataset.
 
     `tta="dihedral"` averages the probabilities over the tile's 8 symmetries (test-time
-    augmentation: 8x the model's work).
+    augmentation: 8x the model's work). `runtime` is `tf`, `auto` or a name from
+    `runtimes.NAMES`; `self.runtime` says which one runs.
     """
 
     def __init__(
@@ -122,14 +126,26 @@ class Scorer:
         strategy: tf.distribute.Strategy | None = None,
         policy: str = "float32",
         tta: str = "none",
+        runtime: str = "tf",
     ):
         path = Path(path)
         self.strategy = strategy or tf.distribute.get_strategy()
         self.policy = "float32"
         self.calibration = Calibration()  # what the export's probabilities are calibrated by
         path = model_path(path)
+        self.runtime = runtimes.resolve(path, runtime)
+        if self.runtime != "tf" and self.strategy.num_replicas_in_sync > 1:
+            log.info(
+                "runtime %s uses every core itself: one device, not %d",
+                self.runtime,
+                self.strategy.num_replicas_in_sync,
+            )
+            self.strategy = tf.distribute.get_strategy()
         with self.strategy.scope():
-            if path.is_file():
+            if self.runtime != "tf":
+                self._load_runtime(path)
+                self.class_names = _class_names_near(path)
+            elif path.is_file():
                 self._load_keras(path, policy)
                 self.class_names = _class_names_near(path.parent, path.parent.parent)
             else:
@@ -211,20 +227,41 @@ class Scorer:
                 policy,
             )
 
+    def _load_runtime(self, path: Path) -> None:
+        manifest = runtimes.read_manifest(path)
+        self.image_size, self.num_classes = manifest["image_size"], manifest["num_classes"]
+        calibration = path / "calibration.json"
+        if calibration.exists():
+            self.calibration = Calibration.from_dict(json.loads(calibration.read_text()))
+        try:
+            predict = runtimes.load(path, self.runtime)
+        except Exception as err:  # each runtime raises its own types for a damaged file
+            file = runtimes.model_file(path, self.runtime)
+            raise InputError(
+                f"--runtime={self.runtime}: cannot load {file} ({type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else ''}); re-run satx.export"
+            ) from err
+        self._fn = lambda images: predict(np.asarray(images, dtype=np.uint8))
+
     def __call__(self, images: tf.Tensor) -> np.ndarray:
         """Probabilities [B, K] for uint8 images [B, S, S, 3] (on the default device)."""
         return np.asarray(self._fn(images), dtype=np.float64)
 
-    def measure_rate(self, batch_size: int, batches: int = 3) -> float:
-        """Tiles/s of the model alone on random uint8 batches (after one warm-up batch)."""
+    def measure_rate(self, batch_size: int, batches: int = 3, min_seconds: float = 0.0) -> float:
+        """Tiles/s of the model alone on random uint8 batches (after two warm-up batches).
+
+        Times at least `batches` batches and at least `min_seconds`.
+        """
         images = np.random.default_rng(0).integers(
             0, 256, (batch_size, self.image_size, self.image_size, 3), dtype=np.uint8
         )
-        self(images)  # trace and warm up
-        start = time.perf_counter()
-        for _ in range(batches):
+        self(images)  # trace and warm up (some runtimes settle on their second call)
+        self(images)
+        done, start = 0, time.perf_counter()
+        while done < batches or time.perf_counter() - start < min_seconds:
             self(images)
-        return batches * batch_size / (time.perf_counter() - start)
+            done += 1
+        return done * batch_size / (time.perf_counter() - start)
 
     @property
     def replicas(self) -> int:

@@ -20,8 +20,10 @@ _OVERWRITE = define("boolean", "overwrite", OVERWRITE_HELP, False)
 
 
 def main(argv: list[str]) -> int:
-    """Train, export, and print where everything went."""
+    """Train, export (and convert with --export_runtimes), and print where everything went."""
     load_tensorflow()
+    from satx.export.report import format_table
+    from satx.export.run import export_after_training
     from satx.train.fit import train
 
     del argv
@@ -29,6 +31,9 @@ def main(argv: list[str]) -> int:
     command = command_line("satx.train")
     summary = train(config, command=command, overwrite=_OVERWRITE.value)
     print(json.dumps(summary.to_dict(), indent=2))
+    converted = export_after_training(summary.export, config, command)
+    if converted:
+        print(format_table(converted))
     return 0
 
 

@@ -74,6 +74,8 @@ def _restart(held: Exception) -> None:
 def main(argv: list[str]) -> int:
     """Search (or summarise), then print the leaderboard and where the results are."""
     load_tensorflow()
+    from satx.export.report import format_table
+    from satx.export.run import export_after_training
     from satx.tune.hyperband import RecycleProcess
     from satx.tune.search import leaderboard_table, tune
 
@@ -101,6 +103,9 @@ def main(argv: list[str]) -> int:
         best = result.export
         print(f"best configuration retrained: {workdir}/best ({best.monitor} {best.best})")
         print(f"exported model: {best.export}")
+        converted = export_after_training(best.export, config.train, command)
+        if converted:
+            print(format_table(converted))
     else:
         print(
             f"train with them: python -m satx.train --records={config.train.data.records} "

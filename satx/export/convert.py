@@ -1,0 +1,136 @@
+"""Convert a SavedModel version folder for ONNX Runtime, OpenVINO and LiteRT, float or int8.
+
+Each converter reads the SavedModel's `serving_default` (uint8 `images` -> calibrated
+`probabilities`, `uncalibrated_probabilities`, `logits`) and writes one runtime's files into an
+empty folder. The int8 ones quantise statically: activation ranges come from `calibration`, a
+list of uint8 batches from the validation split; weights are per-channel where the runtime
+allows (all three do).
+- ONNX: tf2onnx (opset 17, as its own CLI in a child process: it converts through TensorFlow's
+  graph tools), then ONNX Runtime's `quantize_static` (QDQ, int8 weights per channel, uint8
+  activations; only convolutions and matrix products, so the calibrated softmax stays float).
+- OpenVINO: `openvino.convert_model` on the SavedModel, then NNCF's post-training quantisation.
+- LiteRT: TensorFlow's `TFLiteConverter` on the signature, int8 with float fallback for what
+  has no int8 kernel.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from satx.errors import SatxError
+from satx.predict.runtimes import INPUT
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+Batches = list[np.ndarray]
+
+
+class ConversionFailed(SatxError):
+    """A converter could not turn the SavedModel into a runtime's model."""
+
+
+def _onnx(version: Path, out: Path, calibration: Batches | None) -> None:
+    target = out / "model.onnx"
+    float_file = target if calibration is None else out / "float.onnx"
+    command = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(version)]
+    command += ["--signature_def", "serving_default", "--opset", str(OPSET)]
+    done = subprocess.run(
+        [*command, "--output", str(float_file)], capture_output=True, text=True, check=False
+    )
+    if done.returncode:
+        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        raise ConversionFailed(f"tf2onnx failed on {version}: {tail}")
+    if calibration is None:
+        return
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter(calibration)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(self.batches, None)
+            return None if batch is None else {INPUT: batch}
+
+    prepared = out / "prepared.onnx"
+    quant_pre_process(str(float_file), str(prepared), skip_symbolic_shape=True)
+    quantize_static(
+        str(prepared),
+        str(target),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["Conv", "MatMul", "Gemm"],
+    )
+    float_file.unlink()
+    prepared.unlink()
+
+
+def _openvino(version: Path, out: Path, calibration: Batches | None) -> None:
+    import openvino as ov
+
+    model = ov.convert_model(str(version))
+    if calibration is not None:
+        import nncf
+
+        dataset = nncf.Dataset(calibration)
+        model = nncf.quantize(model, dataset, subset_size=len(calibration))
+    ov.save_model(model, str(out / "model.xml"), compress_to_fp16=False)
+
+
+def _litert(version: Path, out: Path, calibration: Batches | None) -> None:
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        str(version), signature_keys=["serving_default"]
+    )
+    if calibration is not None:
+
+        def representative() -> Iterator[dict[str, np.ndarray]]:
+            for batch in calibration:
+                for image in batch:
+                    yield {INPUT: image[None]}
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+    (out / "model.tflite").write_bytes(converter.convert())
+
+
+CONVERTERS: dict[str, Callable[[Path, Path, Batches | None], None]] = {
+    "onnx": _onnx,
+    "openvino": _openvino,
+    "litert": _litert,
+}
+
+
+def convert(family: str, version: Path, out: Path, calibration: Batches | None = None) -> None:
+    """Write `family`'s model of the SavedModel at `version` into the folder `out`.
+
+    Raises:
+        ConversionFailed: the converter refused the model (its own message, shortened).
+    """
+    out.mkdir(parents=True)
+    try:
+        CONVERTERS[family](version, out, calibration)
+    except ConversionFailed:
+        raise
+    except Exception as err:  # each converter raises its own types
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise ConversionFailed(
+            f"{family} conversion failed ({type(err).__name__}: {first})"
+        ) from err
