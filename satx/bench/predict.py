@@ -86,8 +86,14 @@ def bench_predict(
     batch_size: int = 32,
     chunk_size: int = 512,
     project_tiles: int = COUNTRY_TILES,
+    export: str = "",
+    runtime: str = "tf",
 ) -> dict:
-    """Measure `satx.predict` on one backbone over `data` (any predict input: folder, CSV)."""
+    """Measure `satx.predict` on one backbone over `data` (any predict input: folder, CSV).
+
+    `export`: score this export (default: the backbone built and exported untrained), with
+    `runtime`.
+    """
     from satx.config import PredictConfig
     from satx.predict.outputs import PredictionOutput
     from satx.predict.run import predict
@@ -95,7 +101,7 @@ def bench_predict(
 
     with tempfile.TemporaryDirectory(prefix="satx-bench-predict-") as tmp:
         root = Path(tmp)
-        export = export_untrained(backbone, image_size, root)
+        export = export or export_untrained(backbone, image_size, root)
         chunk = max(batch_size, chunk_size)
         run = PredictConfig(
             model=str(export),
@@ -105,12 +111,13 @@ def bench_predict(
             chunk_size=chunk,
             formats=("csv",),
             project_tiles=project_tiles,
+            runtime=runtime,
         )
         summary = predict(run)
         stats = PredictionOutput(run.output, run.formats, ()).chunk_stats(
             -(-summary.tiles // chunk)
         )
-        scorer = Scorer(export)
+        scorer = Scorer(export, runtime=runtime)
         model_only = scorer.measure_rate(batch_size)
         size = scorer.image_size
         input_only = _input_only_rate(data, size, batch_size)
@@ -120,6 +127,7 @@ def bench_predict(
     seconds = project_tiles / steady
     result = {
         "backbone": backbone,
+        "runtime": runtime,
         "image_size": size,
         "tiles": summary.tiles,
         "batch_size": batch_size,

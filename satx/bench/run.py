@@ -80,6 +80,26 @@ def _predict_rows(folder: str, s: BenchConfig, work: Path) -> dict[str, dict]:
     }
 
 
+def _runtime_rows(folder: str, records: str, s: BenchConfig, work: Path) -> dict[str, Any]:
+    from satx.bench.runtimes import bench_runtimes, bench_trained
+
+    listing = work / "predict_tiles.csv"
+    files = bench_input.tile_files(folder)[: s.predict_tiles]
+    listing.write_text("path\n" + "".join(f"{p.absolute()}\n" for p in files))
+    rows = {
+        name: bench_runtimes(
+            name,
+            str(listing),
+            records,
+            0 if not s.data else _model_size(name, s.image_size),
+            s,
+            work,
+        )
+        for name in backbone_names(s)
+    }
+    return {"backbones": rows, "trained": bench_trained(s, work) if s.model else None}
+
+
 def _engine_rows(
     out: dict, modes: tuple[str, ...], folder: str, s: BenchConfig, work: Path
 ) -> None:
@@ -123,7 +143,8 @@ def run_bench(modes: tuple[str, ...], s: BenchConfig) -> dict[str, Any]:
         elif not Path(folder).is_dir():
             raise InputError(f"--data={folder}: no such folder")
         records = str(work / "records")
-        if {"input", "records", "train"} & set(modes):  # predict reads the tile files
+        runtimes = "predict" in modes and set(s.runtimes) != {"tf"}
+        if {"input", "records", "train"} & set(modes) or runtimes:  # predict reads tile files
             made = bench_records(folder, records, s.image_size)
         if "input" in modes or "records" in modes:
             encoded = bench_input.encoded_tiles(folder)
@@ -145,7 +166,9 @@ def run_bench(modes: tuple[str, ...], s: BenchConfig) -> dict[str, Any]:
             out["records"] = records_ratio(made, limit)
         if "train" in modes:
             out["train"] = _train_rows(records, s)
-        if "predict" in modes:
+        if runtimes:
+            out["runtimes"] = _runtime_rows(folder, records, s, work)
+        elif "predict" in modes:
             out["predict"] = _predict_rows(folder, s, work)
         if s.engine == "beam":
             _engine_rows(out, modes, folder, s, work)
@@ -255,6 +278,10 @@ def format_report(result: dict[str, Any]) -> str:
         parts.append(
             "prediction (tiles/s):\n" + format_predict_table(list(result["predict"].values()))
         )
+    if "runtimes" in result:
+        from satx.bench.runtimes import format_runtimes
+
+        parts.append("inference runtimes:\n" + format_runtimes(result["runtimes"]))
     if "fetch" in result:
         parts.append(format_fetch(result["fetch"]))
     if "records_engines" in result:

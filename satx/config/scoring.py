@@ -166,6 +166,7 @@ class ExportConfig(Config):
     calibration_split: str = knob("val", "Split int8 models are calibrated on.")
     calibration_tiles: int = knob(256, "Tiles of it used to calibrate.", at_least=8)
     agreement_split: str = knob("test", "Split each runtime is compared with TensorFlow on.")
+    agreement_tiles: int = knob(0, "Compare on at most this many of its tiles (0: all).")
     threshold: float = knob(0.5, "Binary: the decision whose flips are counted.")
     threshold_from: str = knob("", "Binary: the threshold an evaluate report.json chose.")
     max_auc_drop: float = knob(
@@ -213,6 +214,22 @@ class BenchConfig(Config):
     )
     predict_batch_size: int = knob(32, "predict: batch size.")
     predict_tiles: int = knob(512, "predict: tiles scored per backbone.")
+    runtimes: tuple[str, ...] = knob(
+        ("tf",),
+        "predict: inference runtimes to compare (tf, onnx, openvino, openvino-bf16, litert), "
+        "each converted by satx.export; with --int8 also their int8 models.",
+        choices=RUNTIMES,
+        flag="runtime",
+    )
+    int8: bool = knob(False, "predict --runtime: also the runtimes' int8 models.")
+    model: str = knob(
+        "",
+        "predict --runtime: also convert this trained export and report each runtime's "
+        "agreement (ROC AUC, decisions flipped) on --records' test split.",
+    )
+    masked_tiles: int = knob(
+        0, "predict: also project a country run over this many tiles (what a --mask keeps)."
+    )
     fetch_thread_counts: tuple[int, ...] = knob(
         (32, 128), "fetch: concurrent requests to measure with."
     )
@@ -226,7 +243,9 @@ class BenchConfig(Config):
         "started here (a scheduler and 2 worker processes on loopback).",
     )
     repeats: int = knob(3, "Alternating measurements behind each headline ratio (medians).")
-    records: str = knob("", "tune_memory: records folder.")
+    records: str = knob(
+        "", "tune_memory: records folder; predict --model: the records it is checked on."
+    )
     trials: int = knob(20, "tune_memory: trials in the search.")
     recipe: str = knob("", "quality: a recipe file (configs/*.json).")
     hits: int = knob(

@@ -159,7 +159,7 @@ def export_runtimes(config: ExportConfig, command: str | None = None) -> dict[st
     if config.threshold_from:
         threshold, _ = report_threshold(config.threshold_from, reference.class_names or [])
     if config.calibration:
-        images, labels = _split_arrays(config, config.agreement_split, size)
+        images, labels = _split_arrays(config, config.agreement_split, size, config.agreement_tiles)
         calibration, _ = _split_arrays(
             config, config.calibration_split, size, config.calibration_tiles
         )

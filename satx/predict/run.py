@@ -72,7 +72,12 @@ def readable(chunk: ChunkData) -> list[int]:
 
 
 def decoded_batches(
-    chunk: ChunkData, positions: list[int], size: int, batch_size: int, per_tile: bool = False
+    chunk: ChunkData,
+    positions: list[int],
+    size: int,
+    batch_size: int,
+    per_tile: bool = False,
+    serial: bool = False,
 ) -> tf.data.Dataset:
     """`(position, uint8 image)` batches; what fails to decode is left out.
 
@@ -80,6 +85,10 @@ def decoded_batches(
     call per batch spares tf.data's per-tile stages), one batch per core; a batch holding a
     tile that does not decode is left out whole, and `per_tile=True` decodes tiles one by one,
     leaving out only the bad ones (`score_chunk` uses it for the positions a batch lost).
+    `serial=True` decodes a batch only when it is asked for (no decoding ahead), for a model
+    on the CPU: it spreads each batch over every core itself, and decoding beside it slowed
+    both (MobileNetV2 224 px end to end: 0.6-0.7x of the rate the two allow one after the
+    other with decoding ahead, 0.9-1.0x serial; docs/benchmarks.md).
     """
     ds = tf.data.Dataset.from_tensor_slices(
         (np.asarray(positions, np.int64), [chunk.encoded[i] for i in positions])
@@ -91,6 +100,12 @@ def decoded_batches(
     def decode_batch(index: tf.Tensor, encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return index, decode_many(lambda b: decode_to_size(b, size), encoded, size)
 
+    if serial:
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        options.experimental_optimization.map_parallelization = False
+        options.experimental_optimization.inject_prefetch = False
+        return ds.batch(batch_size).map(decode_batch).ignore_errors().with_options(options)
     return (
         map_batches(ds.batch(batch_size), decode_batch).ignore_errors().prefetch(tf.data.AUTOTUNE)
     )
@@ -108,7 +123,7 @@ def score_chunk(
     base = progress.done
     ok = readable(chunk)
     if ok:
-        ds = decoded_batches(chunk, ok, scorer.image_size, batch_size)
+        ds = decoded_batches(chunk, ok, scorer.image_size, batch_size, serial=scorer.on_cpu)
         for index, p in scorer.score_dataset(ds):
             probs[index] = p
             progress.update(progress.done + len(index))

@@ -53,6 +53,8 @@ def _load_onnx(file: Path, variant: str) -> Predict:
     options = ort.SessionOptions()
     options.intra_op_num_threads = _threads()
     options.log_severity_level = 3
+    # its threads share the cores with decoding: no busy-waiting between batches
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
     return lambda images: session.run([OUTPUT], {INPUT: images})[0]
 
@@ -64,6 +66,7 @@ def _load_openvino(file: Path, variant: str) -> Predict:
     # bfloat16 on CPUs that have it; `openvino` stays float32, `openvino-bf16` asks for it.
     precision = "bf16" if variant == "bf16" else "f32"
     config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision}
+    config["ENABLE_CPU_PINNING"] = False  # the cores are shared with decoding
     compiled = ov.Core().compile_model(str(file), "CPU", config)
     output = compiled.output(OUTPUT)
     request = compiled.create_infer_request()

@@ -264,6 +264,11 @@ class Scorer:
         return done * batch_size / (time.perf_counter() - start)
 
     @property
+    def on_cpu(self) -> bool:
+        """Whether the model computes on the CPU cores (another runtime, or TF without a GPU)."""
+        return self.runtime != "tf" or not tf.config.list_physical_devices("GPU")
+
+    @property
     def replicas(self) -> int:
         """Devices each batch is split over."""
         return self.strategy.num_replicas_in_sync
