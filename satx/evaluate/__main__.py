@@ -19,7 +19,7 @@ def main(argv: list[str]) -> int:
     r = evaluate(config, command_line("satx.evaluate"))
     print(
         f"{r.count} tiles: accuracy {r.accuracy:.4f}, ROC AUC {r.roc_auc}, PR AUC {r.pr_auc}, "
-        f"threshold {r.threshold}"
+        f"threshold {r.threshold} (runtime {r.runtime})"
     )
     print(f"report: {config.output}/report.json and report.md")
     return 0

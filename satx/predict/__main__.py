@@ -33,7 +33,8 @@ def main(argv: list[str]) -> int:
             shown = d.input.get("tiles") or secrets.redact_url(config.source.tiles)
             print(f"tile source: {shown}")
         print(
-            f"model {d.model}: {d.model_tiles_per_s} tiles/s here on {d.devices} device(s), "
+            f"model {d.model} ({d.runtime}): {d.model_tiles_per_s} tiles/s here on "
+            f"{d.devices} device(s), "
             f"model alone -> {d.projected_human} for these tiles, before reading and decoding "
             "(satx.bench predict measures those)"
         )
@@ -50,7 +51,7 @@ def main(argv: list[str]) -> int:
         f"{s.kept} written (score >= {config.min_score})"
     )
     r = s.this_run
-    print(f"this run: {r.tiles} tiles in {r.seconds} s = {r.tiles_per_s} tiles/s")
+    print(f"this run: {r.tiles} tiles in {r.seconds} s = {r.tiles_per_s} tiles/s ({s.runtime})")
     p = s.projection
     if p.human:
         print(f"projected for {p.tiles:,} tiles on {p.devices} device(s): {p.human}")
