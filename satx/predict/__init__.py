@@ -2,9 +2,9 @@
 
 `predict(config)` -> `PredictRun`; `dry_run(config)` counts and projects. `inputs` (what to
 score, read in chunks) -> `scorer` (load an export or .keras; batches -> probabilities, on any
-strategy) -> `outputs` (rows, resumable chunk parts, merged GeoJSON/CSV/JSONL) -> `run` (the
-chunk loop); `result` (a predictions folder's layout and its `PredictRun`).
-`python -m satx.predict` is the CLI.
+strategy, or through another inference runtime: `runtimes`) -> `outputs` (rows, resumable
+chunk parts, merged GeoJSON/CSV/JSONL) -> `run` (the chunk loop); `result` (a predictions
+folder's layout and its `PredictRun`). `python -m satx.predict` is the CLI.
 """
 
 from satx import lazy_exports
