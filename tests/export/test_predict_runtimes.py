@@ -7,6 +7,8 @@ import json
 import pytest
 
 from satx.bench.tileserver import TileServer
+from satx.config import PredictConfig, SourceConfig
+from satx.predict.run import predict
 from tests.export.conftest import needs_runtimes
 from tests.support.helpers import cli
 from tests.support.predict import BBOX, predicted_rows, same_outputs
@@ -18,6 +20,8 @@ TWO_PROCESSES = "--direct_num_workers=2 --direct_running_mode=multi_processing"
 @pytest.mark.parametrize("runtime", ["onnx", "openvino", "litert", "openvino-int8"])
 def test_a_runtime_resumes_after_kill_9_and_equals_beam(converted, xyz_area, tmp_path, runtime):
     pytest.importorskip("apache_beam", reason="the Beam engine needs the satx[beam] extra")
+    from satx.predict.beam import predict_beam
+
     version, _ = converted
     root, tiles = xyz_area
     bbox = ",".join(map(str, BBOX))
@@ -34,7 +38,9 @@ def test_a_runtime_resumes_after_kill_9_and_equals_beam(converted, xyz_area, tmp
             "--batch_size=3",
             "--formats=csv,geojson",
         )
-        cli(*args, f"--output={tmp_path / 'clean'}", check=True)
+        kw = dict(bbox=BBOX, zoom=18, source=SourceConfig(tiles=server.template), tta="dihedral")
+        kw.update(runtime=runtime, chunk_size=4, batch_size=3, formats=("csv", "geojson"))
+        predict(PredictConfig(model=str(version), output=str(tmp_path / "clean"), **kw))
         killed = cli(
             *args,
             f"--output={tmp_path / 'killed'}",
@@ -43,13 +49,14 @@ def test_a_runtime_resumes_after_kill_9_and_equals_beam(converted, xyz_area, tmp
         assert killed.returncode == -9, killed.stderr[-2000:]
         resumed = cli(*args, f"--output={tmp_path / 'killed'}", check=True)
         assert "resuming: 2 of" in resumed.stderr
-        cli(
-            *args,
-            f"--output={tmp_path / 'beam'}",
-            "--engine=beam",
-            f"--beam_options={TWO_PROCESSES}",
-            check=True,
+        beam = PredictConfig(
+            model=str(version),
+            output=str(tmp_path / "beam"),
+            engine="beam",
+            beam_options=TWO_PROCESSES,
+            **kw,
         )
+        predict_beam(beam)
     same_outputs(tmp_path / "clean", tmp_path / "killed")
     same_outputs(tmp_path / "clean", tmp_path / "beam")
     run = json.loads((tmp_path / "beam" / "predict_run.json").read_text())
