@@ -63,7 +63,10 @@ def _check_packages(config: ExportConfig) -> None:
         )
 
 
-def _split_arrays(config: ExportConfig, split: str, size: int, limit: int = 0):
+def _split_arrays(
+    config: ExportConfig, split: str, size: int, limit: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images and labels of a split of `--calibration` (its first `limit`; 0: all)."""
     records = load_records(config.calibration)
     if split not in records.manifest.splits:
         raise InputError(

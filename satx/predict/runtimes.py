@@ -152,6 +152,13 @@ def _auto(version: Path, manifest: dict[str, Any]) -> str:
             continue
         if model_file(version, name).exists() and entry.get("tiles_per_s", 0) > best_rate:
             best, best_rate = name, entry["tiles_per_s"]
+    if best != "tf":
+        log.info(
+            "runtime auto: %s (%.0f tiles/s model alone at export, TensorFlow %.0f)",
+            best,
+            best_rate,
+            manifest.get("tf_tiles_per_s") or 0,
+        )
     return best
 
 
@@ -165,16 +172,7 @@ def resolve(version: Path, requested: str) -> str:
     if requested == "auto":
         if not version.is_dir():  # a .keras file: TensorFlow only
             return "tf"
-        chosen = _auto(version, read_manifest(version))
-        if chosen != "tf":
-            rates = read_manifest(version)
-            log.info(
-                "runtime auto: %s (%.0f tiles/s model alone at export, TensorFlow %.0f)",
-                chosen,
-                rates["runtimes"][chosen]["tiles_per_s"],
-                rates.get("tf_tiles_per_s") or 0,
-            )
-        return chosen
+        return _auto(version, read_manifest(version))
     runtime, _ = parse(requested)
     if not version.is_dir():
         raise InputError(

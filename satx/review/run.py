@@ -6,6 +6,7 @@ import getpass
 import logging
 import secrets as token_secrets
 import signal
+import threading
 import time
 from typing import Any
 
@@ -133,7 +134,11 @@ def serve(config: ReviewConfig) -> None:
         print(f"satx.review: open {url}", flush=True)
     if app.token and config.token:
         print("satx.review: open it with ?token=<your --token>", flush=True)
-    signal.signal(signal.SIGTERM, _interrupt)
+    # SIGTERM asks serve_forever to return at its next poll (from a thread: shutdown waits for
+    # the loop); raising in the handler instead could interrupt the loop anywhere, holding a lock
+    signal.signal(
+        signal.SIGTERM, lambda signum, frame: threading.Thread(target=server.shutdown).start()
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -149,10 +154,6 @@ def serve(config: ReviewConfig) -> None:
         )
         app.source.close()
         app.store.close()
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def export(config: ReviewConfig) -> dict[str, Any]:
