@@ -34,7 +34,7 @@ from satx.io.storage import atomic_write_local
 from satx.predict import runtimes
 from satx.predict.result import report_threshold
 from satx.predict.scorer import Scorer, model_path
-from satx.records.manifest import load_records
+from satx.records.manifest import Records, load_records
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +64,9 @@ def _check_packages(config: ExportConfig) -> None:
 
 
 def _split_arrays(
-    config: ExportConfig, split: str, size: int, limit: int = 0
+    records: Records, config: ExportConfig, split: str, size: int, limit: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images and labels of a split of `--calibration` (its first `limit`; 0: all)."""
-    records = load_records(config.calibration)
     if split not in records.manifest.splits:
         raise InputError(
             f"--calibration={config.calibration}: no {split!r} split "
@@ -162,9 +161,12 @@ def export_runtimes(config: ExportConfig, command: str | None = None) -> dict[st
     if config.threshold_from:
         threshold, _ = report_threshold(config.threshold_from, reference.class_names or [])
     if config.calibration:
-        images, labels = _split_arrays(config, config.agreement_split, size, config.agreement_tiles)
+        records = load_records(config.calibration)
+        images, labels = _split_arrays(
+            records, config, config.agreement_split, size, config.agreement_tiles
+        )
         calibration, _ = _split_arrays(
-            config, config.calibration_split, size, config.calibration_tiles
+            records, config, config.calibration_split, size, config.calibration_tiles
         )
         batches = [calibration[i : i + 8] for i in range(0, len(calibration), 8)]
     else:

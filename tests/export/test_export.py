@@ -15,7 +15,7 @@ from satx.predict import runtimes
 from satx.predict.scorer import Scorer
 from satx.records.manifest import load_records
 from tests.export.conftest import FLOATS, INT8, needs_runtimes
-from tests.support.helpers import cli
+from tests.support.helpers import cli, one_error_line
 
 pytestmark = needs_runtimes
 
@@ -134,9 +134,8 @@ def test_export_and_predict_refuse_what_is_not_there_with_one_line(
     )
 
     def one_line(proc, *words):
-        assert proc.returncode == 2, proc.stderr
-        last = proc.stderr.strip().splitlines()[-1]
-        assert last.startswith("error: ") and all(w in last for w in words), proc.stderr
+        line = one_error_line(proc)
+        assert line.startswith("error: ") and all(w in line for w in words), line
 
     one_line(cli(*args, "--runtime=onnx"), "runtimes/onnx/model.onnx", "python -m satx.export")
     version, _ = converted

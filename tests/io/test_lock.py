@@ -15,7 +15,7 @@ import pytest
 
 from satx.io import storage
 from satx.io.lock import LOCK_NAME, OutputLockedError, output_lock
-from tests.support.helpers import GCS_BUCKET, REPO, TINY, cli, records_cmd
+from tests.support.helpers import GCS_BUCKET, REPO, TINY, cli, one_error_line, records_cmd
 
 HOLD = """
 import sys, time
@@ -37,12 +37,6 @@ def hold_lock(root, env=None):
     )
     assert proc.stdout.readline().strip() == "held"
     return proc
-
-
-def one_error_line(proc) -> str:
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
-    return lines[0]
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import shapely
 
 from satx.errors import OutputExistsError
 from satx.predict.run import dry_run, predict
-from tests.support.helpers import cli
+from tests.support.helpers import cli, one_error_line
 from tests.support.predict import (
     BBOX,
     bbox_tiles,
@@ -125,9 +125,8 @@ def test_a_mask_needs_an_area_and_bad_masks_are_one_line(area, tmp_path):
         f"--mask={tmp_path / 'empty.geojson'}": "holds no feature",
     }
     for arg, message in cases.items():
-        proc = cli(*_cli_area(area, arg, f"--output={tmp_path / 'o'}"))
-        lines = [line for line in proc.stderr.splitlines() if line.strip()]
-        assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], proc.stderr
+        line = one_error_line(cli(*_cli_area(area, arg, f"--output={tmp_path / 'o'}")))
+        assert message in line, line
     folder = cli(
         "satx.predict",
         f"--model={area['model']}",

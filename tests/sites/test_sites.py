@@ -13,7 +13,7 @@ from satx.config import SitesConfig
 from satx.errors import InputError, OutputExistsError
 from satx.sites.result import SitesRun
 from satx.sites.run import find_sites
-from tests.support.helpers import cli
+from tests.support.helpers import cli, one_error_line
 from tests.support.sites import BLOBS, site_tile
 
 
@@ -137,7 +137,5 @@ def test_bad_inputs_exit_2_with_one_line(site_set, tmp_path):
     }
     for arg, message in cases.items():
         args = [f"--predictions={site_set['predictions']}", f"--output={tmp_path / 'out'}", arg]
-        proc = cli("satx.sites", *args)
-        lines = [line for line in proc.stderr.splitlines() if line.strip()]
-        assert proc.returncode == 2 and len(lines) == 1, proc.stderr
-        assert lines[0].startswith("error: ") and message in lines[0], lines[0]
+        line = one_error_line(cli("satx.sites", *args))
+        assert line.startswith("error: ") and message in line, line

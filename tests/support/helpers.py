@@ -70,6 +70,13 @@ def cli(*args, env=None, check=False, timeout=300):
     return proc
 
 
+def one_error_line(proc) -> str:
+    """The one stderr line of a CLI that refused its input with exit code 2."""
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    return lines[0]
+
+
 def records_cmd(src, out, *extra):
     """A `tools.make_records` command line for 32 px tiles."""
     return (
