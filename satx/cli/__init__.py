@@ -111,6 +111,8 @@ def run(main: Callable[[list[str]], int | None]) -> None:
         from satx.io import secrets
 
         secrets.scrub_logs()
+        # before anything is written: the lock file and the first log line quote the command
+        secrets.register_args({n: f.value for n, f in absl_flags.FLAGS._flags().items()})
 
         if len(argv) > 1 and not getattr(main, "takes_arguments", False):
             print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)

@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from satx.errors import InputError
 from satx.evaluate import scores
 from satx.evaluate.result import EvaluationReport
 from satx.evaluate.sites import split_graph
+from satx.io import claim, storage
+from satx.io.lock import output_lock
 from satx.io.run_record import run_record, write_json
 from satx.io.storage import atomic_write_local
 from satx.predict.scorer import Scorer
@@ -123,8 +126,30 @@ def _scores_csv(scored: Scored, class_names: list[str]) -> str:
     return out.getvalue()
 
 
+def _layout(config: EvaluateConfig) -> claim.Layout:
+    """What evaluate writes in `--output` (a `--scores_out` inside it included)."""
+    owned = ("report.json", "report.md", "errors.geojson", "*.png")
+    if config.scores_out:
+        inside = os.path.relpath(os.path.abspath(config.scores_out), os.path.abspath(config.output))
+        owned += () if inside.startswith("..") else (inside,)
+    return claim.Layout("evaluate", owned, legacy=("report.json",))
+
+
 def evaluate(config: EvaluateConfig, command: str | None = None) -> EvaluationReport:
-    """Score a split, write report.json / report.md (and the scores CSV); return the report."""
+    """Score a split, write report.json / report.md (and the scores CSV); return the report.
+
+    Raises:
+        InputError / OutputExistsError: `--output` is not evaluate's to write (`satx.io.claim`),
+            or `--scores_out` is not a file path.
+    """
+    if config.scores_out:
+        storage.check_target(config.scores_out, "--scores_out")
+    inputs = (("--model", config.model), ("--records", config.records))
+    with output_lock(config.output, "evaluate", _layout(config), inputs):
+        return _evaluate(config, command)
+
+
+def _evaluate(config: EvaluateConfig, command: str | None) -> EvaluationReport:
     records = load_records(config.records)
     scorer = Scorer(config.model, tta=config.tta, runtime=config.runtime)
     class_names = _check_classes(scorer, records, config)

@@ -20,7 +20,6 @@ import fcntl
 import json
 import logging
 import os
-import shutil
 import socket
 import sys
 import threading
@@ -31,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from satx.errors import SatxError
-from satx.io import secrets, storage
+from satx.io import claim, secrets, storage
+from satx.io.claim import LOCK_NAME
 
 log = logging.getLogger(__name__)
 
-LOCK_NAME = ".satx.lock"
 HEARTBEAT_S = 30.0
 STALE_S = 180.0
 _held: dict[str, int] = {}  # lock key -> how many times this process holds it
@@ -100,6 +99,7 @@ class _LocalLock:
 
     def release(self) -> None:
         if self.fd is not None:
+            os.ftruncate(self.fd, 0)  # who held it is no one's business once the run is over
             os.close(self.fd)  # closing releases the flock; the file stays for the next run
             self.fd = None
 
@@ -206,15 +206,26 @@ class _GcsLock:
 
 @contextlib.contextmanager
 def output_lock(
-    root: str, what: str, heartbeat_s: float = HEARTBEAT_S, stale_s: float = STALE_S
+    root: str,
+    what: str,
+    layout: claim.Layout | None = None,
+    inputs: tuple[tuple[str, str], ...] = (),
+    heartbeat_s: float = HEARTBEAT_S,
+    stale_s: float = STALE_S,
 ) -> Iterator[None]:
     """Hold the lock on `root` (local folder or gs:// prefix) for the block.
 
-    Re-entrant within one process (a run that calls another on the same output).
+    With a `layout`, the folder is claimed for that stage (`satx.io.claim`): checked before
+    the lock file is written (a refused folder gets nothing, not even a lock), checked again
+    under the lock, then marked. Re-entrant within one process (a run that calls another on
+    the same output).
 
     Raises:
         OutputLockedError: another live run holds it.
+        InputError / OutputExistsError: the folder is not this stage's to write (`claim.check`).
     """
+    if layout is not None:
+        claim.check(root, layout, inputs)
     key = root.rstrip("/") if storage.is_gcs(root) else str(Path(root).expanduser().resolve())
     with _held_lock:
         if _held.get(key):
@@ -229,6 +240,9 @@ def output_lock(
         with _held_lock:
             _held[key] = 1
     try:
+        if lock is not None and layout is not None:
+            claim.check(root, layout, inputs)
+            claim.mark(storage.open_store(root), layout)
         yield
     finally:
         with _held_lock:
@@ -238,14 +252,3 @@ def output_lock(
                 del _held[key]
         if last and lock is not None:
             lock.release()
-
-
-def empty_folder(root: str | Path) -> None:
-    """Delete everything in a local folder except its lock file (an --overwrite)."""
-    for path in Path(root).iterdir():
-        if path.name == LOCK_NAME:
-            continue
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()

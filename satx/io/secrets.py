@@ -9,11 +9,13 @@ manifests, errors CSVs, log records, the CLI's error line) pass it through `scru
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import threading
 import urllib.parse
+from collections.abc import Mapping
 
 REDACTED = "REDACTED"
 # URL query parameters whose values are credentials (matched as a part of the name: api_key,
@@ -109,6 +111,31 @@ def parse_header(spec: str) -> tuple[str, str]:
     if credential and scheme.isalpha():
         register(credential)
     return name.strip(), value
+
+
+_SECRET_FLAG = re.compile(r"token|secret|passw|credential|api_?key", re.IGNORECASE)
+
+
+def register_args(values: Mapping[str, object]) -> None:
+    """Register every secret a command line carries, before the run writes or logs anything.
+
+    `--tile_header` values, flags named like a credential (`--token`), secret-looking URL
+    parameters and passwords in any URL, and `${ENV}` expansions; values that do not parse are
+    left to their stage, which refuses them (scrubbed) in one line.
+    """
+    for name, value in values.items():
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if not isinstance(item, str) or not item:
+                continue
+            with contextlib.suppress(ValueError, KeyError):
+                if name == "tile_header":
+                    parse_header(item)
+                elif _SECRET_FLAG.search(name):
+                    register(item)
+                elif "${" in item:
+                    register_url(expand_env(item, f"--{name}"))
+                else:
+                    register_url(item)
 
 
 def scrub_logs() -> None:

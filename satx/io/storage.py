@@ -13,6 +13,7 @@ import contextlib
 import functools
 import os
 import shutil
+import stat
 import tempfile
 import time
 import uuid
@@ -85,16 +86,48 @@ class Store(Protocol):
         """Remove `name` if present."""
 
 
+def check_target(path: str | Path, flag: str = "") -> None:
+    """Refuse a file target that exists and is not a regular file (a device, FIFO, socket, folder).
+
+    An atomic write renames a new file over its target: over `/dev/full` that replaces a
+    device node with a CSV.
+
+    Raises:
+        StorageError: naming the target and the flag.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        kind = "a link" if stat.S_ISLNK(mode) else "not a file"
+        kind = "a folder" if stat.S_ISDIR(mode) else kind
+        raise StorageError(
+            f"{f'{flag}=' if flag else ''}{path} is {kind}; satx writes only regular files "
+            "(atomically, by replacing them): choose a file path"
+        )
+
+
 def atomic_write_local(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` via a temporary sibling and an atomic rename."""
+    """Write `data` to `path` via a temporary sibling and an atomic rename.
+
+    Raises:
+        StorageError: the write failed (a full disk, say); no temporary file is left.
+    """
     path = Path(path)
+    check_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise StorageError(f"could not write {path}: {err.strerror or err}") from err
 
 
 class LocalStore:
@@ -138,6 +171,7 @@ class LocalStore:
     def put_file(self, local_path: str, name: str) -> None:
         """Move a finished local file into place atomically (consumes `local_path`)."""
         target = self.path(name)
+        check_target(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(local_path, target)

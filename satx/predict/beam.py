@@ -37,10 +37,9 @@ from apache_beam.utils.shared import Shared
 from satx.config import PredictConfig
 from satx.io import beam as beam_io
 from satx.io import failpoints
-from satx.io.lock import output_lock
 from satx.io.progress import Progress
 from satx.predict.inputs import ChunkData, open_input
-from satx.predict.outputs import Labeller, PredictionOutput
+from satx.predict.outputs import Labeller, PredictionOutput, locked_output
 from satx.predict.result import PredictRun
 from satx.predict.run import (
     Run,
@@ -129,7 +128,7 @@ def _write(result: PredictionResult, config: PredictConfig, labeller: Labeller) 
 
 def predict_beam(config: PredictConfig, command: str | None = None) -> PredictRun:
     """Run (or resume) a prediction on Beam; returns the run (predict_run.json)."""
-    with output_lock(config.output, "predict"):  # the driver holds it for the pipeline
+    with locked_output(config):  # the driver holds it for the pipeline
         return _predict_beam(config, command)
 
 

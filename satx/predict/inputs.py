@@ -31,6 +31,7 @@ from satx import geo
 from satx.config import PredictConfig
 from satx.errors import InputError, RecordsError
 from satx.io import storage
+from satx.predict.result import MASK_DIR
 from satx.records.manifest import MANIFEST_NAME, load_records
 from satx.records.schema import iter_shard
 from satx.tiles.aoi import load_aoi
@@ -43,7 +44,6 @@ from satx.tiles.sources import TileSource, open_source
 from satx.tiles.tables import read_rows
 
 log = logging.getLogger(__name__)
-MASK_DIR = "_mask"  # in the output: the mask's tiles, built once
 
 
 @dataclass

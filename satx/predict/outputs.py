@@ -7,6 +7,7 @@ tile. `Labeller` owns the rule that turns probabilities into a label, a score an
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -19,12 +20,14 @@ import numpy as np
 
 from satx import geo
 from satx.errors import InputError, OutputExistsError
-from satx.io import failpoints, secrets, storage
-from satx.io.lock import LOCK_NAME
+from satx.io import claim, failpoints, secrets, storage
+from satx.io.lock import output_lock
 from satx.predict import parquet, raster
 from satx.predict.result import (
     CONFIG_NAME,
     ERRORS_NAME,
+    LAYOUT,
+    MASK_DIR,
     PART_EXT,
     PROGRESS_NAME,
     part_name,
@@ -167,6 +170,18 @@ def _what_differs(found: str, wanted: str) -> str:
     return f"different {', '.join(changed)}" if changed else "different settings"
 
 
+def locked_output(config: Any) -> contextlib.AbstractContextManager:
+    """Predict's output claimed (`satx.io.claim`) and locked: refused when it overlaps an input."""
+    inputs = (
+        ("--input", config.input),
+        ("--model", config.model),
+        ("--mask", config.mask),
+        ("--aoi", config.aoi),
+        ("--tiles", claim.template_root(config.source.tiles)),
+    )
+    return output_lock(config.output, "predict", LAYOUT, inputs)
+
+
 class PredictionOutput:
     """The output folder of one prediction run (see the module docstring)."""
 
@@ -193,11 +208,8 @@ class PredictionOutput:
             raise OutputExistsError(
                 f"{self.root}: holds parts but no {CONFIG_NAME}; use --overwrite"
             )
-        if overwrite:
-            for name in self.store.list():
-                # the lock is held by this run; the mask's tiles are named by their content
-                if name != LOCK_NAME and not name.startswith("_mask/"):
-                    self.store.delete(name)
+        if overwrite:  # the mask's tiles stay: they are named by their content
+            claim.remove_owned(self.store, LAYOUT, keep=(f"{MASK_DIR}/",))
         self.store.write_bytes(CONFIG_NAME, wanted.encode())
 
     def done_chunks(self) -> set[int]:

@@ -11,6 +11,12 @@ Layout of `--output` (local folder or gs:// prefix):
     predictions.geojson|.csv|.jsonl, errors.csv
                                 merged in chunk order when every chunk is done
     predict_run.json            the `PredictRun`, written last: the folder is complete
+    predictions.parquet/chunk-00000012.parquet, parts/00000012.raster.npz, predictions.tif
+                                GeoParquet chunks; the score raster's parts and its COG
+    _mask/<sha16>-z<Z>-<buffer>m-<threshold>.npy
+                                a --mask's tile keys (kept by --overwrite: named by content)
+
+`LAYOUT` is what predict owns there (`satx.io.claim`): `--overwrite` deletes nothing else.
 
 Review and later stages open a folder with `PredictRun.load` and find its files here.
 """
@@ -27,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from satx.errors import InputError
-from satx.io import storage
+from satx.io import claim, storage
 from satx.io.run_record import Record
 from satx.predict import parquet
 
@@ -37,6 +43,24 @@ PROGRESS_NAME = "progress.json"
 ERRORS_NAME = "errors.csv"
 PART_EXT = {"geojson": "geojsonl", "csv": "csv", "jsonl": "jsonl"}
 ROW_FORMATS = ("parquet", "csv", "jsonl", "geojson")  # the order later stages read rows in
+MASK_DIR = "_mask"  # the mask's tiles, built once
+LAYOUT = claim.Layout(
+    "predict",
+    owned=(
+        CONFIG_NAME,
+        RUN_NAME,
+        PROGRESS_NAME,
+        ERRORS_NAME,
+        "predictions.csv",
+        "predictions.geojson",
+        "predictions.jsonl",
+        "predictions.tif",
+        "predictions.parquet/",
+        "parts/",
+        f"{MASK_DIR}/",
+    ),
+    legacy=(CONFIG_NAME,),
+)
 
 
 def predictions_name(fmt: str) -> str:

@@ -30,7 +30,6 @@ from satx.data.decode import decode_to_size
 from satx.data.pipeline import decode_many, map_batches
 from satx.errors import InputError
 from satx.io import failpoints
-from satx.io.lock import output_lock
 from satx.io.progress import Progress, format_duration
 from satx.io.run_record import json_bytes, run_record
 from satx.predict import parquet, raster, runtimes
@@ -41,6 +40,7 @@ from satx.predict.outputs import (
     PredictionOutput,
     format_errors,
     format_rows,
+    locked_output,
 )
 from satx.predict.result import (
     RUN_NAME,
@@ -300,7 +300,7 @@ def begin(config: PredictConfig, scorer: Scorer, source: TileInput, class_names:
 
 def predict(config: PredictConfig, command: str | None = None) -> PredictRun:
     """Run (or resume) a prediction; returns the run (also written to predict_run.json)."""
-    with output_lock(config.output, "predict"):
+    with locked_output(config):
         scorer, source, class_names = setup(config)
         try:
             return _predict(config, command, scorer, source, class_names)

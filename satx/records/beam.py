@@ -32,12 +32,12 @@ from satx.config import RecordsConfig
 from satx.errors import RecordsError
 from satx.io import beam as beam_io
 from satx.io import storage
-from satx.io.lock import output_lock
 from satx.records.inputs import fetch_failure, list_input
 from satx.records.make import (
     PROGRESS_DIR,
     claim_output,
     finish_records,
+    locked_output,
     prepare_output,
     record_shard,
 )
@@ -199,7 +199,7 @@ def _keyed(value: Any) -> tuple[int, Any]:
 
 def make_records_beam(config: RecordsConfig, command: str | None = None) -> Manifest:
     """`make_records` as a Beam pipeline (see the module docstring); returns the manifest."""
-    with output_lock(config.output, "make_records"):  # the driver holds it for the pipeline
+    with locked_output(config):  # the driver holds it for the pipeline
         return _make_records_beam(config, command)
 
 

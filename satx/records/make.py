@@ -28,11 +28,11 @@ from pathlib import Path
 
 from satx.config import RecordsConfig
 from satx.errors import OutputExistsError, RecordsError
-from satx.io import failpoints, secrets, storage
+from satx.io import claim, failpoints, secrets, storage
 from satx.io.lock import output_lock
 from satx.io.progress import Progress
 from satx.io.run_record import run_record
-from satx.records import inputs, schema
+from satx.records import inputs
 from satx.records.manifest import (
     MANIFEST_NAME,
     QUARANTINE_NAME,
@@ -52,18 +52,23 @@ log = logging.getLogger(__name__)
 PROGRESS_DIR = "_progress"
 
 
-def _clean_output(out: storage.Store) -> None:
-    """Delete everything make_records owns in an output (and nothing else)."""
-    for name in out.list():
-        base = name.rsplit("/", 1)[-1]
-        ours = (
-            name.startswith(f"{PROGRESS_DIR}/")
-            or schema.is_shard_name(base)
-            or base in (MANIFEST_NAME, QUARANTINE_NAME)
-            or (base.startswith(".") and ".tmp-" in base)
-        )
-        if ours:
-            out.delete(name)
+LAYOUT = claim.Layout(
+    "make_records",
+    owned=(
+        MANIFEST_NAME,
+        QUARANTINE_NAME,
+        "*-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9].tfrecord",
+        "*-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9].tfrecord.gz",
+        f"{PROGRESS_DIR}/",
+    ),
+    legacy=(MANIFEST_NAME, f"{PROGRESS_DIR}/plan.json"),
+)
+
+
+def locked_output(config: RecordsConfig) -> contextlib.AbstractContextManager:
+    """The output claimed for make_records (`satx.io.claim`) and locked, for either engine."""
+    inputs = (("--input", config.input), ("--tiles", claim.template_root(config.source.tiles)))
+    return output_lock(config.output, "make_records", LAYOUT, inputs)
 
 
 def claim_output(out: storage.Store, config: RecordsConfig) -> None:
@@ -78,7 +83,7 @@ def claim_output(out: storage.Store, config: RecordsConfig) -> None:
             "Pass --overwrite to rebuild them, or choose another --output"
         )
     if config.overwrite:
-        _clean_output(out)
+        claim.remove_owned(out, LAYOUT)
 
 
 def prepare_output(out: storage.Store, plan: Plan) -> set[str]:
@@ -302,7 +307,7 @@ def make_records(config: RecordsConfig, command: str | None = None) -> Manifest:
         OutputExistsError: the output is complete (or foreign) and `overwrite` is off.
         OutputLockedError: another run is writing the same output.
     """
-    with output_lock(config.output, "make_records"):
+    with locked_output(config):
         return _make_records(config, command)
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from satx.errors import InputError
-from satx.io import storage
+from satx.io import claim, storage
 from satx.io.run_record import Record
 
 CONFIG_NAME = "sites_config.json"
@@ -31,6 +31,8 @@ POLYGONS_GEOJSON = "sites_polygons.geojson"
 SITE_TILES_CSV = "site_tiles.csv"
 REPORT_MD = "report.md"
 CURVE_PNG = "curve.png"
+_OWNED = (CONFIG_NAME, REPORT_NAME, SITES_CSV, SITES_GEOJSON, POLYGONS_GEOJSON, SITE_TILES_CSV)
+LAYOUT = claim.Layout("sites", (*_OWNED, REPORT_MD, CURVE_PNG), legacy=(CONFIG_NAME,))
 SITE_COLUMNS = (
     "rank",
     "site_id",

@@ -24,8 +24,8 @@ import numpy as np
 from satx import geo
 from satx.config import SitesConfig
 from satx.errors import InputError, OutputExistsError
-from satx.io import failpoints, storage
-from satx.io.lock import LOCK_NAME, output_lock
+from satx.io import claim, failpoints, storage
+from satx.io.lock import output_lock
 from satx.io.run_record import json_bytes, run_record
 from satx.predict.result import PredictRun, fingerprint, report_threshold
 from satx.sites import curve, outputs, report
@@ -35,6 +35,7 @@ from satx.sites.known import KnownSchools, best_score_near, nearest, read_known
 from satx.sites.result import (
     CONFIG_NAME,
     CURVE_PNG,
+    LAYOUT,
     POLYGONS_GEOJSON,
     REPORT_MD,
     REPORT_NAME,
@@ -81,7 +82,8 @@ def find_sites(config: SitesConfig, command: str | None = None) -> SitesRun:
     run = PredictRun.load(config.predictions)
     plan = _resolve(config, run)
     stages: dict[str, float] = {}
-    with output_lock(config.output, "satx.sites"):
+    inputs = (("--predictions", config.predictions), ("--known", config.known))
+    with output_lock(config.output, "satx.sites", LAYOUT, inputs):
         out = storage.open_store(config.output)
         _claim(out, config, plan.inputs)
         with _timed(stages, "read"):
@@ -197,9 +199,7 @@ def _claim(out: Any, config: SitesConfig, inputs: dict[str, Any]) -> None:
             "another --output"
         )
     if config.overwrite or not out.exists(CONFIG_NAME):
-        for name in out.list():
-            if name != LOCK_NAME:
-                out.delete(name)
+        claim.remove_owned(out, LAYOUT)
     out.write_bytes(CONFIG_NAME, identity)
 
 

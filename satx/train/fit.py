@@ -22,8 +22,8 @@ import tensorflow as tf
 from satx.config import TrainConfig
 from satx.data.read import CorruptionCounter
 from satx.errors import InputError, OutputExistsError
-from satx.io import failpoints
-from satx.io.lock import empty_folder, output_lock
+from satx.io import claim, failpoints, storage
+from satx.io.lock import output_lock
 from satx.io.run_record import run_record, write_json
 from satx.models import backbones
 from satx.records.manifest import Records, load_records
@@ -54,7 +54,7 @@ from satx.train.phases import (
     monitor_for,
     phase_segments,
 )
-from satx.train.result import TrainResult, Workdir
+from satx.train.result import LAYOUT, TrainResult, Workdir
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def _check_workdir(work: Workdir, config: TrainConfig, overwrite: bool) -> None:
     if work.config.exists():
         previous = json.loads(work.config.read_text())
         if overwrite:
-            empty_folder(work.root)  # all but the lock this run holds
+            claim.remove_owned(storage.LocalStore(work.root), LAYOUT)
         elif previous != resolved:
             changed = _changed(previous, resolved)
             raise OutputExistsError(
@@ -186,7 +186,8 @@ def train(config: TrainConfig, command: str | None = None, overwrite: bool = Fal
     records = load_records(config.data.records)  # bad records fail before a workdir is made
     # MultiWorkerMirroredStrategy configures collective ops, which must precede any TF op.
     if is_chief():
-        with output_lock(config.workdir, "train"):
+        inputs = (("--records", config.data.records),)
+        with output_lock(config.workdir, "train", LAYOUT, inputs):
             strategy = make_strategy(config.strategy)
             return _train(config, records, strategy, command, overwrite)
     strategy = make_strategy(config.strategy)

@@ -12,7 +12,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from satx.io import claim
 from satx.io.run_record import Record, write_json
+
+LAYOUT = claim.Layout(
+    "train",
+    owned=(
+        "config.json",
+        "run.json",
+        "state.json",
+        "history.csv",
+        "stopping-phase*.json",
+        "model.keras",
+        "class_names.json",
+        "summary.json",
+        "checkpoints/",
+        "backup/",
+        "logs/",
+        "export/",
+    ),
+    legacy=("config.json",),
+)
 
 
 @dataclass(frozen=True)

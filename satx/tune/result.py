@@ -5,8 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from satx.io import claim
 from satx.io.run_record import Record
 from satx.train.result import TrainResult
+
+LAYOUT = claim.Layout(
+    "tune",
+    owned=(
+        "tune_run.json",
+        "leaderboard.csv",
+        "leaderboard.json",
+        "best_hparams.json",
+        "tuner/",
+        "logs/",
+        "best/",
+        "export/",
+    ),
+    legacy=("tune_run.json",),
+)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from satx.train.phases import monitor_for
 from satx.train.result import TrainResult
 from satx.tune.hyperband import SatxTuner, distributed_role, progress_line, tuner_id
 from satx.tune.hypermodel import SatxHyperModel, searched_knobs
-from satx.tune.result import SearchFiles, TuneResult
+from satx.tune.result import LAYOUT, SearchFiles, TuneResult
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +284,8 @@ def tune(config: TuneConfig, command: str | None = None) -> TuneResult:
     command = command if command is not None else " ".join(sys.argv)
     role = distributed_role()
     # The chief (or a lone search) owns the workdir; workers share it through the chief.
-    owner = output_lock(config.train.workdir, "tune") if role != "worker" else None
+    inputs = (("--records", config.train.data.records),)
+    owner = output_lock(config.train.workdir, "tune", LAYOUT, inputs) if role != "worker" else None
     with owner or contextlib.nullcontext():
         return _tune(config, command, role)
 

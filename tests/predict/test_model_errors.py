@@ -69,10 +69,11 @@ def test_what_is_not_a_satx_model_is_named_with_what_was_expected(
 def test_the_cli_says_it_in_one_line(tmp_path):
     bad = tmp_path / "bad.keras"
     bad.write_text("not a model\n")
+    (tmp_path / "tiles").mkdir()
     proc = cli(
         "satx.predict",
         f"--model={bad}",
-        f"--input={tmp_path}",
+        f"--input={tmp_path / 'tiles'}",
         f"--output={tmp_path / 'o'}",
         env=TINY,
     )
