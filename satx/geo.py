@@ -6,6 +6,7 @@ Tile names in paths follow three conventions; all are parsed here and nowhere el
 
 from __future__ import annotations
 
+import math
 import re
 from typing import NamedTuple
 
@@ -122,6 +123,11 @@ def bbox_blocks(west: float, south: float, east: float, north: float, zoom: int)
     """
     if not 0 <= zoom <= MAX_ZOOM:
         raise ValueError(f"zoom {zoom} outside 0..{MAX_ZOOM}")
+    lons, lats = (west, east), (south, north)
+    if not all(math.isfinite(v) and -180 <= v <= 180 for v in lons) or not all(
+        math.isfinite(v) and -90 <= v <= 90 for v in lats
+    ):
+        raise ValueError("W and E are longitudes in -180..180, S and N latitudes in -90..90")
     if not (south <= north):
         raise ValueError(f"bbox south {south} is north of north {north}; expected W,S,E,N")
     boxes = (

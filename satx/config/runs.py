@@ -16,6 +16,7 @@ from satx.config.base import (
     EXPORT_BEST_ON,
     EXPORT_RUNTIMES,
     LR_SCHEDULES,
+    MAX_IMAGERY_ZOOM,
     OPTIMIZERS,
     PRECISIONS,
     SIZE_MISMATCH_MODES,
@@ -99,7 +100,12 @@ class RecordsConfig(Config):
         (), "Class names in label-index order (default: sorted names found)."
     )
     source: SourceConfig = field(default_factory=SourceConfig)  # labelled places' tiles
-    zoom: int = knob(0, "Zoom of labelled places (a lon,lat CSV or GeoJSON).")
+    zoom: int = knob(
+        0,
+        "Zoom of labelled places (a lon,lat CSV or GeoJSON).",
+        at_least=0,
+        at_most=MAX_IMAGERY_ZOOM,
+    )
     label_property: str = knob("label", "GeoJSON: the feature property holding the label.")
     polygon_mode: str = knob(
         "cover",

@@ -12,6 +12,7 @@ from satx.config.base import (
     COUNTRY_TILES,
     ENGINES,
     EXPORT_RUNTIMES,
+    MAX_IMAGERY_ZOOM,
     PRECISIONS,
     PREDICT_FORMATS,
     PREDICT_STRATEGIES,
@@ -73,7 +74,12 @@ class PredictConfig(Config):
     aoi: str = knob(
         "", "GeoJSON of (Multi)Polygons (WGS84): score every tile of --zoom that overlaps them."
     )
-    zoom: int = knob(0, "Zoom of --bbox or --aoi tiles, and of lon,lat CSV rows.")
+    zoom: int = knob(
+        0,
+        "Zoom of --bbox or --aoi tiles, and of lon,lat CSV rows.",
+        at_least=0,
+        at_most=MAX_IMAGERY_ZOOM,
+    )
     mask: str = knob(
         "",
         "With --bbox/--aoi: score only tiles near built-up features: building footprints or "
@@ -355,4 +361,11 @@ class ReviewConfig(Config):
             problems.append("--predictions and --sites: review one (sites name their predictions)")
         if self.export and not self.export.lower().endswith((".csv", ".geojson")):
             problems.append(f"--export={self.export}: name a .csv or .geojson file")
+        for flag in ("positive_class", "negative_class"):
+            name = getattr(self, flag)
+            if name and not (name[0].isalnum() or name[0] == "_"):
+                problems.append(
+                    f"--{flag}={name}: a class name starts with a letter, digit or _ "
+                    "(it becomes a label in exported CSVs)"
+                )
         return problems

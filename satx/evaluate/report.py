@@ -10,7 +10,6 @@ tile (`source_id, z, x, y, label, score_<class>...`) so anyone can recompute the
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import logging
@@ -28,7 +27,7 @@ from satx.errors import InputError
 from satx.evaluate import scores
 from satx.evaluate.result import EvaluationReport
 from satx.evaluate.sites import split_graph
-from satx.io import claim, storage
+from satx.io import claim, csv_out, storage
 from satx.io.lock import output_lock
 from satx.io.run_record import run_record, write_json
 from satx.io.storage import atomic_write_local
@@ -117,7 +116,7 @@ def _error_features(
 def _scores_csv(scored: Scored, class_names: list[str]) -> str:
     """The per-tile CSV: source_id, z, x, y, label (class name), score_<class> for each class."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv_out.writer(out)
     writer.writerow(["source_id", "z", "x", "y", "label", *(f"score_{c}" for c in class_names)])
     for i, source_id in enumerate(scored.source_ids):
         z, x, y = (int(v) for v in scored.tiles[i])

@@ -219,8 +219,11 @@ def _one(
     if converted:
         tmp = folder / f".{name}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        convert.convert(family.family, version, tmp, batches if variant == "int8" else None)
-        _replace(tmp, folder / name)
+        try:
+            convert.convert(family.family, version, tmp, batches if variant == "int8" else None)
+            _replace(tmp, folder / name)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # a failed conversion (a full disk) leaves none
     seconds = time.perf_counter() - started
     scorer = Scorer(version, runtime=name)
     numbers = agreement.agreement(

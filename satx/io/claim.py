@@ -226,4 +226,3 @@ def _prune(root: Path, folders: set[str]) -> None:
     for folder in sorted(candidates, key=lambda f: f.count("/"), reverse=True):
         with contextlib.suppress(OSError):  # not empty: something kept or foreign lives there
             (root / folder).rmdir()
-

@@ -38,6 +38,7 @@ from satx.tiles.aoi import load_aoi
 from satx.tiles.areas import Area, BboxArea
 from satx.tiles.base import Errors, read_refs
 from satx.tiles.folders import read_folder
+from satx.tiles.formats import too_large
 from satx.tiles.mask import MaskedArea, mask_identity, mask_keys
 from satx.tiles.refs import Rejection, TileRef
 from satx.tiles.sources import TileSource, open_source
@@ -53,6 +54,18 @@ class ChunkData:
     tiles: list[TileRef]
     encoded: list[bytes | None]
     errors: Errors = field(default_factory=dict)  # position -> (reason, detail)
+
+
+def readable(chunk: ChunkData) -> list[int]:
+    """Positions of a chunk's tiles that were read (not yet known to decode).
+
+    A tile whose header claims more pixels than any tile has becomes a `too_large` error here,
+    before anything decodes it.
+    """
+    for i, data in enumerate(chunk.encoded):
+        if data is not None and i not in chunk.errors and (why := too_large(data)) is not None:
+            chunk.errors[i] = ("too_large", why)
+    return [i for i, b in enumerate(chunk.encoded) if b is not None and i not in chunk.errors]
 
 
 class TileInput(Protocol):

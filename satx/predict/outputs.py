@@ -8,7 +8,6 @@ tile. `Labeller` owns the rule that turns probabilities into a label, a score an
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import json
 import logging
@@ -20,7 +19,7 @@ import numpy as np
 
 from satx import geo
 from satx.errors import InputError, OutputExistsError
-from satx.io import claim, failpoints, secrets, storage
+from satx.io import claim, csv_out, failpoints, secrets, storage
 from satx.io.lock import output_lock
 from satx.predict import parquet, raster
 from satx.predict.result import (
@@ -117,8 +116,8 @@ def format_rows(
 ) -> dict[str, str]:
     """The text of one chunk's part file per format (no headers; one tile per line)."""
     lines: dict[str, list[str]] = {f: [] for f in formats if f in PART_EXT}
-    csv_out = io.StringIO()
-    writer = csv.writer(csv_out, lineterminator="\n")
+    csv_text = io.StringIO()
+    writer = csv_out.writer(csv_text)
     for tile, label, score, p in zip(tiles, labels, scores, probs, strict=True):
         a = _address(tile.tile)
         by_class = {f"score_{c}": round(float(v), 6) for c, v in zip(class_names, p, strict=True)}
@@ -135,7 +134,7 @@ def format_rows(
             lines["geojson"].append(json.dumps(feature))
     texts = {f: "".join(line + "\n" for line in rows) for f, rows in lines.items()}
     if "csv" in texts:
-        texts["csv"] = csv_out.getvalue()
+        texts["csv"] = csv_text.getvalue()
     return texts
 
 
@@ -145,10 +144,16 @@ def _csv_header(class_names: tuple[str, ...]) -> list[str]:
     return base + [f"score_{c}" for c in class_names]
 
 
+def _csv_line(cells: list[str]) -> str:
+    text = io.StringIO()
+    csv_out.writer(text).writerow(cells)
+    return text.getvalue()
+
+
 def format_errors(tiles: list[TileRef], errors: dict[int, tuple[str, str]]) -> str:
     """One chunk's errors as CSV lines (no header)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv_out.writer(out)
     for i in sorted(errors):
         t = tiles[i].tile
         reason, detail = errors[i]
@@ -293,7 +298,7 @@ class PredictionOutput:
                 head = '{"type": "FeatureCollection", "features": [\n'
                 self._merge(name, parts, head, "]}\n", comma=True)
             else:
-                head = ",".join(_csv_header(self.class_names)) + "\n" if fmt == "csv" else ""
+                head = _csv_line(_csv_header(self.class_names)) if fmt == "csv" else ""
                 self._merge(name, parts, head, "", comma=False)
             written[fmt] = self.store.url(name)
         errors = [self.part(k, "errors.csv") for k in range(chunks)]

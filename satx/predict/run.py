@@ -33,7 +33,7 @@ from satx.io import failpoints
 from satx.io.progress import Progress, format_duration
 from satx.io.run_record import json_bytes, run_record
 from satx.predict import parquet, raster, runtimes
-from satx.predict.inputs import ChunkData, TileInput, open_input
+from satx.predict.inputs import ChunkData, TileInput, open_input, readable
 from satx.predict.outputs import (
     LARGE_ROWS,
     Labeller,
@@ -64,11 +64,6 @@ def _failure_reason(data: bytes) -> tuple[str, str]:
     except images.ImageRejected as err:
         return err.reason, err.detail
     return "corrupt", f"{fmt.upper()} data does not decode (truncated or damaged); re-download it"
-
-
-def readable(chunk: ChunkData) -> list[int]:
-    """Positions of a chunk's tiles that were read (not yet known to decode)."""
-    return [i for i, b in enumerate(chunk.encoded) if b is not None and i not in chunk.errors]
 
 
 def decoded_batches(

@@ -16,7 +16,7 @@ import simplejpeg
 from PIL import Image, UnidentifiedImageError
 
 from satx.errors import SatxError
-from satx.tiles.formats import SUPPORTED, extension_format, format_name
+from satx.tiles.formats import SUPPORTED, extension_format, format_name, pixel_size, too_large
 
 JPEG_QUALITY = 95
 
@@ -143,6 +143,8 @@ def prepare_image(
             or `size_mismatch`.
     """
     fmt = check_format(data)
+    if (why := too_large(data)) is not None:
+        raise ImageRejected("too_large", why)
     changes: list[str] = []
     claimed = extension_format(path)
     if claimed is not None and claimed != fmt:
@@ -170,9 +172,15 @@ def prepare_image(
 
 
 def peek_size(data: bytes) -> tuple[int, int] | None:
-    """Image (width, height) from the header only, or None when it cannot be read."""
+    """Image (width, height) from the header only, or None when it cannot be read.
+
+    A header claiming more pixels than Pillow allows is a size like any other here (the tile
+    is refused as `too_large` when it is written), never an error that stops the run.
+    """
+    if (size := pixel_size(data)) is not None:
+        return size
     try:
         with Image.open(io.BytesIO(data)) as image:
             return image.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):  # unreadable header
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return None

@@ -329,9 +329,11 @@ def _make_records(config: RecordsConfig, command: str | None) -> Manifest:
             )
             plan = make_plan(listing, config, pool)
         if not plan.tasks:
+            reasons = Counter(r.reason for r in plan.rejections)
+            first = plan.rejections[0].detail if plan.rejections else "nothing listed"
             raise RecordsError(
-                f"{config.input}: no usable tiles (all {len(plan.rejections)} "
-                "were quarantined); see the reasons above"
+                f"{config.input}: no usable tiles: all {len(plan.rejections)} were quarantined "
+                f"({', '.join(f'{k}: {n}' for k, n in reasons.most_common())}); the first: {first}"
             )
         done = prepare_output(out, plan)
         todo = [t for t in plan.tasks if t.name not in done]

@@ -7,6 +7,7 @@ records are serialised by `satx.io.tfrecord` (byte-identical to TensorFlow's wri
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -98,6 +99,20 @@ def write_shard(task: ShardTask, settings: WriteSettings) -> dict[str, Any]:
     out = storage.open_store(settings.out_root)
     folder = settings.staging_dir or out.root
     tmp = os.path.join(folder, f".{task.name}.tmp-{os.getpid()}")
+    try:
+        return _write_shard(task, settings, out, tmp)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise StorageError(
+            f"could not write {out.url(task.name)}: {err.strerror or err}; free space and "
+            "run again (finished shards are kept)"
+        ) from err
+
+
+def _write_shard(
+    task: ShardTask, settings: WriteSettings, out: storage.Store, tmp: str
+) -> dict[str, Any]:
     classes, changes, formats = Counter(), Counter(), Counter()
     rejected: list[dict[str, str]] = []
     uncounted = 0

@@ -12,6 +12,7 @@ import mercantile
 from satx.config import ReviewConfig
 from satx.review.store import ReviewStore
 from satx.tiles.base import TileSource
+from satx.tiles.formats import too_large
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,9 @@ class ReviewApp:
         if errors and errors[0][0] != "missing":
             log.warning("tile %d/%d/%d: %s", *key, errors[0][1])
             return None  # not cached: a later request tries again
+        if data and (why := too_large(data)) is not None:
+            log.warning("tile %d/%d/%d: too_large: %s", *key, why)
+            data = None  # never handed to a browser
         with self._lock:
             self._images[key] = data
             while len(self._images) > 2048:

@@ -12,7 +12,6 @@ GeoJSON's points are tile centres, so it also needs `--zoom`, the tiles' zoom).
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import logging
@@ -21,22 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from satx.errors import InputError
-from satx.io import storage
+from satx.io import csv_out, storage
 from satx.review.store import ReviewStore, tile_centre
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ["z", "x", "y", "label", "reviewer", "decided_at", "score", "model_version", "site_id"]
 UNRECOGNIZED_SUFFIX = ".unrecognized.geojson"
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-FREE_TEXT = ("reviewer", "model_version", "site_id")
-
-
-def _cell(value: Any) -> Any:
-    """A text cell a spreadsheet shows as text: one that would start a formula gets a `'`."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 def _iso(t: float) -> str:
@@ -98,14 +88,15 @@ def _unrecognized(store: ReviewStore) -> tuple[str, int]:
 
 
 def _to_csv(rows: list[dict[str, Any]]) -> str:
-    """labels.csv text; free-text cells are neutralised as OWASP advises for CSV injection.
+    """labels.csv text; every cell neutralised as OWASP advises for CSV injection (`csv_out`).
 
-    Labels are class names, which make_records reads back; they are left as they are.
+    Class names are checked when the review opens (`--negative_class=` a formula is refused),
+    so labels stay what make_records reads back.
     """
     out = io.StringIO()
-    writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: _cell(v) if k in FREE_TEXT else v for k, v in r.items()} for r in rows)
+    writer = csv_out.writer(out)
+    writer.writerow(COLUMNS)
+    writer.writerows([r[k] for k in COLUMNS] for r in rows)
     return out.getvalue()
 
 
@@ -125,8 +116,33 @@ def unrecognized_path(path: str) -> Path:
     return p.with_name(p.name[: -len(p.suffix)] + UNRECOGNIZED_SUFFIX)
 
 
+def _ours(path: Path) -> bool:
+    """Whether an existing export target is a file an earlier export wrote (else: keep it)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 20)
+        if path.suffix.lower() == ".csv":
+            return head.split(b"\n", 1)[0].decode() == ",".join(COLUMNS)
+        collection = json.loads(head)
+    except (OSError, ValueError):
+        return False
+    features = collection.get("features") if isinstance(collection, dict) else None
+    return collection.get("type") == "FeatureCollection" and isinstance(features, list)
+
+
 def export_labels(store: ReviewStore, path: str) -> dict[str, Any]:
-    """Write the labels file and the unrecognized layer (atomically); returns counts."""
+    """Write the labels file and the unrecognized layer (atomically); returns counts.
+
+    Raises:
+        InputError: a target exists and is not an export of satx.review (it is kept).
+    """
+    for target in (Path(path).expanduser(), unrecognized_path(path)):
+        storage.check_target(target, "--export")
+        if target.exists() and not _ours(target):
+            raise InputError(
+                f"--export={path}: {target} exists and is not a satx.review export; "
+                "choose another file (satx overwrites only its own exports)"
+            )
     rows = _label_rows(store)
     text = _to_geojson(rows) if path.lower().endswith(".geojson") else _to_csv(rows)
     storage.atomic_write_local(Path(path).expanduser(), text.encode())

@@ -23,7 +23,7 @@ import shapely
 from scipy.spatial import cKDTree
 
 from satx.errors import InputError
-from satx.tiles.aoi import check_crs
+from satx.tiles.aoi import check_crs, features_of
 
 EARTH_RADIUS_M = 6_371_008.8  # IUGG mean radius
 LON_NAMES = ("lon", "lng", "longitude")
@@ -138,20 +138,21 @@ def read_known(path: str) -> KnownSchools:
 def _from_geojson(p: Path) -> tuple[list[float], list[float], list[str]]:
     try:
         data = json.loads(p.read_bytes())
-    except (OSError, ValueError) as err:
-        raise InputError(f"--known={p}: cannot read GeoJSON ({err})") from err
+    except (OSError, ValueError, RecursionError) as err:
+        raise InputError(f"--known={p}: cannot read GeoJSON ({err})") from None
     if not isinstance(data, dict):
         raise InputError(f"--known={p}: not a GeoJSON object")
     check_crs(data, f"--known={p}")
-    features = data.get("features", []) if data.get("type") == "FeatureCollection" else [data]
+    features = features_of(data, f"--known={p}")
     lon, lat, ids = [], [], []
     for i, feature in enumerate(features):
         where = f"--known={p}: feature {i}"
         try:
             shape = shapely.geometry.shape(feature.get("geometry"))
         except (AttributeError, TypeError, ValueError, shapely.errors.GEOSException) as err:
-            raise InputError(f"{where}: not a GeoJSON geometry ({err})") from err
-        props = feature.get("properties") or {}
+            raise InputError(f"{where}: not a GeoJSON geometry ({err})") from None
+        props = feature.get("properties")
+        props = props if isinstance(props, dict) else {}
         name = str(next((props[k] for k in ID_NAMES if props.get(k) not in (None, "")), i))
         for x, y in _points(shape, where):
             lon.append(x)
@@ -173,10 +174,11 @@ def _points(shape: shapely.Geometry, where: str) -> list[tuple[float, float]]:
 def _from_csv(p: Path) -> tuple[list[float], list[float], list[str]]:
     try:
         with p.open(newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.DictReader(f))
+            reader = csv.DictReader(f)
+            rows = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise InputError(f"--known={p}: cannot read CSV ({err})") from err
-    columns = {c.strip().lower(): c for c in (rows[0].keys() if rows else []) if c}
+        raise InputError(f"--known={p}: cannot read CSV ({err})") from None
+    columns = {c.strip().lower(): c for c in reader.fieldnames or [] if c}
     lon_col = next((columns[n] for n in LON_NAMES if n in columns), None)
     lat_col = next((columns[n] for n in LAT_NAMES if n in columns), None)
     if lon_col is None or lat_col is None:

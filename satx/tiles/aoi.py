@@ -192,9 +192,32 @@ class PolygonArea:
 _ORDER = ((0, 0), (1, 0), (0, 1), (1, 1))  # children in quadkey digit order 0, 1, 2, 3
 
 
+def _member(data: Any, name: str) -> Any:
+    return data.get(name) if isinstance(data, dict) else None
+
+
+def features_of(data: Any, where: str) -> list[Any]:
+    """The features of a FeatureCollection, or `[data]` for one Feature or geometry.
+
+    Raises:
+        InputError: not a JSON object, or `features` is not a list.
+    """
+    if not isinstance(data, dict):
+        raise InputError(f"{where}: not a GeoJSON object")
+    if data.get("type") != "FeatureCollection":
+        return [data]
+    features = data.get("features", [])
+    if not isinstance(features, list):
+        raise InputError(f"{where}: 'features' is not a list")
+    return features
+
+
 def check_crs(data: dict, where: str) -> None:
     """Refuse GeoJSON that declares a CRS other than WGS84."""
-    name = ((data.get("crs") or {}).get("properties") or {}).get("name", "")
+    name = _member(_member(data, "crs"), "properties")
+    name = _member(name, "name") or ""
+    if not isinstance(name, str):
+        raise InputError(f"{where}: crs.properties.name is not a name")
     if name and not any(name.upper().endswith(w) for w in _WGS84):
         raise InputError(
             f"{where}: CRS {name}; satx reads GeoJSON in WGS84 longitude/latitude (RFC 7946): "
@@ -203,13 +226,9 @@ def check_crs(data: dict, where: str) -> None:
 
 
 def _geometries(data: dict, where: str) -> list[Any]:
-    kind = data.get("type")
-    if kind == "FeatureCollection":
-        found = [f.get("geometry") for f in data.get("features", [])]
-    elif kind == "Feature":
-        found = [data.get("geometry")]
-    else:
-        found = [data]
+    features = features_of(data, where)
+    kinds = {"Feature", "FeatureCollection"}
+    found = [_member(f, "geometry") if data.get("type") in kinds else f for f in features]
     shapes = []
     for i, geometry in enumerate(found):
         try:
@@ -255,8 +274,10 @@ def load_aoi(path: str, zoom: int) -> PolygonArea:
     try:
         raw = Path(path).read_bytes()
         data = json.loads(raw)
-    except (OSError, json.JSONDecodeError) as err:
-        raise InputError(f"--aoi={path}: cannot read GeoJSON ({err})") from err
+    except (OSError, ValueError, RecursionError) as err:  # not UTF-8 is a ValueError too
+        raise InputError(f"--aoi={path}: cannot read GeoJSON ({err})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"--aoi={path}: not a GeoJSON object")
     check_crs(data, path)
     shapes = _geometries(data, path)
     check_coordinates(shapes, path)

@@ -19,7 +19,7 @@ import shapely
 
 from satx import geo
 from satx.errors import InputError
-from satx.tiles.aoi import PolygonArea, check_coordinates, check_crs
+from satx.tiles.aoi import PolygonArea, check_coordinates, check_crs, features_of
 from satx.tiles.refs import Listing, Rejection, TileRef
 
 GEOJSON_SUFFIXES = (".geojson", ".json")
@@ -49,7 +49,8 @@ def _feature(feature: Any, origin: str, label_property: str, zoom: int, polygon_
     """A feature's refs, or a Rejection."""
     if not isinstance(feature, dict):
         return Rejection(origin, "", "bad_geometry", f"{origin}: not a GeoJSON feature")
-    label = str((feature.get("properties") or {}).get(label_property) or "").strip()
+    props = feature.get("properties")
+    label = str((props if isinstance(props, dict) else {}).get(label_property) or "").strip()
     if not label:
         return Rejection(origin, "", "missing_label", f"{origin}: no {label_property!r}")
     try:
@@ -75,10 +76,12 @@ def read_geojson(
     """
     try:
         data = json.loads(Path(path).read_bytes())
-    except (OSError, json.JSONDecodeError) as err:
-        raise InputError(f"--input={path}: cannot read GeoJSON ({err})") from err
+    except (OSError, ValueError, RecursionError) as err:  # not UTF-8 is a ValueError too
+        raise InputError(f"--input={path}: cannot read GeoJSON ({err})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"--input={path}: not a GeoJSON object (a FeatureCollection)")
     check_crs(data, path)
-    features = data.get("features", []) if data.get("type") == "FeatureCollection" else [data]
+    features = features_of(data, f"--input={path}")
     refs: list[TileRef] = []
     rejected: list[Rejection] = []
     for i, feature in enumerate(features):

@@ -29,13 +29,19 @@ _SPLIT_NAME = re.compile(r"^[a-z0-9_]+$")
 
 def _read_text(path: str) -> tuple[str, str]:
     """The CSV's text and the folder its relative paths start from."""
-    if storage.is_gcs(path):
-        folder, _, name = path.rpartition("/")
-        return storage.open_store(folder).read_bytes(name).decode("utf-8-sig"), folder
-    local = Path(path).expanduser()
-    if not local.is_file():
-        raise InputError(f"--input={path}: no such CSV file")
-    return local.read_text(encoding="utf-8-sig"), str(local.parent.absolute())
+    try:
+        if storage.is_gcs(path):
+            folder, _, name = path.rpartition("/")
+            return storage.open_store(folder).read_bytes(name).decode("utf-8-sig"), folder
+        local = Path(path).expanduser()
+        if not local.is_file():
+            raise InputError(f"--input={path}: no such CSV file")
+        return local.read_text(encoding="utf-8-sig"), str(local.parent.absolute())
+    except UnicodeDecodeError as err:
+        raise InputError(
+            f"--input={path}: not UTF-8 text (byte {err.start} is {err.object[err.start]:#04x}); "
+            "is it really a CSV? Save it as UTF-8"
+        ) from None
 
 
 def _check_header(columns: set[str], path: str, labels: bool) -> None:
@@ -119,12 +125,20 @@ def read_rows(path: str, zoom: int = 0, labels: bool = False) -> list[TileRef | 
     """
     text, base = _read_text(path)
     reader = csv.DictReader(text.splitlines())
-    columns = {(c or "").strip().lower() for c in reader.fieldnames or []}
-    _check_header(columns, path, labels)
-    rows: list[TileRef | Rejection] = []
-    for line, raw in enumerate(reader, start=2):
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
-        rows.append(_row(row, f"{path}:{line}", base, zoom, labels))
+    try:
+        columns = {(c or "").strip().lower() for c in reader.fieldnames or []}
+        _check_header(columns, path, labels)
+        rows: list[TileRef | Rejection] = []
+        for line, raw in enumerate(reader, start=2):
+            where = f"{path}:{line}"
+            if None in raw:  # csv.DictReader's key for the fields beyond the header's
+                detail = f"{where}: {len(raw[None])} more field(s) than the header has"
+                rows.append(Rejection(where, raw.get("label") or "", "bad_row", detail))
+                continue
+            row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
+            rows.append(_row(row, where, base, zoom, labels))
+    except csv.Error as err:
+        raise InputError(f"--input={path}: not a readable CSV ({err})") from None
     if not rows:
         raise InputError(f"{path}: no rows")
     return rows

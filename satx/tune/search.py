@@ -11,7 +11,6 @@ runs as Keras Tuner's chief or a worker. No absl flags: code that embeds satx ca
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import json
 import logging
@@ -25,6 +24,7 @@ import tensorflow as tf
 
 from satx.config import TrainConfig, TuneConfig
 from satx.errors import InputError
+from satx.io import csv_out
 from satx.io.lock import output_lock
 from satx.io.run_record import run_record, write_json
 from satx.io.storage import atomic_write_local
@@ -183,7 +183,7 @@ def _write_results(workdir: Path, rows: list[dict], best: dict) -> None:
     out = io.StringIO()
     fields = ["rank", "trial", "backbone", "score", "epochs", "seconds", "best_step", "status"]
     hp_keys = sorted({k for r in rows for k in r["hyperparameters"]})
-    writer = csv.writer(out)
+    writer = csv_out.writer(out)
     writer.writerow(fields + hp_keys)
     for r in rows:
         writer.writerow([r[f] for f in fields] + [r["hyperparameters"].get(k) for k in hp_keys])
