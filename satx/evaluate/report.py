@@ -27,10 +27,11 @@ from satx.errors import InputError
 from satx.evaluate import scores
 from satx.evaluate.result import EvaluationReport
 from satx.evaluate.sites import split_graph
-from satx.io import claim, csv_out, storage
+from satx.io import claim, csv_out
 from satx.io.lock import output_lock
 from satx.io.run_record import run_record, write_json
 from satx.io.storage import atomic_write_local
+from satx.io.targets import check_target
 from satx.predict.scorer import Scorer
 from satx.records.manifest import Records, load_records
 
@@ -142,7 +143,7 @@ def evaluate(config: EvaluateConfig, command: str | None = None) -> EvaluationRe
             or `--scores_out` is not a file path.
     """
     if config.scores_out:
-        storage.check_target(config.scores_out, "--scores_out")
+        check_target(config.scores_out, "--scores_out")
     inputs = (("--model", config.model), ("--records", config.records))
     with output_lock(config.output, "evaluate", _layout(config), inputs):
         return _evaluate(config, command)

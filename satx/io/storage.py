@@ -13,7 +13,6 @@ import contextlib
 import functools
 import os
 import shutil
-import stat
 import tempfile
 import time
 import uuid
@@ -26,6 +25,7 @@ if TYPE_CHECKING:  # imported lazily at run time: google-cloud-storage is slow t
     from google.cloud import storage as gcs
 
 from satx.errors import StorageError
+from satx.io.targets import check_target
 
 T = TypeVar("T")
 
@@ -84,28 +84,6 @@ class Store(Protocol):
 
     def delete(self, name: str) -> None:
         """Remove `name` if present."""
-
-
-def check_target(path: str | Path, flag: str = "") -> None:
-    """Refuse a file target that exists and is not a regular file (a device, FIFO, socket, folder).
-
-    An atomic write renames a new file over its target: over `/dev/full` that replaces a
-    device node with a CSV.
-
-    Raises:
-        StorageError: naming the target and the flag.
-    """
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISREG(mode):
-        kind = "a link" if stat.S_ISLNK(mode) else "not a file"
-        kind = "a folder" if stat.S_ISDIR(mode) else kind
-        raise StorageError(
-            f"{f'{flag}=' if flag else ''}{path} is {kind}; satx writes only regular files "
-            "(atomically, by replacing them): choose a file path"
-        )
 
 
 def atomic_write_local(path: str | Path, data: bytes) -> None:

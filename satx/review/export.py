@@ -21,6 +21,7 @@ from typing import Any
 
 from satx.errors import InputError
 from satx.io import csv_out, storage
+from satx.io.targets import check_target
 from satx.review.store import ReviewStore, tile_centre
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ def export_labels(store: ReviewStore, path: str) -> dict[str, Any]:
         InputError: a target exists and is not an export of satx.review (it is kept).
     """
     for target in (Path(path).expanduser(), unrecognized_path(path)):
-        storage.check_target(target, "--export")
+        check_target(target, "--export")
         if target.exists() and not _ours(target):
             raise InputError(
                 f"--export={path}: {target} exists and is not a satx.review export; "
