@@ -1,15 +1,14 @@
-"""The review server's strict reading of requests: bodies, JSON fields, ids, the token cookie.
+"""The review server's strict reading of requests: JSON fields, ids, the token cookie.
 
 Every rule here exists because a looser one was exploited (see BUILD_NOTES, "Review server"):
 
-- a body is read whole or the connection is closed: bytes left unread on a kept-alive
-  connection would be parsed as the next request, with headers the sender chose, past the
-  cross-site and Host checks. A body over `MAX_BODY` is a 413, a length that is not a plain
-  number a 400, a chunked body a 411, and a GET or HEAD carries no body at all;
+- bodies are waitress's: read whole before the app runs (at most `MAX_BODY`, else 413), so no
+  body byte is ever parsed as the next request; a GET or HEAD carries no body at all;
 - a JSON body is one object whose fields have the types the API names: `"id": true` or
   `190.9` is not tile 1 or 190, and `NaN`/`Infinity` are not JSON;
 - the cookie is named per server and holds a key derived from the token for that server only:
-  cookies ignore ports, so every service on the host receives them.
+  cookies ignore ports, so every service on the host receives them; the Cookie header is read
+  pair by pair, so another site's odd cookie cannot hide ours.
 """
 
 from __future__ import annotations
@@ -20,11 +19,14 @@ import ipaddress
 import json
 import re
 import socket
+import urllib.parse
 from collections.abc import Mapping
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
 MAX_BODY = 65536
+TILE_PATH = re.compile(r"/tiles/(\d{1,12})/(-1|0|1)/(-1|0|1)")
 MAX_ID = 2**63 - 1  # SQLite's INTEGER
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 ANY_ADDRESS = ("0.0.0.0", "::", "")
@@ -40,23 +42,43 @@ class BadRequest(Exception):
         self.status, self.message = status, message
 
 
-def body_length(method: str, headers: Mapping[str, str]) -> int:
-    """The body's length in bytes, checked before any of it is read."""
-    if headers.get("Transfer-Encoding"):
-        raise BadRequest(HTTPStatus.LENGTH_REQUIRED, "send a Content-Length, not a chunked body")
-    value = headers.get("Content-Length")
-    if value is None:
-        return 0
-    if not value.isascii() or not value.isdigit():
-        raise BadRequest(HTTPStatus.BAD_REQUEST, f"Content-Length: {value[:32]!r} is not a length")
-    length = int(value)
-    if method in ("GET", "HEAD") and length:
-        raise BadRequest(HTTPStatus.BAD_REQUEST, f"a {method} has no body")
-    if length > MAX_BODY:
-        raise BadRequest(
-            HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"bodies are at most {MAX_BODY} bytes"
-        )
-    return length
+@dataclass(frozen=True)
+class Request:
+    """What the app reads of one request, which waitress has received whole."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: Mapping[str, Any]  # the WSGI environ
+    body: bytes
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, Any]) -> Request:
+        """The request of a WSGI environ (its body read: waitress buffered it)."""
+        length = environ.get("CONTENT_LENGTH") or "0"
+        body = environ["wsgi.input"].read(int(length)) if length.isdigit() else b""
+        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+        return cls(environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), query, environ, body)
+
+    def header(self, name: str, default: Any = "") -> Any:
+        """A request header by its name (any case), or `default`."""
+        key = name.upper().replace("-", "_")
+        key = key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"
+        return self.headers.get(key, default)
+
+
+def cookie_value(header: str, name: str) -> str:
+    """The value of cookie `name` in a Cookie header, read leniently.
+
+    `http.cookies` gives up on the whole header at the first cookie it cannot parse
+    (`prefs={"lang":"en"}`, `name=José`), so one odd cookie of another site on the same host
+    locked reviewers out. Here each `;`-separated pair stands alone.
+    """
+    for pair in header.split(";"):
+        key, sep, value = pair.strip().partition("=")
+        if sep and key.strip() == name:
+            return value.strip().strip('"')
+    return ""
 
 
 def _no_constants(name: str) -> None:

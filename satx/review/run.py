@@ -68,7 +68,7 @@ def open_review(config: ReviewConfig, **server_options: Any) -> ReviewServer:
             counts["unaddressed"],
             counts["duplicates"],
         )
-    source = open_source(config.source)
+    source = open_source(config.source, confined=True)
     try:
         _probe(source, store, config)
         server = ReviewServer(ReviewApp(config, store, source, config.token), **server_options)

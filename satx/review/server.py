@@ -1,4 +1,4 @@
-"""The review's web server: the page, a JSON API, and the predicted tiles' images.
+"""The review's web server: a WSGI app (the page, a JSON API, the tiles) on waitress.
 
 Routes (every one behind the token when one is set):
 
@@ -12,39 +12,47 @@ Routes (every one behind the token when one is set):
     GET  /overview.svg?current=I where the queue's tiles are, by state
     GET  /tiles/<id>/<dx>/<dy>   the image of a predicted tile (dx = dy = 0) or a neighbour
 
-Only tiles of the review are served: the path names a tile id from the database and an offset
-in -1..1, never a file or a URL, so there is nothing to traverse. Whatever changes the database
-is a POST, and POSTs must be JSON from the page's own origin (a cross-site form cannot send
-JSON; a cross-site fetch carries an Origin). A server bound to a loopback address only answers
-requests addressed to a loopback name (DNS rebinding). Bodies are read whole or the connection
-is closed, and every refusal closes it (`satx.review.protocol`). Connections time out when idle
-and there are at most `max_connections` at once, so idle clients cannot hold every thread.
+HTTP is waitress's (a WSGI server that is maintained and made for production, unlike
+`http.server`): it reads every request whole, with its body, before the app sees it, so no
+body byte is ever parsed as a request; its header grammar is strict (whitespace before a colon,
+conflicting Content-Lengths and bad chunk sizes are 400s); headers and bodies have size
+limits (`protocol.MAX_BODY`: 413). On top of it `_Server` adds what waitress leaves out
+against slow clients (slowloris): a whole-request deadline (`request_seconds` from a
+request's first byte to its last, however steadily it trickles) and a cap on one client
+address's connections (`max_per_client`, refused with a 503), beside waitress's idle timeout
+and total connection limit. Slow clients cost a socket each, never a thread: waitress reads
+asynchronously and hands only complete requests to its threads.
+
+The app's own rules: only tiles of the review are served (a tile id from the database and an
+offset in -1..1, read through a source confined to its folder); whatever changes the
+database is a POST of same-origin JSON; a server bound to a loopback address answers only
+requests addressed to a loopback name (DNS rebinding); every answer >= 400 closes the
+connection.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hmac
-import http.cookies
 import json
 import logging
-import re
-import socket
 import threading
 import time
-import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 
 import mercantile
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.server import TcpWSGIServer
+from waitress.task import WSGITask
 
 from satx.errors import InputError
 from satx.review import protocol
 from satx.review.app import ReviewApp
-from satx.review.protocol import LOOPBACK_NAMES, BadRequest, is_loopback
+from satx.review.protocol import LOOPBACK_NAMES, BadRequest, Request, is_loopback
 from satx.review.store import Conflict, NotFound
 from satx.review.summary import overview_svg, stats
 from satx.tiles.formats import mime_type
@@ -54,7 +62,6 @@ __all__ = ["ReviewApp", "ReviewServer", "is_loopback"]
 log = logging.getLogger(__name__)
 
 STATIC = {"review.js": "text/javascript", "review.css": "text/css"}
-TILE_PATH = re.compile(r"/tiles/(\d{1,12})/(-1|0|1)/(-1|0|1)")
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self'; frame-ancestors 'none'",
     "X-Frame-Options": "DENY",
@@ -62,207 +69,139 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 POST_ROUTES = ("/api/next", "/api/decision", "/api/undo")
-LINGER_SECONDS, LINGER_BYTES = 2.0, 1 << 20
-REFUSED_LINGER_SECONDS = 0.2  # a refused connection, answered by the accepting thread
+Answer = tuple[int, bytes, dict[str, str]]
 
 
-class Handler(BaseHTTPRequestHandler):
-    """One request; `server.app` is the ReviewApp."""
+def _answer(status: int, body: bytes = b"", mime: str = "text/plain; charset=utf-8", **extra: str):
+    headers = {"Content-Type": mime, "Cache-Control": "no-store", **extra}
+    if mime.startswith("text/html"):
+        headers.update(PAGE_HEADERS)
+    return status, body, headers
 
-    server_version = "satx-review"
-    protocol_version = "HTTP/1.1"
 
-    @property
-    def app(self) -> ReviewApp:
-        """The server's shared state."""
-        return self.server.app  # type: ignore[attr-defined]
+def _json(status: int, obj: Any) -> Answer:
+    return _answer(status, json.dumps(obj).encode(), "application/json")
 
-    def setup(self) -> None:
-        """Bound every read of the socket: an idle or trickling client is dropped."""
-        self.timeout = self.server.idle_seconds  # type: ignore[attr-defined]
-        super().setup()
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Log nothing: http.server's line holds the query string, which may hold the token."""
+def _error(status: int, message: str, **extra: str) -> Answer:
+    return _answer(status, json.dumps({"error": message}).encode(), "application/json", **extra)
 
-    # -- answering ----------------------------------------------------------------------------
 
-    def _send(
-        self, status: int, body: bytes = b"", mime: str = "text/plain; charset=utf-8", **extra: str
-    ) -> None:
-        self.send_response(status)
-        headers = {"Content-Type": mime, "Content-Length": str(len(body)), **extra}
-        headers.setdefault("Cache-Control", "no-store")
-        if mime.startswith("text/html"):
-            headers.update(PAGE_HEADERS)
-        if status >= 400:
-            # Whatever of the request is unread must never be parsed as another request.
-            self.close_connection = True
-            headers["Connection"] = "close"
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+class ReviewWsgi:
+    """The review as a WSGI application; `port` is set once the server is bound."""
 
-    def _json(self, status: int, obj: Any) -> None:
-        self._send(status, json.dumps(obj).encode(), "application/json")
+    def __init__(self, app: ReviewApp, loopback: bool):
+        self.app, self.loopback, self.port = app, loopback, 0
 
-    def _error(self, status: int, message: str, **extra: str) -> None:
-        self._send(status, json.dumps({"error": message}).encode(), "application/json", **extra)
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        """Answer one request (waitress has read it whole, body included)."""
+        request = Request.from_environ(environ)
+        try:
+            status, body, headers = self._answer(request)
+        except BadRequest as err:
+            status, body, headers = _error(err.status, err.message)
+        except Exception:
+            log.exception("review server: %s %s failed", request.method, request.path)
+            status, body, headers = _error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
+        headers["Content-Length"] = str(len(body))
+        phrase = HTTPStatus(status).phrase
+        start_response(f"{int(status)} {phrase}", list(headers.items()))
+        return [] if request.method == "HEAD" else [body]
+
+    def _answer(self, request: Request) -> Answer:
+        refused = self._refusal(request)
+        if refused is not None:
+            return refused
+        if request.method in ("GET", "HEAD"):
+            return self._get(request)
+        if request.method == "POST":
+            return self._post(request)
+        return _error(HTTPStatus.METHOD_NOT_ALLOWED, "GET, HEAD or POST", Allow="GET, HEAD, POST")
 
     # -- checks every request passes ---------------------------------------------------------
 
-    def _host_ok(self) -> bool:
-        if not is_loopback(self.server.server_address[0]):  # type: ignore[index]
-            return True
-        host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
-        return host in LOOPBACK_NAMES
-
-    def _token_ok(self, query: dict[str, list[str]]) -> bool | str:
+    def _refusal(self, request: Request) -> Answer | None:
+        """The answer to a request that fails a check every route makes; None: it passes."""
+        if request.method in ("GET", "HEAD") and request.body:
+            return _error(HTTPStatus.BAD_REQUEST, f"a {request.method} has no body")
+        host = request.header("host").rsplit(":", 1)[0]
+        if self.loopback and host not in LOOPBACK_NAMES:
+            return _error(HTTPStatus.MISDIRECTED_REQUEST, "use http://127.0.0.1:PORT/")
         token = self.app.token
         if not token:
-            return True
-        port = self.server.server_address[1]  # type: ignore[index]
-        auth = self.headers.get("Authorization", "")
-        if auth.startswith("Bearer "):
-            offered = auth[len("Bearer ") :].strip()
-            if hmac.compare_digest(offered.encode(), token.encode()):
-                return True
-        elif self.headers.get("Cookie"):
-            with contextlib.suppress(http.cookies.CookieError):
-                jar = http.cookies.SimpleCookie(self.headers["Cookie"])
-                name = protocol.cookie_name(port)
-                offered = jar[name].value if name in jar else ""
-                key = protocol.cookie_key(token, port)
-                if offered and hmac.compare_digest(offered.encode(), key.encode()):
-                    return True
-        given = (query.get("token") or [""])[0]
-        if (
-            self.path.startswith("/?")
-            and given
-            and hmac.compare_digest(given.encode(), token.encode())
-        ):
-            return "set-cookie"
-        return False
+            return None
+        auth = request.header("authorization")
+        offered = auth[len("Bearer ") :].strip() if auth.startswith("Bearer ") else ""
+        if offered and hmac.compare_digest(offered.encode(), token.encode()):
+            return None
+        cookie = protocol.cookie_value(request.header("cookie"), protocol.cookie_name(self.port))
+        key = protocol.cookie_key(token, self.port)
+        if cookie and hmac.compare_digest(cookie.encode(), key.encode()):
+            return None
+        given = (request.query.get("token") or [""])[0]
+        if request.path == "/" and given and hmac.compare_digest(given.encode(), token.encode()):
+            name = protocol.cookie_name(self.port)
+            cookie = f"{name}={key}; HttpOnly; SameSite=Strict; Path=/"
+            return _answer(HTTPStatus.SEE_OTHER, Location="/", **{"Set-Cookie": cookie})
+        return _error(HTTPStatus.UNAUTHORIZED, "token required: open the URL satx.review printed")
 
-    def _same_origin_json(self) -> str | None:
-        """Why this POST may be a cross-site request (None: it is not)."""
-        if not (self.headers.get("Content-Type") or "").startswith("application/json"):
-            return "decisions are JSON (Content-Type: application/json)"
-        origin = self.headers.get("Origin")
-        if origin is not None and origin != f"http://{self.headers.get('Host')}":
-            return "cross-origin request refused"
-        if self.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
-            return "cross-site request refused"
+    @staticmethod
+    def _cross_site(request: Request) -> Answer | None:
+        """The refusal of a POST that may come from another site; None: it does not."""
+        if not request.header("content-type").startswith("application/json"):
+            why = "decisions are JSON (Content-Type: application/json)"
+            return _error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, why)
+        origin = request.header("origin", None)
+        if origin is not None and origin != f"http://{request.header('host')}":
+            return _error(HTTPStatus.FORBIDDEN, "cross-origin request refused")
+        if request.header("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+            return _error(HTTPStatus.FORBIDDEN, "cross-site request refused")
         return None
-
-    def _guard(self) -> tuple[str, dict[str, list[str]], bytes] | None:
-        """The path, query and body of a request that passed every check; None: answered."""
-        length = protocol.body_length(self.command, self.headers)
-        raw = self.rfile.read(length) if length else b""
-        if len(raw) < length:
-            raise ConnectionError("the client closed before sending its body")
-        parsed = urllib.parse.urlsplit(self.path)
-        query = urllib.parse.parse_qs(parsed.query)
-        if not self._host_ok():
-            self._error(HTTPStatus.MISDIRECTED_REQUEST, "use http://127.0.0.1:PORT/")
-            return None
-        ok = self._token_ok(query)
-        if ok == "set-cookie":
-            port = self.server.server_address[1]  # type: ignore[index]
-            key = protocol.cookie_key(self.app.token, port)
-            cookie = f"{protocol.cookie_name(port)}={key}; HttpOnly; SameSite=Strict; Path=/"
-            self._send(HTTPStatus.SEE_OTHER, b"", Location="/", **{"Set-Cookie": cookie})
-            return None
-        if not ok:
-            self._error(HTTPStatus.UNAUTHORIZED, "token required: open the URL satx.review printed")
-            return None
-        return parsed.path, query, raw
 
     # -- routes -------------------------------------------------------------------------------
 
-    def _safely(self, route: Callable[[], None]) -> None:
-        try:
-            route()
-        except BadRequest as err:
-            self._error(err.status, err.message)
-        except (ConnectionError, TimeoutError):
-            self.close_connection = True  # the client went away, or stalled mid-body
-        except Exception:
-            log.exception("review server: %s %s failed", self.command, self.path.split("?")[0])
-            with contextlib.suppress(OSError):
-                self._error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error (see the log)")
-
-    def do_GET(self) -> None:
-        """Pages, API reads, the overview and tile images."""
-        self._safely(self._get)
-
-    def do_POST(self) -> None:
-        """Leases, decisions and undo: JSON from the page's own origin only."""
-        self._safely(self._post)
-
-    def do_HEAD(self) -> None:
-        """As GET, without the body."""
-        self._safely(self._get)
-
-    def _get(self) -> None:
-        guarded = self._guard()
-        if guarded is None:
-            return
-        path, query, _ = guarded
-        app = self.app
+    def _get(self, request: Request) -> Answer:
+        app, path = self.app, request.path
         if path == "/":
             page = resources.files("satx.review").joinpath("static/index.html").read_bytes()
-            self._send(HTTPStatus.OK, page, "text/html; charset=utf-8")
-        elif path.startswith("/static/") and path[len("/static/") :] in STATIC:
+            return _answer(HTTPStatus.OK, page, "text/html; charset=utf-8")
+        if path.startswith("/static/") and path[len("/static/") :] in STATIC:
             name = path[len("/static/") :]
             body = resources.files("satx.review").joinpath(f"static/{name}").read_bytes()
-            self._send(HTTPStatus.OK, body, f"{STATIC[name]}; charset=utf-8")
-        elif path == "/api/config":
-            self._json(HTTPStatus.OK, app.settings(app.config.reviewer))
-        elif path in POST_ROUTES:
-            self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"{path} is a POST", Allow="POST")
-        elif path == "/api/stats":
-            self._json(HTTPStatus.OK, stats(app.store, app.config.min_score, time.time()))
-        elif path == "/overview.svg":
-            self._overview(query)
-        elif (match := TILE_PATH.fullmatch(path)) is not None:
-            self._tile(*(int(g) for g in match.groups()))
-        else:
-            self._error(HTTPStatus.NOT_FOUND, "not found")
+            return _answer(HTTPStatus.OK, body, f"{STATIC[name]}; charset=utf-8")
+        if path == "/api/config":
+            return _json(HTTPStatus.OK, app.settings(app.config.reviewer))
+        if path in POST_ROUTES:
+            return _error(HTTPStatus.METHOD_NOT_ALLOWED, f"{path} is a POST", Allow="POST")
+        if path == "/api/stats":
+            return _json(HTTPStatus.OK, stats(app.store, app.config.min_score, time.time()))
+        if path == "/overview.svg":
+            return self._overview(request.query)
+        if (match := protocol.TILE_PATH.fullmatch(path)) is not None:
+            return self._tile(*(int(g) for g in match.groups()))
+        return _error(HTTPStatus.NOT_FOUND, "not found")
 
-    def _post(self) -> None:
-        guarded = self._guard()
-        if guarded is None:
-            return
-        path, _, raw = guarded
-        why = self._same_origin_json()
-        if why is not None:
-            status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE if "JSON" in why else HTTPStatus.FORBIDDEN
-            self._error(status, why)
-            return
-        body = protocol.json_object(raw)
+    def _post(self, request: Request) -> Answer:
+        refused = self._cross_site(request)
+        if refused is not None:
+            return refused
+        body = protocol.json_object(request.body)
         routes = {"/api/next": self._next, "/api/decision": self._decision, "/api/undo": self._undo}
-        if path not in routes:
-            self._error(HTTPStatus.NOT_FOUND, "not found")
-            return
-        reviewer = protocol.reviewer_name(
-            protocol.text_field(body, "reviewer", self.app.config.reviewer)
-        )
-        routes[path](body, reviewer)
+        if request.path not in routes:
+            return _error(HTTPStatus.NOT_FOUND, "not found")
+        reviewer = protocol.text_field(body, "reviewer", self.app.config.reviewer)
+        return routes[request.path](body, protocol.reviewer_name(reviewer))
 
-    def _next(self, body: dict[str, Any], reviewer: str) -> None:
+    def _next(self, body: dict[str, Any], reviewer: str) -> Answer:
         c = self.app.config
         tile = self.app.store.next_tile(
             reviewer, c.order, c.min_score, c.lease_seconds, time.time()
         )
         if tile is None:
-            self._send(HTTPStatus.NO_CONTENT)
-        else:
-            self._json(HTTPStatus.OK, {**tile, "reviewer": reviewer})
+            return _answer(HTTPStatus.NO_CONTENT)
+        return _json(HTTPStatus.OK, {**tile, "reviewer": reviewer})
 
-    def _decision(self, body: dict[str, Any], reviewer: str) -> None:
+    def _decision(self, body: dict[str, Any], reviewer: str) -> Answer:
         tile_id = protocol.tile_id(body.get("id"))
         decision = protocol.text_field(body, "decision")
         try:
@@ -272,117 +211,183 @@ class Handler(BaseHTTPRequestHandler):
                 )
             recorded, made = self.app.store.decide(tile_id, decision, reviewer, time.time())
         except InputError as err:
-            self._error(HTTPStatus.BAD_REQUEST, str(err))
+            return _error(HTTPStatus.BAD_REQUEST, str(err))
         except NotFound as err:
-            self._error(HTTPStatus.NOT_FOUND, str(err))
+            return _error(HTTPStatus.NOT_FOUND, str(err))
         except Conflict as err:
-            self._error(HTTPStatus.CONFLICT, str(err))
-        else:
-            self._json(HTTPStatus.OK, {"id": tile_id, "recorded": recorded, **made})
+            return _error(HTTPStatus.CONFLICT, str(err))
+        return _json(HTTPStatus.OK, {"id": tile_id, "recorded": recorded, **made})
 
     def _has_image(self, tile_id: int) -> bool:
         t = self.app.store.tile(tile_id)
         return bool(self.app.image(mercantile.Tile(t["x"], t["y"], t["z"])))
 
-    def _undo(self, body: dict[str, Any], reviewer: str) -> None:
+    def _undo(self, body: dict[str, Any], reviewer: str) -> Answer:
         undone = self.app.store.undo(reviewer, self.app.config.lease_seconds, time.time())
-        if undone is None:
-            self._send(HTTPStatus.NO_CONTENT)
-        else:
-            self._json(HTTPStatus.OK, undone)
+        return _answer(HTTPStatus.NO_CONTENT) if undone is None else _json(HTTPStatus.OK, undone)
 
-    def _overview(self, query: dict[str, list[str]]) -> None:
+    def _overview(self, query: dict[str, list[str]]) -> Answer:
         current = None
         value = (query.get("current") or [""])[0]
         tile_id = protocol.query_id(value)
         if value and tile_id is None:
             raise BadRequest(HTTPStatus.BAD_REQUEST, "current: a tile id")
         if tile_id is not None:
-            with contextlib.suppress(NotFound):
+            try:
                 current = self.app.store.tile(tile_id)
+            except NotFound:
+                current = None
         svg = overview_svg(self.app.store, self.app.config.min_score, current)
-        self._send(HTTPStatus.OK, svg.encode(), "image/svg+xml")
+        return _answer(HTTPStatus.OK, svg.encode(), "image/svg+xml")
 
-    def _tile(self, tile_id: int, dx: int, dy: int) -> None:
+    def _tile(self, tile_id: int, dx: int, dy: int) -> Answer:
         try:
             t = self.app.store.tile(tile_id)
         except NotFound as err:
-            self._error(HTTPStatus.NOT_FOUND, str(err))
-            return
+            return _error(HTTPStatus.NOT_FOUND, str(err))
         n = 1 << t["z"]
         x, y = (t["x"] + dx) % n, t["y"] + dy
         data = self.app.image(mercantile.Tile(x, y, t["z"])) if 0 <= y < n else None
         if not data:
-            self._error(HTTPStatus.NOT_FOUND, f"no imagery for {t['z']}/{x}/{y}")
-            return
-        self._send(
+            return _error(HTTPStatus.NOT_FOUND, f"no imagery for {t['z']}/{x}/{y}")
+        return _answer(
             HTTPStatus.OK, data, mime_type(data), **{"Cache-Control": "private, max-age=3600"}
         )
 
 
-def _linger(request: socket.socket, seconds: float, max_bytes: int) -> None:
-    """End our side, then read what the client still sends for a bounded time and size."""
-    with contextlib.suppress(OSError):
-        request.shutdown(socket.SHUT_WR)
-        request.settimeout(seconds)
-        deadline, drained = time.monotonic() + seconds, 0
-        while drained < max_bytes and time.monotonic() < deadline:
-            chunk = request.recv(65536)
-            if not chunk:
-                break
-            drained += len(chunk)
+class _Task(WSGITask):
+    """waitress's request task: an answer >= 400 closes the connection.
 
-
-class ReviewServer(ThreadingHTTPServer):
-    """A threading HTTP server carrying the ReviewApp, IPv4 or IPv6 by its host.
-
-    At most `max_connections` are served at once (one thread each); more are answered 503 and
-    closed. A connection idle for `idle_seconds` is closed.
+    Nothing more is read from a refused client; a WSGI app may not set `Connection` itself.
     """
 
-    daemon_threads = True
+    def build_response_header(self) -> bytes:
+        """The response head, with `Connection: close` on a refusal."""
+        if int(self.status.split(" ", 1)[0]) >= 400:
+            self.set_close_on_finish()
+        return super().build_response_header()
 
-    def __init__(self, app: ReviewApp, idle_seconds: float = 30.0, max_connections: int = 64):
-        self.app, self.idle_seconds = app, idle_seconds
-        self._slots = threading.BoundedSemaphore(max_connections)
-        if ":" in app.config.host:
-            self.address_family = socket.AF_INET6
-        super().__init__((app.config.host.strip("[]"), app.config.port), Handler)
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """Serve the connection in a thread of its own, if one is free."""
-        if not self._slots.acquire(blocking=False):
-            with contextlib.suppress(OSError):
-                request.sendall(
-                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
-                    b"Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n"
-                )
-            # The accepting thread lingers only briefly: long enough for a client that sent its
-            # request at once to read the answer instead of a reset.
-            _linger(request, REFUSED_LINGER_SECONDS, LINGER_BYTES)
-            self.close_request(request)
+class _Channel(HTTPChannel):
+    """waitress's connection, remembering when the request it is reading began."""
+
+    task_class = _Task
+    request_began = 0.0
+
+    def received(self, data: bytes) -> bool:
+        """Note the first byte of each request, then parse as waitress does."""
+        if self.request is None and data:
+            self.request_began = time.monotonic()
+        return super().received(data)
+
+
+_REFUSED = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 21\r\n"
+    b"Connection: close\r\n\r\ntoo many connections\n"
+)
+
+
+class _Server(TcpWSGIServer):
+    """waitress's server plus a whole-request deadline and a per-client connection cap."""
+
+    channel_class = _Channel
+
+    def __init__(self, wsgi: ReviewWsgi, adj: Adjustments, request_seconds: float, per_client: int):
+        self.request_seconds, self.per_client = request_seconds, per_client
+        super().__init__(wsgi, map={}, adj=adj, sockinfo=adj.listen[0])
+
+    def maintenance(self, now: float) -> None:
+        """Close idle channels (waitress) and those whose request has taken too long."""
+        super().maintenance(now)
+        cutoff = time.monotonic() - self.request_seconds
+        for channel in list(self.active_channels.values()):
+            reading = channel.request is not None and not channel.request.completed
+            if reading and channel.request_began < cutoff:
+                channel.will_close = True
+
+    def handle_accept(self) -> None:
+        """Accept as waitress does, but answer a client past its share of connections 503."""
+        try:
+            pair = self.accept()
+        except OSError:
             return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
+        if pair is None:
+            return
+        conn, addr = pair
+        peer = addr[0]
+        held = sum(1 for c in self.active_channels.values() if c.addr and c.addr[0] == peer)
+        channel = self.channel_class(self, conn, addr, self.adj, map=self._map)
+        if held >= self.per_client:
+            with channel.outbuf_lock:
+                channel.outbufs[-1].append(_REFUSED)
+                channel.current_outbuf_count += len(_REFUSED)
+                channel.total_outbufs_len += len(_REFUSED)
+            channel.close_when_flushed = True
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        """Serve, then give the slot back."""
+
+class ReviewServer:
+    """The review on waitress, IPv4 or IPv6 by its host; `serve_forever` until `shutdown`.
+
+    Slow and idle clients are bounded: a connection idle for `idle_seconds` is closed, a
+    request not received whole within `request_seconds` of its first byte is dropped, one client
+    address holds at most `max_per_client` connections (more are answered 503), and past
+    `max_connections` in all new ones wait in the listen backlog.
+    """
+
+    def __init__(
+        self,
+        app: ReviewApp,
+        idle_seconds: float = 30.0,
+        max_connections: int = 256,
+        max_per_client: int = 32,
+        request_seconds: float = 10.0,
+        threads: int = 4,
+    ):
+        self.app = app
+        self.wsgi = ReviewWsgi(app, is_loopback(app.config.host))
+        adj = Adjustments(
+            host=app.config.host.strip("[]") or "0.0.0.0",
+            port=app.config.port,
+            threads=threads,
+            channel_timeout=idle_seconds,
+            connection_limit=max_connections,
+            cleanup_interval=min(1.0, idle_seconds),
+            asyncore_loop_timeout=0.2,
+            max_request_header_size=16384,
+            max_request_body_size=protocol.MAX_BODY + 1,  # waitress refuses at >=
+            expose_tracebacks=False,
+            ident="satx-review",
+            log_socket_errors=False,
+        )
+        self._server = _Server(self.wsgi, adj, request_seconds, max_per_client)
+        self.server_address = self._server.socket.getsockname()
+        self.wsgi.port = self.server_address[1]
+        self._serving, self._stopped = threading.Event(), threading.Event()
+
+    def serve_forever(self) -> None:
+        """Serve until `shutdown` (from another thread or a signal handler's thread)."""
+        self._serving.set()
         try:
-            super().process_request_thread(request, client_address)
+            self._server.run()
         finally:
-            self._slots.release()
+            self._stopped.set()
 
-    def shutdown_request(self, request: Any) -> None:
-        """Close after reading what the client still sends, for a bounded time (lingering close).
+    def _close_all(self) -> None:
+        for channel in list(self._server._map.values()):
+            with contextlib.suppress(OSError):
+                channel.close()
 
-        Closing a socket with unread bytes resets it, and the client may lose the answer (a
-        413 or 401) before reading it.
-        """
-        _linger(request, LINGER_SECONDS, LINGER_BYTES)
-        self.close_request(request)
+    def shutdown(self) -> None:
+        """Stop serving: every connection is closed inside the loop, which then ends."""
+        if self._serving.is_set() and not self._stopped.is_set():
+            self._server.trigger.pull_trigger(self._close_all)
+            self._stopped.wait(30)
+        self._server.task_dispatcher.shutdown()
+
+    def server_close(self) -> None:
+        """Release the listening socket and the loop's wake-up pipe (idempotent)."""
+        if not self._serving.is_set() or self._stopped.is_set():
+            self._close_all()
 
     @property
     def urls(self) -> list[str]:

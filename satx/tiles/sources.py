@@ -15,6 +15,7 @@ and descriptions never carry a secret (`satx.io.secrets`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,7 +24,7 @@ import mercantile
 
 from satx.config import SourceConfig
 from satx.errors import InputError
-from satx.io import secrets, storage
+from satx.io import claim, secrets, storage
 from satx.tiles.archives import MBTilesSource, PMTilesSource
 from satx.tiles.base import MISSING, Errors, TileSource, read_locations
 from satx.tiles.template import TileTemplate
@@ -36,14 +37,31 @@ class FileTiles:
 
     kind = "files"
 
-    def __init__(self, template: TileTemplate, threads: int):
+    def __init__(self, template: TileTemplate, threads: int, confined: bool = False):
         self.template = template
         self.description = template.template
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="satx-read")
+        root = claim.template_root(template.template)
+        # confined: a file (or a link in the folder) resolving outside the template's folder is
+        # not a tile; the review server reads for browsers, so a link to /etc/passwd is no tile
+        self._root = os.path.realpath(root) if confined and not storage.is_gcs(root) else None
 
     def read(self, tiles: Sequence[mercantile.Tile]) -> tuple[list[bytes | None], Errors]:
         """Read every tile's file; a missing file is `missing`, other failures `unreadable`."""
-        return read_locations([self.template.location(t) for t in tiles], self._pool)
+        locations = [self.template.location(t) for t in tiles]
+        outside = {i for i, where in enumerate(locations) if not self._inside(where)}
+        found, errors = read_locations(
+            [None if i in outside else where for i, where in enumerate(locations)], self._pool
+        )
+        for i in outside:
+            errors[i] = ("unreadable", f"{locations[i]} resolves outside {self._root}")
+        return found, errors
+
+    def _inside(self, location: str) -> bool:
+        if self._root is None:
+            return True
+        real = os.path.realpath(location)
+        return real == self._root or real.startswith(self._root.rstrip("/") + "/")
 
     def close(self) -> None:
         """Stop the threads."""
@@ -96,8 +114,12 @@ class CachedSource:
         self.inner.close()
 
 
-def open_source(config: SourceConfig) -> TileSource:
-    """The tile source `config.tiles` names (see the module docstring)."""
+def open_source(config: SourceConfig, confined: bool = False) -> TileSource:
+    """The tile source `config.tiles` names (see the module docstring).
+
+    `confined`: a local file template reads only files inside its own folder (links out of it
+    are refused), for a server that hands tiles to browsers.
+    """
     spec = config.tiles
     if not spec:
         raise InputError("--tiles is required: a path or URL template, .mbtiles or .pmtiles")
@@ -114,5 +136,6 @@ def open_source(config: SourceConfig) -> TileSource:
     elif lowered.endswith(".pmtiles"):
         source = PMTilesSource(spec, config.fetch_threads)
     else:
-        source = FileTiles(TileTemplate(spec, config.tile_subdomains), config.fetch_threads)
+        template = TileTemplate(spec, config.tile_subdomains)
+        source = FileTiles(template, config.fetch_threads, confined)
     return CachedSource(source, config.tile_cache) if config.tile_cache else source
