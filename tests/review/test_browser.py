@@ -202,4 +202,4 @@ def test_a_page_on_another_site_cannot_smuggle_a_decision(
         evil.server_close()
     time.sleep(1.0)  # anything smuggled would have been answered by now
     assert review.app.store.live_decisions() == []
-    assert "bodies are at most" in answer  # the form's body was over the limit: 413
+    assert "Request Entity Too Large" in answer  # the form's body was over the limit: 413

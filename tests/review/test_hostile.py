@@ -46,7 +46,7 @@ def exchange(port: int, data: bytes, host: str = "127.0.0.1", timeout: float = 2
 
 def raw(port: int, data: bytes, host: str = "127.0.0.1") -> list[int]:
     """The statuses of every answer to `data`."""
-    return [int(m) for m in re.findall(rb"HTTP/1\.1 (\d{3}) ", exchange(port, data, host))]
+    return [int(m) for m in re.findall(rb"HTTP/1\.[01] (\d{3}) ", exchange(port, data, host))]
 
 
 def request(
