@@ -149,7 +149,14 @@ def _from_geojson(p: Path) -> tuple[list[float], list[float], list[str]]:
         where = f"--known={p}: feature {i}"
         try:
             shape = shapely.geometry.shape(feature.get("geometry"))
-        except (AttributeError, TypeError, ValueError, shapely.errors.GEOSException) as err:
+        except (
+            AttributeError,
+            IndexError,
+            KeyError,
+            TypeError,
+            ValueError,
+            shapely.errors.ShapelyError,
+        ) as err:
             raise InputError(f"{where}: not a GeoJSON geometry ({err})") from None
         props = feature.get("properties")
         props = props if isinstance(props, dict) else {}
@@ -175,10 +182,10 @@ def _from_csv(p: Path) -> tuple[list[float], list[float], list[str]]:
     try:
         with p.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
-            rows = list(reader)
+            fields, rows = reader.fieldnames, list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise InputError(f"--known={p}: cannot read CSV ({err})") from None
-    columns = {c.strip().lower(): c for c in reader.fieldnames or [] if c}
+    columns = {c.strip().lower(): c for c in fields or [] if c}
     lon_col = next((columns[n] for n in LON_NAMES if n in columns), None)
     lat_col = next((columns[n] for n in LAT_NAMES if n in columns), None)
     if lon_col is None or lat_col is None:

@@ -233,7 +233,14 @@ def _geometries(data: dict, where: str) -> list[Any]:
     for i, geometry in enumerate(found):
         try:
             shape = shapely.geometry.shape(geometry)
-        except (AttributeError, TypeError, ValueError, shapely.errors.GEOSException) as err:
+        except (
+            AttributeError,
+            IndexError,
+            KeyError,
+            TypeError,
+            ValueError,
+            shapely.errors.ShapelyError,
+        ) as err:
             raise InputError(f"{where}: feature {i}: not a GeoJSON geometry ({err})") from err
         if shape.geom_type not in ("Polygon", "MultiPolygon"):
             raise InputError(

@@ -57,7 +57,14 @@ def _feature(feature: Any, origin: str, label_property: str, zoom: int, polygon_
         shape = shapely.geometry.shape(feature.get("geometry"))
         check_coordinates([shape], origin)
         tiles = _shape_tiles(shape, zoom, polygon_mode)
-    except (AttributeError, TypeError, ValueError, shapely.errors.GEOSException) as err:
+    except (
+        AttributeError,
+        IndexError,
+        KeyError,
+        TypeError,
+        ValueError,
+        shapely.errors.ShapelyError,
+    ) as err:
         return Rejection(origin, label, "bad_geometry", f"{origin}: {err}")
     except InputError as err:
         return Rejection(origin, label, "bad_geometry", str(err))
