@@ -23,7 +23,7 @@ import shapely
 from scipy.spatial import cKDTree
 
 from satx.errors import InputError
-from satx.tiles.aoi import check_crs, features_of
+from satx.tiles.aoi import GEOMETRY_ERRORS, check_crs, features_of
 
 EARTH_RADIUS_M = 6_371_008.8  # IUGG mean radius
 LON_NAMES = ("lon", "lng", "longitude")
@@ -149,14 +149,7 @@ def _from_geojson(p: Path) -> tuple[list[float], list[float], list[str]]:
         where = f"--known={p}: feature {i}"
         try:
             shape = shapely.geometry.shape(feature.get("geometry"))
-        except (
-            AttributeError,
-            IndexError,
-            KeyError,
-            TypeError,
-            ValueError,
-            shapely.errors.ShapelyError,
-        ) as err:
+        except GEOMETRY_ERRORS as err:
             raise InputError(f"{where}: not a GeoJSON geometry ({err})") from None
         props = feature.get("properties")
         props = props if isinstance(props, dict) else {}

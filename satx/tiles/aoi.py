@@ -192,6 +192,17 @@ class PolygonArea:
 _ORDER = ((0, 0), (1, 0), (0, 1), (1, 1))  # children in quadkey digit order 0, 1, 2, 3
 
 
+# what shapely.geometry.shape raises on a malformed GeoJSON geometry (found by tests/fuzz)
+GEOMETRY_ERRORS = (
+    AttributeError,
+    IndexError,
+    KeyError,
+    TypeError,
+    ValueError,
+    shapely.errors.ShapelyError,
+)
+
+
 def _member(data: Any, name: str) -> Any:
     return data.get(name) if isinstance(data, dict) else None
 
@@ -233,14 +244,7 @@ def _geometries(data: dict, where: str) -> list[Any]:
     for i, geometry in enumerate(found):
         try:
             shape = shapely.geometry.shape(geometry)
-        except (
-            AttributeError,
-            IndexError,
-            KeyError,
-            TypeError,
-            ValueError,
-            shapely.errors.ShapelyError,
-        ) as err:
+        except GEOMETRY_ERRORS as err:
             raise InputError(f"{where}: feature {i}: not a GeoJSON geometry ({err})") from err
         if shape.geom_type not in ("Polygon", "MultiPolygon"):
             raise InputError(

@@ -19,7 +19,13 @@ import shapely
 
 from satx import geo
 from satx.errors import InputError
-from satx.tiles.aoi import PolygonArea, check_coordinates, check_crs, features_of
+from satx.tiles.aoi import (
+    GEOMETRY_ERRORS,
+    PolygonArea,
+    check_coordinates,
+    check_crs,
+    features_of,
+)
 from satx.tiles.refs import Listing, Rejection, TileRef
 
 GEOJSON_SUFFIXES = (".geojson", ".json")
@@ -57,14 +63,7 @@ def _feature(feature: Any, origin: str, label_property: str, zoom: int, polygon_
         shape = shapely.geometry.shape(feature.get("geometry"))
         check_coordinates([shape], origin)
         tiles = _shape_tiles(shape, zoom, polygon_mode)
-    except (
-        AttributeError,
-        IndexError,
-        KeyError,
-        TypeError,
-        ValueError,
-        shapely.errors.ShapelyError,
-    ) as err:
+    except GEOMETRY_ERRORS as err:
         return Rejection(origin, label, "bad_geometry", f"{origin}: {err}")
     except InputError as err:
         return Rejection(origin, label, "bad_geometry", str(err))
