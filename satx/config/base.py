@@ -44,9 +44,9 @@ RUNTIMES = (
     "litert",
     "litert-int8",
 )
+MAX_IMAGERY_ZOOM = 24  # the deepest zoom any imagery service serves (most stop at 19-22)
 # Colombia's zoom-18 tiles inside its outline (`satx.tiles.aoi.load_aoi`; a real-data test
 # counts them from ../shared/data, so the figure cannot go stale).
-MAX_IMAGERY_ZOOM = 24  # the deepest zoom any imagery service serves (most stop at 19-22)
 COUNTRY_TILES = 50_042_948
 _SPLIT_NAME = re.compile(r"^[a-z0-9_]+$")
 _BOUNDS: dict[str, Callable[[float, float], bool]] = {

@@ -25,10 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from satx.config import ExportConfig, TrainConfig
+from satx.config import RUNTIMES, ExportConfig, TrainConfig
 from satx.data.pipeline import make_eval_dataset
 from satx.errors import InputError
 from satx.export import agreement, convert
+from satx.io import claim
+from satx.io.lock import output_lock
 from satx.io.run_record import json_bytes, run_record
 from satx.io.storage import atomic_write_local
 from satx.predict import runtimes
@@ -106,6 +108,11 @@ def _replace(tmp: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+# what satx.export writes in EXPORT/<version>/runtimes/: a folder per runtime, and the temps
+# of a conversion (`.NAME.tmp-PID/`) or a swap (`.NAME.old-PID/`) a killed export left
+LAYOUT = claim.Layout("export", (*(f"{name}/" for name in RUNTIMES), ".*.tmp-*/", ".*.old-*/"))
+
+
 def _clean(folder: Path) -> None:
     """Remove what a killed export left half-written."""
     for leftover in folder.glob(".*.tmp-*"):
@@ -155,6 +162,7 @@ def export_runtimes(config: ExportConfig, command: str | None = None) -> dict[st
     if not version.is_dir():
         raise InputError(f"--model={version}: a .keras file; convert an export folder (satx.train)")
     _check_packages(config)
+    claim.check(str(version / runtimes.FOLDER), LAYOUT)  # before minutes of work
     reference = Scorer(version, runtime="tf")
     size = reference.image_size
     threshold = config.threshold
@@ -191,14 +199,23 @@ def export_runtimes(config: ExportConfig, command: str | None = None) -> dict[st
     )
     del reference
     folder = version / runtimes.FOLDER
-    folder.mkdir(exist_ok=True)
-    _clean(folder)
-    atomic_write_local(version / runtimes.MANIFEST, json_bytes(manifest))  # sizes for loaders
-    for name, converted in _names(config):
-        manifest["runtimes"][name] = _one(
-            name, converted, version, folder, images, labels, expected, batches, threshold, config
-        )
-        atomic_write_local(version / runtimes.MANIFEST, json_bytes(manifest))
+    with output_lock(str(folder), "satx.export", LAYOUT):  # runtimes/ holds only ours
+        _clean(folder)
+        atomic_write_local(version / runtimes.MANIFEST, json_bytes(manifest))  # sizes for loaders
+        for name, converted in _names(config):
+            manifest["runtimes"][name] = _one(
+                name,
+                converted,
+                version,
+                folder,
+                images,
+                labels,
+                expected,
+                batches,
+                threshold,
+                config,
+            )
+            atomic_write_local(version / runtimes.MANIFEST, json_bytes(manifest))
     return manifest
 
 

@@ -41,7 +41,9 @@ class Layout:
         stage: the stage's name, as the marker records it (`predict`, `sites`, ...).
         owned: names relative to the folder, `fnmatch` patterns matched part by part (so `*`
             never crosses a `/`); a pattern ending in `/` owns everything below that folder.
-        legacy: names whose presence marks a folder that an older satx (no marker) wrote.
+        legacy: names whose presence marks a folder that an older satx (no marker) wrote;
+            none: a marker-less folder holding only owned names is taken (names specific
+            enough to be satx's, like export's runtime folders).
     """
 
     stage: str
@@ -181,7 +183,7 @@ def check(root: str, layout: Layout, inputs: Iterable[tuple[str, str]] = ()) -> 
             f"choose another --output (satx never writes one stage's output over another's)"
         )
     foreign = [n for n in names if not layout.owns(n)]
-    if foreign or not any(store.exists(n) for n in layout.legacy):
+    if foreign or layout.legacy and not any(store.exists(n) for n in layout.legacy):
         listed = foreign or names
         more = f", +{len(listed) - _SHOWN} more" if len(listed) > _SHOWN else ""
         raise OutputExistsError(

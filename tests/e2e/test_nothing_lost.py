@@ -183,3 +183,17 @@ def test_every_cli_refuses_a_users_folder_and_another_stages_output(
                 assert expected in one_error_line(cli(*args, *extra, env=TINY)), (name, extra)
         for root, before in folders.items():
             assert tree(root) == before, (name, root)
+
+
+def test_export_refuses_a_runtimes_folder_holding_foreign_files(tiny_model, tmp_path):
+    import shutil
+
+    export = tmp_path / "export"
+    shutil.copytree(tiny_model["export"], export / Path(tiny_model["export"]).name)
+    runtimes = next(export.iterdir()) / "runtimes"
+    runtimes.mkdir()
+    (runtimes / "notes.txt").write_text("mine\n")
+    before = tree(export)
+    proc = cli("satx.export", f"--model={export}", "--to=onnx", env=TINY)
+    assert "holds files satx did not write (notes.txt)" in one_error_line(proc)
+    assert tree(export) == before
