@@ -340,6 +340,8 @@ def staged_file(store: Store, name: str) -> Iterator[str]:
     try:
         yield tmp
         store.put_file(tmp, name)
+    except OSError as err:  # a full disk, say: one line, and the temp goes below
+        raise StorageError(f"could not write {store.url(name)}: {err.strerror or err}") from err
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

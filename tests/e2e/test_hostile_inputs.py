@@ -143,27 +143,36 @@ def _full_disk_at(limit: int):
     return limit_files
 
 
-def test_10_a_full_disk_stops_in_one_line_leaves_no_temp_and_a_rerun_completes(
-    sample_tiles, tmp_path
-):
+def _run_on_a_full_disk(args, limit: int):
     import subprocess
     import sys
 
     from tests.support.helpers import REPO
 
-    out = tmp_path / "records"
-    args = records_cmd(sample_tiles, out, "--image_size=32")
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", *args],
         cwd=REPO,
+        env={**__import__("os").environ, **TINY},
         capture_output=True,
         text=True,
         timeout=300,
-        preexec_fn=_full_disk_at(8192),
+        preexec_fn=_full_disk_at(limit),
     )
-    line = refusal(proc)
+
+
+@pytest.mark.parametrize("stage", ["make_records", "predict"])
+def test_10_a_full_disk_stops_in_one_line_leaves_no_temp_and_a_rerun_completes(
+    stage, sample_tiles, tiny_model, tmp_path
+):
+    out = tmp_path / "out"
+    if stage == "make_records":
+        args = records_cmd(sample_tiles, out)
+    else:
+        model, tiles = f"--model={tiny_model['export']}", f"--input={sample_tiles}"
+        args = ("satx.predict", model, tiles, f"--output={out}", "--chunk_size=8")
+    line = refusal(_run_on_a_full_disk(args, 8192))
     assert "could not write" in line and "File too large" in line
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]
-    cli(*args, check=True)
-    assert (out / "manifest.json").exists()
+    cli(*args, env=TINY, check=True)
+    assert (out / ("manifest.json" if stage == "make_records" else "predict_run.json")).exists()
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]
