@@ -15,6 +15,10 @@ import mercantile
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from satx.io import claim
+from satx.io.lock import output_lock
+from satx.io.storage import atomic_write_local
+
 CLASSES = ("not_school", "school")
 # (name, lat, lon) of towns to scatter tiles around; several zoom-12 blocks each.
 SITES = (
@@ -141,6 +145,9 @@ def sample_addresses(
     return out
 
 
+SAMPLE_LAYOUT = claim.Layout("make_sample_tiles", ("*/*-*-*.jpg",))
+
+
 def write_sample_tiles(
     output: str | Path,
     count: int = 240,
@@ -149,17 +156,21 @@ def write_sample_tiles(
     size: int = 256,
     quality: int = 90,
 ) -> list[Path]:
-    """Write `OUTPUT/<class>/{x}-{y}-{z}.jpg` tiles; return their paths."""
+    """Write `OUTPUT/<class>/{x}-{y}-{z}.jpg` tiles; return their paths.
+
+    Raises:
+        OutputExistsError / InputError: OUTPUT holds files satx did not write (`satx.io.claim`).
+    """
     output = Path(output)
     rng = np.random.default_rng(seed + 1)
     paths = []
-    for label, tile in sample_addresses(count, school_fraction, seed):
-        path = output / label / f"{tile.x}-{tile.y}-{tile.z}.jpg"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        buffer = io.BytesIO()
-        draw_tile(label, rng, size).save(buffer, format="JPEG", quality=quality)
-        path.write_bytes(buffer.getvalue())
-        paths.append(path)
+    with output_lock(str(output), "make_sample_tiles", SAMPLE_LAYOUT):
+        for label, tile in sample_addresses(count, school_fraction, seed):
+            path = output / label / f"{tile.x}-{tile.y}-{tile.z}.jpg"
+            buffer = io.BytesIO()
+            draw_tile(label, rng, size).save(buffer, format="JPEG", quality=quality)
+            atomic_write_local(path, buffer.getvalue())
+            paths.append(path)
     return paths
 
 
@@ -187,6 +198,6 @@ def write_known_schools(
                 "properties": {"id": f"sample-school-{k}"},
             }
         )
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps({"type": "FeatureCollection", "features": features}) + "\n")
+    text = json.dumps({"type": "FeatureCollection", "features": features}) + "\n"
+    atomic_write_local(Path(path), text.encode())
     return len(features)
