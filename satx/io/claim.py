@@ -133,8 +133,9 @@ def refuse_overlap(output: str, inputs: Iterable[tuple[str, str]], flag: str = "
         inputs: (flag, path) of every local or gs:// input of the run (empty paths skipped).
         flag: the output's flag, for the message.
     """
-    out = _where(output)
-    for name, path in inputs:
+    out = _where(str(output))
+    for name, given in inputs:
+        path = str(given or "")
         if not path or "://" in path and not storage.is_gcs(path):
             continue
         where = _where(path)

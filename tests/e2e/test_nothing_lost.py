@@ -158,29 +158,54 @@ def stage_output(root: Path, stage: str) -> dict[str, str]:
     return tree(root)
 
 
-def test_every_cli_refuses_a_users_folder_and_another_stages_output(
+def _stage_runs(tiny_model, sample_records, sample_tiles, prediction_set):
+    """Each stage's library entry with its output at `out` (the CLIs call exactly these)."""
+    from satx.config import EvaluateConfig, PredictConfig, RecordsConfig, SitesConfig, TuneConfig
+    from satx.evaluate import evaluate
+    from satx.predict import predict
+    from satx.records.make import make_records
+    from satx.sites import find_sites
+    from satx.train import train
+    from satx.tune import tune
+    from tests.support.helpers import tiny_train_config
+
+    model, records = tiny_model["export"], sample_records
+    return {
+        "make_records": lambda out, over: make_records(
+            RecordsConfig(input=str(sample_tiles), output=str(out), overwrite=over)
+        ),
+        "predict": lambda out, over: predict(
+            PredictConfig(model=model, input=str(sample_tiles), output=str(out), overwrite=over)
+        ),
+        "sites": lambda out, over: find_sites(
+            SitesConfig(predictions=prediction_set["predictions"], output=str(out), overwrite=over)
+        ),
+        "evaluate": lambda out, over: evaluate(
+            EvaluateConfig(model=model, records=records, output=str(out))
+        ),
+        "train": lambda out, over: train(tiny_train_config(records, out), overwrite=over),
+        "tune": lambda out, over: tune(
+            TuneConfig(train=tiny_train_config(records, out), overwrite=over)
+        ),
+    }
+
+
+def test_every_stage_refuses_a_users_folder_and_another_stages_output(
     tiny_model, sample_records, sample_tiles, prediction_set, tmp_path
 ):
+    from satx.errors import OutputExistsError
+
     users = tmp_path / "users"
     folders = {users: users_folder(users)}
     others = {stage: tmp_path / stage for stage in ("predict", "sites")}
     folders.update({root: stage_output(root, stage) for stage, root in others.items()})
-    model, records = tiny_model["export"], sample_records
-    commands = {
-        "make_records": records_cmd(sample_tiles, "OUT"),
-        "predict": ("satx.predict", f"--model={model}", f"--input={sample_tiles}", "--output=OUT"),
-        "sites": ("satx.sites", f"--predictions={prediction_set['predictions']}", "--output=OUT"),
-        "evaluate": ("satx.evaluate", f"--model={model}", f"--records={records}", "--output=OUT"),
-        "train": ("satx.train", f"--records={records}", "--workdir=OUT", "--backbone=tiny"),
-        "tune": ("satx.tune", f"--records={records}", "--workdir=OUT", "--backbone=tiny"),
-    }
-    for name, command in commands.items():
-        other = others["sites" if name == "predict" else "predict"]
+    runs = _stage_runs(tiny_model, sample_records, sample_tiles, prediction_set)
+    for name, run in runs.items():
         stage = "sites" if name == "predict" else "predict"
-        for folder, expected in [(users, "did not write"), (other, f"output of satx {stage}")]:
-            for extra in ((), ("--overwrite",)) if name != "evaluate" else ((),):
-                args = [a.replace("OUT", str(folder)) for a in command]
-                assert expected in one_error_line(cli(*args, *extra, env=TINY)), (name, extra)
+        for folder, expected in [(users, "did not write"), (others[stage], f"satx {stage},")]:
+            for overwrite in (False, True):
+                with pytest.raises(OutputExistsError, match=expected):
+                    run(folder, overwrite)
         for root, before in folders.items():
             assert tree(root) == before, (name, root)
 
