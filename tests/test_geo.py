@@ -72,7 +72,7 @@ def test_parent_at_zoom():
         ((179.99, -1.0, -179.99, 1.0), 17),  # across the antimeridian: two blocks
         ((-80.0, -5.0, -66.0, 13.0), 10),
         ((10.0, 10.0, 10.0, 10.0), 18),  # a point: one tile
-        ((-200.0, -90.0, 200.0, 90.0), 3),  # beyond the world: clamped
+        ((-180.0, -90.0, 180.0, 90.0), 3),  # the world: latitudes clamped to the square
     ],
 )
 def test_bbox_blocks_enumerate_exactly_mercantiles_tiles(bbox, zoom):
@@ -89,6 +89,10 @@ def test_bbox_blocks_of_a_country_are_a_few_integers():
     assert last == mercantile.tile(-66.8 - mercantile.LL_EPSILON, -4.3 + mercantile.LL_EPSILON, 18)
     with pytest.raises(ValueError, match="south"):
         geo.bbox_blocks(0, 10, 1, 5, 18)
+    # not clamped silently (issue 35: NaN became -180, 1e308 the whole world)
+    for bad in [(-200, 0, 1, 1), (0, 0, 1e308, 1), (float("nan"), 0, 1, 1), (0, -91, 1, 1)]:
+        with pytest.raises(ValueError, match="longitudes in -180..180"):
+            geo.bbox_blocks(*bad, 18)
 
 
 def test_array_forms_agree_with_mercantile():
