@@ -318,3 +318,19 @@ def test_9_export_reads_the_database_without_changing_it(prediction_set, tmp_pat
         proc = cli("satx.review", f"--db={tmp_path / name}", f"--export={tmp_path / 'x.csv'}")
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert (tmp_path / "empty.sqlite").stat().st_size == 0
+
+
+def test_10_export_overwrites_only_an_earlier_export(prediction_set, tmp_path, serve_review):
+    review = serve_review(review_config(prediction_set, tmp_path / "r.sqlite"))
+    review.app.store.decide(1, "positive", "ana", time.time())
+    review.stop()
+    mine = tmp_path / "labels.csv"
+    mine.write_text("name,phone\nana,555\n")  # a user's CSV of the same name
+    export = ("satx.review", f"--db={tmp_path / 'r.sqlite'}")
+    proc = cli(*export, f"--export={mine}")
+    assert proc.returncode == 2 and "is not a satx.review export" in proc.stderr
+    assert mine.read_text() == "name,phone\nana,555\n"
+    ours = tmp_path / "ours.csv"
+    for _ in range(2):  # a second export replaces the first
+        assert cli(*export, f"--export={ours}").returncode == 0
+    assert ours.read_text().startswith("z,x,y,label,")
