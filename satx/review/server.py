@@ -20,8 +20,7 @@ limits (`protocol.MAX_BODY`: 413). On top of it `_Server` adds what waitress lea
 against slow clients (slowloris): a whole-request deadline (`request_seconds` from a
 request's first byte to its last, however steadily it trickles) and a cap on one client
 address's connections (`max_per_client`, refused with a 503), beside waitress's idle timeout
-and total connection limit. Slow clients cost a socket each, never a thread: waitress reads
-asynchronously and hands only complete requests to its threads.
+and total connection limit. Slow clients cost a socket each, never a thread.
 
 The app's own rules: only tiles of the review are served (a tile id from the database and an
 offset in -1..1, read through a source confined to its folder); whatever changes the
