@@ -37,11 +37,8 @@ def engine_runs(dask_scheduler: str) -> Iterator[dict[str, str]]:
     with contextlib.ExitStack() as stack:
         address = dask_scheduler
         if dask_scheduler == "local":
-            import dask
             from distributed import LocalCluster
 
-            # queueing off, as README advises (a killed worker's tasks stayed queued)
-            stack.enter_context(dask.config.set({"distributed.scheduler.worker-saturation": "inf"}))
             cluster = LocalCluster(
                 n_workers=2,
                 threads_per_worker=1,

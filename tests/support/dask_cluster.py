@@ -16,12 +16,6 @@ from tests.support.helpers import REPO
 BIN = Path(sys.executable).parent
 
 
-# Dask's root-task queueing left tasks "queued" with the surviving worker idle after a worker
-# was killed (seen twice in full-suite runs: ~9 minutes, then a stall that a new client
-# connection ended); without queueing every task is assigned at once. README says the same.
-SCHEDULER_ENV = {"DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "inf"}
-
-
 class DaskCluster:
     """A scheduler and `workers` worker processes of one thread each, all on 127.0.0.1.
 
@@ -44,7 +38,6 @@ class DaskCluster:
                 "--no-dashboard",
                 f"--scheduler-file={self.scheduler_file}",
             ],
-            SCHEDULER_ENV,
         )
         self.address = self._wait_for_address()
         self.workers = [
