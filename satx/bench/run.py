@@ -227,7 +227,7 @@ def _quality(s: BenchConfig) -> tuple[dict[str, Any], str]:
     if not s.data or not s.recipe:
         raise InputError("quality needs --data=DIR (class folders) and --recipe=FILE")
     workdir = s.workdir or tempfile.mkdtemp(prefix="satx-quality-")
-    result = bench_quality(s.data, s.recipe, workdir)
+    result = bench_quality(s.data, s.recipe, workdir, s.train_share)
     text = f"{format_quality(result)}\nrecords, runs and reports: {workdir}"
     return {"quality": result}, text
 

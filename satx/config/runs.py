@@ -198,7 +198,12 @@ class ModelConfig(Config):
 
     backbone: str = knob("mobilenetv2", "Backbone name from the registry (satx.models.backbones).")
     image_size: int = knob(0, "Model input side in pixels; 0: the backbone's default.")
-    weights: str = knob("imagenet", "imagenet, none, or a local .weights.h5 path.")
+    weights: str = knob(
+        "imagenet",
+        "imagenet (the backbone's sources in order: the Keras download, an installed weights "
+        "package), none, or a file: .weights.h5, or .pth/.pt/.safetensors (PyTorch state "
+        "dicts) for backbones in PyTorch's layout (mobilenetv2_tv).",
+    )
     dense_units: int = knob(256, "Units of the dense head layer.")
     dense_activation: str = knob("relu", "Activation of the dense head.")
     dropout: float = knob(0.25, "Dropout before the output layer.")

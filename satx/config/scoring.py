@@ -254,6 +254,13 @@ class BenchConfig(Config):
     )
     trials: int = knob(20, "tune_memory: trials in the search.")
     recipe: str = knob("", "quality: a recipe file (configs/*.json).")
+    train_share: float = knob(
+        1.0,
+        "quality: train on this share of the training split (label efficiency); validation "
+        "and test stay the same tiles.",
+        above=0,
+        at_most=1,
+    )
     hits: int = knob(
         1_000_000,
         "sites: synthetic hit tiles to group; outputs: rows to write; mask: footprints.",

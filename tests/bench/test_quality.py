@@ -69,3 +69,20 @@ def test_a_per_class_view_keeps_n_tiles_of_each_class(tmp_path):
     assert sorted(p.name for p in (again / "a").iterdir()) == sorted(
         p.name for p in (view / "a").iterdir()
     )
+
+
+def test_a_train_share_keeps_validation_and_test_and_trains_on_a_subset():
+    from satx.bench.quality import split_for
+    from satx.config.base import parse_split_spec
+    from satx.records.splits import SplitItem, assign_splits
+
+    items = [SplitItem(None, f"{i:08x}", i % 10) for i in range(4000)]  # untiled, like EuroSAT
+    full = assign_splits(items, parse_split_spec(split_for(1.0)), seed=42)
+    fifth = assign_splits(items, parse_split_spec(split_for(0.2)), seed=42)
+    for name in ("val", "test"):
+        assert [i for i, s in enumerate(full) if s == name] == [
+            i for i, s in enumerate(fifth) if s == name
+        ]
+    train = {i for i, s in enumerate(fifth) if s == "train"}
+    assert train < {i for i, s in enumerate(full) if s == "train"}
+    assert 0.15 < len(train) / full.count("train") < 0.25

