@@ -60,6 +60,10 @@ class Layout:
         return any(_matches(parts, pattern) for pattern in self.owned)
 
 
+def _is_marker_temp(name: str) -> bool:
+    return _is_temp(name) and _untemp(name) in (MARKER_NAME, LOCK_NAME)
+
+
 def _is_temp(base: str) -> bool:
     return base.startswith(".") and (".tmp-" in base or base.endswith(".tmp"))
 
@@ -172,7 +176,8 @@ def check(root: str, layout: Layout, inputs: Iterable[tuple[str, str]] = ()) -> 
         if not path.exists():
             return
     store = storage.open_store(root)
-    names = [n for n in _names(store) if n != LOCK_NAME]
+    # A marker still being written by a run that just took the folder is not a file either
+    names = [n for n in _names(store) if n != LOCK_NAME and not _is_marker_temp(n)]
     if not names:
         return
     found = stage_of(store)

@@ -55,6 +55,17 @@ def test_a_new_or_empty_folder_is_claimed_and_marked(tmp_path):
         claim.check(str(root), LAYOUT)  # marked: ours from now on
 
 
+def test_a_marker_being_written_by_a_concurrent_run_is_not_a_foreign_file(tmp_path):
+    # The full suite once caught the second of two make_records refusing the folder the first
+    # had just locked: it saw the first one's marker temp, not the lock.
+    root = tmp_path / "racing"
+    put(root, claim.LOCK_NAME, f".{claim.MARKER_NAME}.tmp-7d3a5e5c")
+    claim.check(str(root), LAYOUT)
+    put(root, ".thesis.txt.tmp-7d3a5e5c")
+    with pytest.raises(OutputExistsError, match="thesis"):
+        claim.check(str(root), LAYOUT)
+
+
 def test_foreign_files_are_refused_naming_them_and_left_intact(tmp_path):
     root = tmp_path / "x"
     put(root, "thesis.txt", "sub/s.csv", "manifest.json")
