@@ -83,9 +83,9 @@ def sample_records(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def tiny_model(sample_records, tmp_path_factory):
     """A `tiny` classifier trained a few steps: its export, .keras file and test-split scores."""
+    from satx.artifact.saved_model import write_saved_model
     from satx.data.pipeline import make_eval_dataset, make_train_dataset
     from satx.records.manifest import load_records
-    from satx.train.export import export_saved_model
     from satx.train.phases import build_model, compile_phase
     from tests.support.helpers import tiny_train_config
 
@@ -100,7 +100,7 @@ def tiny_model(sample_records, tmp_path_factory):
     )
     model.fit(train, steps_per_epoch=4, epochs=1, verbose=0, shuffle=False)
     model.save(root / "model.keras")
-    export = export_saved_model(model, root / "export", list(records.manifest.class_names))
+    export = write_saved_model(model, root / "export", list(records.manifest.class_names))
     eval_ds = make_eval_dataset(records, "test", batch_size=32)
     labels = np.concatenate([b["label"].numpy() for b in eval_ds])
     probs = np.concatenate([model(b["image"], training=False).numpy() for b in eval_ds])

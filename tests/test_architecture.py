@@ -27,9 +27,9 @@ MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
 def is_cli(name: str) -> bool:
-    """CLI modules: `satx.cli.*`, a package's `__main__`, and the records tools' `*_main`."""
+    """CLI modules: `satx.cli.*`, a package's `__main__` or `cli`, the records tools' `*_main`."""
     last = name.rsplit(".", 1)[-1]
-    return name.startswith("satx.cli") or last == "__main__" or last.endswith("_main")
+    return name.startswith("satx.cli") or last in ("__main__", "cli") or last.endswith("_main")
 
 
 def _imports(path: Path) -> set[str]:
@@ -69,7 +69,8 @@ GRAPH = {name: _imports(path) - {name} for name, path in MODULES.items()}
 def test_at_most_eight_modules_at_the_top():
     top = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert len(top) <= MAX_TOP_MODULES, top
-    stages = {"io", "tiles", "records", "data", "models", "train", "tune", "evaluate", "predict"}
+    stages = {"io", "tiles", "records", "data", "models", "artifact", "train", "tune", "evaluate"}
+    stages |= {"predict"}
     stages |= {"sites", "export", "review", "bench"}
     assert stages | {"cli"} <= {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
 
@@ -114,13 +115,14 @@ def test_library_code_never_imports_a_cli():
 
 
 def test_data_flows_one_way_through_the_stages():
-    """A stage imports only the stages before it (evaluate reuses predict's scorer and sites'
-    grouping; export checks runtimes with both; review reads predict's and sites' results).
+    """A stage imports only the stages before it, its command line included.
 
-    CLI modules are the layer on top and may compose later stages: satx.train's and
-    satx.tune's CLIs convert the export they wrote with satx.export."""
-    order = ["io", "tiles", "records", "data", "models", "train", "tune", "predict", "sites"]
-    order += ["evaluate", "export", "review", "bench"]
+    The trained model is one layer (`artifact`) below training: train writes it, and export,
+    predict, evaluate and bench only open, score and convert it. evaluate comes after sites
+    (it reuses their grouping); review reads predict's and sites' results; bench measures all.
+    The shared command-line helpers (`satx.cli`) import no stage but io."""
+    order = ["io", "tiles", "records", "data", "models", "artifact", "train", "tune", "export"]
+    order += ["predict", "sites", "evaluate", "review", "bench"]
     rank = {stage: i for i, stage in enumerate(order)}
 
     def stage(name: str) -> str | None:
@@ -131,9 +133,11 @@ def test_data_flows_one_way_through_the_stages():
         (name, dep)
         for name, deps in GRAPH.items()
         for dep in deps
-        if stage(name) and stage(dep) and rank[stage(dep)] > rank[stage(name)] and not is_cli(name)
+        if stage(name) and stage(dep) and rank[stage(dep)] > rank[stage(name)]
     ]
     assert not backwards
+    helpers = {n: {d for d in GRAPH[n] if stage(d) not in (None, "io")} for n in GRAPH}
+    assert not {n: d for n, d in helpers.items() if n.startswith("satx.cli") and d}
 
 
 def test_no_module_is_longer_than_the_limit():

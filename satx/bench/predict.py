@@ -69,14 +69,14 @@ def export_untrained(backbone: str, image_size: int, root: Path) -> str:
 
     Its normalisation statistics come from random tiles, so its scores spread.
     """
+    from satx.artifact.saved_model import write_saved_model
     from satx.config import ModelConfig
     from satx.models.classifier import build_classifier
-    from satx.train.export import export_saved_model
 
     config = ModelConfig(backbone=backbone, image_size=image_size, weights="none")
     model = build_classifier(config, 2, seed=1)
     _spread_batchnorm(model, int(model.input.shape[1]))
-    return str(export_saved_model(model, root / "export", ["not_school", "school"]))
+    return str(write_saved_model(model, root / "export", ["not_school", "school"]))
 
 
 def bench_predict(
@@ -94,10 +94,10 @@ def bench_predict(
     `export`: score this export (default: the backbone built and exported untrained), with
     `runtime`.
     """
+    from satx.artifact.scorer import Scorer
     from satx.config import PredictConfig
     from satx.predict.outputs import PredictionOutput
     from satx.predict.run import predict
-    from satx.predict.scorer import Scorer
 
     with tempfile.TemporaryDirectory(prefix="satx-bench-predict-") as tmp:
         root = Path(tmp)

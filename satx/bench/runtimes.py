@@ -23,13 +23,14 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from satx.artifact.artifact import model_path
+from satx.artifact.conversion import export_runtimes
+from satx.artifact.report import format_table
+from satx.artifact.scorer import Scorer
 from satx.bench.predict import bench_predict, export_untrained
-from satx.config import COUNTRY_TILES, BenchConfig, ExportConfig
+from satx.config import COUNTRY_TILES, RUNTIMES, BenchConfig, ExportConfig
 from satx.errors import InputError
-from satx.export.report import format_table
-from satx.export.run import export_runtimes
 from satx.io.progress import format_duration
-from satx.predict.scorer import Scorer, model_path
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def runtime_names(s: BenchConfig) -> list[str]:
     """TensorFlow first, then the runtimes asked for and, with --int8, their int8 models."""
     names = ["tf"] + [n for n in s.runtimes if n != "tf"]
     if s.int8:
-        names += [f"{n}-int8" for n in s.runtimes if n in ("onnx", "openvino", "litert")]
+        names += [f"{n}-int8" for n in s.runtimes if f"{n}-int8" in RUNTIMES]
     return list(dict.fromkeys(names))
 
 

@@ -14,6 +14,7 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from satx.artifact import runtimes
 from satx.errors import InputError
 from satx.io.run_record import Record, coerce
 
@@ -32,18 +33,8 @@ PREDICT_FORMATS = ("geojson", "csv", "jsonl", "parquet", "raster")
 EXPORT_BEST_ON = ("train", "train+val")
 ENGINES = ("local", "beam")
 # Inference runtimes an export can be converted for (`satx.export`), and what predict and
-# evaluate can run: -int8 = static post-training quantisation, -bf16 = OpenVINO in bfloat16.
-EXPORT_RUNTIMES = ("onnx", "openvino", "litert")
-RUNTIMES = (
-    "tf",
-    "onnx",
-    "onnx-int8",
-    "openvino",
-    "openvino-bf16",
-    "openvino-int8",
-    "litert",
-    "litert-int8",
-)
+# evaluate can run (-int8, -bf16): from the runtime registry, one spec each.
+EXPORT_RUNTIMES, RUNTIMES = runtimes.EXPORT_RUNTIMES, runtimes.RUNTIMES
 MAX_IMAGERY_ZOOM = 24  # the deepest zoom any imagery service serves (most stop at 19-22)
 # Colombia's zoom-18 tiles inside its outline (`satx.tiles.aoi.load_aoi`; a real-data test
 # counts them from ../shared/data, so the figure cannot go stale).

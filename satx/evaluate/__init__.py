@@ -2,7 +2,7 @@
 
 `evaluate(config)` -> `EvaluationReport`. `scores` (ROC/PR, thresholds, confusion, reliability;
 pure numpy) -> `plots` (PNG) -> `report` (report.json/.md, errors.geojson, per-tile scores).
-The model is loaded and run by `satx.predict.scorer`, the same code prediction uses.
+The model is loaded and run by `satx.artifact.scorer`, the same code prediction uses.
 """
 
 from satx import lazy_exports

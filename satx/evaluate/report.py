@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from satx import geo
+from satx.artifact.scorer import Scorer
 from satx.config import EvaluateConfig
 from satx.data.pipeline import make_eval_dataset
 from satx.errors import InputError
@@ -32,7 +33,6 @@ from satx.io.lock import output_lock
 from satx.io.run_record import run_record, write_json
 from satx.io.storage import atomic_write_local
 from satx.io.targets import check_target
-from satx.predict.scorer import Scorer
 from satx.records.manifest import Records, load_records
 
 log = logging.getLogger(__name__)

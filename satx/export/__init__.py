@@ -1,12 +1,5 @@
-"""Export for inference runtimes: an export's SavedModel as ONNX, OpenVINO and LiteRT models.
+"""`python -m satx.export`: an artifact converted for ONNX Runtime, OpenVINO and LiteRT.
 
-`export_runtimes(config)` -> `runtimes.json` beside the SavedModel. `convert` (one converter per
-runtime, float or int8) -> `agreement` (scores, ROC AUC and decisions against TensorFlow's) ->
-`run` (convert, load through predict's Scorer, measure, record). predict and evaluate load
-the files through `satx.predict.runtimes` (`--runtime`).
+The command line only; the work is `satx.artifact.conversion.export_runtimes`, which train and
+tune also call for `--export_runtimes`.
 """
-
-from satx import lazy_exports
-
-_PUBLIC = {"export_runtimes": "satx.export.run"}
-__getattr__ = lazy_exports(__name__, _PUBLIC)

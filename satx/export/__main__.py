@@ -16,8 +16,8 @@ define_flags(ExportConfig)
 def main(argv: list[str]) -> int:
     """Convert, check, and print the table."""
     load_tensorflow()
-    from satx.export.report import format_table
-    from satx.export.run import export_runtimes
+    from satx.artifact.conversion import export_runtimes
+    from satx.artifact.report import format_table
 
     del argv
     config = config_from_flags(ExportConfig)

@@ -69,11 +69,14 @@ class Weights:
 class KerasDownload:
     """keras.applications' own ImageNet download (`constructor(weights="imagenet")`)."""
 
-    def fetch(self, build: Build, constructor: Callable[..., keras.Model], _: Any) -> Weights:
-        """The downloaded weights (Unavailable: no internet, or Keras has none)."""
-        size = build().input_shape[1]
+    def fetch(self, _: Build, constructor: Callable[..., keras.Model], __: Any) -> Weights:
+        """The downloaded weights (Unavailable: no internet, or Keras has none).
+
+        Built at Keras' default input size: the weights of a network without its top do not
+        depend on it (MobileNetV2's per-size files are chosen by it: 224, the spec's size).
+        """
         try:
-            model = constructor(weights="imagenet", include_top=False, input_shape=(size, size, 3))
+            model = constructor(weights="imagenet", include_top=False)
         except Exception as err:  # any download failure: the next source is tried
             raise Unavailable(f"the Keras download failed ({type(err).__name__}: {err})") from err
         return Weights("keras.applications ImageNet download", arrays=layer_arrays(model))

@@ -34,6 +34,7 @@ import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from apache_beam.utils.shared import Shared
 
+from satx.artifact.scorer import Scorer
 from satx.config import PredictConfig
 from satx.io import beam as beam_io
 from satx.io import failpoints
@@ -49,7 +50,6 @@ from satx.predict.run import (
     summarise,
     write_chunk,
 )
-from satx.predict.scorer import Scorer
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,6 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from satx.errors import InputError
@@ -208,21 +207,3 @@ def iter_records(root: str, rows_file: str) -> Iterator[dict[str, Any]]:
             yield from (json.loads(line) for line in text if line.strip())
         else:
             yield from (f["properties"] for f in json.load(text)["features"])
-
-
-def report_threshold(path: str, class_names: list[str]) -> tuple[float, dict[str, Any]]:
-    """The binary threshold an evaluate report.json chose, and the report.
-
-    Raises:
-        InputError: unreadable, or not a binary evaluation of these classes.
-    """
-    try:
-        report = json.loads(Path(path).expanduser().read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise InputError(f"--threshold_from={path}: cannot read ({err})") from err
-    if report.get("threshold") is None or report.get("class_names") != list(class_names):
-        raise InputError(
-            f"--threshold_from={path}: not a binary evaluation of classes "
-            f"{list(class_names)} (found {report.get('class_names')})"
-        )
-    return float(report["threshold"]), report

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from satx.artifact.artifact import open_artifact, report_threshold
+from satx.artifact.scorer import Scorer
 from satx.config import PredictConfig
 from satx.data.decode import decode_to_size
 from satx.data.pipeline import decode_many, map_batches
@@ -32,7 +34,7 @@ from satx.errors import InputError
 from satx.io import failpoints
 from satx.io.progress import Progress, format_duration
 from satx.io.run_record import json_bytes, run_record
-from satx.predict import parquet, raster, runtimes
+from satx.predict import parquet, raster
 from satx.predict.inputs import ChunkData, TileInput, open_input, readable
 from satx.predict.outputs import (
     LARGE_ROWS,
@@ -48,9 +50,7 @@ from satx.predict.result import (
     PredictRun,
     Projection,
     ThisRun,
-    report_threshold,
 )
-from satx.predict.scorer import Scorer, model_path
 from satx.records import images
 from satx.train.distribute import make_strategy, set_precision, split_cpu
 
@@ -176,13 +176,14 @@ def _class_names(scorer: Scorer, config: PredictConfig) -> list[str]:
 def setup(config: PredictConfig) -> tuple[Scorer, TileInput, list[str]]:
     """The run's devices and precision, its model, its input (close it) and class names."""
     # a wrong --model or --runtime is one line, before any device is set up
-    runtime = runtimes.resolve(model_path(config.model), config.runtime)
+    artifact = open_artifact(config.model)
+    runtime = artifact.resolve_runtime(config.runtime)
     source = open_input(config)  # so is a wrong input or mask (a mask is built here)
     try:
         split_cpu(config.cpu_devices)
         strategy = make_strategy(config.strategy)
         policy = set_precision(config.mixed_precision)
-        scorer = Scorer(config.model, strategy, policy, config.tta, runtime)
+        scorer = Scorer(artifact, strategy, policy, config.tta, runtime)
         return scorer, source, _class_names(scorer, config)
     except BaseException:
         source.close()

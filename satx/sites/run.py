@@ -22,12 +22,13 @@ from typing import Any
 import numpy as np
 
 from satx import geo
+from satx.artifact.artifact import report_threshold
 from satx.config import SitesConfig
 from satx.errors import InputError, OutputExistsError
 from satx.io import claim, failpoints, storage
 from satx.io.lock import output_lock
 from satx.io.run_record import json_bytes, run_record
-from satx.predict.result import PredictRun, fingerprint, report_threshold
+from satx.predict.result import PredictRun, fingerprint
 from satx.sites import curve, outputs, report
 from satx.sites.grid import TileGraph, tile_graph
 from satx.sites.hits import Hits, read_hits

@@ -10,7 +10,7 @@ import json
 
 from satx.cli import command_line, entry_point, load_tensorflow
 from satx.cli.flags import define, define_flags
-from satx.cli.train_flags import define_recipe_flags, train_config_from_flags
+from satx.train.cli import define_recipe_flags, train_config_from_flags
 from satx.config import TrainConfig
 from satx.config.runs import OVERWRITE_HELP
 
@@ -22,8 +22,8 @@ _OVERWRITE = define("boolean", "overwrite", OVERWRITE_HELP, False)
 def main(argv: list[str]) -> int:
     """Train, export (and convert with --export_runtimes), and print where everything went."""
     load_tensorflow()
-    from satx.export.report import format_table
-    from satx.export.run import export_after_training
+    from satx.artifact.conversion import export_after_training
+    from satx.artifact.report import format_table
     from satx.train.fit import train
 
     del argv

@@ -19,6 +19,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from satx.artifact.calibration import Calibration, fit_calibration, nll
+from satx.artifact.saved_model import write_saved_model
 from satx.config import TrainConfig
 from satx.data.read import CorruptionCounter
 from satx.errors import InputError, OutputExistsError
@@ -27,7 +29,6 @@ from satx.io.lock import output_lock
 from satx.io.run_record import run_record, write_json
 from satx.models import backbones
 from satx.records.manifest import Records, load_records
-from satx.train.calibration import Calibration, fit_calibration, nll
 from satx.train.callbacks import (
     AugmentedImages,
     BestEpochStopping,
@@ -45,7 +46,6 @@ from satx.train.distribute import (
     set_precision,
     split_cpu,
 )
-from satx.train.export import export_saved_model
 from satx.train.inputs import TrainingData, make_training_data
 from satx.train.phases import (
     build_model,
@@ -342,7 +342,7 @@ def _finish(
     fitted, record = _calibrate_on_val(model, data) if config.calibrate else (Calibration(), {})
     export_root = Path(config.export_dir) if config.export_dir else work.export
     export_dir = (
-        export_saved_model(
+        write_saved_model(
             model, export_root, class_names, calibration=fitted, tta=config.export_tta
         )
         if config.export

@@ -1,7 +1,7 @@
 """`python -m satx.tune --records=DIR --workdir=RUN --backbone=mobilenetv2|xception|...|all`.
 
 Flags -> `TuneConfig` -> `satx.tune.search.tune`. Takes every training flag
-(satx/cli/train_flags.py) plus the search's own. Re-running the same command continues an
+(satx/train/cli.py) plus the search's own. Re-running the same command continues an
 interrupted search; `--overwrite` starts over; `--summary` only reports. When the process grows
 past `--recycle_rss_mb` after a trial, it replaces itself with the same command to continue
 (Keras keeps memory of finished trials).
@@ -14,7 +14,7 @@ import sys
 
 from satx.cli import command_line, entry_point, load_tensorflow
 from satx.cli.flags import FLAGS, config_from_flags, define, define_flags
-from satx.cli.train_flags import define_recipe_flags, load_json, train_config_from_flags
+from satx.train.cli import define_recipe_flags, load_json, train_config_from_flags
 from satx.config import SearchSpace, TuneConfig, parse_duration
 
 define_flags(TuneConfig)
@@ -74,8 +74,8 @@ def _restart(held: Exception) -> None:
 def main(argv: list[str]) -> int:
     """Search (or summarise), then print the leaderboard and where the results are."""
     load_tensorflow()
-    from satx.export.report import format_table
-    from satx.export.run import export_after_training
+    from satx.artifact.conversion import export_after_training
+    from satx.artifact.report import format_table
     from satx.tune.hyperband import RecycleProcess
     from satx.tune.search import leaderboard_table, tune
 

@@ -121,13 +121,13 @@ def test_multiclass_plots(tmp_path):
 def test_a_calibrated_export_reports_its_calibration(tiny_model, sample_records, tmp_path):
     import keras
 
-    from satx.train.calibration import Calibration
-    from satx.train.export import export_saved_model
+    from satx.artifact.calibration import Calibration
+    from satx.artifact.saved_model import write_saved_model
 
     model = keras.saving.load_model(tiny_model["root"] / "model.keras", compile=False)
     names = list(tiny_model["records"].manifest.class_names)
     fitted = Calibration(temperature=2.0, bias=(0.0, -0.7))
-    export = export_saved_model(model, tmp_path / "export", names, calibration=fitted)
+    export = write_saved_model(model, tmp_path / "export", names, calibration=fitted)
     out = tmp_path / "eval"
     report = evaluate(str(export), sample_records, str(out), scores_out=str(out / "scores.csv"))
     rows = list(csv.DictReader((out / "scores.csv").open()))
@@ -145,10 +145,10 @@ def test_a_calibrated_export_reports_its_calibration(tiny_model, sample_records,
 def test_threshold_chosen_on_validation_applies_to_test_and_to_predict(
     tiny_model, sample_records, tmp_path
 ):
+    from satx.artifact.scorer import Scorer
     from satx.config import PredictConfig
     from satx.evaluate.report import score_split
     from satx.predict.run import predict
-    from satx.predict.scorer import Scorer
 
     out = tmp_path / "eval"
     report = evaluate(

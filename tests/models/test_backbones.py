@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from satx.artifact.saved_model import write_saved_model
 from satx.config import NO_AUGMENT, ModelConfig
 from satx.models import backbones
 from satx.models.backbones import BackboneError, Preprocess
@@ -15,7 +16,6 @@ from satx.models.classifier import (
     unfreeze_from,
 )
 from satx.models.weights import WeightsError
-from satx.train.export import export_saved_model
 from tests.support.helpers import tiny_train_config
 
 REAL = ("efficientnetv2b0", "mobilenetv2", "mobilenetv2_tv", "xception")
@@ -129,7 +129,7 @@ def test_each_real_backbone_trains_a_step_per_phase_exports_and_reloads_weights(
         )
     ]
     assert changed and min(changed) >= start  # nothing before the cut moved
-    export = export_saved_model(model, tmp_path / "export", ["not_school", "school"])
+    export = write_saved_model(model, tmp_path / "export", ["not_school", "school"])
     images = np.random.default_rng(1).integers(0, 256, (3, size, size, 3), dtype=np.uint8)
     served = tf.saved_model.load(str(export)).signatures["serving_default"]
     np.testing.assert_allclose(

@@ -229,7 +229,7 @@ def test_labeller_binary_and_multiclass():
 
 
 def test_mixed_precision_keras_model(tiny_model, tmp_path):
-    from satx.predict.scorer import Scorer
+    from satx.artifact.scorer import Scorer
 
     path = tiny_model["root"] / "model.keras"
     plain, mixed = Scorer(path), Scorer(path, policy="mixed_bfloat16")

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from satx.artifact.scorer import Scorer
 from satx.errors import InputError
-from satx.predict.scorer import Scorer
 
 
 def _symmetries(images: np.ndarray) -> list[np.ndarray]:
@@ -30,13 +30,13 @@ def test_the_tta_export_signature_equals_the_scorers_tta(tiny_model, tmp_path):
     import keras
     import tensorflow as tf
 
-    from satx.train.calibration import Calibration
-    from satx.train.export import export_saved_model
+    from satx.artifact.calibration import Calibration
+    from satx.artifact.saved_model import write_saved_model
 
     model = keras.saving.load_model(tiny_model["root"] / "model.keras", compile=False)
     names = list(tiny_model["records"].manifest.class_names)
     fitted = Calibration(temperature=1.5, bias=(0.0, 0.4))
-    export = export_saved_model(model, tmp_path / "export", names, calibration=fitted, tta=True)
+    export = write_saved_model(model, tmp_path / "export", names, calibration=fitted, tta=True)
     images = np.random.default_rng(4).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
     served = tf.saved_model.load(str(export)).signatures["serving_tta"]
     got = served(images=tf.constant(images))["probabilities"].numpy()

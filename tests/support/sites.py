@@ -102,7 +102,7 @@ def export_colour_model(root: Path, w: np.ndarray, cut: float, size: int = 32) -
     """
     import keras
 
-    from satx.train.export import export_saved_model
+    from satx.artifact.saved_model import write_saved_model
 
     inputs = keras.Input((size, size, 3), dtype="uint8")
     x = keras.layers.Rescaling(1 / 255)(keras.ops.cast(inputs, "float32"))
@@ -112,4 +112,4 @@ def export_colour_model(root: Path, w: np.ndarray, cut: float, size: int = 32) -
     model = keras.Model(inputs, outputs)
     k = 400.0  # a margin of 0.01 in w . mean is a logit gap of 4: scores near 0 and 1
     dense.set_weights([np.stack([np.zeros(3), k * w], axis=1), np.array([0.0, -k * cut])])
-    return str(export_saved_model(model, root / "export", ["not_school", "school"]))
+    return str(write_saved_model(model, root / "export", ["not_school", "school"]))

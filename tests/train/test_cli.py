@@ -58,8 +58,8 @@ def test_config_file_then_hparams_then_flags(tmp_path):
     from absl.testing import flagsaver
 
     import satx.train.__main__  # noqa: F401 - defines the training flags
-    from satx.cli.train_flags import train_config_from_flags
     from satx.config import AugmentConfig
+    from satx.train.cli import train_config_from_flags
 
     config = tmp_path / "c.json"
     config.write_text(json.dumps({"model": {"dropout": 0.4, "dense_units": 32}, "seed": 3}))

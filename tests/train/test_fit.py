@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from satx.artifact.calibration import Calibration
 from satx.errors import OutputExistsError
 from satx.records.manifest import load_records
-from satx.train.calibration import Calibration
 from satx.train.fit import Workdir, train
 from tests.support.helpers import NO_RANDOMNESS, REPO, cli, tiny_train_config
 from tests.support.train import history_rows, train_cmd

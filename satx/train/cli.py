@@ -1,4 +1,4 @@
-"""What `satx.train` and `satx.tune` share: the recipe flags and flags -> `TrainConfig`.
+"""The command line `satx.train` and `satx.tune` share: the recipe flags, flags -> `TrainConfig`.
 
 Config precedence: defaults < --config JSON < --hparams JSON (e.g. a tuner's best_hparams.json)
 < flags given on the command line. Every training flag is a `TrainConfig` knob.

@@ -1,18 +1,16 @@
 """A trained classifier as a function of uint8 tile batches -> class probabilities.
 
-Loads an exported SavedModel (`export/` picks the newest version) or a `.keras` file, optionally
-under a distribution strategy (MirroredStrategy splits every batch over the devices) and, for
-`.keras` models, with a mixed-precision policy; or the same export converted for another
-inference runtime (`satx.predict.runtimes`: ONNX Runtime, OpenVINO, LiteRT, which use the CPU
-cores their own way). Used by evaluate and predict.
+Loads an artifact (`satx.artifact.artifact`: an export's newest SavedModel version or a `.keras`
+file), optionally under a distribution strategy (MirroredStrategy splits every batch over the
+devices) and, for `.keras` models, with a mixed-precision policy; or the same export converted
+for another inference runtime (`satx.artifact.runtimes`: ONNX Runtime, OpenVINO, LiteRT, which
+use the CPU cores their own way). Used by evaluate, predict, export and bench.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,60 +18,15 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from satx.artifact import runtimes
+from satx.artifact.artifact import CLASS_NAMES_FILE, EXPECTED_MODEL, Artifact, open_artifact
 from satx.data.decode import dihedral_mean
 from satx.errors import InputError
-from satx.predict import runtimes
-from satx.train.calibration import Calibration
-from satx.train.export import latest_version
 
 log = logging.getLogger(__name__)
 
-CLASS_NAMES_FILE = "class_names.json"
-EXPECTED_MODEL = (
-    "expected an export folder (satx.train's export/, newest version used), one SavedModel "
-    "version folder, or a .keras zip (model.save)"
-)
 # Layers satx keeps in float32 under mixed precision (input cast and softmax): classifier.py.
 FLOAT32_LAYERS = ("to_float", "probabilities")
-
-
-def _newest_version(path: Path) -> Path:
-    """`path` itself when it holds a SavedModel, else its highest numbered version folder."""
-    if (path / "saved_model.pb").exists():
-        return path
-    version = latest_version(path)
-    if not version:
-        raise InputError(
-            f"--model={path}: a folder without saved_model.pb or numbered versions; "
-            f"{EXPECTED_MODEL}"
-        )
-    return path / str(version)
-
-
-def model_path(path: str | Path) -> Path:
-    """The SavedModel folder or .keras file `--model` names, checked without loading it.
-
-    Cheap, so CLIs call it before setting up devices: a wrong path is one line, nothing else.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"--model={path}: no such file or folder; {EXPECTED_MODEL}")
-    if path.is_dir():
-        return _newest_version(path)
-    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
-        what = (
-            "not a zip archive" if path.suffix == ".keras" else f"a {path.suffix or 'plain'} file"
-        )
-        raise InputError(f"--model={path}: {what}; {EXPECTED_MODEL}")
-    return path
-
-
-def _class_names_near(*folders: Path) -> list[str] | None:
-    for folder in folders:
-        names = folder / CLASS_NAMES_FILE
-        if names.exists():
-            return json.loads(names.read_text())
-    return None
 
 
 def _with_dtype_policy(model: Any, policy: str) -> Any:
@@ -117,23 +70,26 @@ class Scorer:
 
     `tta="dihedral"` averages the probabilities over the tile's 8 symmetries (test-time
     augmentation: 8x the model's work). `runtime` is `tf`, `auto` or a name from
-    `runtimes.NAMES`; `self.runtime` says which one runs.
+    `runtimes.RUNTIMES`; `self.runtime` says which one runs. `model` is a path or an opened
+    `Artifact` (opened once: a run that resolved its runtime early does not repeat it).
     """
 
     def __init__(
         self,
-        path: str | Path,
+        model: str | Path | Artifact,
         strategy: tf.distribute.Strategy | None = None,
         policy: str = "float32",
         tta: str = "none",
         runtime: str = "tf",
     ):
-        path = Path(path)
+        artifact = open_artifact(model)
+        path = artifact.path
+        self.artifact = artifact
         self.strategy = strategy or tf.distribute.get_strategy()
         self.policy = "float32"
-        self.calibration = Calibration()  # what the export's probabilities are calibrated by
-        path = model_path(path)
-        self.runtime = runtimes.resolve(path, runtime)
+        self.calibration = artifact.calibration  # what the probabilities are calibrated by
+        self.class_names = artifact.class_names
+        self.runtime = artifact.resolve_runtime(runtime)
         if self.runtime != "tf" and self.strategy.num_replicas_in_sync > 1:
             log.info(
                 "runtime %s uses every core itself: one device, not %d",
@@ -144,13 +100,10 @@ class Scorer:
         with self.strategy.scope():
             if self.runtime != "tf":
                 self._load_runtime(path)
-                self.class_names = _class_names_near(path)
-            elif path.is_file():
+            elif artifact.is_keras:
                 self._load_keras(path, policy)
-                self.class_names = _class_names_near(path.parent, path.parent.parent)
             else:
                 self._load_saved_model(path, policy)
-                self.class_names = _class_names_near(path)
         if self.class_names is not None and len(self.class_names) != self.num_classes:
             raise InputError(
                 f"--model={path}: {CLASS_NAMES_FILE} lists {len(self.class_names)} classes but "
@@ -215,9 +168,6 @@ class Scorer:
         self.image_size = int(inputs["images"].shape[1])
         self.num_classes = int(outputs["probabilities"].shape[-1])
         self._loaded = loaded  # keeps the variables alive
-        calibration = path / "calibration.json"
-        if calibration.exists():  # the export's probabilities are calibrated by this
-            self.calibration = Calibration.from_dict(json.loads(calibration.read_text()))
         self._fn = lambda images: loaded.serving_default(images)["probabilities"]
         if policy != "float32":
             log.warning(
@@ -228,11 +178,8 @@ class Scorer:
             )
 
     def _load_runtime(self, path: Path) -> None:
-        manifest = runtimes.read_manifest(path)
-        self.image_size, self.num_classes = manifest["image_size"], manifest["num_classes"]
-        calibration = path / "calibration.json"
-        if calibration.exists():
-            self.calibration = Calibration.from_dict(json.loads(calibration.read_text()))
+        record = self.artifact.runtimes
+        self.image_size, self.num_classes = record.image_size, record.num_classes
         try:
             predict = runtimes.load(path, self.runtime)
         except Exception as err:  # each runtime raises its own types for a damaged file

@@ -2,7 +2,7 @@
 
 For each runtime asked for (and its int8 model with `--int8`; OpenVINO also in bfloat16 where
 the CPU has it) the model is converted into a temporary folder beside the others and renamed
-into `runtimes/<name>/`, then loaded through `satx.predict`'s own Scorer and compared with
+into `runtimes/<name>/`, then loaded through the same Scorer predict uses and compared with
 TensorFlow on the agreement split: max |score difference|, ROC AUC before and after, and the
 share of decisions flipped at the threshold. Its model-alone rate is measured on the same
 batches as TensorFlow's. `runtimes.json` is rewritten after each runtime, so a killed export
@@ -25,42 +25,37 @@ from typing import Any
 
 import numpy as np
 
-from satx.config import RUNTIMES, ExportConfig, TrainConfig
+from satx.artifact import agreement, runtimes
+from satx.artifact.artifact import (
+    RUNTIMES_FILE,
+    RuntimeEntry,
+    RuntimesRecord,
+    model_path,
+    open_artifact,
+    report_threshold,
+)
+from satx.artifact.convert import Batches, ConversionFailed
+from satx.artifact.scorer import Scorer
+from satx.config import ExportConfig, TrainConfig
 from satx.data.pipeline import make_eval_dataset
 from satx.errors import InputError
-from satx.export import agreement, convert
 from satx.io import claim
 from satx.io.lock import output_lock
 from satx.io.run_record import json_bytes, run_record
 from satx.io.storage import atomic_write_local
-from satx.predict import runtimes
-from satx.predict.result import report_threshold
-from satx.predict.scorer import Scorer, model_path
 from satx.records.manifest import Records, load_records
 
 log = logging.getLogger(__name__)
 
-# What converting for each runtime needs beyond TensorFlow: (module, pip package).
-NEEDS = {
-    "onnx": [("tf2onnx", "tf2onnx"), ("onnxruntime", "onnxruntime")],
-    "openvino": [("openvino", "openvino")],
-    "litert": [("ai_edge_litert", "ai-edge-litert")],
-}
-INT8_NEEDS = {"openvino": [("nncf", "nncf")]}
 RANDOM_TILES = 256  # float agreement without records: seeded random tiles
 RATE_SECONDS = 2.0  # each runtime's model-alone rate is timed for at least this long
 
 
 def _check_packages(config: ExportConfig) -> None:
-    missing = [
-        pip
-        for family in config.to
-        for module, pip in NEEDS[family] + (INT8_NEEDS.get(family, []) if config.int8 else [])
-        if not runtimes.importable(module)
-    ]
+    missing = runtimes.missing_for_conversion(config.to, config.int8)
     if missing:
         raise InputError(
-            f"--to={','.join(config.to)}: {', '.join(sorted(set(missing)))} not installed; "
+            f"--to={','.join(config.to)}: {', '.join(missing)} not installed; "
             "pip install 'satx[runtimes]'"
         )
 
@@ -110,7 +105,9 @@ def _replace(tmp: Path, target: Path) -> None:
 
 # what satx.export writes in EXPORT/<version>/runtimes/: a folder per runtime, and the temps
 # of a conversion (`.NAME.tmp-PID/`) or a swap (`.NAME.old-PID/`) a killed export left
-LAYOUT = claim.Layout("export", (*(f"{name}/" for name in RUNTIMES), ".*.tmp-*/", ".*.old-*/"))
+LAYOUT = claim.Layout(
+    "export", (*(f"{name}/" for name in runtimes.RUNTIMES), ".*.tmp-*/", ".*.old-*/")
+)
 
 
 def _clean(folder: Path) -> None:
@@ -123,7 +120,7 @@ def _clean(folder: Path) -> None:
 
 def _verdict(name: str, numbers: dict[str, Any], config: ExportConfig) -> str | None:
     """Why `name` must not be auto's pick, or None."""
-    if name.endswith(("-int8", "-bf16")):
+    if runtimes.parse(name)[1] is not None:  # int8, bf16: judged by what the ranking loses
         drop = numbers["auc_drop"]
         if drop is None:
             return "no ROC AUC measured (the agreement split needs both classes)"
@@ -136,24 +133,6 @@ def _verdict(name: str, numbers: dict[str, Any], config: ExportConfig) -> str | 
             f"> --float_tolerance={config.float_tolerance}"
         )
     return None
-
-
-def _bf16_supported() -> bool:
-    import openvino as ov
-
-    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-
-
-def _names(config: ExportConfig) -> list[tuple[str, bool]]:
-    """(runtime, whether it is converted) in the order they are made."""
-    names = []
-    for family in config.to:
-        names.append((family, True))
-        if family == "openvino" and _bf16_supported():
-            names.append(("openvino-bf16", False))
-        if config.int8:
-            names.append((f"{family}-int8", True))
-    return names
 
 
 def export_runtimes(config: ExportConfig, command: str | None = None) -> dict[str, Any]:
@@ -185,25 +164,22 @@ def export_runtimes(config: ExportConfig, command: str | None = None) -> dict[st
             None,
         )
     expected = _score(reference, images, config.batch_size)
-    manifest = runtimes.read_manifest(version)
-    manifest.update(
-        image_size=size,
-        num_classes=reference.num_classes,
-        tf_tiles_per_s=round(reference.measure_rate(config.batch_size, 3, RATE_SECONDS), 1),
-        agreement_on=(
-            f"{config.calibration} split {config.agreement_split}"
-            if config.calibration
-            else f"{RANDOM_TILES} random tiles"
-        ),
-        **run_record(command, config),
+    record = RuntimesRecord.read(version)
+    record.image_size, record.num_classes = size, reference.num_classes
+    record.tf_tiles_per_s = round(reference.measure_rate(config.batch_size, 3, RATE_SECONDS), 1)
+    record.agreement_on = (
+        f"{config.calibration} split {config.agreement_split}"
+        if config.calibration
+        else f"{RANDOM_TILES} random tiles"
     )
+    record.run.update(run_record(command, config))
     del reference
     folder = version / runtimes.FOLDER
     with output_lock(str(folder), "satx.export", LAYOUT):  # runtimes/ holds only ours
         _clean(folder)
-        atomic_write_local(version / runtimes.MANIFEST, json_bytes(manifest))  # sizes for loaders
-        for name, converted in _names(config):
-            manifest["runtimes"][name] = _one(
+        atomic_write_local(version / RUNTIMES_FILE, json_bytes(record.to_dict()))  # for loaders
+        for name, converted in runtimes.conversions(config.to, config.int8):
+            record.runtimes[name] = _one(
                 name,
                 converted,
                 version,
@@ -215,8 +191,26 @@ def export_runtimes(config: ExportConfig, command: str | None = None) -> dict[st
                 threshold,
                 config,
             )
-            atomic_write_local(version / runtimes.MANIFEST, json_bytes(manifest))
-    return manifest
+            atomic_write_local(version / RUNTIMES_FILE, json_bytes(record.to_dict()))
+    return record.to_dict()
+
+
+def _convert(name: str, version: Path, out: Path, calibration: Batches | None) -> None:
+    """Write runtime `name`'s model of the SavedModel at `version` into the folder `out`.
+
+    Raises:
+        ConversionFailed: the converter refused the model (its own message, shortened).
+    """
+    out.mkdir(parents=True)
+    try:
+        runtimes.parse(name)[0].convert(version, out, calibration)
+    except ConversionFailed:
+        raise
+    except Exception as err:  # each converter raises its own types
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise ConversionFailed(
+            f"{runtimes.parse(name)[0].family} conversion failed ({type(err).__name__}: {first})"
+        ) from err
 
 
 def _one(
@@ -230,19 +224,18 @@ def _one(
     batches: list[np.ndarray] | None,
     threshold: float,
     config: ExportConfig,
-) -> dict[str, Any]:
-    family, variant = runtimes.parse(name)
+) -> RuntimeEntry:
     started = time.perf_counter()
     if converted:
         tmp = folder / f".{name}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         try:
-            convert.convert(family.family, version, tmp, batches if variant == "int8" else None)
+            _convert(name, version, tmp, batches if name.endswith("-int8") else None)
             _replace(tmp, folder / name)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)  # a failed conversion (a full disk) leaves none
     seconds = time.perf_counter() - started
-    scorer = Scorer(version, runtime=name)
+    scorer = Scorer(open_artifact(version), runtime=name)
     numbers = agreement.agreement(
         expected, _score(scorer, images, config.batch_size), labels, threshold
     )
@@ -253,16 +246,16 @@ def _one(
             "%s is not a default for --runtime=auto: %s (ask for it by name)", name, why_not
         )
     files = version / runtimes.files_of(name)
-    entry = {
-        "file": str(runtimes.model_file(version, name).relative_to(version)),
-        "sha256": _sha256(files),
-        "bytes": sum(p.stat().st_size for p in files.rglob("*") if p.is_file()),
-        "convert_seconds": round(seconds, 1),
-        "tiles_per_s": round(rate, 1),
-        "agreement": numbers,
-        "default_ok": why_not is None,
-        "not_default_because": why_not,
-    }
+    entry = RuntimeEntry(
+        file=str(runtimes.model_file(version, name).relative_to(version)),
+        sha256=_sha256(files),
+        bytes=sum(p.stat().st_size for p in files.rglob("*") if p.is_file()),
+        convert_seconds=round(seconds, 1),
+        tiles_per_s=round(rate, 1),
+        agreement=numbers,
+        default_ok=why_not is None,
+        not_default_because=why_not,
+    )
     log.info(
         "%s: %.0f tiles/s, max |diff| %.2e, %d of %d decisions flipped",
         name,

@@ -1,10 +1,10 @@
 """Convert a SavedModel version folder for ONNX Runtime, OpenVINO and LiteRT, float or int8.
 
-Each converter reads the SavedModel's `serving_default` (uint8 `images` -> calibrated
-`probabilities`, `uncalibrated_probabilities`, `logits`) and writes one runtime's files into an
-empty folder. The int8 ones quantise statically: activation ranges come from `calibration`, a
-list of uint8 batches from the validation split; weights are per-channel where the runtime
-allows (all three do).
+Each converter (a runtime spec's `convert`, `satx.artifact.runtimes`) reads the SavedModel's
+`serving_default` (uint8 `images` -> calibrated `probabilities`, `uncalibrated_probabilities`,
+`logits`) and writes one runtime's files into an empty folder. The int8 ones quantise
+statically: activation ranges come from `calibration`, a list of uint8 batches from the
+validation split; weights are per-channel where the runtime allows (all three do).
 - ONNX: tf2onnx (opset 17, as its own CLI in a child process: it converts through TensorFlow's
   graph tools), then ONNX Runtime's `quantize_static` (QDQ, int8 weights per channel, uint8
   activations; every op type it can quantise up to the head: convolutions alone ran at 1.07x
@@ -19,17 +19,17 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from satx.errors import SatxError
-from satx.predict.runtimes import INPUT
 
 log = logging.getLogger(__name__)
 
 OPSET = 17
+INPUT, OUTPUT = "images", "probabilities"  # the SavedModel's serving_default, every runtime's
 Batches = list[np.ndarray]
 
 
@@ -54,7 +54,8 @@ def _head_and_after(file: Path) -> list[str]:
     return [n.name for n in tail]
 
 
-def _onnx(version: Path, out: Path, calibration: Batches | None) -> None:
+def onnx(version: Path, out: Path, calibration: Batches | None) -> None:
+    """ONNX Runtime's model.onnx (tf2onnx; int8: quantize_static, QDQ)."""
     target = out / "model.onnx"
     float_file = target if calibration is None else out / "float.onnx"
     command = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(version)]
@@ -99,7 +100,8 @@ def _onnx(version: Path, out: Path, calibration: Batches | None) -> None:
     prepared.unlink()
 
 
-def _openvino(version: Path, out: Path, calibration: Batches | None) -> None:
+def openvino(version: Path, out: Path, calibration: Batches | None) -> None:
+    """OpenVINO's model.xml/.bin (convert_model; int8: NNCF)."""
     import openvino as ov
 
     model = ov.convert_model(str(version))
@@ -111,7 +113,8 @@ def _openvino(version: Path, out: Path, calibration: Batches | None) -> None:
     ov.save_model(model, str(out / "model.xml"), compress_to_fp16=False)
 
 
-def _litert(version: Path, out: Path, calibration: Batches | None) -> None:
+def litert(version: Path, out: Path, calibration: Batches | None) -> None:
+    """LiteRT's model.tflite (TFLiteConverter; int8 with float fallback)."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(
@@ -127,28 +130,3 @@ def _litert(version: Path, out: Path, calibration: Batches | None) -> None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
     (out / "model.tflite").write_bytes(converter.convert())
-
-
-CONVERTERS: dict[str, Callable[[Path, Path, Batches | None], None]] = {
-    "onnx": _onnx,
-    "openvino": _openvino,
-    "litert": _litert,
-}
-
-
-def convert(family: str, version: Path, out: Path, calibration: Batches | None = None) -> None:
-    """Write `family`'s model of the SavedModel at `version` into the folder `out`.
-
-    Raises:
-        ConversionFailed: the converter refused the model (its own message, shortened).
-    """
-    out.mkdir(parents=True)
-    try:
-        CONVERTERS[family](version, out, calibration)
-    except ConversionFailed:
-        raise
-    except Exception as err:  # each converter raises its own types
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise ConversionFailed(
-            f"{family} conversion failed ({type(err).__name__}: {first})"
-        ) from err

@@ -1,7 +1,7 @@
-"""Export a trained classifier: a TF Serving SavedModel with two signatures, plus `.keras`.
+"""Write a trained classifier as an artifact's version folder: a TF Serving SavedModel.
 
 Signatures (both return `probabilities`, float32 [B, K], calibrated by the temperature and
-class bias fitted on the validation split (`satx.train.calibration`), plus
+class bias fitted on the validation split (`satx.artifact.calibration`), plus
 `uncalibrated_probabilities` and `logits`, the model's own log-probabilities):
 - `serving_default`: `images`, uint8 [B, S, S, 3];
 - `serving_bytes`: `encoded`, string [B] of JPEG or PNG tiles (decoded exactly as in training,
@@ -16,36 +16,22 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
+from satx.artifact.artifact import CALIBRATION_FILE, CLASS_NAMES_FILE, latest_version
+from satx.artifact.calibration import Calibration
 from satx.data.decode import decode_to_size, dihedral_mean
 from satx.io.storage import atomic_write_local
-from satx.train.calibration import Calibration
 
 log = logging.getLogger(__name__)
-
-
-def latest_version(export_root: str | Path) -> int:
-    """The highest numeric version folder under `export_root` (TF Serving's layout), or 0."""
-    root = Path(export_root)
-    versions = (
-        [int(p.name) for p in root.iterdir() if re.fullmatch(r"\d+", p.name)]
-        if root.exists()
-        else []
-    )
-    return max(versions, default=0)
 
 
 def _next_version(export_root: str | Path) -> int:
     """1 + the highest numeric version folder under `export_root`."""
     return latest_version(export_root) + 1
-
-
-CALIBRATION_NAME = "calibration.json"
 
 
 def _outputs(probabilities: tf.Tensor, calibration: Calibration) -> dict[str, tf.Tensor]:
@@ -60,7 +46,7 @@ def _outputs(probabilities: tf.Tensor, calibration: Calibration) -> dict[str, tf
     }
 
 
-def export_saved_model(
+def write_saved_model(
     model: keras.Model,
     export_root: str | Path,
     class_names: list[str],
@@ -112,8 +98,8 @@ def export_saved_model(
             input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")],
         )
     archive.write_out(str(tmp), verbose=False)
-    atomic_write_local(tmp / "class_names.json", json.dumps(list(class_names)).encode())
-    atomic_write_local(tmp / CALIBRATION_NAME, json.dumps(calibration.to_dict()).encode())
+    atomic_write_local(tmp / CLASS_NAMES_FILE, json.dumps(list(class_names)).encode())
+    atomic_write_local(tmp / CALIBRATION_FILE, json.dumps(calibration.to_dict()).encode())
     os.replace(tmp, target)
     signatures = "serving_default, serving_bytes" + (", serving_tta" if tta else "")
     log.info("exported SavedModel to %s (signatures %s)", target, signatures)

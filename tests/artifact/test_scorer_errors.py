@@ -8,8 +8,8 @@ import zipfile
 
 import pytest
 
+from satx.artifact.scorer import Scorer
 from satx.errors import InputError
-from satx.predict.scorer import Scorer
 from tests.support.helpers import TINY, cli
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from satx.artifact.runtimes import importable
 from satx.config import ExportConfig
-from satx.predict.runtimes import importable
 
 PACKAGES = ("onnxruntime", "tf2onnx", "openvino", "nncf", "ai_edge_litert")
 needs_runtimes = pytest.mark.skipif(
@@ -27,7 +27,7 @@ def converted(tiny_model, sample_records, tmp_path_factory):
     config = ExportConfig(
         model=str(root / "export"), int8=True, calibration=sample_records, batch_size=8
     )
-    from satx.export.run import export_runtimes
+    from satx.artifact.conversion import export_runtimes
 
     manifest = export_runtimes(config)
     return root / "export" / Path(tiny_model["export"]).name, manifest

@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from satx.artifact import runtimes
+from satx.artifact.artifact import RUNTIMES_FILE, open_artifact
+from satx.artifact.conversion import _verdict
+from satx.artifact.scorer import Scorer
 from satx.config import EvaluateConfig, ExportConfig
 from satx.data.pipeline import make_eval_dataset
-from satx.export.run import _verdict
-from satx.predict import runtimes
-from satx.predict.scorer import Scorer
 from satx.records.manifest import load_records
-from tests.export.conftest import FLOATS, INT8, needs_runtimes
+from tests.artifact.conftest import FLOATS, INT8, needs_runtimes
 from tests.support.helpers import cli, one_error_line
 
 pytestmark = needs_runtimes
@@ -54,7 +55,7 @@ def test_each_runtime_scores_the_tiles_as_tensorflow_does(converted, sample_reco
         flips = ((scores[:, 1] >= 0.5) != (expected[:, 1] >= 0.5)).sum()
         assert recorded["flipped"] == flips
         assert recorded["auc_drop"] == pytest.approx(recorded["roc_auc_tf"] - recorded["roc_auc"])
-    on_disk = json.loads((version / runtimes.MANIFEST).read_text())
+    on_disk = json.loads((version / RUNTIMES_FILE).read_text())
     assert on_disk["runtimes"].keys() == manifest["runtimes"].keys()
     assert on_disk["config"]["calibration"] == sample_records and "versions" in on_disk
 
@@ -70,24 +71,26 @@ def test_test_time_augmentation_with_a_runtime_equals_tensorflows(converted, sam
 
 def test_auto_picks_the_fastest_runtime_allowed_and_tf_without_any(converted, tiny_model, tmp_path):
     version, manifest = converted
-    assert runtimes.resolve(Path(tiny_model["export"]), "auto") == "tf"  # nothing exported there
+    nothing_there = open_artifact(Path(tiny_model["export"]))
+    assert nothing_there.resolve_runtime("auto") == "tf"
     allowed = {n: e["tiles_per_s"] for n, e in manifest["runtimes"].items() if e["default_ok"]}
     best = max(allowed, key=allowed.get)
-    assert runtimes.resolve(version, "auto") == (
+    assert open_artifact(version).resolve_runtime("auto") == (
         best if allowed[best] > manifest["tf_tiles_per_s"] else "tf"
     )
     # an int8 model that lost ROC AUC is never auto's pick, however fast it is
     shutil.copytree(version, tmp_path / "v")
-    edited = json.loads((tmp_path / "v" / runtimes.MANIFEST).read_text())
+    edited = json.loads((tmp_path / "v" / RUNTIMES_FILE).read_text())
     for name, entry in edited["runtimes"].items():
         entry["tiles_per_s"] = 10.0
         entry["default_ok"] = name != "openvino-int8"
     edited["runtimes"]["openvino-int8"]["tiles_per_s"] = 1e6
     edited["runtimes"]["onnx"]["tiles_per_s"] = 1e5
     edited["tf_tiles_per_s"] = 1.0
-    (tmp_path / "v" / runtimes.MANIFEST).write_text(json.dumps(edited))
-    assert runtimes.resolve(tmp_path / "v", "auto") == "onnx"
-    assert runtimes.resolve(tmp_path / "v", "openvino-int8") == "openvino-int8"  # by name: yes
+    (tmp_path / "v" / RUNTIMES_FILE).write_text(json.dumps(edited))
+    edited = open_artifact(tmp_path / "v")
+    assert edited.resolve_runtime("auto") == "onnx"
+    assert edited.resolve_runtime("openvino-int8") == "openvino-int8"  # by name: yes
 
 
 def test_an_int8_model_losing_more_auc_than_the_limit_is_refused_as_default():
@@ -182,8 +185,8 @@ def test_a_real_backbone_converts_and_agrees(sample_records, tmp_path):
     records what they do; no tolerance is asserted for them: a random deep network is chaotic
     (even bfloat16 moved its scores by 0.2 here), so int8 agreement is measured on a trained
     MobileNetV2 (`satx.bench predict --runtime ... --model=`, docs/benchmarks.md)."""
+    from satx.artifact.conversion import export_runtimes
     from satx.bench.predict import export_untrained
-    from satx.export.run import export_runtimes
 
     version = Path(export_untrained("mobilenetv2", 32, tmp_path))
     config = ExportConfig(
@@ -207,7 +210,7 @@ def test_a_real_backbone_converts_and_agrees(sample_records, tmp_path):
 def test_training_with_export_runtimes_converts_its_export(tiny_model, sample_records, tmp_path):
     """`--export_runtimes` after satx.train / satx.tune: calibrated on the run's records (val),
     checked on its test split."""
-    from satx.export.run import export_after_training
+    from satx.artifact.conversion import export_after_training
     from tests.support.helpers import tiny_train_config
 
     shutil.copytree(Path(tiny_model["export"]).parent, tmp_path / "export")

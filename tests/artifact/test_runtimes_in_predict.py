@@ -9,7 +9,7 @@ import pytest
 from satx.bench.tileserver import TileServer
 from satx.config import PredictConfig, SourceConfig
 from satx.predict.run import predict
-from tests.export.conftest import needs_runtimes
+from tests.artifact.conftest import needs_runtimes
 from tests.support.helpers import cli
 from tests.support.predict import BBOX, predicted_rows, same_outputs
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from satx.artifact.calibration import Calibration, fit_calibration, nll
 from satx.evaluate.scores import reliability, roc_auc
-from satx.train.calibration import Calibration, fit_calibration, nll
 
 
 def _model(temperature: float, n: int = 4000, k: int = 2, seed: int = 0):

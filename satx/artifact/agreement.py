@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from satx.evaluate.scores import roc_auc
+from satx.metrics import roc_auc
 
 
 def mean_auc(labels: np.ndarray, probs: np.ndarray) -> float | None:
