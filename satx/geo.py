@@ -184,3 +184,33 @@ def quadkeys(z: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     digits = ((x[:, None] >> shifts) & 1) + 2 * ((y[:, None] >> shifts) & 1)
     text = np.ascontiguousarray(digits.astype(np.uint8) + ord("0"))
     return text.view(f"S{z}").ravel().astype(f"U{z}")
+
+
+def tile_keys(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Tiles of one zoom as sortable int64 keys `x << 32 | y` (searchsorted, np.unique)."""
+    return (np.asarray(x, np.int64) << 32) | np.asarray(y, np.int64)
+
+
+def key_xy(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) back from `tile_keys`."""
+    keys = np.asarray(keys, np.int64)
+    return keys >> 32, keys & 0xFFFFFFFF
+
+
+def morton(depth: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each tile's position in quadkey order: the last `depth` quadkey digits as one integer."""
+    x, y = np.asarray(x, np.int64), np.asarray(y, np.int64)
+    code = np.zeros(np.shape(x), np.int64)
+    for bit in range(depth):  # quadkey digit = 2 * y bit + x bit
+        code |= ((x >> bit) & 1) << (2 * bit) | ((y >> bit) & 1) << (2 * bit + 1)
+    return code
+
+
+def morton_xy(index: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets (dx, dy) of the index-th tile, in quadkey order, of a subtree `depth` deep."""
+    dx = np.zeros_like(index)
+    dy = np.zeros_like(index)
+    for bit in range(depth):
+        dx |= ((index >> (2 * bit)) & 1) << bit
+        dy |= ((index >> (2 * bit + 1)) & 1) << bit
+    return dx, dy

@@ -111,3 +111,15 @@ def test_array_forms_agree_with_mercantile():
         assert np.array_equal(np.floor(fx).astype(int), x) and np.array_equal(
             np.floor(fy).astype(int), y
         )
+
+
+def test_tile_keys_sort_like_tiles_and_morton_inverts():
+    x, y = np.array([0, 5, 5, 2**18 - 1]), np.array([7, 0, 3, 2**18 - 1])
+    keys = geo.tile_keys(x, y)
+    assert list(np.argsort(keys)) == sorted(range(4), key=lambda i: (x[i], y[i]))
+    assert [a.tolist() for a in geo.key_xy(keys)] == [x.tolist(), y.tolist()]
+    index = np.arange(4**3)
+    dx, dy = geo.morton_xy(index, 3)
+    assert (geo.morton(3, dx, dy) == index).all()
+    quadkeys = geo.quadkeys(3, dx, dy)  # quadkey order is morton order
+    assert list(quadkeys) == sorted(quadkeys)

@@ -47,24 +47,17 @@ def _chunks(rows: int, seed: int = 0):
 
 def bench_formats(rows: int) -> dict[str, Any]:
     """Seconds to format and write `rows` rows per format (predict's writer, a local folder)."""
-    from satx.predict import parquet, raster
-    from satx.predict.outputs import PredictionOutput, format_rows
+    from satx.predict.formats import NAMES, ChunkRows, chunk_parts
+    from satx.predict.outputs import PredictionOutput
 
     chunks = list(_chunks(rows))
     seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="satx-bench-outputs-") as tmp:
-        for fmt in ("csv", "geojson", "jsonl", "parquet", "raster"):
+        for fmt in ("csv", *(n for n in NAMES if n != "csv")):
             out = PredictionOutput(str(Path(tmp) / fmt), (fmt,), CLASSES)
             start = time.perf_counter()
             for k, (tiles, labels, scores, probs) in enumerate(chunks):
-                if fmt == "parquet":
-                    texts: dict[str, Any] = {
-                        fmt: parquet.chunk_bytes(tiles, labels, scores, probs, CLASSES)
-                    }
-                elif fmt == "raster":
-                    texts = {fmt: raster.chunk_bytes(tiles, scores, np.ones(len(tiles), bool))}
-                else:
-                    texts = dict(format_rows(tiles, labels, scores, probs, CLASSES, (fmt,)))
+                texts = chunk_parts(ChunkRows(tiles, labels, scores, probs, CLASSES), (fmt,))
                 out.write_chunk(k, texts, "", {"kept": len(tiles)})
             seconds[fmt] = round(time.perf_counter() - start, 4)
     return {

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from satx.artifact import runtimes
 from satx.errors import InputError
 from satx.io.run_record import Record, coerce
+from satx.predict import formats
 
 C = TypeVar("C", bound="Config")
 
@@ -29,7 +30,7 @@ LR_SCHEDULES = ("plateau", "cosine")  # plateau: ReduceLROnPlateau; cosine: warm
 STRATEGIES = ("auto", "mirrored", "multiworker", "onedevice")
 PREDICT_STRATEGIES = ("auto", "mirrored", "onedevice")  # scoring has no multi-worker mode
 PRECISIONS = ("auto", "float16", "bfloat16", "off")
-PREDICT_FORMATS = ("geojson", "csv", "jsonl", "parquet", "raster")
+PREDICT_FORMATS = formats.NAMES  # from the output-format registry, one spec each
 EXPORT_BEST_ON = ("train", "train+val")
 ENGINES = ("local", "beam")
 # Inference runtimes an export can be converted for (`satx.export`), and what predict and

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
 import sys
 import types
@@ -59,6 +60,46 @@ class Record:
             return cls.from_dict(json.loads(data))
         except (ValueError, TypeError) as err:
             raise InputError(f"{where}: not a {cls.__name__} ({err})") from err
+
+    @classmethod
+    def load_finished(cls: type[R], root: str, name: str, flag: str, stage: str) -> R:
+        """The record a stage writes last into its folder (local or gs://): it finished there.
+
+        Raises:
+            InputError: no such record in `root` (`flag` and `stage` name what to do).
+        """
+        from satx.io.storage import open_store
+
+        store = open_store(root)
+        if not store.exists(name):
+            raise InputError(
+                f"{flag}={root}: no {name}, so not a finished {stage} output; "
+                f"run (or resume) {stage} into it first"
+            )
+        return cls.read(store.read_bytes(name), store.url(name))
+
+
+def recorded_path(path: str, folder: str) -> str:
+    """An input's path as the stage writing `folder` records it.
+
+    Relative to that folder when it was given relatively (so the folders can move together and
+    be read from anywhere), else as given (gs://, absolute).
+    """
+    if "://" in path or Path(path).is_absolute() or "://" in folder:
+        return path
+    return os.path.relpath(Path(path).resolve(), Path(folder).resolve())
+
+
+def path_from(recorded: str, folder: str) -> str:
+    """An input path `folder`'s record holds, back as a usable path.
+
+    Relative ones are taken from `folder` (older records held them relative to where the
+    stage ran: that is used when only it exists).
+    """
+    if "://" in recorded or Path(recorded).is_absolute() or "://" in folder:
+        return recorded
+    beside = os.path.normpath(Path(folder) / recorded)
+    return beside if Path(beside).exists() or not Path(recorded).exists() else recorded
 
 
 def coerce(hint: Any, value: Any) -> Any:

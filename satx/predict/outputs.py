@@ -17,28 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from satx import geo
 from satx.errors import InputError, OutputExistsError
 from satx.io import claim, csv_out, failpoints, secrets, storage
 from satx.io.lock import output_lock
-from satx.predict import parquet, raster
-from satx.predict.result import (
-    CONFIG_NAME,
-    ERRORS_NAME,
-    LAYOUT,
-    MASK_DIR,
-    PART_EXT,
-    PROGRESS_NAME,
-    part_name,
-    predictions_name,
-)
+from satx.predict.formats import FORMATS, ChunkRows, Merge, chunk_parts, concatenate, part_name
+from satx.predict.result import CONFIG_NAME, ERRORS_NAME, LAYOUT, MASK_DIR, PROGRESS_NAME
 from satx.tiles.refs import TileRef
 
 log = logging.getLogger(__name__)
 
 ERROR_COLUMNS = ["source_id", "z", "x", "y", "reason", "detail"]
-RASTER_PART = "raster.npz"
-LARGE_ROWS = 1_000_000  # past this, GeoJSON, CSV and JSON lines are not merged into one file
 
 
 @dataclass(frozen=True)
@@ -91,21 +79,6 @@ class Labeller:
         return self.positive is not None and label == self.class_names[self.positive]
 
 
-def _address(tile: Any) -> dict[str, Any]:
-    if tile is None:
-        return {"z": None, "x": None, "y": None, "quadkey": None, "lon": None, "lat": None}
-    g = geo.geolocate(tile)
-    return {
-        "z": tile.z,
-        "x": tile.x,
-        "y": tile.y,
-        "quadkey": g.quadkey,
-        "lon": round(g.lon, 7),
-        "lat": round(g.lat, 7),
-        "bbox": g.bbox,
-    }
-
-
 def format_rows(
     tiles: list[TileRef],
     labels: list[str],
@@ -113,41 +86,9 @@ def format_rows(
     probs: np.ndarray,
     class_names: tuple[str, ...],
     formats: Iterable[str],
-) -> dict[str, str]:
-    """The text of one chunk's part file per format (no headers; one tile per line)."""
-    lines: dict[str, list[str]] = {f: [] for f in formats if f in PART_EXT}
-    csv_text = io.StringIO()
-    writer = csv_out.writer(csv_text)
-    for tile, label, score, p in zip(tiles, labels, scores, probs, strict=True):
-        a = _address(tile.tile)
-        by_class = {f"score_{c}": round(float(v), 6) for c, v in zip(class_names, p, strict=True)}
-        props = {"source_id": tile.source_id, **{k: a[k] for k in ("z", "x", "y", "quadkey")}}
-        props.update(label=label, score=round(float(score), 6))
-        if "csv" in lines:
-            writer.writerow([*props.values(), a["lon"], a["lat"], *by_class.values()])
-        if "jsonl" in lines:
-            row = {**props, "lon": a["lon"], "lat": a["lat"], "bbox": a.get("bbox"), **by_class}
-            lines["jsonl"].append(json.dumps(row))
-        if "geojson" in lines:
-            geometry = geo.bbox_polygon(a["bbox"]) if a.get("bbox") else None
-            feature = {"type": "Feature", "geometry": geometry, "properties": {**props, **by_class}}
-            lines["geojson"].append(json.dumps(feature))
-    texts = {f: "".join(line + "\n" for line in rows) for f, rows in lines.items()}
-    if "csv" in texts:
-        texts["csv"] = csv_text.getvalue()
-    return texts
-
-
-def _csv_header(class_names: tuple[str, ...]) -> list[str]:
-    """Columns of predictions.csv."""
-    base = ["source_id", "z", "x", "y", "quadkey", "label", "score", "lon", "lat"]
-    return base + [f"score_{c}" for c in class_names]
-
-
-def _csv_line(cells: list[str]) -> str:
-    text = io.StringIO()
-    csv_out.writer(text).writerow(cells)
-    return text.getvalue()
+) -> dict[str, str | bytes]:
+    """One chunk's part per format, from its kept rows (the raster: every one of them)."""
+    return chunk_parts(ChunkRows(tiles, labels, scores, probs, class_names), tuple(formats))
 
 
 def format_errors(tiles: list[TileRef], errors: dict[int, tuple[str, str]]) -> str:
@@ -231,15 +172,10 @@ class PredictionOutput:
         """Write a chunk's parts, then its done marker (the order is what makes resume exact)."""
         for fmt, text in texts.items():
             data = text.encode() if isinstance(text, str) else text
-            self.store.write_bytes(self._part_of(chunk, fmt), data)
+            self.store.write_bytes(FORMATS[fmt].part_name(chunk), data)
         self.store.write_bytes(self.part(chunk, "errors.csv"), errors_text.encode())
         failpoints.hit("predict.chunk_written")
         self.store.write_bytes(self.part(chunk, "done.json"), json.dumps(stats).encode())
-
-    def _part_of(self, chunk: int, fmt: str) -> str:
-        if fmt == "parquet":
-            return parquet.chunk_name(chunk)
-        return self.part(chunk, RASTER_PART if fmt == "raster" else PART_EXT[fmt])
 
     def write_progress(self, progress: dict[str, Any]) -> None:
         """Rewrite progress.json (atomic)."""
@@ -249,59 +185,21 @@ class PredictionOutput:
         """Every chunk's done marker, in order."""
         return [json.loads(self.store.read_bytes(self.part(k, "done.json"))) for k in range(chunks)]
 
-    def _merge(self, name: str, parts: list[str], head: str, tail: str, comma: bool) -> None:
-        # CSV and JSON lines: parts are concatenated byte for byte. GeoJSON: one feature per
-        # line, joined by commas inside one FeatureCollection.
-        with storage.staged_file(self.store, name) as tmp, open(tmp, "wb") as f:
-            f.write(head.encode())
-            first = True
-            for part in parts:
-                data = self.store.read_bytes(part)
-                if not comma:
-                    f.write(data)
-                    continue
-                for line in data.splitlines():
-                    f.write(line if first else b",\n" + line)
-                    first = False
-            f.write((b"\n" if comma and not first else b"") + tail.encode())
-
     def merge(self, chunks: int, kept: int) -> dict[str, str]:
-        """Concatenate every chunk's parts in order into the final files; returns their URLs.
+        """Every format's parts merged (`formats.FORMATS`) in chunk order; returns their URLs.
 
         `kept` is the rows the chunks hold in all (their done markers' sum). Every chunk is
         done by now, so a temp file left in `parts/` is a dead writer's (a worker killed
         mid-chunk, whose chunk another worker then wrote): it goes.
         """
         storage.delete_temps(self.store, "parts")
+        merge = Merge(self.store, chunks, kept, self.class_names)
         written = {}
         for fmt in self.formats:
-            if fmt == "parquet":
-                written[fmt] = self.store.url(parquet.PARQUET_DIR)
-                continue
-            if fmt == "raster":
-                names = [self._part_of(k, fmt) for k in range(chunks)]
-                url = raster.write_raster(self.store, names)
-                if url is not None:
-                    written[fmt] = url
-                continue
-            if kept > LARGE_ROWS:
-                log.warning(
-                    "%d rows: a merged predictions.%s would be too large to open; its rows stay "
-                    "in parts/ (use --formats=parquet for runs this size)",
-                    kept,
-                    fmt,
-                )
-                continue
-            parts = [self.part(k, PART_EXT[fmt]) for k in range(chunks)]
-            name = predictions_name(fmt)
-            if fmt == "geojson":
-                head = '{"type": "FeatureCollection", "features": [\n'
-                self._merge(name, parts, head, "]}\n", comma=True)
-            else:
-                head = _csv_line(_csv_header(self.class_names)) if fmt == "csv" else ""
-                self._merge(name, parts, head, "", comma=False)
-            written[fmt] = self.store.url(name)
+            url = FORMATS[fmt].merge(FORMATS[fmt], merge)
+            if url is not None:
+                written[fmt] = url
         errors = [self.part(k, "errors.csv") for k in range(chunks)]
-        self._merge(ERRORS_NAME, errors, ",".join(ERROR_COLUMNS) + "\n", "", comma=False)
+        concatenate(self.store, ERRORS_NAME, errors, ",".join(ERROR_COLUMNS) + "\n")
         written["errors"] = self.store.url(ERRORS_NAME)
         return written

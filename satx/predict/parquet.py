@@ -20,7 +20,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-import shapely
 
 from satx import geo
 from satx.errors import InputError
@@ -28,6 +27,7 @@ from satx.io import storage
 from satx.tiles.refs import TileRef
 
 PARQUET_DIR = "predictions.parquet"
+
 GEOPARQUET_VERSION = "1.1.0"
 
 
@@ -38,11 +38,6 @@ def _pyarrow() -> Any:
     except ImportError as err:  # pragma: no cover - pyarrow comes with satx[geo] and [beam]
         raise InputError("--formats=parquet needs pyarrow: pip install 'satx[geo]'") from err
     return pyarrow
-
-
-def chunk_name(chunk: int) -> str:
-    """The GeoParquet file of one chunk (`predictions.parquet/chunk-00000012.parquet`)."""
-    return f"{PARQUET_DIR}/chunk-{chunk:08d}.parquet"
 
 
 def geo_metadata(bbox: Sequence[float] | None, types: Sequence[str]) -> dict[str, Any]:
@@ -122,6 +117,8 @@ def chunk_bytes(
         names=["xmin", "ymin", "xmax", "ymax"],
         mask=pa.array(missing),
     )
+    import shapely
+
     wkb = shapely.to_wkb(shapely.box(w, s, e, n)) if len(tiles) else np.zeros(0, object)
     table["geometry"] = pa.array(wkb.tolist(), type=pa.binary(), mask=missing)
     has = p["addressed"]

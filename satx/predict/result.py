@@ -23,10 +23,7 @@ Review and later stages open a folder with `PredictRun.load` and find its files 
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,14 +31,12 @@ from typing import Any
 from satx.errors import InputError
 from satx.io import claim, storage
 from satx.io.run_record import Record
-from satx.predict import parquet
+from satx.predict.formats import FORMATS, ROW_FORMATS, format_of
 
 CONFIG_NAME = "predict_config.json"
 RUN_NAME = "predict_run.json"
 PROGRESS_NAME = "progress.json"
 ERRORS_NAME = "errors.csv"
-PART_EXT = {"geojson": "geojsonl", "csv": "csv", "jsonl": "jsonl"}
-ROW_FORMATS = ("parquet", "csv", "jsonl", "geojson")  # the order later stages read rows in
 MASK_DIR = "_mask"  # the mask's tiles, built once
 LAYOUT = claim.Layout(
     "predict",
@@ -50,11 +45,7 @@ LAYOUT = claim.Layout(
         RUN_NAME,
         PROGRESS_NAME,
         ERRORS_NAME,
-        "predictions.csv",
-        "predictions.geojson",
-        "predictions.jsonl",
-        "predictions.tif",
-        "predictions.parquet/",
+        *(f.owned for f in FORMATS.values()),
         "parts/",
         f"{MASK_DIR}/",
     ),
@@ -63,13 +54,8 @@ LAYOUT = claim.Layout(
 
 
 def predictions_name(fmt: str) -> str:
-    """The merged predictions file of a format (`predictions.csv`)."""
-    return f"predictions.{fmt}"
-
-
-def part_name(chunk: int, suffix: str) -> str:
-    """One chunk's part file (`parts/00000012.csv`)."""
-    return f"parts/{chunk:08d}.{suffix}"
+    """The merged output of a format (`predictions.csv`)."""
+    return FORMATS[fmt].merged
 
 
 @dataclass(frozen=True)
@@ -146,13 +132,7 @@ class PredictRun(Record):
         Raises:
             InputError: the folder has no predict_run.json (predict did not finish there).
         """
-        store = storage.open_store(root)
-        if not store.exists(RUN_NAME):
-            raise InputError(
-                f"--predictions={root}: no {RUN_NAME}, so not a finished satx.predict output; "
-                "run (or resume) satx.predict into it first"
-            )
-        return cls.read(store.read_bytes(RUN_NAME), store.url(RUN_NAME))
+        return cls.load_finished(root, RUN_NAME, "--predictions", "satx.predict")
 
     def rows_file(self) -> str | None:
         """The merged predictions file later stages read (CSV first), if the run wrote one."""
@@ -180,30 +160,18 @@ def fingerprint(root: str, rows_file: str) -> str:
     store = storage.open_store(root)
     identity = store.read_bytes(CONFIG_NAME) if store.exists(CONFIG_NAME) else b""
     digest = hashlib.sha256(identity + rows_file.encode())
-    if rows_file == parquet.PARQUET_DIR:
-        size = sum(store.size(name) for name in parquet.part_files(root))
-    else:
-        size = store.size(rows_file)
+    spec = format_of(rows_file)
+    size = spec.size(store, root) if spec.size else store.size(rows_file)
     digest.update(str(size).encode())
     return digest.hexdigest()[:16]
 
 
 def iter_records(root: str, rows_file: str) -> Iterator[dict[str, Any]]:
-    """Every row of a predictions file (CSV, JSON lines or GeoJSON) as a dict, in file order.
+    """Every row of a predictions file (CSV, JSON lines, GeoJSON, GeoParquet) as a dict, in order.
 
     CSV values stay text; rows of tiles named by path only have an empty (or null) `z`.
     GeoParquet rows come from the chunk files, without their geometry.
     """
-    if rows_file == parquet.PARQUET_DIR:
-        for batch in parquet.iter_batches(root):
-            yield from batch.drop_columns(["geometry", "bbox"]).to_pylist()
-        return
-    store = storage.open_store(root)
-    with store.open(rows_file) as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-        if rows_file.endswith(".csv"):
-            yield from csv.DictReader(text)
-        elif rows_file.endswith(".jsonl"):
-            yield from (json.loads(line) for line in text if line.strip())
-        else:
-            yield from (f["properties"] for f in json.load(text)["features"])
+    read = format_of(rows_file).read_rows
+    assert read is not None, f"{rows_file} holds no rows"
+    yield from read(root, rows_file)

@@ -34,16 +34,9 @@ from satx.errors import InputError
 from satx.io import failpoints
 from satx.io.progress import Progress, format_duration
 from satx.io.run_record import json_bytes, run_record
-from satx.predict import parquet, raster
+from satx.predict.formats import FORMATS, LARGE_ROWS, ChunkRows, chunk_parts
 from satx.predict.inputs import ChunkData, TileInput, open_input, readable
-from satx.predict.outputs import (
-    LARGE_ROWS,
-    Labeller,
-    PredictionOutput,
-    format_errors,
-    format_rows,
-    locked_output,
-)
+from satx.predict.outputs import Labeller, PredictionOutput, format_errors, locked_output
 from satx.predict.result import (
     RUN_NAME,
     DryRun,
@@ -140,19 +133,15 @@ def _chunk_texts(
     good = np.array([i not in chunk.errors for i in range(len(chunk.tiles))], dtype=bool)
     labels, scores = labeller.label_score(np.nan_to_num(probs))
     keep = [i for i in np.flatnonzero(good) if scores[i] >= config.min_score]
-    rows = (
+    rows = ChunkRows(
         [chunk.tiles[i] for i in keep],
         [labels[i] for i in keep],
         scores[keep],
         probs[keep],
         labeller.class_names,
+        every=(chunk.tiles, scores, good),
     )
-    texts: dict[str, str | bytes] = dict(format_rows(*rows, config.formats))
-    if "parquet" in config.formats:
-        texts["parquet"] = parquet.chunk_bytes(*rows)
-    if "raster" in config.formats:  # every scored tile, whatever --min_score keeps as rows
-        texts["raster"] = raster.chunk_bytes(chunk.tiles, scores, good)
-    return texts, len(keep)
+    return chunk_parts(rows, config.formats), len(keep)
 
 
 def _class_names(scorer: Scorer, config: PredictConfig) -> list[str]:
@@ -253,7 +242,7 @@ def _threshold_of(config: PredictConfig, class_names: list[str]) -> float:
 
 def _check_size(config: PredictConfig, total: int) -> None:
     """Refuse to write every tile of a large run into files nobody can open."""
-    merged = [f for f in config.formats if f not in ("parquet", "raster")]
+    merged = [f for f in config.formats if FORMATS[f].one_file]
     if merged and total > LARGE_ROWS and config.min_score <= 0:
         raise InputError(
             f"{total:,} tiles: a predictions.{merged[0]} of every one would be too large to open; "

@@ -7,6 +7,7 @@ scoring at least `floor` are kept, so memory follows the hits, not the tiles sco
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from satx.errors import InputError
 from satx.io.progress import Progress
-from satx.predict import parquet
+from satx.predict.formats import format_of
 from satx.predict.result import PredictRun, iter_records
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,9 @@ def read_hits(run: PredictRun, root: str, positive: str, floor: float) -> Hits:
     rows_file = run.rows_file()
     assert rows_file is not None, "checked by the caller"
     column = f"score_{positive}"
-    if rows_file == parquet.PARQUET_DIR:
-        return _check(_from_parquet(root, column, floor), root)
+    columns = format_of(rows_file).read_columns
+    if columns is not None:  # columnar: only the four columns, a record batch at a time
+        return _check(_from_batches(columns(root, ["z", "x", "y", column]), column, floor), root)
     zooms: set[int] = set()
     xs: list[int] = []
     ys: list[int] = []
@@ -83,10 +85,10 @@ class _Found:
     floor: float
 
 
-def _from_parquet(root: str, column: str, floor: float) -> _Found:
-    """The hits of GeoParquet chunk files, a record batch at a time (columns, not rows)."""
+def _from_batches(batches: Iterator[Any], column: str, floor: float) -> _Found:
+    """The hits of Arrow record batches (GeoParquet chunk files): columns, not rows."""
     found = _Found(set(), [], [], [], 0, 0, floor)
-    for batch in parquet.iter_batches(root, columns=["z", "x", "y", column]):
+    for batch in batches:
         found.rows += batch.num_rows
         score = batch.column(column).to_numpy(zero_copy_only=False)
         z = batch.column("z")

@@ -16,12 +16,12 @@ Review opens a folder with `SitesRun.load` and reads `sites.csv` and `site_tiles
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from satx.errors import InputError
-from satx.io import claim, storage
-from satx.io.run_record import Record
+from satx.io import claim
+from satx.io.run_record import Record, path_from
 
 CONFIG_NAME = "sites_config.json"
 REPORT_NAME = "sites_report.json"
@@ -119,15 +119,10 @@ class SitesRun(Record):
 
     @classmethod
     def load(cls, root: str) -> SitesRun:
-        """The run of a finished sites folder.
+        """The run of a finished sites folder, its `predictions` found from the folder.
 
         Raises:
             InputError: no sites_report.json there (satx.sites did not finish).
         """
-        store = storage.open_store(root)
-        if not store.exists(REPORT_NAME):
-            raise InputError(
-                f"--sites={root}: no {REPORT_NAME}, so not a finished satx.sites output; "
-                "run satx.sites into it first"
-            )
-        return cls.read(store.read_bytes(REPORT_NAME), store.url(REPORT_NAME))
+        run = cls.load_finished(root, REPORT_NAME, "--sites", "satx.sites")
+        return dataclasses.replace(run, predictions=path_from(run.predictions, root))

@@ -27,7 +27,7 @@ from satx.config import SitesConfig
 from satx.errors import InputError, OutputExistsError
 from satx.io import claim, failpoints, storage
 from satx.io.lock import output_lock
-from satx.io.run_record import json_bytes, run_record
+from satx.io.run_record import json_bytes, recorded_path, run_record
 from satx.predict.result import PredictRun, fingerprint
 from satx.sites import curve, outputs, report
 from satx.sites.grid import TileGraph, tile_graph
@@ -103,7 +103,7 @@ def find_sites(config: SitesConfig, command: str | None = None) -> SitesRun:
         record = run_record(command, config, {"input": plan.inputs})
         sites = grouped.sites
         summary = SitesRun(
-            predictions=config.predictions,
+            predictions=recorded_path(config.predictions, config.output),
             positive_class=plan.positive,
             threshold=grouped.threshold,
             threshold_source=grouped.source,

@@ -25,18 +25,11 @@ import mercantile
 import numpy as np
 import shapely
 
+from satx import geo
 from satx.errors import InputError
 from satx.geo import MAX_LAT, MAX_ZOOM
 
 _WGS84 = ("CRS84", "EPSG:4326", "EPSG::4326")
-
-
-def _keys(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return (x.astype(np.int64) << 32) | y.astype(np.int64)
-
-
-def _xy(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return keys >> 32, keys & 0xFFFFFFFF
 
 
 def _tile_boxes(z: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -46,16 +39,6 @@ def _tile_boxes(z: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     north = np.degrees(np.arctan(np.sinh(np.pi * (1 - 2 * y / n))))
     south = np.degrees(np.arctan(np.sinh(np.pi * (1 - 2 * (y + 1) / n))))
     return shapely.box(west, south, east, north)
-
-
-def _morton(index: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
-    """Offsets (dx, dy) of the index-th tile, in quadkey order, of a subtree `depth` deep."""
-    dx = np.zeros_like(index)
-    dy = np.zeros_like(index)
-    for bit in range(depth):  # quadkey digit = 2 * y bit + x bit
-        dx |= ((index >> (2 * bit)) & 1) << bit
-        dy |= ((index >> (2 * bit + 1)) & 1) << bit
-    return dx, dy
 
 
 @dataclass(frozen=True)
@@ -85,7 +68,7 @@ class PolygonArea:
 
         At the target zoom every overlapping tile counts once, so nothing is split.
         """
-        boxes = _tile_boxes(z, *_xy(keys))
+        boxes = _tile_boxes(z, *geo.key_xy(keys))
         inside = shapely.contains(self.geometry, boxes)
         touching = shapely.intersects(self.geometry, boxes) & ~inside
         if touching.any():  # only an edge or a corner in common: no overlap
@@ -97,8 +80,8 @@ class PolygonArea:
     def _walk(self) -> list[_Level]:
         found = [self._classify(0, np.zeros(1, np.int64))]
         for z in range(1, self.zoom + 1):
-            x, y = _xy(found[-1][1])
-            children = np.concatenate([_keys(2 * x + dx, 2 * y + dy) for dx, dy in _ORDER])
+            x, y = geo.key_xy(found[-1][1])
+            children = np.concatenate([geo.tile_keys(2 * x + dx, 2 * y + dy) for dx, dy in _ORDER])
             found.append(self._classify(z, children))
         levels: list[_Level] = []
         for z in range(self.zoom, -1, -1):  # subtree counts, bottom-up
@@ -109,8 +92,8 @@ class PolygonArea:
                 full = 4 ** (self.zoom - z - 1)
                 for keys, each in ((below.partial, below.counts), (below.inside, full)):
                     if len(keys):
-                        x, y = _xy(keys)
-                        parents = np.searchsorted(partial, _keys(x >> 1, y >> 1))
+                        x, y = geo.key_xy(keys)
+                        parents = np.searchsorted(partial, geo.tile_keys(x >> 1, y >> 1))
                         np.add.at(counts, parents, each)
             levels.append(_Level(partial, counts, inside))
         return levels[::-1]
@@ -120,7 +103,7 @@ class PolygonArea:
 
     def _status(self, z: int, x: int, y: int) -> tuple[str, int]:
         """Whether tile (z, x, y) is on the boundary, wholly inside or outside, and its count."""
-        key = (x << 32) | y
+        key = int(geo.tile_keys(x, y))
         level = self._levels[z]
         i = np.searchsorted(level.partial, key)
         if i < len(level.partial) and level.partial[i] == key:
@@ -142,7 +125,7 @@ class PolygonArea:
             depth = self.zoom - z
             for start in range(skip, count, 1 << 16):
                 index = np.arange(start, min(count, start + (1 << 16)), dtype=np.int64)
-                dx, dy = _morton(index, depth)
+                dx, dy = geo.morton_xy(index, depth)
                 yield (x << depth) | dx, (y << depth) | dy
             return
         for dx, dy in _ORDER:
@@ -179,7 +162,7 @@ class PolygonArea:
         for z, level in enumerate(self._levels):
             if len(level.inside):
                 shift = self.zoom - z
-                keys = _keys(x >> shift, y >> shift)
+                keys = geo.tile_keys(x >> shift, y >> shift)
                 at = np.minimum(np.searchsorted(level.inside, keys), len(level.inside) - 1)
                 found |= level.inside[at] == keys
         return found

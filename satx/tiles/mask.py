@@ -119,7 +119,7 @@ def _cover(zoom: int, bounds: np.ndarray, buffer_m: Any, shapes: Any) -> np.ndar
         keys.append(_cover_large(zoom, shape, fx0[i], fx1[i], fy0[i], fy1[i], r[i]))
     side = 1 << zoom
     out = np.concatenate(keys)
-    x, y = out >> 32, out & 0xFFFFFFFF
+    x, y = geo.key_xy(out)
     return out[(x >= 0) & (x < side) & (y >= 0) & (y < side)]
 
 
@@ -143,7 +143,7 @@ def _cover_boxes(*a: np.ndarray) -> np.ndarray:
     )
     keep = inside & near
     tx, ty = np.broadcast_arrays(tx, ty)
-    return np.unique((tx[keep] << 32) | ty[keep])
+    return np.unique(geo.tile_keys(tx[keep], ty[keep]))
 
 
 def _cover_large(zoom: int, shape: Any, *box: float) -> np.ndarray:
@@ -165,7 +165,7 @@ def _cover_large(zoom: int, shape: Any, *box: float) -> np.ndarray:
         zone = shapely.buffer(shapely.transform(shape, to_grid), r)
         shapely.prepare(zone)
         keep = shapely.intersects(zone, shapely.box(tx, ty, tx + 1, ty + 1))
-    return (tx[keep] << 32) | ty[keep]
+    return geo.tile_keys(tx[keep], ty[keep])
 
 
 def _to_wgs84(crs: Any, where: str) -> Any:
@@ -273,24 +273,16 @@ def _raster_points(path: str, threshold: float) -> Iterator[tuple[np.ndarray, An
             yield np.stack([lon, lat, lon, lat], axis=1), metres, None
 
 
-def morton(zoom: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Each tile's position in quadkey order (its quadkey's digits as one integer)."""
-    code = np.zeros(np.shape(x), np.int64)
-    for bit in range(zoom):
-        code |= ((x >> bit) & 1) << (2 * bit) | ((y >> bit) & 1) << (2 * bit + 1)
-    return code
-
-
 class MaskedArea:
     """The tiles of an area (bbox or AOI) that a mask keeps, in quadkey order."""
 
     kind = "mask"
 
     def __init__(self, area: Any, keys: np.ndarray, identity: dict[str, Any]):
-        x, y = keys >> 32, keys & 0xFFFFFFFF
+        x, y = geo.key_xy(keys)
         inside = area.contains(x, y)
         x, y = x[inside], y[inside]
-        order = np.argsort(morton(area.zoom, x, y), kind="stable")
+        order = np.argsort(geo.morton(area.zoom, x, y), kind="stable")
         self.area, self.zoom, self.identity = area, area.zoom, identity
         self.x, self.y = x[order], y[order]
 

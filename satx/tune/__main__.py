@@ -14,8 +14,8 @@ import sys
 
 from satx.cli import command_line, entry_point, load_tensorflow
 from satx.cli.flags import FLAGS, config_from_flags, define, define_flags
-from satx.train.cli import define_recipe_flags, load_json, train_config_from_flags
 from satx.config import SearchSpace, TuneConfig, parse_duration
+from satx.train.cli import define_recipe_flags, load_json, train_config_from_flags
 
 define_flags(TuneConfig)
 define_recipe_flags()

@@ -139,3 +139,24 @@ def test_bad_inputs_exit_2_with_one_line(site_set, tmp_path):
         args = [f"--predictions={site_set['predictions']}", f"--output={tmp_path / 'out'}", arg]
         line = one_error_line(cli("satx.sites", *args))
         assert line.startswith("error: ") and message in line, line
+
+
+def test_a_sites_folder_finds_its_predictions_from_itself(site_set, tmp_path, monkeypatch):
+    """Made from a project root with relative paths, then moved with its predictions and read
+    from elsewhere: the recorded path is relative to the sites folder."""
+    import shutil
+
+    from satx.predict.result import PredictRun
+
+    project = tmp_path / "project"
+    shutil.copytree(site_set["predictions"], project / "build" / "predict")
+    monkeypatch.chdir(project)
+    run = find_sites(SitesConfig(predictions="build/predict", output="build/sites"))
+    assert run.predictions == "../predict"
+    shutil.move(project / "build", tmp_path / "moved")
+    monkeypatch.chdir(tmp_path / "moved" / "predict")
+    again = SitesRun.load(str(tmp_path / "moved" / "sites"))
+    assert PredictRun.load(again.predictions).tiles == PredictRun.load(".").tiles
+    # a gs:// or absolute input stays as given
+    absolute = find_sites(_config(site_set, tmp_path / "abs"))
+    assert absolute.predictions == site_set["predictions"]

@@ -10,10 +10,11 @@ import pytest
 import shapely
 
 from satx.errors import InputError
+from satx.geo import morton
 from satx.sites.known import haversine_m
 from satx.tiles.aoi import PolygonArea
 from satx.tiles.areas import BboxArea
-from satx.tiles.mask import MaskedArea, mask_keys, morton
+from satx.tiles.mask import MaskedArea, mask_keys
 
 Z = 18
 BUFFER = 150.0
