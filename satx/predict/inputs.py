@@ -22,7 +22,6 @@ import io
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -37,12 +36,11 @@ from satx.records.schema import iter_shard
 from satx.tiles.aoi import load_aoi
 from satx.tiles.areas import Area, BboxArea
 from satx.tiles.base import Errors, read_refs
-from satx.tiles.folders import read_folder
 from satx.tiles.formats import too_large
+from satx.tiles.kinds import input_rows
 from satx.tiles.mask import MaskedArea, mask_identity, mask_keys
 from satx.tiles.refs import Rejection, TileRef
 from satx.tiles.sources import TileSource, open_source
-from satx.tiles.tables import read_rows
 
 log = logging.getLogger(__name__)
 
@@ -177,9 +175,20 @@ class AreaTiles:
         self.source.close()
 
 
-def _folder_tiles(root: str, threads: int) -> ListedTiles:
-    """Every .jpg/.jpeg/.png under a local folder or gs:// prefix, sorted by path."""
-    refs = list(read_folder(root, labelled=False).refs)
+def _listed_tiles(path: str, zoom: int, source: TileSource | None, threads: int) -> ListedTiles:
+    """The rows of a tile listing (`satx.tiles.kinds`: a folder, a CSV), each tile once."""
+    kind, found = input_rows(path, zoom)
+    rows, seen = [], set()
+    for row in found:
+        if isinstance(row, TileRef):  # a refused row is known by its line: never a repeat
+            if row.source_id in seen:
+                log.warning("%s: %s listed again; scored once", row.origin, row.source_id)
+                continue
+            seen.add(row.source_id)
+        rows.append(row)
+    refs = [r for r in rows if isinstance(r, TileRef)]
+    if source is None and any(r.location is None for r in refs):
+        raise InputError(f"{path}: rows without a path need --tiles to say where tiles live")
     without = sum(r.tile is None for r in refs)
     if without:
         log.warning(
@@ -188,22 +197,7 @@ def _folder_tiles(root: str, threads: int) -> ListedTiles:
             without,
             len(refs),
         )
-    return ListedTiles("folder", root, list(refs), threads=threads)
-
-
-def _csv_tiles(path: str, zoom: int, source: TileSource | None, threads: int) -> ListedTiles:
-    """Tiles listed in a CSV: `path` and/or `z,x,y`, or `lon,lat` with `--zoom`."""
-    rows, seen = [], set()
-    for row in read_rows(path, zoom):
-        if isinstance(row, TileRef):  # a refused row is known by its line: never a repeat
-            if row.source_id in seen:
-                log.warning("%s: %s listed again; scored once", row.origin, row.source_id)
-                continue
-            seen.add(row.source_id)
-        rows.append(row)
-    if source is None and any(isinstance(r, TileRef) and r.location is None for r in rows):
-        raise InputError(f"{path}: rows without a path need --tiles to say where tiles live")
-    return ListedTiles("csv", path, rows, source=source, threads=threads)
+    return ListedTiles(kind.name, path, rows, source=source, threads=threads)
 
 
 class RecordsTiles:
@@ -314,10 +308,6 @@ def open_input(config: PredictConfig) -> TileInput:
         raise InputError(
             "--input (records folder, tile folder or CSV), --bbox or --aoi is required"
         )
-    if input_path.lower().endswith(".csv"):
-        return _csv_tiles(input_path, zoom, open_source(source) if source.tiles else None, threads)
-    if storage.open_store(input_path).exists(MANIFEST_NAME):
+    if storage.open_store(input_path).exists(MANIFEST_NAME):  # TFRecords, not a tile listing
         return RecordsTiles(input_path, config.split)
-    if not storage.is_gcs(input_path) and not Path(input_path).is_dir():
-        raise InputError(f"--input={input_path}: no such folder or CSV file")
-    return _folder_tiles(input_path, threads)
+    return _listed_tiles(input_path, zoom, open_source(source) if source.tiles else None, threads)

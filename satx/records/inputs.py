@@ -23,11 +23,10 @@ from satx.config import RecordsConfig
 from satx.errors import InputError
 from satx.io import storage
 from satx.io.progress import Progress
-from satx.tiles.folders import read_folder
-from satx.tiles.places import count_per_label, is_geojson, merge_places, read_geojson
+from satx.tiles.kinds import ReadOptions, labelled_input
+from satx.tiles.places import count_per_label, merge_places
 from satx.tiles.refs import Listing, Rejection, TileRef
 from satx.tiles.sources import CachedSource, open_source
-from satx.tiles.tables import read_table
 
 log = logging.getLogger(__name__)
 
@@ -48,26 +47,18 @@ def _missing_files(refs: tuple[TileRef, ...], csv_path: str) -> set[int]:
 
 
 def _read(config: RecordsConfig) -> Listing:
-    path = config.input
-    if is_geojson(path):
-        if not Path(path).is_file():
-            raise InputError(f"--input={path}: no such file")
-        if not config.zoom:
-            raise InputError(f"--input={path}: labelled places need --zoom (e.g. --zoom=18)")
-        return read_geojson(path, config.zoom, config.label_property, config.polygon_mode)
-    if path.lower().endswith(".csv"):
-        listing = read_table(path, config.zoom, labels=True)
-        gone = _missing_files(listing.refs, path)
-        missing = [
-            Rejection(r.source_id, r.label, "missing_file", f"{r.origin}: no file {r.location}")
-            for i, r in enumerate(listing.refs)
-            if i in gone
-        ]
-        refs = tuple(r for i, r in enumerate(listing.refs) if i not in gone)
-        return dataclasses.replace(listing, refs=refs, rejected=(*listing.rejected, *missing))
-    if not storage.is_gcs(path) and not Path(path).expanduser().exists():
-        raise InputError(f"{path}: no such file or folder")
-    return read_folder(path, labelled=True)
+    options = ReadOptions(True, config.zoom, config.label_property, config.polygon_mode)
+    kind, listing = labelled_input(config.input, options)
+    if not kind.names_files:
+        return listing
+    gone = _missing_files(listing.refs, config.input)
+    missing = [
+        Rejection(r.source_id, r.label, "missing_file", f"{r.origin}: no file {r.location}")
+        for i, r in enumerate(listing.refs)
+        if i in gone
+    ]
+    refs = tuple(r for i, r in enumerate(listing.refs) if i not in gone)
+    return dataclasses.replace(listing, refs=refs, rejected=(*listing.rejected, *missing))
 
 
 def list_input(config: RecordsConfig) -> Listing:
