@@ -29,7 +29,7 @@ def _input_only_rate(folder: str, size: int, batch_size: int) -> float:
     """Tiles/s of predict's read + decode + resize, without the model."""
     from satx.config import PredictConfig
     from satx.predict.inputs import open_input, readable
-    from satx.predict.run import decoded_batches
+    from satx.predict.core import decoded_batches
 
     source = open_input(PredictConfig(model="unused", output="unused", input=folder))
     start = time.perf_counter()

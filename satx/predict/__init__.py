@@ -1,10 +1,10 @@
 """Prediction: score every tile of an area (or a list, a folder, records) with a trained model.
 
 `predict(config)` -> `PredictRun`; `dry_run(config)` counts and projects. `inputs` (what to
-score, read in chunks) -> `scorer` (load an export or .keras; batches -> probabilities, on any
-strategy, or through another inference runtime: `runtimes`) -> `outputs` (rows, resumable
-chunk parts, merged GeoJSON/CSV/JSONL) -> `run` (the chunk loop); `result` (a predictions
-folder's layout and its `PredictRun`). `python -m satx.predict` is the CLI.
+score, read in chunks) -> the artifact's `Scorer` (satx.artifact) -> `formats` and `outputs`
+(rows per format, resumable chunk parts, the merge) -> `core` (the engine-free steps) ->
+`run` (the local engine's loop) or `beam` (Beam's); `result` (a predictions folder's layout and
+its `PredictRun`). `python -m satx.predict` is the CLI.
 """
 
 from satx import lazy_exports

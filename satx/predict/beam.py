@@ -39,10 +39,7 @@ from satx.config import PredictConfig
 from satx.io import beam as beam_io
 from satx.io import failpoints
 from satx.io.progress import Progress
-from satx.predict.inputs import ChunkData, open_input
-from satx.predict.outputs import Labeller, PredictionOutput, locked_output
-from satx.predict.result import PredictRun
-from satx.predict.run import (
+from satx.predict.core import (
     Run,
     begin,
     score_chunk,
@@ -50,6 +47,9 @@ from satx.predict.run import (
     summarise,
     write_chunk,
 )
+from satx.predict.inputs import ChunkData, open_input
+from satx.predict.outputs import Labeller, PredictionOutput, locked_output
+from satx.predict.result import PredictRun
 
 log = logging.getLogger(__name__)
 
