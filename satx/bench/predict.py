@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from satx.bench.table import Column, table
 from satx.config import COUNTRY_TILES
 from satx.io.progress import format_duration
 
@@ -28,8 +29,8 @@ log = logging.getLogger(__name__)
 def _input_only_rate(folder: str, size: int, batch_size: int) -> float:
     """Tiles/s of predict's read + decode + resize, without the model."""
     from satx.config import PredictConfig
-    from satx.predict.inputs import open_input, readable
     from satx.predict.core import decoded_batches
+    from satx.predict.inputs import open_input, readable
 
     source = open_input(PredictConfig(model="unused", output="unused", input=folder))
     start = time.perf_counter()
@@ -147,19 +148,25 @@ def bench_predict(
     return result
 
 
+PREDICT_COLUMNS = (
+    Column("backbone", "backbone", 12, left=True),
+    Column("px", "image_size", 4),
+    Column("tiles", "tiles", 6),
+    Column("dev", "devices", 3),
+    Column("e2e/s", "end_to_end_tiles_per_s", 7, ".1f"),
+    Column("steady/s", "steady_tiles_per_s", 9, ".1f"),
+    Column("model/s", "model_only_tiles_per_s", 8, ".1f"),
+    Column("ratio", "steady_over_model_only", 6, ".3f"),
+    Column("input/s", "input_only_tiles_per_s", 8, ".1f"),
+    Column("serial/s", "serial_bound_tiles_per_s", 8, ".1f"),
+    Column(
+        " projected for Colombia",
+        lambda r: f" {r['projected_human']} ({r['projected_seconds'] / 86400:.1f} days)",
+        left=True,
+    ),
+)
+
+
 def format_predict_table(rows: list[dict]) -> str:
     """Plain text table of bench_predict results."""
-    head = (
-        f"{'backbone':<12} {'px':>4} {'tiles':>6} {'dev':>3} {'e2e/s':>7} {'steady/s':>9} "
-        f"{'model/s':>8} {'ratio':>6} {'input/s':>8} {'serial/s':>8}  projected for Colombia"
-    )
-    lines = [head]
-    for r in rows:
-        lines.append(
-            f"{r['backbone']:<12} {r['image_size']:>4} {r['tiles']:>6} {r['devices']:>3} "
-            f"{r['end_to_end_tiles_per_s']:>7.1f} {r['steady_tiles_per_s']:>9.1f} "
-            f"{r['model_only_tiles_per_s']:>8.1f} {r['steady_over_model_only']:>6.3f} "
-            f"{r['input_only_tiles_per_s']:>8.1f} {r['serial_bound_tiles_per_s']:>8.1f}  "
-            f"{r['projected_human']} ({r['projected_seconds'] / 86400:.1f} days)"
-        )
-    return "\n".join(lines)
+    return table(rows, PREDICT_COLUMNS)

@@ -17,6 +17,7 @@ import time
 import keras
 import tensorflow as tf
 
+from satx.bench.table import Column, table
 from satx.config import NO_AUGMENT, AugmentConfig, DataConfig, TrainConfig
 from satx.data.pipeline import make_train_dataset
 from satx.records.manifest import load_records
@@ -195,27 +196,26 @@ def bench_tune_memory(
     }
 
 
+TRAIN_COLUMNS = (
+    Column("backbone", "backbone", 12, left=True),
+    Column("px", "image_size", 4),
+    Column("batch", "batch_size", 5),
+    Column("aug rec/s", "augmented_records_img_per_s", 10, ".1f"),
+    Column("aug syn/s", "augmented_synthetic_img_per_s", 10, ".1f"),
+    Column("ratio", "augmented_records_over_synthetic", 6, ".3f"),
+    Column("noaug rec/s", "no_augment_records_img_per_s", 11, ".1f"),
+    Column("noaug syn/s", "no_augment_synthetic_img_per_s", 11, ".1f"),
+    Column("verdict", "verdict", left=True),
+)
+
+
 def format_table(rows: list[dict]) -> str:
     """Plain text table of bench_train results."""
-    head = (
-        f"{'backbone':<12} {'px':>4} {'batch':>5} {'aug rec/s':>10} {'aug syn/s':>10} "
-        f"{'ratio':>6} {'noaug rec/s':>11} {'noaug syn/s':>11} verdict"
+    spread = "; ".join(
+        f"{r['backbone']} {r['augmented_records_spread']} vs {r['augmented_synthetic_spread']}"
+        for r in rows
     )
-    lines = [head]
-    for r in rows:
-        lines.append(
-            f"{r['backbone']:<12} {r['image_size']:>4} {r['batch_size']:>5} "
-            f"{r['augmented_records_img_per_s']:>10.1f} "
-            f"{r['augmented_synthetic_img_per_s']:>10.1f} "
-            f"{r['augmented_records_over_synthetic']:>6.3f} "
-            f"{r['no_augment_records_img_per_s']:>11.1f} "
-            f"{r['no_augment_synthetic_img_per_s']:>11.1f} {r['verdict']}"
-        )
-    lines.append(
-        "aug rec/s and aug syn/s are medians of alternating runs; [min, max]: "
-        + "; ".join(
-            f"{r['backbone']} {r['augmented_records_spread']} vs {r['augmented_synthetic_spread']}"
-            for r in rows
-        )
+    return (
+        table(rows, TRAIN_COLUMNS)
+        + f"\naug rec/s and aug syn/s are medians of alternating runs; [min, max]: {spread}"
     )
-    return "\n".join(lines)
