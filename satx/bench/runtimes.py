@@ -28,6 +28,7 @@ from satx.artifact.conversion import export_runtimes
 from satx.artifact.report import format_table
 from satx.artifact.scorer import Scorer
 from satx.bench.predict import bench_predict, export_untrained
+from satx.bench.table import Column, table
 from satx.config import COUNTRY_TILES, RUNTIMES, BenchConfig, ExportConfig
 from satx.errors import InputError
 from satx.io.progress import format_duration
@@ -131,28 +132,40 @@ def bench_trained(s: BenchConfig, work: Path) -> dict[str, Any]:
     return _convert(str(copy), runtime_names(s), s, s.records, "val")
 
 
+def _agreement(row: dict[str, Any], key: str, spec: str) -> str:
+    a = row["agreement"] or {}
+    return format(a[key], spec) if a else "-"
+
+
+RUNTIME_COLUMNS = (
+    Column("runtime", "name", 14, left=True),
+    Column("model", "model_only_tiles_per_s", 7, ".1f"),
+    Column("vs tf", "model_only_over_tf", 6, ".2f"),
+    Column("e2e", "end_to_end_tiles_per_s", 7, ".1f"),
+    Column("vs tf", "end_to_end_over_tf", 6, ".2f"),
+    Column("bound", "bound_tiles_per_s", 7, ".1f"),
+    Column("e2e/bound", "end_to_end_over_bound", 9, ".2f"),
+    Column("max|diff|", lambda r: _agreement(r, "max_abs_diff", ".1e"), 9),
+    Column("flipped", lambda r: _agreement(r, "flipped_share", ".2%"), 8),
+    Column(
+        " Colombia per 2-core worker",
+        lambda r: (
+            f" {r['colombia_human']}"
+            + (f" ({r['masked_human']} masked)" if r["masked_human"] else "")
+        ),
+        left=True,
+    ),
+)
+
+
 def format_runtimes(result: dict[str, Any]) -> str:
     """A table per backbone (model alone, end to end, projection), then the trained model's."""
-    parts = []
-    for backbone, r in result["backbones"].items():
-        lines = [
-            f"{backbone} at {r['image_size']} px (decode alone {r['decode_tiles_per_s']:,.0f} "
-            "tiles/s); tiles/s, ratios to tf within one run",
-            f"{'runtime':<14} {'model':>7} {'vs tf':>6} {'e2e':>7} {'vs tf':>6} {'bound':>7} "
-            f"{'e2e/bound':>9} {'max|diff|':>9} {'flipped':>8}  Colombia per 2-core worker",
-        ]
-        for n, row in r["runtimes"].items():
-            a = row["agreement"] or {}
-            diff = f"{a['max_abs_diff']:.1e}" if a else "-"
-            flipped = f"{a['flipped_share']:.2%}" if a else "-"
-            lines.append(
-                f"{n:<14} {row['model_only_tiles_per_s']:>7.1f} {row['model_only_over_tf']:>6.2f} "
-                f"{row['end_to_end_tiles_per_s']:>7.1f} {row['end_to_end_over_tf']:>6.2f} "
-                f"{row['bound_tiles_per_s']:>7.1f} {row['end_to_end_over_bound']:>9.2f} "
-                f"{diff:>9} {flipped:>8}  {row['colombia_human']}"
-                + (f" ({row['masked_human']} masked)" if row["masked_human"] else "")
-            )
-        parts.append("\n".join(lines))
+    parts = [
+        f"{backbone} at {r['image_size']} px (decode alone {r['decode_tiles_per_s']:,.0f} "
+        "tiles/s); tiles/s, ratios to tf within one run\n"
+        + table([{"name": n, **row} for n, row in r["runtimes"].items()], RUNTIME_COLUMNS)
+        for backbone, r in result["backbones"].items()
+    ]
     if result.get("trained"):
         parts.append("trained model:\n" + format_table(result["trained"]))
     return "\n\n".join(parts)
