@@ -157,7 +157,7 @@ def test_imagenet_weights_beat_training_from_scratch_on_a_eurosat_subset(records
                 "n_epo_phase1": 1,
                 "n_epo_phase2": 2,
                 "lr_phase1": 1e-3,
-                "lr_phase2": 5e-4,
+                "lr_phase2": 1e-4,  # 5e-4 wrecked the features of so few steps once
                 "freeze_cutoff": "0",
                 "export": False,
             }
