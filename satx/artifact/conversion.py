@@ -201,15 +201,16 @@ def _convert(name: str, version: Path, out: Path, calibration: Batches | None) -
     Raises:
         ConversionFailed: the converter refused the model (its own message, shortened).
     """
+    spec = runtimes.parse(name)[0]
     out.mkdir(parents=True)
     try:
-        runtimes.parse(name)[0].convert(version, out, calibration)
+        spec.convert(version, out, calibration)
     except ConversionFailed:
         raise
     except Exception as err:  # each converter raises its own types
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         raise ConversionFailed(
-            f"{runtimes.parse(name)[0].family} conversion failed ({type(err).__name__}: {first})"
+            f"{spec.family} conversion failed ({type(err).__name__}: {first})"
         ) from err
 
 

@@ -43,7 +43,7 @@ PARTS = "parts/{chunk:08d}."  # most formats' parts: parts/00000012.csv
 
 def part_name(chunk: int, suffix: str) -> str:
     """One chunk's part file (`parts/00000012.csv`)."""
-    return f"parts/{chunk:08d}.{suffix}"
+    return (PARTS + suffix).format(chunk=chunk)
 
 
 @dataclass
