@@ -131,8 +131,7 @@ def _litert_tail(float_model: bytes) -> list[str]:
 
 
 def litert(version: Path, out: Path, calibration: Batches | None) -> None:
-    """LiteRT's model.tflite (TFLiteConverter; int8 up to the head, float fallback for what has
-    no int8 kernel)."""
+    """LiteRT's model.tflite (TFLiteConverter; int8 up to the head, float fallback)."""
     import tensorflow as tf
 
     def converter() -> tf.lite.TFLiteConverter:
