@@ -96,7 +96,7 @@ def bench_predict_engines(
     with tempfile.TemporaryDirectory(prefix="satx-bench-engines-") as tmp:
         for repeat in range(repeats):
             for name in rates:
-                config = PredictConfig(
+                config = PredictConfig.make(
                     model=export,
                     output=str(Path(tmp) / f"{name}-{repeat}"),  # fresh: a same run resumes
                     input=data,

@@ -74,7 +74,7 @@ def _predict_rate(
     from satx.predict.run import predict
 
     chunk = max(s.predict_batch_size, 64)
-    run = PredictConfig(
+    run = PredictConfig.make(
         model=export,
         output=str(out),
         input=str(listing),
@@ -85,7 +85,9 @@ def _predict_rate(
         overwrite=True,
     )
     summary = predict(run)
-    stats = PredictionOutput(run.output, run.formats, ()).chunk_stats(-(-summary.tiles // chunk))
+    stats = PredictionOutput(run.outputs.output, run.outputs.formats, ()).chunk_stats(
+        -(-summary.tiles // chunk)
+    )
     later = stats[1:] or stats
     return sum(c["tiles"] for c in later) / max(1e-9, sum(c["seconds"] for c in later))
 

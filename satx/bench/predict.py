@@ -28,11 +28,11 @@ log = logging.getLogger(__name__)
 
 def _input_only_rate(folder: str, size: int, batch_size: int) -> float:
     """Tiles/s of predict's read + decode + resize, without the model."""
-    from satx.config import PredictConfig
+    from satx.config import PredictInputs
     from satx.predict.core import decoded_batches
     from satx.predict.inputs import open_input, readable
 
-    source = open_input(PredictConfig(model="unused", output="unused", input=folder))
+    source = open_input(PredictInputs(input=folder))
     start = time.perf_counter()
     chunk = source.read(0, len(source))
     source.close()
@@ -104,7 +104,7 @@ def bench_predict(
         root = Path(tmp)
         export = export or export_untrained(backbone, image_size, root)
         chunk = max(batch_size, chunk_size)
-        run = PredictConfig(
+        run = PredictConfig.make(
             model=str(export),
             output=str(root / "out"),
             input=data,
@@ -115,7 +115,7 @@ def bench_predict(
             runtime=runtime,
         )
         summary = predict(run)
-        stats = PredictionOutput(run.output, run.formats, ()).chunk_stats(
+        stats = PredictionOutput(run.outputs.output, run.outputs.formats, ()).chunk_stats(
             -(-summary.tiles // chunk)
         )
         scorer = Scorer(export, runtime=runtime)

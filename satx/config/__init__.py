@@ -1,11 +1,13 @@
 """Every frozen run configuration of satx, and the choices a user can make in them.
 
 One tree: `TrainConfig` nests `DataConfig` and `ModelConfig` (which nests `AugmentConfig`);
-`TuneConfig` nests the `TrainConfig` every trial starts from and its `SearchSpace`. Each config
-validates itself on construction, turns into JSON-ready dicts and back (`to_dict`,
-`from_dict`), and takes flat overrides (`with_overrides({"dropout": 0.1, "seed": 7})`): every
-field name is unique across a tree, so a flat key names exactly one field. Each field is declared
-with `knob(default, help, ...)`: the CLIs generate their flags from that (`satx.cli.flags`), so a
+`TuneConfig` nests the `TrainConfig` every trial starts from and its `SearchSpace`;
+`PredictConfig` nests `PredictInputs` (with its `SourceConfig`), `PredictScoring` and
+`PredictOutputs`. Each config validates itself on construction, turns into JSON-ready dicts and
+back (`to_dict`, `from_dict`), and takes flat overrides (`with_overrides({"dropout": 0.1,
+"seed": 7})`): every field name is unique across a tree, so a flat key names exactly one field
+(`Config.make(**flat)` builds one from such names). Each field is declared with
+`knob(default, help, ...)`: the CLIs generate their flags from that (`satx.cli.flags`), so a
 new knob is one field. Library code never reads flags.
 Nothing here imports anything heavy.
 
@@ -55,6 +57,9 @@ from satx.config.scoring import (
     EvaluateConfig,
     ExportConfig,
     PredictConfig,
+    PredictInputs,
+    PredictOutputs,
+    PredictScoring,
     ReviewConfig,
     SitesConfig,
 )
@@ -86,6 +91,9 @@ __all__ = [
     "ExportConfig",
     "ModelConfig",
     "PredictConfig",
+    "PredictInputs",
+    "PredictOutputs",
+    "PredictScoring",
     "RecordsConfig",
     "REVIEW_ORDERS",
     "ReviewConfig",

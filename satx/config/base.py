@@ -198,6 +198,26 @@ class Config(Record):
         return found
 
     @classmethod
+    def branches(cls) -> dict[str, tuple[str, ...]]:
+        """Every nested config of the tree that flat names reach into, by name -> its path."""
+        found: dict[str, tuple[str, ...]] = {}
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            hint = hints[f.name]
+            if isinstance(hint, type) and issubclass(hint, Config) and hint.overridable_fields:
+                found[f.name] = (f.name,)
+                found.update({k: (f.name, *path) for k, path in hint.branches().items()})
+        return found
+
+    @classmethod
+    def make(cls: type[C], **values: Any) -> C:
+        """A config from flat names anywhere in the tree: leaves, and nested configs given whole.
+
+        `PredictConfig.make(model="m", output="o", zoom=18, source=SourceConfig(tiles=...))`.
+        """
+        return cls.from_dict(_nest({**cls.leaves(), **cls.branches()}, values))
+
+    @classmethod
     def field_paths(cls) -> dict[str, tuple[str, ...]]:
         """Every leaf field name of the tree and the path to it."""
         return {name: leaf.path for name, leaf in cls.leaves().items()}
@@ -207,19 +227,24 @@ class Config(Record):
         return _replace_nested(self, _nest(self.leaves(), overrides))
 
 
-def _nest(leaves: Mapping[str, Leaf], flat: Mapping[str, Any]) -> dict[str, Any]:
-    """Flat leaf names -> the nested dict of the tree."""
-    unknown = sorted(set(flat) - set(leaves))
+def _nest(paths: Mapping[str, Leaf | tuple[str, ...]], flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Flat names (leaves, or nested configs given whole) -> the nested dict of the tree."""
+    unknown = sorted(set(flat) - set(paths))
     if unknown:
         raise InputError(f"unknown config keys {unknown}")
     nested: dict[str, Any] = {}
-    for key, value in flat.items():
-        *parents, leaf = leaves[key].path
+    for key in sorted(flat, key=lambda k: len(_path(paths[k]))):  # a whole config, then leaves
+        *parents, leaf = _path(paths[key])
         node = nested
         for parent in parents:
             node = node.setdefault(parent, {})
-        node[leaf] = value
+        value = flat[key]
+        node[leaf] = value.to_dict() if isinstance(value, Config) else value
     return nested
+
+
+def _path(where: Leaf | tuple[str, ...]) -> tuple[str, ...]:
+    return where.path if isinstance(where, Leaf) else where
 
 
 def _replace_nested(config: C, changes: Mapping[str, Any]) -> C:

@@ -19,9 +19,9 @@ def main(argv: list[str]) -> int:
     config = config_from_flags(PredictConfig)
     if config.dry_run:
         d = dry_run(config)
-        where = config.aoi or (f"bbox {list(config.bbox)}" if config.bbox else config.input)
-        zoom = f" at zoom {config.zoom}" if config.zoom else ""
-        print(f"{d.tiles:,} tiles{zoom}: {where}")
+        inputs = config.inputs
+        zoom = f" at zoom {inputs.zoom}" if inputs.zoom else ""
+        print(f"{d.tiles:,} tiles{zoom}: {inputs.where}")
         if "mask" in d.input:
             area = d.input["area_tiles"]
             print(
@@ -29,8 +29,8 @@ def main(argv: list[str]) -> int:
                 f"({100 * d.tiles / max(area, 1):.1f} %), those within "
                 f"{d.input['mask_buffer_m']:g} m of a built-up feature"
             )
-        if config.source.tiles:
-            shown = d.input.get("tiles") or secrets.redact_url(config.source.tiles)
+        if inputs.source.tiles:
+            shown = d.input.get("tiles") or secrets.redact_url(inputs.source.tiles)
             print(f"tile source: {shown}")
         print(
             f"model {d.model} ({d.runtime}): {d.model_tiles_per_s} tiles/s here on "
@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
         s = predict(config, command=command)
     print(
         f"{s.tiles} tiles: {s.scored} scored, {s.errors} errors ({s.missing} missing), "
-        f"{s.kept} written (score >= {config.min_score})"
+        f"{s.kept} written (score >= {config.outputs.min_score})"
     )
     r = s.this_run
     print(f"this run: {r.tiles} tiles in {r.seconds} s = {r.tiles_per_s} tiles/s ({s.runtime})")

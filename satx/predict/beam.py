@@ -35,7 +35,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from apache_beam.utils.shared import Shared
 
 from satx.artifact.scorer import Scorer
-from satx.config import PredictConfig
+from satx.config import PredictConfig, PredictOutputs
 from satx.io import beam as beam_io
 from satx.io import failpoints
 from satx.io.progress import Progress
@@ -47,7 +47,7 @@ from satx.predict.core import (
     summarise,
     write_chunk,
 )
-from satx.predict.inputs import ChunkData, open_input
+from satx.predict.inputs import ChunkData, TileInput, open_input
 from satx.predict.outputs import Labeller, PredictionOutput, locked_output
 from satx.predict.result import PredictRun
 
@@ -114,14 +114,19 @@ class _ScoreChunks(beam.DoFn):
         yield from self.handler.run_inference([chunk], self.model)
 
 
+def _worker_input(config: PredictConfig) -> TileInput:
+    """The run's input in a worker (a mask's tiles are the driver's, kept in the output)."""
+    return open_input(config.inputs, config.outputs.output)
+
+
 def _read(k: int, config: PredictConfig, spans: dict[int, tuple[int, int]]) -> tuple[int, Any]:
-    return k, beam_io.once_per_process(open_input, config).read(*spans[k])
+    return k, beam_io.once_per_process(_worker_input, config).read(*spans[k])
 
 
-def _write(result: PredictionResult, config: PredictConfig, labeller: Labeller) -> int:
+def _write(result: PredictionResult, outputs: PredictOutputs, labeller: Labeller) -> int:
     k, chunk, seconds = result.example
-    out = PredictionOutput(config.output, config.formats, labeller.class_names)
-    write_chunk(k, chunk, np.asarray(result.inference), labeller, out, config, seconds)
+    out = PredictionOutput(outputs.output, outputs.formats, labeller.class_names)
+    write_chunk(k, chunk, np.asarray(result.inference), labeller, out, outputs, seconds)
     failpoints.hit("predict.chunk_done")
     return k
 
@@ -141,7 +146,11 @@ def _predict_beam(config: PredictConfig, command: str | None) -> PredictRun:
     progress = Progress("predict", run.remaining)
     spans = {k: run.span(k) for k in run.todo}
     handler = SatxModelHandler(
-        str(scorer.path), len(class_names), config.batch_size, config.tta, scorer.runtime
+        str(scorer.path),
+        len(class_names),
+        config.scoring.batch_size,
+        config.scoring.tta,
+        scorer.runtime,
     )
     if run.todo:
         with beam_io.pipeline(config.beam_options) as p:
@@ -151,7 +160,7 @@ def _predict_beam(config: PredictConfig, command: str | None) -> PredictRun:
                 | "spread" >> beam.Reshuffle()
                 | "read" >> beam.Map(_read, config, spans)
                 | "score" >> beam.ParDo(_ScoreChunks(handler))
-                | "write" >> beam.Map(_write, config, run.labeller)
+                | "write" >> beam.Map(_write, config.outputs, run.labeller)
             )
     progress.update(run.remaining)
     progress.finish()

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from satx.artifact.artifact import open_artifact, report_threshold
 from satx.artifact.scorer import Scorer
-from satx.config import PredictConfig
+from satx.config import PredictConfig, PredictOutputs, PredictScoring
 from satx.data.decode import decode_to_size
 from satx.data.pipeline import decode_many, map_batches
 from satx.errors import InputError
@@ -120,11 +120,11 @@ def score_chunk(
 
 
 def _chunk_texts(
-    chunk: ChunkData, probs: np.ndarray, labeller: Labeller, config: PredictConfig
+    chunk: ChunkData, probs: np.ndarray, labeller: Labeller, outputs: PredictOutputs
 ) -> tuple[dict[str, str | bytes], int]:
     good = np.array([i not in chunk.errors for i in range(len(chunk.tiles))], dtype=bool)
     labels, scores = labeller.label_score(np.nan_to_num(probs))
-    keep = [i for i in np.flatnonzero(good) if scores[i] >= config.min_score]
+    keep = [i for i in np.flatnonzero(good) if scores[i] >= outputs.min_score]
     rows = ChunkRows(
         [chunk.tiles[i] for i in keep],
         [labels[i] for i in keep],
@@ -133,10 +133,10 @@ def _chunk_texts(
         labeller.class_names,
         every=(chunk.tiles, scores, good),
     )
-    return chunk_parts(rows, config.formats), len(keep)
+    return chunk_parts(rows, outputs.formats), len(keep)
 
 
-def _class_names(scorer: Scorer, config: PredictConfig) -> list[str]:
+def _class_names(scorer: Scorer, config: PredictScoring) -> list[str]:
     names = list(config.class_names) or scorer.class_names
     if not names:
         raise InputError(
@@ -157,15 +157,17 @@ def _class_names(scorer: Scorer, config: PredictConfig) -> list[str]:
 def setup(config: PredictConfig) -> tuple[Scorer, TileInput, list[str]]:
     """The run's devices and precision, its model, its input (close it) and class names."""
     # a wrong --model or --runtime is one line, before any device is set up
-    artifact = open_artifact(config.model)
-    runtime = artifact.resolve_runtime(config.runtime)
-    source = open_input(config)  # so is a wrong input or mask (a mask is built here)
+    scoring = config.scoring
+    artifact = open_artifact(scoring.model)
+    runtime = artifact.resolve_runtime(scoring.runtime)
+    # so is a wrong input or mask (a mask is built here, and kept in the output)
+    source = open_input(config.inputs, config.outputs.output, keep_mask=not config.dry_run)
     try:
-        split_cpu(config.cpu_devices)
-        strategy = make_strategy(config.strategy)
-        policy = set_precision(config.mixed_precision)
-        scorer = Scorer(artifact, strategy, policy, config.tta, runtime)
-        return scorer, source, _class_names(scorer, config)
+        split_cpu(scoring.cpu_devices)
+        strategy = make_strategy(scoring.strategy)
+        policy = set_precision(scoring.mixed_precision)
+        scorer = Scorer(artifact, strategy, policy, scoring.tta, runtime)
+        return scorer, source, _class_names(scorer, scoring)
     except BaseException:
         source.close()
         raise
@@ -177,11 +179,11 @@ def write_chunk(
     probs: np.ndarray,
     labeller: Labeller,
     out: PredictionOutput,
-    config: PredictConfig,
+    outputs: PredictOutputs,
     seconds: float,
 ) -> None:
     """Write one scored chunk's parts and its done marker."""
-    texts, kept = _chunk_texts(chunk, probs, labeller, config)
+    texts, kept = _chunk_texts(chunk, probs, labeller, outputs)
     stats = {
         "tiles": len(chunk.tiles),
         "scored": len(chunk.tiles) - len(chunk.errors),
@@ -190,7 +192,7 @@ def write_chunk(
         "kept": kept,
         "seconds": round(seconds, 3),
     }
-    listed = {i: e for i, e in chunk.errors.items() if config.list_missing or e[0] != "missing"}
+    listed = {i: e for i, e in chunk.errors.items() if outputs.list_missing or e[0] != "missing"}
     out.write_chunk(k, texts, format_errors(chunk.tiles, listed), stats)
 
 
@@ -217,7 +219,7 @@ class Run:
         return k * self.chunk_size, min(self.total, (k + 1) * self.chunk_size)
 
 
-def _threshold_of(config: PredictConfig, class_names: list[str]) -> float:
+def _threshold_of(config: PredictScoring, class_names: list[str]) -> float:
     """The binary threshold: `--threshold`, or the one an evaluate report chose."""
     if not config.threshold_from:
         return config.threshold
@@ -232,7 +234,7 @@ def _threshold_of(config: PredictConfig, class_names: list[str]) -> float:
     return threshold
 
 
-def _check_size(config: PredictConfig, total: int) -> None:
+def _check_size(config: PredictOutputs, total: int) -> None:
     """Refuse to write every tile of a large run into files nobody can open."""
     merged = [f for f in config.formats if FORMATS[f].one_file]
     if merged and total > LARGE_ROWS and config.min_score <= 0:
@@ -245,8 +247,10 @@ def _check_size(config: PredictConfig, total: int) -> None:
 
 def begin(config: PredictConfig, scorer: Scorer, source: TileInput, class_names: list[str]) -> Run:
     """Claim (or resume) the output folder and list the chunks still to do."""
-    labeller = Labeller.make(class_names, config.positive_class, _threshold_of(config, class_names))
-    out = PredictionOutput(config.output, config.formats, tuple(class_names))
+    scoring, outputs = config.scoring, config.outputs
+    threshold = _threshold_of(scoring, class_names)
+    labeller = Labeller.make(class_names, scoring.positive_class, threshold)
+    out = PredictionOutput(outputs.output, outputs.formats, tuple(class_names))
     fingerprint = source.fingerprint()
     identity = {
         **config.identity(),
@@ -255,9 +259,9 @@ def begin(config: PredictConfig, scorer: Scorer, source: TileInput, class_names:
         "runtime": scorer.runtime,
     }
     total = len(source)
-    _check_size(config, total)
-    out.start({**identity, "input": fingerprint}, config.overwrite)
-    chunks = math.ceil(total / config.chunk_size)
+    _check_size(outputs, total)
+    out.start({**identity, "input": fingerprint}, outputs.overwrite)
+    chunks = math.ceil(total / outputs.chunk_size)
     done = out.done_chunks()
     todo = [k for k in range(chunks) if k not in done]
     if done:
@@ -267,12 +271,12 @@ def begin(config: PredictConfig, scorer: Scorer, source: TileInput, class_names:
         total,
         fingerprint["kind"],
         chunks,
-        config.chunk_size,
+        outputs.chunk_size,
         scorer.path,
         scorer.runtime,
         scorer.replicas,
     )
-    return Run(labeller, out, fingerprint, total, config.chunk_size, chunks, todo, done)
+    return Run(labeller, out, fingerprint, total, outputs.chunk_size, chunks, todo, done)
 
 
 def summarise(

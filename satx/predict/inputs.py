@@ -27,7 +27,7 @@ from typing import Protocol
 import numpy as np
 
 from satx import geo
-from satx.config import PredictConfig
+from satx.config import PredictInputs
 from satx.errors import InputError, RecordsError
 from satx.io import storage
 from satx.predict.result import MASK_DIR
@@ -259,21 +259,22 @@ class RecordsTiles:
         """Nothing to release (each read opens and closes its shards)."""
 
 
-def _masked(area: Area, config: PredictConfig) -> MaskedArea:
+def _masked(area: Area, config: PredictInputs, output: str, keep: bool) -> MaskedArea:
     """The area's tiles that the mask keeps.
 
-    The mask's tiles are kept in the output's `_mask/` (named by the mask's content and
-    settings), so a resumed run and every Beam worker read them instead of building them again.
+    The mask's tiles are kept (`keep`) in the `output`'s `_mask/` (named by the mask's content
+    and settings), so a resumed run and every Beam worker read them instead of building them
+    again.
     """
     identity = mask_identity(config.mask, config.mask_buffer_m, config.mask_threshold)
     settings = f"{identity['mask_sha256'][:16]}-z{area.zoom}-{config.mask_buffer_m:g}m"
     name = f"{MASK_DIR}/{settings}-{config.mask_threshold:g}.npy"
-    store = storage.open_store(config.output) if config.output else None
+    store = storage.open_store(output) if output else None
     if store is not None and store.exists(name):
         keys = np.load(io.BytesIO(store.read_bytes(name)))
     else:
         keys = mask_keys(config.mask, area.zoom, config.mask_buffer_m, config.mask_threshold)
-        if store is not None and not config.dry_run:
+        if store is not None and keep:
             buffer = io.BytesIO()
             np.save(buffer, keys)
             store.write_bytes(name, buffer.getvalue())
@@ -288,10 +289,11 @@ def _masked(area: Area, config: PredictConfig) -> MaskedArea:
     return masked
 
 
-def open_input(config: PredictConfig) -> TileInput:
+def open_input(config: PredictInputs, output: str = "", keep_mask: bool = True) -> TileInput:
     """The input a predict run names: an area and a tile source, records, a CSV or a folder.
 
-    Close it when done.
+    A `--mask`'s tiles are read from the `output` folder's `_mask/` when there, else built (and
+    kept there with `keep_mask`). Close it when done.
     """
     input_path, bbox, aoi, zoom = config.input, config.bbox, config.aoi, config.zoom
     source, threads = config.source, config.read_threads
@@ -302,7 +304,7 @@ def open_input(config: PredictConfig) -> TileInput:
             raise InputError(f"--{'bbox' if bbox else 'aoi'} needs --zoom (e.g. --zoom=18)")
         area = BboxArea(bbox, zoom) if bbox else load_aoi(aoi, zoom)
         if config.mask:
-            area = _masked(area, config)
+            area = _masked(area, config, output, keep_mask)
         return AreaTiles(area, open_source(source))
     if not input_path:
         raise InputError(

@@ -118,14 +118,15 @@ def _what_differs(found: str, wanted: str) -> str:
 
 def locked_output(config: Any) -> contextlib.AbstractContextManager:
     """Predict's output claimed (`satx.io.claim`) and locked: refused when it overlaps an input."""
+    given = config.inputs
     inputs = (
-        ("--input", config.input),
-        ("--model", config.model),
-        ("--mask", config.mask),
-        ("--aoi", config.aoi),
-        ("--tiles", claim.template_root(config.source.tiles)),
+        ("--input", given.input),
+        ("--model", config.scoring.model),
+        ("--mask", given.mask),
+        ("--aoi", given.aoi),
+        ("--tiles", claim.template_root(given.source.tiles)),
     )
-    return output_lock(config.output, "predict", LAYOUT, inputs)
+    return output_lock(config.outputs.output, "predict", LAYOUT, inputs)
 
 
 class PredictionOutput:

@@ -134,6 +134,12 @@ class PredictRun(Record):
         """
         return cls.load_finished(root, RUN_NAME, "--predictions", "satx.predict")
 
+    @property
+    def min_score(self) -> float:
+        """The run's `--min_score`: its files hold no scored tile below it."""
+        recorded = self.config.get("outputs", self.config)  # a flat config before 2026-12-07
+        return float(recorded.get("min_score", 0.0) or 0.0)
+
     def rows_file(self) -> str | None:
         """The merged predictions file later stages read (CSV first), if the run wrote one."""
         return next((predictions_name(f) for f in ROW_FORMATS if f in self.files), None)

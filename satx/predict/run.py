@@ -60,8 +60,10 @@ def _predict(
             if n + 1 < len(todo):  # read the next chunk while this one is scored
                 pending = read(todo[n + 1])
             started = time.monotonic()
-            probs = score_chunk(scorer, chunk, num_classes, config.batch_size, progress)
-            write_chunk(k, chunk, probs, run.labeller, run.out, config, time.monotonic() - started)
+            probs = score_chunk(scorer, chunk, num_classes, config.scoring.batch_size, progress)
+            write_chunk(
+                k, chunk, probs, run.labeller, run.out, config.outputs, time.monotonic() - started
+            )
             failpoints.hit("predict.chunk_done")
             run.out.write_progress(
                 {
@@ -83,7 +85,7 @@ def dry_run(config: PredictConfig) -> DryRun:
     """
     scorer, source, _ = setup(config)
     source.close()
-    rate = scorer.measure_rate(config.batch_size)
+    rate = scorer.measure_rate(config.scoring.batch_size)
     seconds = len(source) / rate
     return DryRun(
         tiles=len(source),

@@ -150,7 +150,7 @@ def _resolve(config: SitesConfig, run: PredictRun) -> _Plan:
     """The class, threshold, curve floor and known schools; the inputs' identity."""
     positive = run.positive(config.positive_class)
     threshold, source = _threshold(config, run)
-    run_floor = float(run.config.get("min_score", 0.0) or 0.0)
+    run_floor = run.min_score
     if threshold < run_floor and source == DEFAULT_SOURCE:
         threshold, source = run_floor, "the predictions' --min_score"
     if threshold < run_floor:

@@ -40,7 +40,7 @@ def test_a_runtime_resumes_after_kill_9_and_equals_beam(converted, xyz_area, tmp
         )
         kw = dict(bbox=BBOX, zoom=18, source=SourceConfig(tiles=server.template), tta="dihedral")
         kw.update(runtime=runtime, chunk_size=4, batch_size=3, formats=("csv", "geojson"))
-        predict(PredictConfig(model=str(version), output=str(tmp_path / "clean"), **kw))
+        predict(PredictConfig.make(model=str(version), output=str(tmp_path / "clean"), **kw))
         killed = cli(
             *args,
             f"--output={tmp_path / 'killed'}",
@@ -49,7 +49,7 @@ def test_a_runtime_resumes_after_kill_9_and_equals_beam(converted, xyz_area, tmp
         assert killed.returncode == -9, killed.stderr[-2000:]
         resumed = cli(*args, f"--output={tmp_path / 'killed'}", check=True)
         assert "resuming: 2 of" in resumed.stderr
-        beam = PredictConfig(
+        beam = PredictConfig.make(
             model=str(version),
             output=str(tmp_path / "beam"),
             engine="beam",

@@ -13,6 +13,7 @@ from satx.config import (
     PredictConfig,
     RecordsConfig,
     SearchSpace,
+    SourceConfig,
     TrainConfig,
     TuneConfig,
     default_of,
@@ -49,6 +50,28 @@ def test_partial_nested_dicts_fill_in_defaults():
     config = TrainConfig.from_dict({"model": {"augment": {"dihedral": False}}, "seed": 3})
     assert not config.model.augment.dihedral and config.model.augment.zoom_max == 1.2
     assert config.seed == 3 and config.data == DataConfig()
+
+
+def test_predict_config_in_parts_keeps_its_flat_flags_and_names():
+    """Issue 37 split PredictConfig into inputs, scoring and outputs: no flag changed."""
+    before = "model output input bbox aoi zoom mask mask_buffer_m mask_threshold split formats "
+    before += "min_score list_missing threshold threshold_from positive_class class_names "
+    before += "batch_size chunk_size read_threads strategy cpu_devices mixed_precision "
+    before += "project_tiles overwrite dry_run tta runtime engine beam_options"
+    source = set(SourceConfig.leaves())
+    assert set(PredictConfig.leaves()) == set(before.split()) | source
+    config = PredictConfig.make(
+        model="m", output="o", zoom=18, chunk_size=8, source=SourceConfig(tiles="t/{z}/{x}/{y}")
+    )
+    assert config.scoring.model == "m" and config.outputs.output == "o"
+    assert config.inputs.zoom == 18 and config.outputs.chunk_size == 8
+    assert config.inputs.source.tiles == "t/{z}/{x}/{y}"
+    assert config == PredictConfig.from_dict(config.to_dict())
+    assert config.with_overrides({"fetch_threads": 3}).inputs.source.fetch_threads == 3
+    with pytest.raises(InputError, match=r"unknown config keys \['modle'\]"):
+        PredictConfig.make(modle="m")
+    with pytest.raises(InputError, match="--mask keeps tiles of an area"):
+        PredictConfig.make(model="m", output="o", input="i", mask="m.geojson")
 
 
 @pytest.mark.parametrize(
@@ -104,7 +127,7 @@ def test_invalid_values_are_clear():
     with pytest.raises(InputError, match="cache"):
         DataConfig(cache="disk")
     with pytest.raises(InputError, match="formats"):
-        PredictConfig(model="m", output="o", formats=("shp",))
+        PredictConfig.make(model="m", output="o", formats=("shp",))
     with pytest.raises(InputError, match="--input is required"):
         RecordsConfig(output="o")
     with pytest.raises(InputError, match="export_best_on"):

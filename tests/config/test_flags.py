@@ -82,11 +82,11 @@ def test_an_invalid_choice_is_one_clear_sentence():
     with pytest.raises(InputError, match="--demo_mode=z: choose one of x, y"):
         Demo(demo_mode="z")
     with pytest.raises(InputError, match="--formats=csv,shp: choose one of geojson, csv, jsonl"):
-        PredictConfig(model="m", output="o", formats=("csv", "shp"))
+        PredictConfig.make(model="m", output="o", formats=("csv", "shp"))
     with pytest.raises(InputError, match="--strategy=multiworker: choose one of"):
-        PredictConfig(model="m", output="o", strategy="multiworker")
+        PredictConfig.make(model="m", output="o", strategy="multiworker")
     with pytest.raises(InputError, match=r"--chunk_size=0: must be at least 1"):
-        PredictConfig(model="m", output="o", chunk_size=0)
+        PredictConfig.make(model="m", output="o", chunk_size=0)
     with pytest.raises(InputError, match=r"--fetch_timeout=0: must be above 0"):
         RecordsConfig(input="i", output="o", source=SourceConfig(fetch_timeout=0))
     with pytest.raises(InputError, match=r"--lr_phase1=0: must be above 0; --label_smoothing"):

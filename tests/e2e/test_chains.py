@@ -112,7 +112,7 @@ def test_decisions_become_the_next_training_set(tiny_model, tmp_path):
     e, n = mercantile.bounds(ORIGIN.x + 4, ORIGIN.y + 1, 18)[2:]
     output = tmp_path / "predicted"
     predict(
-        PredictConfig(
+        PredictConfig.make(
             model=str(tiny_model["export"]),
             bbox=(w + 1e-7, s + 1e-7, e - 1e-7, n - 1e-7),
             zoom=18,

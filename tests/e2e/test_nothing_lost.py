@@ -175,7 +175,9 @@ def _stage_runs(tiny_model, sample_records, sample_tiles, prediction_set):
             RecordsConfig(input=str(sample_tiles), output=str(out), overwrite=over)
         ),
         "predict": lambda out, over: predict(
-            PredictConfig(model=model, input=str(sample_tiles), output=str(out), overwrite=over)
+            PredictConfig.make(
+                model=model, input=str(sample_tiles), output=str(out), overwrite=over
+            )
         ),
         "sites": lambda out, over: find_sites(
             SitesConfig(predictions=prediction_set["predictions"], output=str(out), overwrite=over)

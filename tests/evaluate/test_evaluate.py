@@ -160,7 +160,7 @@ def test_threshold_chosen_on_validation_applies_to_test_and_to_predict(
     assert report.at_threshold_chosen["hits_per_million"] <= 300000
     assert "chosen on the val split" in (out / "report.md").read_text()
     pred = tmp_path / "pred"
-    config = PredictConfig(
+    config = PredictConfig.make(
         model=str(tiny_model["export"]),
         output=str(pred),
         input=sample_records,

@@ -145,8 +145,10 @@ def test_bboxes_and_zooms(bbox, zoom):
     from satx.tiles.areas import BboxArea
 
     try:
-        config = PredictConfig(model="m", output="o", bbox=tuple(bbox), zoom=zoom, dry_run=True)
-        area = BboxArea(config.bbox, config.zoom)
+        config = PredictConfig.make(
+            model="m", output="o", bbox=tuple(bbox), zoom=zoom, dry_run=True
+        )
+        area = BboxArea(config.inputs.bbox, config.inputs.zoom)
     except SatxError as err:
         return _one_line(err)
     assert all(math.isfinite(v) for v in bbox) and 0 <= zoom <= 24

@@ -373,7 +373,7 @@ def test_folder_http_mbtiles_and_pmtiles_give_identical_predictions(
             ("mbtiles", str(root / "t.mbtiles")),
             ("pmtiles", str(root / "t.pmtiles")),
         ):
-            config = PredictConfig(
+            config = PredictConfig.make(
                 model=str(tiny_model["export"]),
                 output=str(tmp_path / name),
                 bbox=AREA_BBOX,

@@ -26,7 +26,7 @@ def predicted_errors(out):
 
 
 def predict_config(model, out, tiles="", **kw):
-    return PredictConfig(
+    return PredictConfig.make(
         model=str(model),
         output=str(out),
         source=SourceConfig(tiles=tiles),
@@ -96,7 +96,7 @@ FILES = ("predictions.csv", "predictions.geojson", "errors.csv")
 
 
 def beam_config(model, out, **kw):
-    return PredictConfig(
+    return PredictConfig.make(
         model=str(model), output=str(out), **{"chunk_size": 5, "batch_size": 4, **kw}
     )
 
