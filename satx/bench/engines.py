@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from satx.bench.records import run_make_records
+from satx.bench.table import Column, table
 
 BEAM_RUNS = {
     "beam_1_process": "",
@@ -115,12 +116,21 @@ def bench_predict_engines(
 
 def format_engines(title: str, r: dict) -> str:
     """One engine comparison as plain text."""
-    lines = [f"{title} ({r['tiles']} tiles, end to end, medians of {r['repeats']}):"]
-    lines.append(f"  local {r['local_tiles_per_s']:,.1f} tiles/s {r['local_spread']}")
-    for name in (n for n in r if n.endswith("_over_local")):
-        name = name[: -len("_over_local")]
-        lines.append(
-            f"  {name.replace('_', ' ')} {r[f'{name}_tiles_per_s']:,.1f} tiles/s "
-            f"{r[f'{name}_spread']} = {r[f'{name}_over_local']:.2f}x local"
-        )
-    return "\n".join(lines)
+    columns = [
+        Column("engine", "engine", 22, left=True),
+        Column("tiles/s", "tiles_per_s", 9, ",.1f"),
+        Column("[min, max]", "spread", 20),
+        Column("x local", "over_local", 8, ".2f"),
+    ]
+    names = ["local", *(n[: -len("_over_local")] for n in r if n.endswith("_over_local"))]
+    rows = [
+        {
+            "engine": name.replace("_", " "),
+            "tiles_per_s": r[f"{name}_tiles_per_s"],
+            "spread": str(r[f"{name}_spread"]),
+            "over_local": r.get(f"{name}_over_local", 1.0),
+        }
+        for name in names
+    ]
+    title = f"{title} ({r['tiles']} tiles, end to end, medians of {r['repeats']}):"
+    return f"{title}\n{table(rows, columns)}"

@@ -23,6 +23,7 @@ from pathlib import Path
 import mercantile
 
 from satx.bench.predict import export_untrained
+from satx.bench.table import Column, table
 from satx.bench.tileserver import TileServerProcess
 from satx.config import BenchConfig, SourceConfig
 
@@ -155,22 +156,22 @@ def bench_fetch(files: list[Path], s: BenchConfig, backbone: str, image_size: in
 
 def format_fetch(r: dict) -> str:
     """The fetch bench as plain text."""
-    lines = [
-        f"HTTP tile fetching ({r['tiles']} tiles from a loopback server in its own process; "
-        f"medians of {r['repeats']}); folder read {r['folder_read_tiles_per_s']:,.0f} tiles/s",
-        f"  {'threads':>7} {'0 ms/s':>8} {r['latency_ms']:>4.0f} ms/s {'ratio':>6} "
-        f"{'threads/latency':>15}",
+    columns = [
+        Column("threads", "threads", 9),
+        Column("0 ms/s", "http_0ms_tiles_per_s", 8, ",.0f"),
+        Column(f"{r['latency_ms']:.0f} ms/s", "http_latency_tiles_per_s", 9, ",.0f"),
+        Column("ratio", "latency_over_0ms", 6, ".2f"),
+        Column("threads/latency", lambda row: row["cap_threads_over_latency"] or 0, 15, ",.0f"),
     ]
-    for n, row in r["by_threads"].items():
-        fast, slow = row["http_0ms_tiles_per_s"], row["http_latency_tiles_per_s"]
-        lines.append(
-            f"  {n:>7} {fast:>8,.0f} {slow:>9,.0f} {row['latency_over_0ms']:>6.2f} "
-            f"{row['cap_threads_over_latency'] or 0:>15,.0f}"
-        )
-    lines.append(
-        f"  predict ({r['predict_backbone']}, {r['predict_tiles']} tiles, steady, "
-        f"{r['predict_fetch_threads']} threads, {r['latency_ms']:.0f} ms): folder "
-        f"{r['predict_folder_tiles_per_s']:,.1f} tiles/s, HTTP "
-        f"{r['predict_http_tiles_per_s']:,.1f} tiles/s = {r['predict_http_over_folder']:.2f}x"
+    rows = [{"threads": n, **row} for n, row in r["by_threads"].items()]
+    return "\n".join(
+        [
+            f"HTTP tile fetching ({r['tiles']} tiles from a loopback server in its own process; "
+            f"medians of {r['repeats']}); folder read {r['folder_read_tiles_per_s']:,.0f} tiles/s",
+            table(rows, columns),
+            f"  predict ({r['predict_backbone']}, {r['predict_tiles']} tiles, steady, "
+            f"{r['predict_fetch_threads']} threads, {r['latency_ms']:.0f} ms): folder "
+            f"{r['predict_folder_tiles_per_s']:,.1f} tiles/s, HTTP "
+            f"{r['predict_http_tiles_per_s']:,.1f} tiles/s = {r['predict_http_over_folder']:.2f}x",
+        ]
     )
-    return "\n".join(lines)

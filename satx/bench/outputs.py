@@ -18,6 +18,8 @@ from typing import Any
 import mercantile
 import numpy as np
 
+from satx.bench.table import Column, table
+
 CHUNK = 4096
 SIDE = 12_400  # Colombia's extent at zoom 18, in tiles
 CLASSES = ("not_school", "school")
@@ -115,12 +117,27 @@ def bench_raster(tiles: int) -> dict[str, Any]:
 def format_outputs(r: dict[str, Any]) -> str:
     """The outputs bench as plain text."""
     f, g = r["formats"], r["raster"]
-    lines = [f"output formats ({f['rows']:,} rows, predict's writers, chunks of {CHUNK}):"]
-    for fmt, s in f["seconds"].items():
-        per_row, ratio = f["us_per_row"][fmt], f["over_csv"][fmt]
-        lines.append(f"  {fmt:8s} {s:7.2f} s = {per_row:6.2f} us/row ({ratio:.2f}x CSV)")
-    lines.append(
-        f"score raster {g['pixels']} px from {g['tiles_scored']:,} scored tiles: {g['seconds']} s, "
-        f"COG {g['cog_mb']} MB, peak memory grew {g['peak_rss_growth_mb']} MB"
+    columns = [
+        Column("format", "format", 8, left=True),
+        Column("seconds", "seconds", 8, ".2f"),
+        Column("us/row", "us_per_row", 7, ".2f"),
+        Column("x CSV", "over_csv", 6, ".2f"),
+    ]
+    rows = [
+        {
+            "format": fmt,
+            "seconds": s,
+            "us_per_row": f["us_per_row"][fmt],
+            "over_csv": f["over_csv"][fmt],
+        }
+        for fmt, s in f["seconds"].items()
+    ]
+    return "\n".join(
+        [
+            f"output formats ({f['rows']:,} rows, predict's writers, chunks of {CHUNK}):",
+            table(rows, columns),
+            f"score raster {g['pixels']} px from {g['tiles_scored']:,} scored tiles: "
+            f"{g['seconds']} s, COG {g['cog_mb']} MB, peak memory grew "
+            f"{g['peak_rss_growth_mb']} MB",
+        ]
     )
-    return "\n".join(lines)
