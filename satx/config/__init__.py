@@ -9,7 +9,8 @@ back (`to_dict`, `from_dict`), and takes flat overrides (`with_overrides({"dropo
 (`Config.make(**flat)` builds one from such names). Each field is declared with
 `knob(default, help, ...)`: the CLIs generate their flags from that (`satx.cli.flags`), so a
 new knob is one field. Library code never reads flags.
-Nothing here imports anything heavy.
+Nothing here imports TensorFlow: the registries the choices come from (runtimes, output
+formats) import numpy, which every stage loads anyway (`import satx.config` ~0.1-0.2 s).
 
 Batch sizes: a bare `batch_size` is always the global batch (tiles per step over all devices);
 the training run's own is `per_replica_batch_size`, spelled out.
