@@ -37,8 +37,20 @@ class SourceConfig(Config):
     tiles: str = knob(
         "",
         "Tile source: a path or gs:// template (DIR/{z}/{x}/{y}.jpg), an http(s) XYZ/TMS/WMS "
-        "template ({z} {x} {y} {-y} {quadkey} {s} {bbox}; ${ENV} expanded), FILE.mbtiles, or "
-        "FILE.pmtiles (local or gs://).",
+        "template ({z} {x} {y} {-y} {quadkey} {s} {bbox}; ${ENV} expanded), FILE.mbtiles, "
+        "FILE.pmtiles (local or gs://), or scenes: a GeoTIFF/COG or .vrt (local, gs://, https://), "
+        "a folder or glob of them, or a STAC Item/ItemCollection .json.",
+    )
+    stac_asset: str = knob("visual", "A STAC --tiles: the asset of each item that is the scene.")
+    bands: tuple[int, ...] = knob(
+        (),
+        "Scenes: the 1-based bands shown as R,G,B (default: the RGB ones, else 1,2,3).",
+        at_least=1,
+    )
+    rescale: tuple[float, ...] = knob(
+        (),
+        "Scenes not in uint8: MIN,MAX mapped to 0-255 (default: each band's 2nd-98th "
+        "percentile, computed once per scene and recorded).",
     )
     tile_subdomains: tuple[str, ...] = knob((), "What {s} takes, e.g. a,b,c.")
     tile_header: tuple[str, ...] = knob(
@@ -59,6 +71,12 @@ class SourceConfig(Config):
         "Retries per tile on timeouts, connection errors, 429 and 5xx (with backoff).",
         at_least=0,
     )
+
+    def problems(self) -> list[str]:
+        """A rescale is two numbers, low below high."""
+        if self.rescale and (len(self.rescale) != 2 or self.rescale[0] >= self.rescale[1]):
+            return [f"--rescale={','.join(map(str, self.rescale))}: give MIN,MAX with MIN < MAX"]
+        return []
 
 
 ENGINE_HELP = "local: this machine's processes; beam: Apache Beam stages (see --beam_options)."

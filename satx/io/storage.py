@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
 
 if TYPE_CHECKING:  # imported lazily at run time: google-cloud-storage is slow to import
     from google.api_core.retry import Retry
@@ -231,8 +231,7 @@ class GcsStore:
         """Whether the object exists."""
         return self._call("stat", name, lambda r: self._blob(name).exists(retry=r))
 
-    def size(self, name: str) -> int:
-        """Object size in bytes."""
+    def _stat(self, name: str) -> Any:
         blob = self._call(
             "stat",
             name,
@@ -240,7 +239,16 @@ class GcsStore:
         )
         if blob is None:
             raise FileNotFoundError(self.url(name))
-        return int(blob.size)
+        return blob
+
+    def size(self, name: str) -> int:
+        """Object size in bytes."""
+        return int(self._stat(name).size)
+
+    def etag(self, name: str) -> str:
+        """The object's ETag (its content's version), else its MD5."""
+        blob = self._stat(name)
+        return str(blob.etag or blob.md5_hash)
 
     def list(self, prefix: str = "") -> list[str]:
         """All objects under `prefix`, as sorted names relative to the root."""

@@ -4,7 +4,8 @@
 - a path or gs:// template (`DIR/{z}/{x}/{y}.jpg`): files, read in parallel;
 - an HTTP(S) XYZ/TMS/WMS template (`satx.tiles.http`): pooled, retried, rate-capped;
 - an MBTiles file (SQLite, TMS rows; `tiles` may be a view);
-- a PMTiles archive, local or gs:// (range reads; directories cached).
+- a PMTiles archive, local or gs:// (range reads; directories cached);
+- scenes: GeoTIFF/COG files, folders of them, STAC items (`satx.tiles.scenes`): tiles cut.
 With `tile_cache`, any of them is wrapped in an on-disk cache.
 
 `read(tiles)` returns the encoded bytes per tile (None where there are none) and, by position,
@@ -27,6 +28,7 @@ from satx.errors import InputError
 from satx.io import claim, secrets, storage
 from satx.tiles.archives import MBTilesSource, PMTilesSource
 from satx.tiles.base import MISSING, Errors, TileSource, read_locations
+from satx.tiles.scenes import is_scene_spec
 from satx.tiles.template import TileTemplate
 
 __all__ = ["MISSING", "CachedSource", "FileTiles", "TileSource", "open_source", "read_locations"]
@@ -122,12 +124,18 @@ def open_source(config: SourceConfig, confined: bool = False) -> TileSource:
     """
     spec = config.tiles
     if not spec:
-        raise InputError("--tiles is required: a path or URL template, .mbtiles or .pmtiles")
+        raise InputError(
+            "--tiles is required: a path or URL template, .mbtiles, .pmtiles or scenes (.tif)"
+        )
     secrets.scrub_logs()
     secrets.register_url(spec)
     lowered = spec.lower().split("?")[0]
     source: TileSource
-    if lowered.startswith(("http://", "https://")):
+    if is_scene_spec(spec):
+        from satx.tiles.scenes import SceneTiles
+
+        source = SceneTiles(config)
+    elif lowered.startswith(("http://", "https://")):
         from satx.tiles.http import HttpTiles
 
         source = HttpTiles(config)

@@ -1,0 +1,152 @@
+"""Scenes as a tile source, on scenes made from the real xyz tiles (tests/support/scenes.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import mercantile
+import numpy as np
+import pytest
+from PIL import Image
+
+from satx.config import SourceConfig
+from satx.errors import InputError
+from satx.tiles.base import MISSING
+from satx.tiles.scenes import SceneTiles, is_scene_spec
+from satx.tiles.sources import open_source
+from tests.support import scenes
+from tests.support.scenes import BLOCK, HOLE, original
+
+pytestmark = pytest.mark.realdata
+OUTSIDE = mercantile.Tile(62000, 50000, 17)
+
+
+def _cut(spec: str, tiles, **options):
+    source = open_source(SourceConfig(tiles=spec, **options))
+    try:
+        data, errors = source.read(tiles)
+        return source, data, errors
+    finally:
+        source.close()
+
+
+def _pixels(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def test_which_tiles_specs_name_scenes(tmp_path):
+    (tmp_path / "scenes").mkdir()
+    for spec in ("a.tif", "s/b.TIFF", "m.vrt", "gs://b/s.tif", "https://h/s.tif?sig=1", "i.json"):
+        assert is_scene_spec(spec), spec
+    assert is_scene_spec(str(tmp_path / "scenes")) and is_scene_spec(str(tmp_path / "*.tif"))
+    for spec in ("t/{z}/{x}/{y}.jpg", "https://h/{z}/{x}/{y}.png", "a.mbtiles", "a.pmtiles"):
+        assert not is_scene_spec(spec), spec
+
+
+def test_a_mercator_cog_gives_back_every_tile_exactly(tmp_path):
+    path = scenes.mercator_scene(tmp_path / "block.tif")
+    source, data, errors = _cut(str(path), [*BLOCK, OUTSIDE])
+    hole, outside = BLOCK.index(HOLE), len(BLOCK)
+    assert errors[hole][0] == MISSING and errors[outside][0] == MISSING
+    assert set(errors) == {hole, outside}
+    for i, tile in enumerate(BLOCK):
+        if i != hole:
+            assert data[i][:8] == b"\x89PNG\r\n\x1a\n"
+            np.testing.assert_array_equal(_pixels(data[i]), original(tile), err_msg=str(tile))
+            assert source.coverage[tile] == 1.0
+    assert source.native_zoom == 17
+    (identity,) = source.identity()
+    assert identity["bands"] == [1, 2, 3] and identity["rescale"] == []
+    assert len(identity["sha256"]) == 64
+
+
+def test_a_utm_scene_is_warped_back_within_a_few_levels(tmp_path):
+    path = scenes.utm_scene(tmp_path / "utm.tif")
+    source, data, errors = _cut(str(path), BLOCK)
+    assert not errors
+    assert source.coverage[HOLE] < 1e-3  # the hole: a pixel of its neighbours' warp
+    errors_by_tile = []
+    for tile, tile_data in zip(BLOCK[1:], data[1:], strict=True):
+        got, want = _pixels(tile_data).astype(int), original(tile).astype(int)
+        covered = got.sum(axis=2) > 0  # edges: the warp may leave a sliver uncovered (black)
+        assert source.coverage[tile] > 0.99
+        assert source.coverage[tile] == pytest.approx(covered.mean(), abs=0.01)
+        errors_by_tile.append(np.abs(got - want)[covered].mean())
+    # bilinear twice (to UTM, back to 3857) on real imagery: a blur, not a shift (measured:
+    # 4.3-6.2 levels a tile; a one-pixel shift of the originals gives 11-16)
+    assert max(errors_by_tile) < 8, errors_by_tile
+
+
+def test_sixteen_bit_bands_rescale_and_a_nodata_border(tmp_path):
+    path = scenes.sixteen_bit_scene(tmp_path / "b16.tif")
+    centre = mercantile.Tile(62093, 50163, 17)
+    corner = mercantile.Tile(62094, 50164, 17)
+    source, data, errors = _cut(str(path), [centre, corner], bands=(3, 2, 1), rescale=(0, 1020))
+    assert not errors
+    want = original(centre).astype(int)
+    assert np.abs(_pixels(data[0]).astype(int) - want).max() <= 1  # 0 was stored as 4
+    assert source.coverage[centre] == 1.0
+    share = (256 - 64) ** 2 / 256**2  # the frame takes 64 px off two sides of a corner tile
+    assert source.coverage[corner] == pytest.approx(share)
+    assert (_pixels(data[1])[-64:] == 0).all()  # uncovered: black
+    # default: each band's 2nd-98th percentile, computed once and recorded
+    source, data, _ = _cut(str(path), [centre], bands=(3, 2, 1))
+    (identity,) = source.identity()
+    assert identity["dtype"] == "uint16" and len(identity["rescale"]) == 3
+    for low, high in identity["rescale"]:
+        assert 4 <= low < high <= 1020
+    assert _pixels(data[0]).std() > 20
+
+
+def test_overlapping_scenes_first_wins_and_stac_orders_by_date(tmp_path):
+    rgb, mask, bounds = scenes.mosaic()
+    scenes.write_scene(tmp_path / "s" / "a.tif", rgb, bounds, mask=mask)
+    scenes.write_scene(tmp_path / "s" / "b.tif", 255 - rgb, bounds)  # b covers the hole too
+    tile = mercantile.Tile(62093, 50163, 17)
+    _, data, errors = _cut(str(tmp_path / "s"), [tile, HOLE])
+    assert not errors
+    np.testing.assert_array_equal(_pixels(data[0]), original(tile))  # a.tif first
+    assert (_pixels(data[1]) == 255).all()  # a's hole filled by b: 255 - 0
+    items = [
+        {
+            "type": "Feature",
+            "id": name,
+            "properties": {"datetime": when},
+            "assets": {"visual": {"href": f"s/{name}.tif"}, "thumb": {"href": "x.png"}},
+        }
+        for name, when in (("a", "2024-01-01T00:00:00Z"), ("b", "2025-06-01T00:00:00Z"))
+    ]
+    (tmp_path / "items.json").write_text(
+        json.dumps({"type": "FeatureCollection", "features": items})
+    )
+    _, data, _ = _cut(str(tmp_path / "items.json"), [tile])
+    np.testing.assert_array_equal(_pixels(data[0]), 255 - original(tile))  # b is newer
+    (tmp_path / "item.json").write_text(json.dumps(items[0]))
+    _, data, _ = _cut(str(tmp_path / "item.json"), [tile])
+    np.testing.assert_array_equal(_pixels(data[0]), original(tile))
+    with pytest.raises(
+        InputError, match=r"STAC item a has no asset 'analytic' \(it has: thumb, visual\)"
+    ):
+        SceneTiles(SourceConfig(tiles=str(tmp_path / "item.json"), stac_asset="analytic"))
+
+
+def test_bad_scenes_are_one_line_each(tmp_path):
+    (tmp_path / "text.tif").write_text("not a raster")
+    rgb, mask, bounds = scenes.mosaic()
+    scenes.write_scene(tmp_path / "nocrs.tif", rgb, bounds, crs=None, driver="GTiff")
+    scenes.sixteen_bit_scene(tmp_path / "b16.tif")
+    cases = {
+        str(tmp_path / "text.tif"): "is not a raster GDAL can read",
+        str(tmp_path / "nocrs.tif"): "has no CRS",
+        str(tmp_path / "missing.tif"): "no such scene file",
+        str(tmp_path / "empty" / "*.tif"): "no GeoTIFF/COG or VRT scene there",
+    }
+    for spec, words in cases.items():
+        with pytest.raises(InputError, match=words) as caught:
+            open_source(SourceConfig(tiles=spec))
+        assert "\n" not in str(caught.value)
+    with pytest.raises(InputError, match=r"--bands=7: .*b16.tif has 4 band\(s\)"):
+        open_source(SourceConfig(tiles=str(tmp_path / "b16.tif"), bands=(7,)))
+    with pytest.raises(InputError, match="--rescale=5.0: give MIN,MAX"):
+        SourceConfig(tiles="x.tif", rescale=(5.0,))
