@@ -21,7 +21,8 @@ def main(argv: list[str]) -> int:
         d = dry_run(config)
         inputs = config.inputs
         zoom = f" at zoom {inputs.zoom}" if inputs.zoom else ""
-        print(f"{d.tiles:,} tiles{zoom}: {inputs.where}")
+        where = inputs.where or f"where {d.input.get('tiles')} has imagery"
+        print(f"{d.tiles:,} tiles{zoom}: {where}")
         if "mask" in d.input:
             area = d.input["area_tiles"]
             print(

@@ -6,7 +6,8 @@ Four kinds of input, one interface (`len`, `fingerprint`, `read(start, stop)`):
   their name are scored but have no place on the map;
 - a CSV listing tiles by `path`, `z,x,y` or `lon,lat` (`satx.tiles.tables`; rows without a
   path read from the `--tiles` source);
-- an area and zoom with a `--tiles` source: a bounding box or a polygon AOI
+- an area and zoom with a `--tiles` source: a bounding box or a polygon AOI (with scenes, by
+  default the scenes' footprint at their own zoom)
   (`satx.tiles.areas`, `satx.tiles.aoi`), counted exactly and handed out lazily, so a country
   (tens of millions of tiles) is never a list in memory; with `--mask`, only the area's tiles
   near built-up features (`satx.tiles.mask`), as an array of their addresses.
@@ -33,13 +34,14 @@ from satx.io import storage
 from satx.predict.result import MASK_DIR
 from satx.records.manifest import MANIFEST_NAME, load_records
 from satx.records.schema import iter_shard
-from satx.tiles.aoi import load_aoi
+from satx.tiles.aoi import PolygonArea, load_aoi
 from satx.tiles.areas import Area, BboxArea
 from satx.tiles.base import Errors, read_refs
 from satx.tiles.formats import too_large
 from satx.tiles.kinds import input_rows
 from satx.tiles.mask import MaskedArea, mask_identity, mask_keys
 from satx.tiles.refs import Rejection, TileRef
+from satx.tiles.scenes import is_scene_spec
 from satx.tiles.sources import TileSource, open_source
 
 log = logging.getLogger(__name__)
@@ -157,10 +159,12 @@ class AreaTiles:
 
     def fingerprint(self) -> dict:
         """The area, the source and the count."""
+        scenes = getattr(self.source, "identity", None)  # scenes: each one's hash, bands, rescale
         return {
             "kind": self.kind,
             **self.area.fingerprint(),
             "tiles": self.source.description,
+            **({"scenes": scenes()} if scenes else {}),
             "count": len(self),
         }
 
@@ -289,27 +293,51 @@ def _masked(area: Area, config: PredictInputs, output: str, keep: bool) -> Maske
     return masked
 
 
+def _area(config: PredictInputs, source: TileSource) -> Area:
+    """The area scored: `--bbox` or `--aoi`, else where the scenes have imagery.
+
+    At `--zoom`; with scenes, by default at the zoom closest to the first scene's resolution.
+    """
+    zoom = config.zoom
+    native = getattr(source, "native_zoom", None)
+    if not zoom and native is not None:
+        zoom = native
+        log.info("zoom %d: the ground resolution closest to the scene's (--zoom sets it)", zoom)
+    if not zoom:
+        raise InputError(f"--{'bbox' if config.bbox else 'aoi'} needs --zoom (e.g. --zoom=18)")
+    if config.bbox:
+        return BboxArea(config.bbox, zoom)
+    if config.aoi:
+        return load_aoi(config.aoi, zoom)
+    return PolygonArea(source.footprint(), zoom, name="scene footprint")  # type: ignore[attr-defined]
+
+
 def open_input(config: PredictInputs, output: str = "", keep_mask: bool = True) -> TileInput:
     """The input a predict run names: an area and a tile source, records, a CSV or a folder.
 
     A `--mask`'s tiles are read from the `output` folder's `_mask/` when there, else built (and
     kept there with `keep_mask`). Close it when done.
     """
-    input_path, bbox, aoi, zoom = config.input, config.bbox, config.aoi, config.zoom
+    input_path, bbox, aoi = config.input, config.bbox, config.aoi
     source, threads = config.source, config.read_threads
-    if bbox or aoi:
+    scenes = not input_path and is_scene_spec(source.tiles)
+    if bbox or aoi or scenes:
         if sum(map(bool, (input_path, bbox, aoi))) > 1:
             raise InputError("give one of --input, --bbox or --aoi")
-        if not zoom:
-            raise InputError(f"--{'bbox' if bbox else 'aoi'} needs --zoom (e.g. --zoom=18)")
-        area = BboxArea(bbox, zoom) if bbox else load_aoi(aoi, zoom)
-        if config.mask:
-            area = _masked(area, config, output, keep_mask)
-        return AreaTiles(area, open_source(source))
+        tiles = open_source(source)
+        try:
+            area = _area(config, tiles)
+            if config.mask:
+                area = _masked(area, config, output, keep_mask)
+        except BaseException:
+            tiles.close()
+            raise
+        return AreaTiles(area, tiles)
     if not input_path:
         raise InputError(
             "--input (records folder, tile folder or CSV), --bbox or --aoi is required"
         )
     if storage.open_store(input_path).exists(MANIFEST_NAME):  # TFRecords, not a tile listing
         return RecordsTiles(input_path, config.split)
-    return _listed_tiles(input_path, zoom, open_source(source) if source.tiles else None, threads)
+    source_tiles = open_source(source) if source.tiles else None
+    return _listed_tiles(input_path, config.zoom, source_tiles, threads)

@@ -26,6 +26,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import threading
 import urllib.parse
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 SCENE_SUFFIXES = (".tif", ".tiff", ".vrt")
 TILE_SIZE = 256
 PERCENTILES = (2.0, 98.0)
+FOOTPRINT_PX = 2048  # a scene's mask is traced at most this many pixels a side
 
 
 def is_scene_spec(spec: str) -> bool:
@@ -229,6 +231,47 @@ class SceneTiles:
     def native_zoom(self) -> int:
         """The zoom whose ground resolution is closest to the first scene's."""
         return int(self.settings[0]["native_zoom"])
+
+    def footprint(self) -> Any:
+        """Where the scenes have valid pixels: one shapely geometry in degrees.
+
+        Traced from each scene's mask (decimated to at most 2048 px a side, then grown by the
+        decimation, so no covered tile is left out; a tile it takes in without a valid pixel is
+        `missing` when read) and shrunk by a thousandth of a pixel, so a tile that only shares
+        an edge with the imagery is not in it.
+        """
+        import rasterio
+        import rasterio.features
+        import shapely
+        from rasterio.warp import transform_geom
+
+        parts = []
+        for scene in self.scenes:
+            with rasterio.open(scene.gdal_path) as dataset:
+                scale = max(1, math.ceil(max(dataset.width, dataset.height) / FOOTPRINT_PX))
+                shape = (math.ceil(dataset.height / scale), math.ceil(dataset.width / scale))
+                mask = dataset.dataset_mask(out_shape=shape)
+                transform = dataset.transform * dataset.transform.scale(
+                    dataset.width / shape[1], dataset.height / shape[0]
+                )
+                pixel = abs(dataset.transform.a)
+                traced = [
+                    shapely.geometry.shape(g)
+                    for g, _ in rasterio.features.shapes(mask, mask=mask > 0, transform=transform)
+                ]
+                if not traced:
+                    continue
+                grown = shapely.union_all(traced).buffer(
+                    (scale - 1) * pixel - pixel / 1000, join_style="mitre"
+                )
+                parts.append(
+                    shapely.geometry.shape(
+                        transform_geom(dataset.crs, "EPSG:4326", shapely.geometry.mapping(grown))
+                    )
+                )
+        if not parts:
+            raise InputError(f"--tiles={self.description}: the scenes hold no valid pixel")
+        return shapely.union_all(parts)
 
     def identity(self) -> list[dict[str, Any]]:
         """What a run records of its scenes: each one's hash (or ETag), bands and rescale."""
