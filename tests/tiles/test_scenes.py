@@ -150,3 +150,34 @@ def test_bad_scenes_are_one_line_each(tmp_path):
         open_source(SourceConfig(tiles=str(tmp_path / "b16.tif"), bands=(7,)))
     with pytest.raises(InputError, match="--rescale=5.0: give MIN,MAX"):
         SourceConfig(tiles="x.tif", rescale=(5.0,))
+
+
+def test_make_records_from_labelled_points_over_a_scene(tmp_path):
+    from satx.config import RecordsConfig
+    from satx.records.make import make_records
+    from tests.support.helpers import read_all
+
+    scene = scenes.mercator_scene(tmp_path / "block.tif")
+    features = []
+    for k, tile in enumerate(BLOCK):
+        w, s, e, n = mercantile.bounds(tile)
+        point = {"type": "Point", "coordinates": [(w + e) / 2, (s + n) / 2]}
+        label = "building" if k % 2 else "other"
+        features.append({"type": "Feature", "geometry": point, "properties": {"label": label}})
+    places = tmp_path / "places.geojson"
+    places.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    config = RecordsConfig(
+        input=str(places),
+        output=str(tmp_path / "records"),
+        zoom=17,
+        image_size=256,
+        source=SourceConfig(tiles=str(scene)),
+        split="train:0.5,val:0.25,test:0.25",
+    )
+    manifest = make_records(config)
+    assert manifest.records == 8 and manifest.quarantine.count == 1  # the hole: no imagery
+    quarantined = json.loads((tmp_path / "records" / "quarantine.jsonl").read_text())
+    assert quarantined["reason"] == "no_imagery"
+    _, examples = read_all(tmp_path / "records")
+    for _, ex in examples:
+        np.testing.assert_array_equal(_pixels(ex.encoded), original(ex.tile))
