@@ -156,11 +156,32 @@ class SceneTiles:
         self.config = config
         self.description = secrets.redact_url(config.tiles)
         self.scenes = list_scenes(config.tiles, config.stac_asset, config.fetch_timeout)
+        self._configure_gdal()
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(config.fetch_threads, thread_name_prefix="satx-scene")
         self.coverage: dict[mercantile.Tile, float] = {}
         self._coverage_lock = threading.Lock()
         self.settings = [self._settings(scene) for scene in self.scenes]
+
+    def _configure_gdal(self) -> None:
+        """GDAL's settings for remote scenes, as environment defaults (a user's own win).
+
+        No folder listing; this source's timeout and retries, a cut connection included; the
+        GCS emulator when one is set. Environment variables, because
+        GDAL's reading threads do not see a thread's `rasterio.Env`.
+        """
+        options = {
+            "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+            "GDAL_HTTP_TIMEOUT": str(math.ceil(self.config.fetch_timeout)),
+            "GDAL_HTTP_MAX_RETRY": str(self.config.fetch_retries),
+            "GDAL_HTTP_RETRY_DELAY": "0.5",
+            "GDAL_HTTP_RETRY_CODES": "ALL",
+        }
+        emulator = os.environ.get("STORAGE_EMULATOR_HOST")
+        if emulator:
+            options.update(CPL_GS_ENDPOINT=emulator.rstrip("/") + "/", GS_NO_SIGN_REQUEST="YES")
+        for key, value in options.items():
+            os.environ.setdefault(key, value)
 
     def _reader(self, k: int) -> Any:
         """Scene k's rio-tiler reader, one per thread (a GDAL dataset is not thread-safe)."""
@@ -201,7 +222,7 @@ class SceneTiles:
                 native = reader.maxzoom
         except (rasterio.errors.RasterioError, RioTilerError) as err:
             raise InputError(
-                f"--tiles: {shown} is not a raster GDAL can read ({str(err)[:200]})"
+                f"--tiles: {shown} is not a raster GDAL can read ({secrets.scrub(str(err))[:200]})"
             ) from err
         return {
             "scene": shown,
@@ -296,7 +317,8 @@ class SceneTiles:
             except TileOutsideBounds:
                 continue
             except Exception as err:  # a GDAL read error is this tile's, not the run's
-                return ("unreadable", f"{settings['scene']}: {str(err)[:200]}")
+                detail = secrets.scrub(str(err))[:200]
+                return ("unreadable", f"{settings['scene']}: {detail}")
             valid = np.asarray(image.mask) > 0
             if rgb is None:
                 rgb = np.zeros((TILE_SIZE, TILE_SIZE, 3), np.uint8)
