@@ -166,16 +166,15 @@ class SceneTiles:
     def _configure_gdal(self) -> None:
         """GDAL's settings for remote scenes, as environment defaults (a user's own win).
 
-        No folder listing; this source's timeout and retries, a cut connection included; the
-        GCS emulator when one is set. Environment variables, because
-        GDAL's reading threads do not see a thread's `rasterio.Env`.
+        No folder listing; this source's timeout and retries (GDAL's: 429 and 5xx); the GCS
+        emulator when one is set. Set once for the process rather than a `rasterio.Env` around
+        every read of every pool thread.
         """
         options = {
             "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
             "GDAL_HTTP_TIMEOUT": str(math.ceil(self.config.fetch_timeout)),
             "GDAL_HTTP_MAX_RETRY": str(self.config.fetch_retries),
             "GDAL_HTTP_RETRY_DELAY": "0.5",
-            "GDAL_HTTP_RETRY_CODES": "ALL",
         }
         emulator = os.environ.get("STORAGE_EMULATOR_HOST")
         if emulator:
