@@ -40,6 +40,7 @@ from satx.config.base import (
     parse_split_spec,
     searched,
 )
+from satx.config.predict import PredictConfig, PredictInputs, PredictOutputs, PredictScoring
 from satx.config.runs import (
     NO_AUGMENT,
     POLYGON_MODES,
@@ -57,10 +58,6 @@ from satx.config.scoring import (
     BenchConfig,
     EvaluateConfig,
     ExportConfig,
-    PredictConfig,
-    PredictInputs,
-    PredictOutputs,
-    PredictScoring,
     ReviewConfig,
     SitesConfig,
 )

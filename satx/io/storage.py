@@ -247,8 +247,7 @@ class GcsStore:
 
     def etag(self, name: str) -> str:
         """The object's ETag (its content's version), else its MD5."""
-        blob = self._stat(name)
-        return str(blob.etag or blob.md5_hash)
+        return str(self._stat(name).etag or self._stat(name).md5_hash)
 
     def list(self, prefix: str = "") -> list[str]:
         """All objects under `prefix`, as sorted names relative to the root."""

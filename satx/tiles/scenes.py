@@ -1,7 +1,7 @@
 """Scenes as a tile source: web-mercator tiles cut on the fly from GeoTIFF/COG files and STAC items.
 
 `--tiles` names the scenes: one GeoTIFF/COG or GDAL VRT (a path, `gs://` or `https://`, read by
-range requests), a folder or glob of them, or a STAC Item / ItemCollection JSON (local or URL)
+range requests), a folder (the scenes directly in it) or glob of them, or a STAC Item / ItemCollection JSON (local or URL)
 whose `--stac_asset` (default `visual`) is the scene. rio-tiler cuts each z/x/y tile, warped
 from the scene's CRS (any pyproj knows) to EPSG:3857.
 
@@ -60,8 +60,15 @@ def is_scene_spec(spec: str) -> bool:
         return False
     if path.endswith((*SCENE_SUFFIXES, ".json")):
         return True
-    local = not path.startswith(("http://", "https://", "gs://"))
-    return local and (any(c in spec for c in "*?[") or Path(spec).expanduser().is_dir())
+    if path.startswith(("http://", "https://", "gs://")):
+        return False
+    folder = Path(spec).expanduser()
+    return any(c in spec for c in "*?[") or (folder.is_dir() and bool(_scene_files(folder)))
+
+
+def _scene_files(folder: Path) -> list[str]:
+    """The scenes directly inside a folder (a folder of z/x/y tiles has none)."""
+    return sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in SCENE_SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -135,7 +142,7 @@ def list_scenes(spec: str, stac_asset: str = "visual", timeout: float = 15.0) ->
         return [Scene(spec)]
     local = Path(spec).expanduser()
     if local.is_dir():
-        found = sorted(str(p) for p in local.rglob("*") if p.suffix.lower() in SCENE_SUFFIXES)
+        found = _scene_files(local)
     elif any(c in spec for c in "*?["):
         found = sorted(p for p in glob.glob(str(local), recursive=True) if os.path.isfile(p))
     else:

@@ -37,6 +37,10 @@ def _pixels(data: bytes) -> np.ndarray:
 
 def test_which_tiles_specs_name_scenes(tmp_path):
     (tmp_path / "scenes").mkdir()
+    (tmp_path / "scenes" / "a.tif").write_bytes(b"")
+    (tmp_path / "tiles" / "17" / "1").mkdir(parents=True)  # a folder of z/x/y tiles is not
+    (tmp_path / "tiles" / "17" / "1" / "2.jpg").write_bytes(b"")
+    assert not is_scene_spec(str(tmp_path / "tiles"))
     for spec in ("a.tif", "s/b.TIFF", "m.vrt", "gs://b/s.tif", "https://h/s.tif?sig=1", "i.json"):
         assert is_scene_spec(spec), spec
     assert is_scene_spec(str(tmp_path / "scenes")) and is_scene_spec(str(tmp_path / "*.tif"))
