@@ -7,15 +7,13 @@ requires. `ranges` counts the range requests served.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import re
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from satx.bench.tileserver import _Server
+from satx.bench.tileserver import _Server, serve
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
@@ -60,34 +58,7 @@ class FileServer:
         return 206, headers, data[start:stop]
 
     def __enter__(self) -> FileServer:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def _send(self, body: bool) -> None:
-                status, headers, data = server._answer(self.path, self.headers.get("Range"))
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if body:
-                    self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self._send(body=True)
-
-            def do_HEAD(self) -> None:
-                self._send(body=False)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serve(lambda path, headers: self._answer(path, headers.get("Range")))
         return self
 
     def __exit__(self, *exc: object) -> None:

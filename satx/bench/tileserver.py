@@ -20,7 +20,7 @@ import threading
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -37,6 +37,48 @@ class _Server(ThreadingHTTPServer):
         """A client that hung up (a timeout, a killed process) is not the server's error."""
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
+
+
+Answer = Callable[[str, Mapping[str, str]], tuple[int, Mapping[str, str], bytes]]
+
+
+def serve(answer: Answer) -> _Server:
+    """A loopback HTTP/1.1 server in a daemon thread; stop it with `shutdown()`.
+
+    GET and HEAD are answered by `answer(path, headers) -> (status, headers, body)`.
+    """
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: clients pool their connections
+        # Headers and body go out in two writes: with Nagle's algorithm the body waits for the
+        # client's delayed ACK, tens of ms per request.
+        disable_nagle_algorithm = True
+
+        def _send(self, body: bool) -> None:
+            status, headers, data = answer(self.path, self.headers)
+            try:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if body:
+                    self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
+                pass
+
+        def do_GET(self) -> None:
+            self._send(body=True)
+
+        def do_HEAD(self) -> None:
+            self._send(body=False)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = _Server(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def _tile_key(path: str, query: dict[str, list[str]]) -> str:
@@ -149,34 +191,14 @@ class TileServer:
             return 404, {}, b""
         return 200, {"Content-Type": "image/jpeg"}, file.read_bytes()
 
+    def _respond(self, path: str, headers: Mapping[str, str]) -> tuple[int, dict, bytes]:
+        status, answer_headers, body = self._answer(path, headers)
+        with self._lock:
+            self.statuses[status] += 1
+        return status, answer_headers, body
+
     def __enter__(self) -> TileServer:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive: clients pool their connections
-            # Headers and body go out in two writes: with Nagle's algorithm the body waits for
-            # the client's delayed ACK, tens of ms per tile.
-            disable_nagle_algorithm = True
-
-            def do_GET(self) -> None:
-                status, headers, body = server._answer(self.path, self.headers)
-                with server._lock:
-                    server.statuses[status] += 1
-                try:
-                    self.send_response(status)
-                    for name, value in headers.items():
-                        self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
-                    pass
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serve(self._respond)
         return self
 
     def __exit__(self, *exc: object) -> None:
