@@ -56,7 +56,8 @@ def _quiet(verbose: bool) -> None:
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "2")
     level = logging.INFO if verbose else logging.ERROR
-    for name in ("absl", "tensorflow", "keras_tuner", "h5py", "matplotlib", "apache_beam"):
+    chatty = ("absl", "tensorflow", "keras_tuner", "h5py", "matplotlib", "apache_beam", "numexpr")
+    for name in chatty:  # numexpr (rio-tiler's, loaded by pandas): "defaulting to N threads"
         logging.getLogger(name).setLevel(level)
 
 

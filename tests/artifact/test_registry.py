@@ -23,7 +23,7 @@ def test_the_cli_choices_are_the_registrys_names():
         "litert-int8",
     )
     assert ExportConfig.__dataclass_fields__["to"].metadata["choices"] == EXPORT_RUNTIMES
-    assert PredictConfig.__dataclass_fields__["runtime"].metadata["choices"] == ("auto", *RUNTIMES)
+    assert PredictConfig.leaves()["runtime"].choices == ("auto", *RUNTIMES)
 
 
 def test_files_and_variants():
