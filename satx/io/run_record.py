@@ -9,6 +9,7 @@ and seed that every run writes beside its output.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import platform
@@ -77,6 +78,12 @@ class Record:
                 f"run (or resume) {stage} into it first"
             )
         return cls.read(store.read_bytes(name), store.url(name))
+
+
+def file_sha256(path: str | Path) -> str:
+    """The hex sha256 of a local file: how a run record names an input file's content."""
+    with open(Path(path).expanduser(), "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def recorded_path(path: str, folder: str) -> str:

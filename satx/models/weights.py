@@ -16,7 +16,6 @@ every checkpoint tensor used, every weighted layer filled, every shape equal.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import keras
 import numpy as np
 
 from satx.errors import SatxError
+from satx.io.run_record import file_sha256
 from satx.models.checkpoints import CheckpointError, read_state_dict
 
 log = logging.getLogger(__name__)
@@ -301,12 +301,3 @@ def assign(model: keras.Model, arrays: Arrays, where: str) -> None:
                 f"for {name} {have}"
             )
         layer.set_weights(values)
-
-
-def file_sha256(path: Path) -> str:
-    """The hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

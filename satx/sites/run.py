@@ -12,7 +12,6 @@ every file it writes is complete (atomic writes), with sites_report.json last.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from satx.config import SitesConfig
 from satx.errors import InputError, OutputExistsError
 from satx.io import claim, failpoints, storage
 from satx.io.lock import output_lock
-from satx.io.run_record import json_bytes, recorded_path, run_record
+from satx.io.run_record import file_sha256, json_bytes, recorded_path, run_record
 from satx.predict.result import PredictRun, fingerprint
 from satx.sites import curve, outputs, report
 from satx.sites.grid import TileGraph, tile_graph
@@ -170,14 +169,9 @@ def _resolve(config: SitesConfig, run: PredictRun) -> _Plan:
         "fingerprint": fingerprint(config.predictions, rows_file),
     }
     if known is not None:
-        inputs["known_sha256"] = _sha256(known.path)
+        inputs["known_sha256"] = file_sha256(known.path)
     floor = max(min(threshold, curve.CURVE_GRID[0]), run_floor)
     return _Plan(positive, threshold, source, floor, known, inputs)
-
-
-def _sha256(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _threshold(config: SitesConfig, run: PredictRun) -> tuple[float, str]:

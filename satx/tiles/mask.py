@@ -21,7 +21,6 @@ shapely. Memory follows the kept tiles (8 bytes each), not the features.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ import shapely
 from satx import geo
 from satx.errors import InputError
 from satx.io.progress import Progress
+from satx.io.run_record import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +49,9 @@ def mask_identity(path: str, buffer_m: float, threshold: float) -> dict[str, Any
     p = Path(path).expanduser()
     if not p.is_file():
         raise InputError(f"--mask={path}: no such file")
-    with p.open("rb") as f:
-        digest = hashlib.file_digest(f, "sha256").hexdigest()
     return {
         "mask": str(p),
-        "mask_sha256": digest,
+        "mask_sha256": file_sha256(p),
         "mask_buffer_m": buffer_m,
         "mask_threshold": threshold,
     }

@@ -22,7 +22,6 @@ A tile comes out as a lossless RGB PNG, so every stage reads it like any other t
 from __future__ import annotations
 
 import glob
-import hashlib
 import io
 import json
 import logging
@@ -43,6 +42,7 @@ import numpy as np
 from satx.config import SourceConfig
 from satx.errors import InputError
 from satx.io import secrets, storage
+from satx.io.run_record import file_sha256
 from satx.tiles.base import MISSING, Errors
 
 log = logging.getLogger(__name__)
@@ -164,11 +164,11 @@ class SceneTiles:
         self.description = secrets.redact_url(config.tiles)
         self.scenes = list_scenes(config.tiles, config.stac_asset, config.fetch_timeout)
         self._configure_gdal()
+        self.settings = [self._settings(scene) for scene in self.scenes]  # refused here if bad
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(config.fetch_threads, thread_name_prefix="satx-scene")
         self.coverage: dict[mercantile.Tile, float] = {}
         self._coverage_lock = threading.Lock()
-        self.settings = [self._settings(scene) for scene in self.scenes]
 
     def _configure_gdal(self) -> None:
         """GDAL's settings for remote scenes, as environment defaults (a user's own win).
@@ -375,11 +375,7 @@ def _identity(scene: Scene) -> dict[str, str]:
     """A local scene's sha256; a remote one's ETag (or size and date), as its server says."""
     if scene.href.startswith(("http://", "https://", "gs://")):
         return {"etag": _remote_etag(scene)}
-    digest = hashlib.sha256()
-    with open(scene.gdal_path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return {"sha256": digest.hexdigest()}
+    return {"sha256": file_sha256(scene.gdal_path)}
 
 
 def _remote_etag(scene: Scene) -> str:
