@@ -70,6 +70,8 @@ demo() {
   echo "evaluation: build/eval/report.md (plots, errors.geojson)"
   echo "predictions: build/predict/predictions.geojson and .csv (errors.csv, predict_run.json)"
   echo "sites: build/sites/sites.geojson and .csv (report.md: known schools recovered, new sites)"
+  echo "review the sites in a browser (tiles from build/sample_tiles; Ctrl-C stops it):"
+  echo "  $py -m satx.review --sites=build/sites --db=build/review.sqlite"
 }
 
 ensure_browser() {

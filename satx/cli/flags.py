@@ -59,6 +59,8 @@ def _definition(leaf: Leaf) -> tuple[str, Any, dict[str, Any]]:
         return kind, [str(v) for v in default], {}
     if hint is bool:
         return "boolean", default, {}
+    if hint is int and leaf.words:  # a number, or one of its names (`--zoom=native`)
+        return "string", str(default), {}
     if hint is int:
         return "integer", default, {}
     if hint is float:
@@ -90,8 +92,17 @@ def define_flags(cls: type[Config]) -> None:
         define(kind, name, leaf.help, default, module_name=module, **extra)
 
 
-def _from_flag(name: str, hint: Any, value: Any) -> Any:
-    """A flag's value as the field's type (lists become typed tuples)."""
+def _from_flag(name: str, leaf: Leaf, value: Any) -> Any:
+    """A flag's value as the field's type (lists become typed tuples, names their values)."""
+    hint = leaf.hint
+    if hint is int and leaf.words and isinstance(value, str):
+        if value in leaf.words:
+            return leaf.words[value]
+        try:
+            return int(value)
+        except ValueError:
+            named = " or ".join(leaf.words)
+            raise InputError(f"--{name}={value}: expected a whole number or {named}") from None
     if typing.get_origin(hint) is not tuple or value is None:
         return value
     element = _element(hint)
@@ -119,7 +130,7 @@ def flag_values(
             continue
         if given_only and not FLAGS[name].present:
             continue
-        values[field] = _from_flag(name, leaf.hint, FLAGS[name].value)
+        values[field] = _from_flag(name, leaf, FLAGS[name].value)
     return values
 
 

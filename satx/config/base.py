@@ -61,6 +61,7 @@ def knob(
     above: float | None = None,
     below: float | None = None,
     at_most: float | None = None,
+    words: dict[str, Any] | None = None,
 ) -> Any:
     """A config field, described once: the CLIs make its flag from this.
 
@@ -76,6 +77,7 @@ def knob(
         above: the value it must exceed.
         below: the value it must stay under.
         at_most: the largest valid value.
+        words: values the flag also takes by name (`--zoom=native` for 0).
     """
     bounds = {"at least": at_least, "above": above, "below": below, "at most": at_most}
     metadata = {
@@ -84,6 +86,7 @@ def knob(
         "choices": tuple(choices),
         "repeat": repeat,
         "bounds": {k: v for k, v in bounds.items() if v is not None},
+        "words": dict(words or {}),
     }
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
@@ -135,6 +138,11 @@ class Leaf:
     def choices(self) -> tuple[str, ...]:
         """Its valid values (empty: any)."""
         return self.field.metadata.get("choices", ())
+
+    @property
+    def words(self) -> dict[str, Any]:
+        """Values its flag also takes by name."""
+        return self.field.metadata.get("words", {})
 
     @property
     def default(self) -> Any:

@@ -37,9 +37,11 @@ class PredictInputs(Config):
     )
     zoom: int = knob(
         0,
-        "Zoom of --bbox or --aoi tiles, and of lon,lat CSV rows.",
+        "Zoom of --bbox or --aoi tiles, and of lon,lat CSV rows; with scenes as --tiles, 0 or "
+        "native: the zoom closest to the scenes' ground resolution.",
         at_least=0,
         at_most=MAX_IMAGERY_ZOOM,
+        words={"native": 0},
     )
     mask: str = knob(
         "",

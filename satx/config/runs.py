@@ -120,9 +120,11 @@ class RecordsConfig(Config):
     source: SourceConfig = field(default_factory=SourceConfig)  # labelled places' tiles
     zoom: int = knob(
         0,
-        "Zoom of labelled places (a lon,lat CSV or GeoJSON).",
+        "Zoom of labelled places (a lon,lat CSV or GeoJSON); with scenes as --tiles, 0 or "
+        "native: the zoom closest to the scenes' ground resolution.",
         at_least=0,
         at_most=MAX_IMAGERY_ZOOM,
+        words={"native": 0},
     )
     label_property: str = knob("label", "GeoJSON: the feature property holding the label.")
     polygon_mode: str = knob(

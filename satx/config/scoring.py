@@ -256,13 +256,13 @@ class ReviewConfig(Config):
     export: str = knob("", "Write the decisions to this .csv or .geojson and stop.")
 
     def problems(self) -> list[str]:
-        """The database, and predictions plus tiles (or an export file) are given."""
+        """The database, and predictions (or an export file) are given."""
         problems = []
         if not self.db:
             problems.append("--db is required (the review's SQLite file)")
-        if not self.export and not ((self.predictions or self.sites) and self.source.tiles):
+        if not self.export and not (self.predictions or self.sites):
             problems.append(
-                "--predictions (or --sites) and --tiles are required (or --export with --db)"
+                "--predictions (or --sites) is required (or --export with --db)"
             )
         if self.predictions and self.sites:
             problems.append("--predictions and --sites: review one (sites name their predictions)")

@@ -132,6 +132,7 @@ def _chunk_texts(
         probs[keep],
         labeller.class_names,
         every=(chunk.tiles, scores, good),
+        extra={} if chunk.coverage is None else {"coverage": np.asarray(chunk.coverage)[keep]},
     )
     return chunk_parts(rows, outputs.formats), len(keep)
 
@@ -250,7 +251,7 @@ def begin(config: PredictConfig, scorer: Scorer, source: TileInput, class_names:
     scoring, outputs = config.scoring, config.outputs
     threshold = _threshold_of(scoring, class_names)
     labeller = Labeller.make(class_names, scoring.positive_class, threshold)
-    out = PredictionOutput(outputs.output, outputs.formats, tuple(class_names))
+    out = PredictionOutput(outputs.output, outputs.formats, tuple(class_names), source.columns)
     fingerprint = source.fingerprint()
     identity = {
         **config.identity(),

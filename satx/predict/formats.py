@@ -19,7 +19,7 @@ import io
 import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -56,22 +56,29 @@ class ChunkRows:
     probs: np.ndarray
     class_names: tuple[str, ...]
     every: tuple[list[TileRef], np.ndarray, np.ndarray] | None = None  # tiles, scores, scored
+    extra: dict[str, np.ndarray] = field(default_factory=dict)  # kept rows' input columns
 
     @cached_property
     def places(self) -> list[dict[str, Any]]:
         """Each kept row's address and scores (computed once for every text format)."""
         places = []
-        for tile, label, score, p in zip(
-            self.tiles, self.labels, self.scores, self.probs, strict=True
+        for i, (tile, label, score, p) in enumerate(
+            zip(self.tiles, self.labels, self.scores, self.probs, strict=True)
         ):
             a = _address(tile.tile)
             props = {"source_id": tile.source_id, **{k: a[k] for k in ("z", "x", "y", "quadkey")}}
             props.update(label=label, score=round(float(score), 6))
+            extra = {name: _cell(values[i]) for name, values in self.extra.items()}
             by_class = {
                 f"score_{c}": round(float(v), 6) for c, v in zip(self.class_names, p, strict=True)
             }
-            places.append({"props": props, "address": a, "by_class": by_class})
+            places.append({"props": props, "address": a, "extra": extra, "by_class": by_class})
         return places
+
+
+def _cell(value: float) -> float | None:
+    """An input column's value in a row (a share: 4 decimals; None where it is unknown)."""
+    return None if np.isnan(value) else round(float(value), 4)
 
 
 def _address(tile: Any) -> dict[str, Any]:
@@ -94,7 +101,8 @@ def _csv(rows: ChunkRows) -> str:
     writer = csv_out.writer(text)
     for p in rows.places:
         a = p["address"]
-        writer.writerow([*p["props"].values(), a["lon"], a["lat"], *p["by_class"].values()])
+        extra = ["" if v is None else v for v in p["extra"].values()]
+        writer.writerow([*p["props"].values(), a["lon"], a["lat"], *extra, *p["by_class"].values()])
     return text.getvalue()
 
 
@@ -106,6 +114,7 @@ def _jsonl(rows: ChunkRows) -> str:
                 "lon": p["address"]["lon"],
                 "lat": p["address"]["lat"],
                 "bbox": p["address"].get("bbox"),
+                **p["extra"],
                 **p["by_class"],
             }
         )
@@ -119,7 +128,7 @@ def _geojsonl(rows: ChunkRows) -> str:
     for p in rows.places:
         bbox = p["address"].get("bbox")
         geometry = geo.bbox_polygon(bbox) if bbox else None
-        properties = {**p["props"], **p["by_class"]}
+        properties = {**p["props"], **p["extra"], **p["by_class"]}
         lines.append(
             json.dumps({"type": "Feature", "geometry": geometry, "properties": properties})
         )
@@ -129,7 +138,9 @@ def _geojsonl(rows: ChunkRows) -> str:
 def _parquet(rows: ChunkRows) -> bytes:
     from satx.predict import parquet
 
-    return parquet.chunk_bytes(rows.tiles, rows.labels, rows.scores, rows.probs, rows.class_names)
+    return parquet.chunk_bytes(
+        rows.tiles, rows.labels, rows.scores, rows.probs, rows.class_names, rows.extra
+    )
 
 
 def _raster(rows: ChunkRows) -> bytes:
@@ -140,9 +151,9 @@ def _raster(rows: ChunkRows) -> bytes:
     return raster.chunk_bytes(tiles, scores, scored)
 
 
-def csv_header(class_names: Sequence[str]) -> str:
-    """The first line of predictions.csv."""
-    base = ["source_id", "z", "x", "y", "quadkey", "label", "score", "lon", "lat"]
+def csv_header(class_names: Sequence[str], columns: Sequence[str] = ()) -> str:
+    """The first line of predictions.csv (`columns`: the input's own, such as coverage)."""
+    base = ["source_id", "z", "x", "y", "quadkey", "label", "score", "lon", "lat", *columns]
     text = io.StringIO()
     csv_out.writer(text).writerow(base + [f"score_{c}" for c in class_names])
     return text.getvalue()
@@ -174,6 +185,7 @@ class Merge:
     chunks: int
     kept: int  # rows the chunks hold in all
     class_names: tuple[str, ...]
+    columns: tuple[str, ...] = ()  # the input's own columns (coverage, for scenes)
 
 
 def _text_merge(head: Callable[[Merge], str], tail: str = "", comma: bool = False) -> Callable:
@@ -279,7 +291,7 @@ FORMATS = {
             PARTS + "csv",
             "predictions.csv",
             _csv,
-            _text_merge(lambda m: csv_header(m.class_names)),
+            _text_merge(lambda m: csv_header(m.class_names, m.columns)),
             _text_rows("csv"),
             read_order=2,
             one_file=True,

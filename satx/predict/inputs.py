@@ -36,7 +36,7 @@ from satx.records.manifest import MANIFEST_NAME, load_records
 from satx.records.schema import iter_shard
 from satx.tiles.aoi import PolygonArea, load_aoi
 from satx.tiles.areas import Area, BboxArea
-from satx.tiles.base import Errors, read_refs
+from satx.tiles.base import Errors, SceneSource, read_refs
 from satx.tiles.formats import too_large
 from satx.tiles.kinds import input_rows
 from satx.tiles.mask import MaskedArea, mask_identity, mask_keys
@@ -54,6 +54,7 @@ class ChunkData:
     tiles: list[TileRef]
     encoded: list[bytes | None]
     errors: Errors = field(default_factory=dict)  # position -> (reason, detail)
+    coverage: list[float] | None = None  # scenes: each tile's valid share (NaN: a file's)
 
 
 def readable(chunk: ChunkData) -> list[int]:
@@ -72,6 +73,7 @@ class TileInput(Protocol):
     """An ordered list of tiles to score."""
 
     kind: str
+    columns: tuple[str, ...]  # what its chunks add to the rows: ("coverage",) for scenes
 
     def __len__(self) -> int:
         """How many items."""
@@ -108,6 +110,7 @@ class ListedTiles:
         threads: int = 16,
     ):
         self.kind, self.where, self.source = kind, where, source
+        self.columns = _columns(source)
         self.refs = [r if isinstance(r, TileRef) else TileRef(r.source_id, None) for r in rows]
         self.bad = {i: (r.reason, r.detail) for i, r in enumerate(rows) if isinstance(r, Rejection)}
         self._pool = ThreadPoolExecutor(max_workers=max(1, threads))
@@ -134,11 +137,11 @@ class ListedTiles:
     def read(self, start: int, stop: int) -> ChunkData:
         """Read items `start..stop-1`: files in parallel, tiles through the source."""
         refs = self.refs[start:stop]
-        encoded, errors = read_refs(refs, self._pool, self.source)
+        encoded, errors, coverage = read_refs(refs, self._pool, self.source)
         for i in range(start, min(stop, len(self.refs))):
             if i in self.bad:
                 errors[i - start] = self.bad[i]
-        return ChunkData(refs, encoded, errors)
+        return ChunkData(refs, encoded, errors, coverage)
 
     def close(self) -> None:
         """Stop the reading threads and close the source."""
@@ -152,31 +155,39 @@ class AreaTiles:
 
     def __init__(self, area: Area, source: TileSource):
         self.area, self.source = area, source
-        self.kind = area.kind
+        self.kind, self.columns = area.kind, _columns(source)
 
     def __len__(self) -> int:
         return len(self.area)
 
     def fingerprint(self) -> dict:
         """The area, the source and the count."""
-        scenes = getattr(self.source, "identity", None)  # scenes: each one's hash, bands, rescale
+        source = self.source
         return {
             "kind": self.kind,
             **self.area.fingerprint(),
-            "tiles": self.source.description,
-            **({"scenes": scenes()} if scenes else {}),
+            "tiles": source.description,
+            # scenes: each one's hash, bands and rescale
+            **({"scenes": source.identity()} if isinstance(source, SceneSource) else {}),
             "count": len(self),
         }
 
     def read(self, start: int, stop: int) -> ChunkData:
         """Read tiles `start..stop-1` from the source."""
         tiles = self.area.tiles(start, stop)
-        encoded, errors = self.source.read(tiles)
-        return ChunkData([TileRef(geo.tile_key(t), t) for t in tiles], encoded, errors)
+        refs = [TileRef(geo.tile_key(t), t) for t in tiles]
+        if isinstance(self.source, SceneSource):
+            return ChunkData(refs, *self.source.read_covered(tiles))
+        return ChunkData(refs, *self.source.read(tiles))
 
     def close(self) -> None:
         """Close the source."""
         self.source.close()
+
+
+def _columns(source: TileSource | None) -> tuple[str, ...]:
+    """The columns a source adds to the rows: a scene's tiles carry their coverage."""
+    return ("coverage",) if isinstance(source, SceneSource) else ()
 
 
 def _listed_tiles(path: str, zoom: int, source: TileSource | None, threads: int) -> ListedTiles:
@@ -208,6 +219,7 @@ class RecordsTiles:
     """The records of a folder's splits, in manifest order (the labels are ignored)."""
 
     kind = "records"
+    columns = ()
 
     def __init__(self, root: str, split: str = ""):
         self.records = load_records(root)
@@ -299,9 +311,8 @@ def _area(config: PredictInputs, source: TileSource) -> Area:
     At `--zoom`; with scenes, by default at the zoom closest to the first scene's resolution.
     """
     zoom = config.zoom
-    native = getattr(source, "native_zoom", None)
-    if not zoom and native is not None:
-        zoom = native
+    if not zoom and isinstance(source, SceneSource):
+        zoom = source.native_zoom
         log.info("zoom %d: the ground resolution closest to the scene's (--zoom sets it)", zoom)
     if not zoom:
         raise InputError(f"--{'bbox' if config.bbox else 'aoi'} needs --zoom (e.g. --zoom=18)")
@@ -309,7 +320,9 @@ def _area(config: PredictInputs, source: TileSource) -> Area:
         return BboxArea(config.bbox, zoom)
     if config.aoi:
         return load_aoi(config.aoi, zoom)
-    return PolygonArea(source.footprint(), zoom, name="scene footprint")  # type: ignore[attr-defined]
+    if not isinstance(source, SceneSource):  # pragma: no cover - open_input asks for scenes
+        raise InputError("--bbox, --aoi or scenes as --tiles is required")
+    return PolygonArea(source.footprint(), zoom, name="scene footprint")
 
 
 def open_input(config: PredictInputs, output: str = "", keep_mask: bool = True) -> TileInput:

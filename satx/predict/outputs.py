@@ -132,8 +132,15 @@ def locked_output(config: Any) -> contextlib.AbstractContextManager:
 class PredictionOutput:
     """The output folder of one prediction run (see the module docstring)."""
 
-    def __init__(self, root: str, formats: tuple[str, ...], class_names: tuple[str, ...]):
+    def __init__(
+        self,
+        root: str,
+        formats: tuple[str, ...],
+        class_names: tuple[str, ...],
+        columns: tuple[str, ...] = (),
+    ):
         self.root, self.formats, self.class_names = root, formats, class_names
+        self.columns = columns  # the input's own columns in the rows (coverage, for scenes)
         self.store = storage.open_store(root)
 
     part = staticmethod(part_name)
@@ -194,7 +201,7 @@ class PredictionOutput:
         mid-chunk, whose chunk another worker then wrote): it goes.
         """
         storage.delete_temps(self.store, "parts")
-        merge = Merge(self.store, chunks, kept, self.class_names)
+        merge = Merge(self.store, chunks, kept, self.class_names, self.columns)
         written = {}
         for fmt in self.formats:
             url = FORMATS[fmt].merge(FORMATS[fmt], merge)

@@ -8,8 +8,9 @@ folder as one table. Temporary files start with a dot, which those readers skip.
 
 Columns: source_id, z, x, y, quadkey, label, score, lon, lat, score_<class>..., `bbox` (a
 struct of xmin, ymin, xmax, ymax: GeoParquet 1.1's bounding-box covering) and `geometry` (the
-tile's polygon as WKB, counter-clockwise, in OGC:CRS84, the GeoParquet default). The `geo`
-key of each file's metadata describes them. Rows of tiles named by path only have nulls.
+tile's polygon as WKB, counter-clockwise, in OGC:CRS84, the GeoParquet default); with scenes,
+`coverage` (the tile's share of valid pixels) after `lat`. The `geo` key of each file's
+metadata describes them. Rows of tiles named by path only have nulls.
 """
 
 from __future__ import annotations
@@ -87,8 +88,12 @@ def chunk_bytes(
     scores: np.ndarray,
     probs: np.ndarray,
     class_names: tuple[str, ...],
+    extra: dict[str, np.ndarray] | None = None,
 ) -> bytes:
-    """One chunk's kept rows as a GeoParquet file (zstd-compressed)."""
+    """One chunk's kept rows as a GeoParquet file (zstd-compressed).
+
+    `extra`: the input's own columns (a scene's coverage), after `lat`; NaN is null.
+    """
     pa = _pyarrow()
     p = _places(tiles)
     missing = ~p["addressed"]
@@ -110,6 +115,9 @@ def chunk_bytes(
         "lon": column((w + e) / 2, pa.float64(), 7),
         "lat": column((s + n) / 2, pa.float64(), 7),
     }
+    for column_name, values in (extra or {}).items():
+        shares = np.round(np.asarray(values, np.float64), 4)
+        table[column_name] = pa.array(shares, type=pa.float64(), mask=np.isnan(shares))
     for k, name in enumerate(class_names):
         table[f"score_{name}"] = pa.array(np.round(probs[:, k], 6), type=pa.float64())
     table["bbox"] = pa.StructArray.from_arrays(

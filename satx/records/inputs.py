@@ -23,9 +23,11 @@ from satx.config import RecordsConfig
 from satx.errors import InputError
 from satx.io import storage
 from satx.io.progress import Progress
+from satx.tiles.base import SceneSource
 from satx.tiles.kinds import ReadOptions, labelled_input
 from satx.tiles.places import count_per_label, merge_places
 from satx.tiles.refs import Listing, Rejection, TileRef
+from satx.tiles.scenes import is_scene_spec
 from satx.tiles.sources import CachedSource, open_source
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,13 @@ def _missing_files(refs: tuple[TileRef, ...], csv_path: str) -> set[int]:
 
 
 def _read(config: RecordsConfig) -> Listing:
+    if not config.zoom and is_scene_spec(config.source.tiles):
+        from satx.tiles.scenes import native_zoom
+
+        config = dataclasses.replace(config, zoom=native_zoom(config.source))
+        log.info(
+            "zoom %d: the ground resolution closest to the scene's (--zoom sets it)", config.zoom
+        )
     options = ReadOptions(True, config.zoom, config.label_property, config.polygon_mode)
     kind, listing = labelled_input(config.input, options)
     if not kind.names_files:
@@ -110,8 +119,9 @@ def fetch_places(listing: Listing, config: RecordsConfig, fetch_dir: Path) -> Li
     todo = [r for r in listing.refs if r.location is None]
     if not todo:
         return listing
-    folder = Path(config.source.tile_cache) if config.source.tile_cache else fetch_dir
     inner = open_source(config.source)
+    cached = config.source.tile_cache and not isinstance(inner, SceneSource)  # scenes: cut again
+    folder = Path(config.source.tile_cache) if cached else fetch_dir
     source = inner if isinstance(inner, CachedSource) else CachedSource(inner, str(folder))
     fetched, failed = {}, []
     progress = Progress("fetch", len(todo))

@@ -1,4 +1,7 @@
-"""`python -m satx.review --predictions=PRED --tiles=SOURCE --db=review.sqlite`: the mappers' page.
+"""`python -m satx.review --predictions=PRED --db=review.sqlite`: the mappers' page.
+
+Tiles come from the predictions' own input files (or the source they were read from); give
+`--tiles=SOURCE` where those are not at hand (records, a URL with a secret, another machine).
 
 `python -m satx.review --db=review.sqlite --export=labels.csv` (or `.geojson`) writes the
 decisions as the next training set's labels.

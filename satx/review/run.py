@@ -25,6 +25,7 @@ from satx.review.server import ReviewServer
 from satx.review.sites import iter_site_rows, open_sites
 from satx.review.store import ReviewStore
 from satx.review.summary import stats
+from satx.review.tiles import input_source
 from satx.tiles.base import MISSING, TileSource
 from satx.tiles.sources import open_source
 
@@ -68,7 +69,10 @@ def open_review(config: ReviewConfig, **server_options: Any) -> ReviewServer:
             counts["unaddressed"],
             counts["duplicates"],
         )
-    source = open_source(config.source, confined=True)
+    if config.source.tiles:
+        source = open_source(config.source, confined=True)
+    else:  # the predictions' own files, or their source
+        source = input_source(predictions.url)
     try:
         _probe(source, store, config)
         server = ReviewServer(ReviewApp(config, store, source, config.token), **server_options)

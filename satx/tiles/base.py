@@ -7,10 +7,11 @@ without from the tile source by its address. Every read gives the bytes, or None
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import mercantile
 
@@ -33,6 +34,26 @@ class TileSource(Protocol):
 
     def close(self) -> None:
         """Release threads, connections and files."""
+
+
+@runtime_checkable
+class SceneSource(TileSource, Protocol):
+    """A source that cuts tiles from scenes, with what only scenes know (`satx.tiles.scenes`)."""
+
+    @property
+    def native_zoom(self) -> int:
+        """The zoom whose ground resolution is closest to the scenes'."""
+
+    def footprint(self) -> Any:
+        """Where the scenes hold valid pixels (a shapely geometry in degrees)."""
+
+    def identity(self) -> list[dict[str, Any]]:
+        """What a run records of each scene (hash or ETag, bands, rescale)."""
+
+    def read_covered(
+        self, tiles: Sequence[mercantile.Tile]
+    ) -> tuple[list[bytes | None], Errors, list[float]]:
+        """`read`, and each tile's share of valid pixels (0 where it has none)."""
 
 
 def read_location(location: str) -> bytes:
@@ -66,20 +87,29 @@ def read_locations(
 
 def read_refs(
     refs: Sequence[TileRef], pool: ThreadPoolExecutor, source: TileSource | None = None
-) -> tuple[list[bytes | None], Errors]:
+) -> tuple[list[bytes | None], Errors, list[float] | None]:
     """The bytes of listed tiles: files in `pool`, the rest from `source` by their address.
 
     Refs with neither a location nor a tile are left None without a reason (the caller's
-    listing already refused them).
+    listing already refused them). The third value is each tile's valid share when `source`
+    cuts scenes (NaN for a tile read from its file), else None.
     """
     encoded, errors = read_locations([r.location for r in refs], pool)
     via = [i for i, r in enumerate(refs) if r.location is None and r.tile is not None]
+    covered = isinstance(source, SceneSource)
+    coverage = [math.nan] * len(refs) if covered else None
     if via:
         if source is None:
             raise ValueError("tiles without a file need a tile source")
-        data, source_errors = source.read([refs[i].tile for i in via])  # type: ignore[misc]
+        wanted = [refs[i].tile for i in via]
+        if isinstance(source, SceneSource):
+            data, source_errors, shares = source.read_covered(wanted)  # type: ignore[arg-type]
+        else:
+            (data, source_errors), shares = source.read(wanted), None  # type: ignore[arg-type]
         for k, i in enumerate(via):
             encoded[i] = data[k]
             if k in source_errors:
                 errors[i] = source_errors[k]
-    return encoded, errors
+            if coverage is not None and shares is not None:
+                coverage[i] = shares[k]
+    return encoded, errors, coverage

@@ -154,6 +154,27 @@ def list_scenes(spec: str, stac_asset: str = "visual", timeout: float = 15.0) ->
     return [Scene(p) for p in found]
 
 
+def native_zoom(config: SourceConfig) -> int:
+    """The zoom whose ground resolution is closest to the first scene's (nothing is hashed)."""
+    import rasterio
+    from rio_tiler.errors import RioTilerError
+    from rio_tiler.io import Reader
+
+    scene = list_scenes(config.tiles, config.stac_asset, config.fetch_timeout)[0]
+    try:
+        with Reader(scene.gdal_path) as reader:
+            return int(reader.maxzoom)
+    except (rasterio.errors.RasterioError, RioTilerError) as err:
+        raise _unreadable(scene, err) from err
+
+
+def _unreadable(scene: Scene, err: Exception) -> InputError:
+    detail = secrets.scrub(str(err))[:200]
+    return InputError(
+        f"--tiles: {secrets.redact_url(scene.href)} is not a raster GDAL can read ({detail})"
+    )
+
+
 class SceneTiles:
     """Tiles cut from scenes (see the module docstring); thread-safe."""
 
@@ -167,8 +188,6 @@ class SceneTiles:
         self.settings = [self._settings(scene) for scene in self.scenes]  # refused here if bad
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(config.fetch_threads, thread_name_prefix="satx-scene")
-        self.coverage: dict[mercantile.Tile, float] = {}
-        self._coverage_lock = threading.Lock()
 
     def _configure_gdal(self) -> None:
         """GDAL's settings for remote scenes, as environment defaults (a user's own win).
@@ -227,9 +246,7 @@ class SceneTiles:
                 rescale = self._rescale(reader, bands, dtype)
                 native = reader.maxzoom
         except (rasterio.errors.RasterioError, RioTilerError) as err:
-            raise InputError(
-                f"--tiles: {shown} is not a raster GDAL can read ({secrets.scrub(str(err))[:200]})"
-            ) from err
+            raise _unreadable(scene, err) from err
         return {
             "scene": shown,
             "bands": list(bands),
@@ -278,7 +295,7 @@ class SceneTiles:
                 scale = max(1, math.ceil(max(dataset.width, dataset.height) / FOOTPRINT_PX))
                 shape = (math.ceil(dataset.height / scale), math.ceil(dataset.width / scale))
                 mask = dataset.dataset_mask(out_shape=shape)
-                transform = dataset.transform * dataset.transform.scale(
+                transform = dataset.transform @ dataset.transform.scale(
                     dataset.width / shape[1], dataset.height / shape[0]
                 )
                 pixel = abs(dataset.transform.a)
@@ -306,11 +323,19 @@ class SceneTiles:
 
     def read(self, tiles: Sequence[mercantile.Tile]) -> tuple[list[bytes | None], Errors]:
         """Each tile cut from the scenes as PNG bytes; `missing` where no scene has a pixel."""
-        results = list(self._pool.map(self._tile, tiles))
-        errors = {i: r for i, r in enumerate(results) if isinstance(r, tuple)}
-        return [None if isinstance(r, tuple) else r for r in results], errors
+        data, errors, _ = self.read_covered(tiles)
+        return data, errors
 
-    def _tile(self, tile: mercantile.Tile) -> bytes | tuple[str, str]:
+    def read_covered(
+        self, tiles: Sequence[mercantile.Tile]
+    ) -> tuple[list[bytes | None], Errors, list[float]]:
+        """`read`, and each tile's share of valid pixels (0 where it has none)."""
+        results = list(self._pool.map(self._tile, tiles))
+        errors = {i: error for i, (_, _, error) in enumerate(results) if error is not None}
+        return [data for data, _, _ in results], errors, [share for _, share, _ in results]
+
+    def _tile(self, tile: mercantile.Tile) -> tuple[bytes | None, float, tuple[str, str] | None]:
+        """The tile's PNG and its valid share, or None, 0 and why it has none."""
         from rio_tiler.errors import TileOutsideBounds
 
         rgb: np.ndarray | None = None
@@ -324,7 +349,7 @@ class SceneTiles:
                 continue
             except Exception as err:  # a GDAL read error is this tile's, not the run's
                 detail = secrets.scrub(str(err))[:200]
-                return ("unreadable", f"{settings['scene']}: {detail}")
+                return None, 0.0, ("unreadable", f"{settings['scene']}: {detail}")
             valid = np.asarray(image.mask) > 0
             if rgb is None:
                 rgb = np.zeros((TILE_SIZE, TILE_SIZE, 3), np.uint8)
@@ -336,10 +361,12 @@ class SceneTiles:
                 break
         share = float(filled.mean()) if filled is not None else 0.0
         if rgb is None or not share:
-            return (MISSING, f"no valid pixel of the scenes in {tile.z}/{tile.x}/{tile.y}")
-        with self._coverage_lock:
-            self.coverage[tile] = share
-        return _png(rgb)
+            return (
+                None,
+                0.0,
+                (MISSING, f"no valid pixel of the scenes in {tile.z}/{tile.x}/{tile.y}"),
+            )
+        return _png(rgb), share, None
 
     def close(self) -> None:
         """Stop the threads (their readers close with them)."""

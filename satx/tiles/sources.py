@@ -16,6 +16,7 @@ and descriptions never carry a secret (`satx.io.secrets`).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +32,17 @@ from satx.tiles.base import MISSING, Errors, TileSource, read_locations
 from satx.tiles.scenes import is_scene_spec
 from satx.tiles.template import TileTemplate
 
-__all__ = ["MISSING", "CachedSource", "FileTiles", "TileSource", "open_source", "read_locations"]
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "MISSING",
+    "CachedSource",
+    "FileTiles",
+    "ListedFiles",
+    "TileSource",
+    "open_source",
+    "read_locations",
+]
 
 
 class FileTiles:
@@ -48,15 +59,22 @@ class FileTiles:
         # not a tile; the review server reads for browsers, so a link to /etc/passwd is no tile
         self._root = os.path.realpath(root) if confined and not storage.is_gcs(root) else None
 
+    def location(self, tile: mercantile.Tile) -> str | None:
+        """The tile's file (None: it has none)."""
+        return self.template.location(tile)
+
     def read(self, tiles: Sequence[mercantile.Tile]) -> tuple[list[bytes | None], Errors]:
         """Read every tile's file; a missing file is `missing`, other failures `unreadable`."""
-        locations = [self.template.location(t) for t in tiles]
-        outside = {i for i, where in enumerate(locations) if not self._inside(where)}
+        locations = [self.location(t) for t in tiles]
+        outside = {i for i, at in enumerate(locations) if at is not None and not self._inside(at)}
         found, errors = read_locations(
             [None if i in outside else where for i, where in enumerate(locations)], self._pool
         )
         for i in outside:
             errors[i] = ("unreadable", f"{locations[i]} resolves outside {self._root}")
+        for i, where in enumerate(locations):
+            if where is None:
+                errors[i] = (MISSING, f"no file for {tiles[i].z}/{tiles[i].x}/{tiles[i].y}")
         return found, errors
 
     def _inside(self, location: str) -> bool:
@@ -68,6 +86,29 @@ class FileTiles:
     def close(self) -> None:
         """Stop the threads."""
         self._pool.shutdown()
+
+
+class ListedFiles(FileTiles):
+    """Tiles as the files of a listing (a folder's `x-y-z.jpg`, a CSV's paths), by address.
+
+    `confined_to`: a file resolving outside this folder is not a tile (as `FileTiles`).
+    """
+
+    def __init__(
+        self,
+        files: dict[mercantile.Tile, str],
+        description: str,
+        threads: int = 16,
+        confined_to: str = "",
+    ):
+        self.files, self.description = files, description
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="satx-read")
+        local = confined_to and not storage.is_gcs(confined_to)
+        self._root = os.path.realpath(confined_to) if local else None
+
+    def location(self, tile: mercantile.Tile) -> str | None:
+        """The listed file of the tile (None: the listing has none)."""
+        return self.files.get(tile)
 
 
 class CachedSource:
@@ -135,6 +176,9 @@ def open_source(config: SourceConfig, confined: bool = False) -> TileSource:
         from satx.tiles.scenes import SceneTiles
 
         source = SceneTiles(config)
+        if config.tile_cache:  # GDAL keeps its own block cache; a tile's coverage is not cached
+            log.warning("--tile_cache is not used for scenes: tiles are cut from them directly")
+            return source
     elif lowered.startswith(("http://", "https://")):
         from satx.tiles.http import HttpTiles
 

@@ -66,3 +66,28 @@ def test_a_killed_scene_run_resumes_and_beam_writes_the_same(tiny_model, scene, 
     same_outputs(tmp_path / "clean", tmp_path / "beam")
     run = json.loads((tmp_path / "beam" / "predict_run.json").read_text())
     assert run["tiles"] == clean.tiles == 32 and run["scored"] == 32
+
+
+def test_every_row_format_carries_each_tile_s_coverage(tiny_model, tmp_path):
+    """The 16-bit scene's 64-pixel nodata frame: edge tiles 3/4 covered, corners 9/16."""
+    framed = scenes.sixteen_bit_scene(tmp_path / "framed.tif")
+    formats = ("csv", "jsonl", "geojson", "parquet")
+    out = tmp_path / "out"
+    predict(_config(tiny_model["export"], out, framed, bands=(3, 2, 1), formats=formats))
+    xs, ys = sorted({t.x for t in scenes.BLOCK}), sorted({t.y for t in scenes.BLOCK})
+    edges = {t: (t.x in (xs[0], xs[-1])) + (t.y in (ys[0], ys[-1])) for t in scenes.BLOCK}
+    want = {f"{t.x}/{t.y}": (1.0, 0.75, 0.5625)[e] for t, e in edges.items() if t != scenes.HOLE}
+    csv_rows = predicted_rows(out)
+    assert list(csv_rows[0])[7:10] == ["lon", "lat", "coverage"]
+    assert {f"{r['x']}/{r['y']}": float(r["coverage"]) for r in csv_rows} == want
+    lines = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert {f"{r['x']}/{r['y']}": r["coverage"] for r in lines} == want
+    features = json.loads((out / "predictions.geojson").read_text())["features"]
+    assert {
+        f"{f['properties']['x']}/{f['properties']['y']}": f["properties"]["coverage"]
+        for f in features
+    } == want
+    import pyarrow.dataset
+
+    table = pyarrow.dataset.dataset(out / "predictions.parquet").to_table().to_pylist()
+    assert {f"{r['x']}/{r['y']}": r["coverage"] for r in table} == want

@@ -14,7 +14,7 @@ from tests.support.helpers import cli
     "args, message",
     [
         ((), "--db is required"),
-        (("--db=r.sqlite",), "--predictions (or --sites) and --tiles are required"),
+        (("--db=r.sqlite",), "--predictions (or --sites) is required"),
         (("--db=r.sqlite", "--export=labels.txt"), "name a .csv or .geojson"),
         (("--db=missing.sqlite", "--export=labels.csv"), "no such review database"),
         (("--db=r.sqlite", "--predictions=EMPTY", "--tiles=t/{z}/{x}/{y}.jpg"), "not a finished"),

@@ -25,8 +25,9 @@ OUTSIDE = mercantile.Tile(62000, 50000, 17)
 def _cut(spec: str, tiles, **options):
     source = open_source(SourceConfig(tiles=spec, **options))
     try:
-        data, errors = source.read(tiles)
-        return source, data, errors
+        data, errors, shares = source.read_covered(tiles)
+        assert (data, errors) == source.read(tiles)
+        return source, data, errors, dict(zip(tiles, shares, strict=True))
     finally:
         source.close()
 
@@ -50,7 +51,7 @@ def test_which_tiles_specs_name_scenes(tmp_path):
 
 def test_a_mercator_cog_gives_back_every_tile_exactly(tmp_path):
     path = scenes.mercator_scene(tmp_path / "block.tif")
-    source, data, errors = _cut(str(path), [*BLOCK, OUTSIDE])
+    source, data, errors, coverage = _cut(str(path), [*BLOCK, OUTSIDE])
     hole, outside = BLOCK.index(HOLE), len(BLOCK)
     assert errors[hole][0] == MISSING and errors[outside][0] == MISSING
     assert set(errors) == {hole, outside}
@@ -58,7 +59,7 @@ def test_a_mercator_cog_gives_back_every_tile_exactly(tmp_path):
         if i != hole:
             assert data[i][:8] == b"\x89PNG\r\n\x1a\n"
             np.testing.assert_array_equal(_pixels(data[i]), original(tile), err_msg=str(tile))
-            assert source.coverage[tile] == 1.0
+            assert coverage[tile] == 1.0
     assert source.native_zoom == 17
     (identity,) = source.identity()
     assert identity["bands"] == [1, 2, 3] and identity["rescale"] == []
@@ -67,15 +68,15 @@ def test_a_mercator_cog_gives_back_every_tile_exactly(tmp_path):
 
 def test_a_utm_scene_is_warped_back_within_a_few_levels(tmp_path):
     path = scenes.utm_scene(tmp_path / "utm.tif")
-    source, data, errors = _cut(str(path), BLOCK)
+    source, data, errors, coverage = _cut(str(path), BLOCK)
     assert not errors
-    assert source.coverage[HOLE] < 1e-3  # the hole: a pixel of its neighbours' warp
+    assert coverage[HOLE] < 1e-3  # the hole: a pixel of its neighbours' warp
     errors_by_tile = []
     for tile, tile_data in zip(BLOCK[1:], data[1:], strict=True):
         got, want = _pixels(tile_data).astype(int), original(tile).astype(int)
         covered = got.sum(axis=2) > 0  # edges: the warp may leave a sliver uncovered (black)
-        assert source.coverage[tile] > 0.99
-        assert source.coverage[tile] == pytest.approx(covered.mean(), abs=0.01)
+        assert coverage[tile] > 0.99
+        assert coverage[tile] == pytest.approx(covered.mean(), abs=0.01)
         errors_by_tile.append(np.abs(got - want)[covered].mean())
     # bilinear twice (to UTM, back to 3857) on real imagery: a blur, not a shift (measured:
     # 4.3-6.2 levels a tile; a one-pixel shift of the originals gives 11-16)
@@ -86,16 +87,18 @@ def test_sixteen_bit_bands_rescale_and_a_nodata_border(tmp_path):
     path = scenes.sixteen_bit_scene(tmp_path / "b16.tif")
     centre = mercantile.Tile(62093, 50163, 17)
     corner = mercantile.Tile(62094, 50164, 17)
-    source, data, errors = _cut(str(path), [centre, corner], bands=(3, 2, 1), rescale=(0, 1020))
+    source, data, errors, coverage = _cut(
+        str(path), [centre, corner], bands=(3, 2, 1), rescale=(0, 1020)
+    )
     assert not errors
     want = original(centre).astype(int)
     assert np.abs(_pixels(data[0]).astype(int) - want).max() <= 1  # 0 was stored as 4
-    assert source.coverage[centre] == 1.0
+    assert coverage[centre] == 1.0
     share = (256 - 64) ** 2 / 256**2  # the frame takes 64 px off two sides of a corner tile
-    assert source.coverage[corner] == pytest.approx(share)
+    assert coverage[corner] == pytest.approx(share)
     assert (_pixels(data[1])[-64:] == 0).all()  # uncovered: black
     # default: each band's 2nd-98th percentile, computed once and recorded
-    source, data, _ = _cut(str(path), [centre], bands=(3, 2, 1))
+    source, data, _, _ = _cut(str(path), [centre], bands=(3, 2, 1))
     (identity,) = source.identity()
     assert identity["dtype"] == "uint16" and len(identity["rescale"]) == 3
     for low, high in identity["rescale"]:
@@ -108,7 +111,7 @@ def test_overlapping_scenes_first_wins_and_stac_orders_by_date(tmp_path):
     scenes.write_scene(tmp_path / "s" / "a.tif", rgb, bounds, mask=mask)
     scenes.write_scene(tmp_path / "s" / "b.tif", 255 - rgb, bounds)  # b covers the hole too
     tile = mercantile.Tile(62093, 50163, 17)
-    _, data, errors = _cut(str(tmp_path / "s"), [tile, HOLE])
+    _, data, errors, _ = _cut(str(tmp_path / "s"), [tile, HOLE])
     assert not errors
     np.testing.assert_array_equal(_pixels(data[0]), original(tile))  # a.tif first
     assert (_pixels(data[1]) == 255).all()  # a's hole filled by b: 255 - 0
@@ -124,10 +127,10 @@ def test_overlapping_scenes_first_wins_and_stac_orders_by_date(tmp_path):
     (tmp_path / "items.json").write_text(
         json.dumps({"type": "FeatureCollection", "features": items})
     )
-    _, data, _ = _cut(str(tmp_path / "items.json"), [tile])
+    _, data, _, _ = _cut(str(tmp_path / "items.json"), [tile])
     np.testing.assert_array_equal(_pixels(data[0]), 255 - original(tile))  # b is newer
     (tmp_path / "item.json").write_text(json.dumps(items[0]))
-    _, data, _ = _cut(str(tmp_path / "item.json"), [tile])
+    _, data, _, _ = _cut(str(tmp_path / "item.json"), [tile])
     np.testing.assert_array_equal(_pixels(data[0]), original(tile))
     with pytest.raises(
         InputError, match=r"STAC item a has no asset 'analytic' \(it has: thumb, visual\)"
@@ -156,10 +159,8 @@ def test_bad_scenes_are_one_line_each(tmp_path):
         SourceConfig(tiles="x.tif", rescale=(5.0,))
 
 
-def test_make_records_from_labelled_points_over_a_scene(tmp_path):
-    from satx.config import RecordsConfig
-    from satx.records.make import make_records
-    from tests.support.helpers import read_all
+def test_make_records_from_labelled_points_over_a_scene_at_its_native_zoom(tmp_path):
+    from tests.support.helpers import cli, one_error_line, read_all
 
     scene = scenes.mercator_scene(tmp_path / "block.tif")
     features = []
@@ -170,40 +171,23 @@ def test_make_records_from_labelled_points_over_a_scene(tmp_path):
         features.append({"type": "Feature", "geometry": point, "properties": {"label": label}})
     places = tmp_path / "places.geojson"
     places.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
-    config = RecordsConfig(
-        input=str(places),
-        output=str(tmp_path / "records"),
-        zoom=17,
-        image_size=256,
-        source=SourceConfig(tiles=str(scene)),
-        split="train:0.5,val:0.25,test:0.25",
-    )
-    manifest = make_records(config)
-    assert manifest.records == 8 and manifest.quarantine.count == 1  # the hole: no imagery
+    args = [
+        "tools.make_records",
+        f"--input={places}",
+        f"--output={tmp_path / 'records'}",
+        "--image_size=256",
+        f"--tiles={scene}",
+        "--split=train:0.5,val:0.25,test:0.25",
+    ]
+    made = cli(*args, "--zoom=native", check=True)
+    assert "zoom 17: the ground resolution closest to the scene's" in made.stderr
+    manifest = json.loads((tmp_path / "records" / "manifest.json").read_text())
+    assert manifest["records"] == 8 and manifest["quarantine"]["count"] == 1  # the hole
     quarantined = json.loads((tmp_path / "records" / "quarantine.jsonl").read_text())
     assert quarantined["reason"] == "no_imagery"
     _, examples = read_all(tmp_path / "records")
     for _, ex in examples:
+        assert ex.tile.z == 17
         np.testing.assert_array_equal(_pixels(ex.encoded), original(ex.tile))
-
-
-def test_a_cog_over_http_range_requests_with_a_token(tmp_path):
-    from satx.bench.fileserver import FileServer
-
-    scenes.mercator_scene(tmp_path / "www" / "block.tif")
-    local = str(tmp_path / "www" / "block.tif")
-    tiles = [t for t in BLOCK if t != HOLE]
-    _, want, _ = _cut(local, tiles)
-    token = "cog-s3cr3t-7731"
-    with FileServer(tmp_path / "www", token=token) as server:
-        source, got, errors = _cut(server.url("block.tif"), [*tiles, HOLE])
-        assert server.ranges > 0  # read by ranges, not downloaded whole
-    assert got[:-1] == want and errors[len(tiles)][0] == MISSING
-    (identity,) = source.identity()
-    assert identity["etag"].startswith('"') and token not in json.dumps(identity)
-    assert token not in source.description and "access_token=" in source.description
-    with FileServer(tmp_path / "www", token=token) as server:
-        wrong = server.url("block.tif").replace(token, "wrong-token-000")
-        with pytest.raises(InputError) as caught:
-            open_source(SourceConfig(tiles=wrong))
-    assert "wrong-token-000" not in str(caught.value)
+    wrong = cli(*args[:2], f"--output={tmp_path / 'other'}", "--zoom=nativ", f"--tiles={scene}")
+    assert one_error_line(wrong).endswith("--zoom=nativ: expected a whole number or native")
