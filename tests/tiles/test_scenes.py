@@ -191,3 +191,25 @@ def test_make_records_from_labelled_points_over_a_scene_at_its_native_zoom(tmp_p
         np.testing.assert_array_equal(_pixels(ex.encoded), original(ex.tile))
     wrong = cli(*args[:2], f"--output={tmp_path / 'other'}", "--zoom=nativ", f"--tiles={scene}")
     assert one_error_line(wrong).endswith("--zoom=nativ: expected a whole number or native")
+
+
+def test_a_cog_over_http_range_requests_with_a_token(tmp_path):
+    from satx.bench.fileserver import FileServer
+
+    scenes.mercator_scene(tmp_path / "www" / "block.tif")
+    local = str(tmp_path / "www" / "block.tif")
+    tiles = [t for t in BLOCK if t != HOLE]
+    _, want, _, _ = _cut(local, tiles)
+    token = "cog-s3cr3t-7731"
+    with FileServer(tmp_path / "www", token=token) as server:
+        source, got, errors, _ = _cut(server.url("block.tif"), [*tiles, HOLE])
+        assert server.ranges > 0  # read by ranges, not downloaded whole
+    assert got[:-1] == want and errors[len(tiles)][0] == MISSING
+    (identity,) = source.identity()
+    assert identity["etag"].startswith('"') and token not in json.dumps(identity)
+    assert token not in source.description and "access_token=" in source.description
+    with FileServer(tmp_path / "www", token=token) as server:
+        wrong = server.url("block.tif").replace(token, "wrong-token-000")
+        with pytest.raises(InputError) as caught:
+            open_source(SourceConfig(tiles=wrong))
+    assert "wrong-token-000" not in str(caught.value)
