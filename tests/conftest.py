@@ -126,7 +126,9 @@ def gcs(tmp_path_factory):
         tmp_path_factory.mktemp("gcs") / "fake-gcs-server.log", "wb"
     )
     args = ["-scheme", "http", "-backend", "memory", "-host", "127.0.0.1", "-port", str(port)]
-    args += ["-external-url", url, "-log-level", "warn"]
+    # -public-host: objects also at /BUCKET/OBJECT, as storage.googleapis.com serves them
+    # (GDAL's /vsigs/ reads there)
+    args += ["-external-url", url, "-public-host", f"127.0.0.1:{port}", "-log-level", "warn"]
     server = subprocess.Popen([str(wrapper._get_binary_path()), *args], stdout=log, stderr=log)
     deadline = time.monotonic() + 20
     while True:

@@ -45,7 +45,9 @@ Answer = Callable[[str, Mapping[str, str]], tuple[int, Mapping[str, str], bytes]
 def serve(answer: Answer) -> _Server:
     """A loopback HTTP/1.1 server in a daemon thread; stop it with `shutdown()`.
 
-    GET and HEAD are answered by `answer(path, headers) -> (status, headers, body)`.
+    GET and HEAD are answered by `answer(path, headers) -> (status, headers, body)`. An answer
+    that sets a `Content-Length` longer than its body is a response cut mid-body: the body is
+    sent and the connection closed, as a server or proxy that drops connections does.
     """
 
     class Handler(BaseHTTPRequestHandler):
@@ -56,14 +58,18 @@ def serve(answer: Answer) -> _Server:
 
         def _send(self, body: bool) -> None:
             status, headers, data = answer(self.path, self.headers)
+            length = int(headers.get("Content-Length", len(data)))
             try:
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
+                if "Content-Length" not in headers:
+                    self.send_header("Content-Length", str(length))
                 self.end_headers()
                 if body:
                     self.wfile.write(data)
+                if len(data) < length:
+                    self.close_connection = True  # cut: the client sees a short body
             except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
                 pass
 
@@ -207,35 +213,30 @@ class TileServer:
         self._server.server_close()
 
 
-class TileServerProcess:
-    """A `TileServer` in its own process (its own interpreter lock), as a real service is.
+class ServerProcess:
+    """A loopback server in its own process (its own interpreter lock), as a real service is.
 
-    `with TileServerProcess(folder, latency_s=0.05) as server:` gives `server.template`.
+    `code` runs with `sys.argv[1:]` = `args`: it starts the server, prints the one line the
+    parent needs (its URL or template) and serves until stdin closes. `with` gives that line
+    as `self.address`.
     """
 
-    def __init__(self, folder: str | Path, latency_s: float = 0.0):
-        self.folder, self.latency_s = str(folder), latency_s
+    def __init__(self, code: str, *args: str):
+        self.code, self.args = code, args
         self._proc: subprocess.Popen | None = None
-        self.template = ""
+        self.address = ""
 
-    def __enter__(self) -> TileServerProcess:
-        code = (
-            "import sys, time\n"
-            "from satx.bench.tileserver import TileServer\n"
-            "with TileServer(sys.argv[1], latency_s=float(sys.argv[2])) as s:\n"
-            "    print(s.template, flush=True)\n"
-            "    sys.stdin.read()\n"  # until the parent closes stdin (or dies)
-        )
+    def __enter__(self) -> ServerProcess:
         self._proc = subprocess.Popen(
-            [sys.executable, "-c", code, self.folder, str(self.latency_s)],
+            [sys.executable, "-c", self.code, *self.args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
         assert self._proc.stdout is not None
-        self.template = self._proc.stdout.readline().strip()
-        if not self.template:
-            raise RuntimeError("the tile server process did not start")
+        self.address = self._proc.stdout.readline().strip()
+        if not self.address:
+            raise RuntimeError("the server process did not start")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -246,3 +247,26 @@ class TileServerProcess:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
+
+
+class TileServerProcess(ServerProcess):
+    """A `TileServer` in its own process: `with TileServerProcess(folder, 0.05) as s:`.
+
+    `s.template` is its URL template.
+    """
+
+    CODE = (
+        "import sys\n"
+        "from satx.bench.tileserver import TileServer\n"
+        "with TileServer(sys.argv[1], latency_s=float(sys.argv[2])) as s:\n"
+        "    print(s.template, flush=True)\n"
+        "    sys.stdin.read()\n"  # until the parent closes stdin (or dies)
+    )
+
+    def __init__(self, folder: str | Path, latency_s: float = 0.0):
+        super().__init__(self.CODE, str(folder), str(latency_s))
+
+    @property
+    def template(self) -> str:
+        """`http://127.0.0.1:PORT/{z}/{x}/{y}.jpg`."""
+        return self.address

@@ -41,7 +41,7 @@ from satx.tiles.formats import too_large
 from satx.tiles.kinds import input_rows
 from satx.tiles.mask import MaskedArea, mask_identity, mask_keys
 from satx.tiles.refs import Rejection, TileRef
-from satx.tiles.scenes import is_scene_spec
+from satx.tiles.scene_list import is_scene_spec
 from satx.tiles.sources import TileSource, open_source
 
 log = logging.getLogger(__name__)

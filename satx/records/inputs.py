@@ -27,7 +27,7 @@ from satx.tiles.base import SceneSource
 from satx.tiles.kinds import ReadOptions, labelled_input
 from satx.tiles.places import count_per_label, merge_places
 from satx.tiles.refs import Listing, Rejection, TileRef
-from satx.tiles.scenes import is_scene_spec
+from satx.tiles.scene_list import is_scene_spec
 from satx.tiles.sources import CachedSource, open_source
 
 log = logging.getLogger(__name__)

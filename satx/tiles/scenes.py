@@ -2,8 +2,8 @@
 
 `--tiles` names the scenes: one GeoTIFF/COG or GDAL VRT (a path, `gs://` or `https://`, read by
 range requests), a folder (the scenes directly in it) or glob of them, or a STAC Item /
-ItemCollection JSON (local or URL) whose `--stac_asset` (default `visual`) is the scene.
-rio-tiler cuts each z/x/y tile, warped from the scene's CRS (any pyproj knows) to EPSG:3857.
+ItemCollection JSON (local or URL) whose `--stac_asset` (default `visual`) is the scene
+(`satx.tiles.scene_list`). rio-tiler cuts each z/x/y tile, warped from the scene's CRS (any pyproj knows) to EPSG:3857.
 
 - Bands: `--bands=3,2,1` (1-based), else the scene's red, green and blue by colour
   interpretation, else its first three (a single band is grey).
@@ -13,6 +13,8 @@ rio-tiler cuts each z/x/y tile, warped from the scene's CRS (any pyproj knows) t
 - Nodata (the nodata value, an internal mask or an alpha band) and scene edges: a tile without
   one valid pixel is `missing` (no imagery: counted, never scored or labelled); a tile partly
   covered is kept with the uncovered pixels black, and `coverage` holds its valid share.
+- Remote scenes: a read that fails (a dropped connection) is tried again `--fetch_retries`
+  times, with GDAL's cached regions of the scene forgotten first.
 - Overlaps: the first scene in order wins where it has valid pixels, the next fill its gaps.
   The order is the listing's (paths sorted by name) or, for STAC, the newest `datetime` first.
 
@@ -21,19 +23,13 @@ A tile comes out as a lossless RGB PNG, so every stage reads it like any other t
 
 from __future__ import annotations
 
-import glob
 import io
-import json
 import logging
 import math
-import os
 import threading
-import urllib.parse
-import urllib.request
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import mercantile
@@ -41,117 +37,15 @@ import numpy as np
 
 from satx.config import SourceConfig
 from satx.errors import InputError
-from satx.io import secrets, storage
-from satx.io.run_record import file_sha256
+from satx.io import secrets
 from satx.tiles.base import MISSING, Errors
+from satx.tiles.scene_list import Remote, Scene, forget_remote_regions, list_scenes
 
 log = logging.getLogger(__name__)
 
-SCENE_SUFFIXES = (".tif", ".tiff", ".vrt")
 TILE_SIZE = 256
 PERCENTILES = (2.0, 98.0)
 FOOTPRINT_PX = 2048  # a scene's mask is traced at most this many pixels a side
-
-
-def is_scene_spec(spec: str) -> bool:
-    """Does `--tiles` name scenes (rather than a tile template or an archive)?"""
-    path = spec.lower().split("?")[0]
-    if "{" in spec:
-        return False
-    if path.endswith((*SCENE_SUFFIXES, ".json")):
-        return True
-    if path.startswith(("http://", "https://", "gs://")):
-        return False
-    folder = Path(spec).expanduser()
-    return any(c in spec for c in "*?[") or (folder.is_dir() and bool(_scene_files(folder)))
-
-
-def _scene_files(folder: Path) -> list[str]:
-    """The scenes directly inside a folder (a folder of z/x/y tiles has none)."""
-    return sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in SCENE_SUFFIXES)
-
-
-@dataclass(frozen=True)
-class Scene:
-    """One scene: where it is (as given, and as GDAL opens it) and its STAC datetime."""
-
-    href: str
-    datetime: str = ""
-
-    @property
-    def gdal_path(self) -> str:
-        """The path GDAL opens: gs:// through /vsigs/, URLs through /vsicurl/ (range reads)."""
-        if self.href.startswith("gs://"):
-            return "/vsigs/" + self.href[len("gs://") :]
-        if self.href.startswith(("http://", "https://")):
-            return "/vsicurl/" + self.href
-        return str(Path(self.href).expanduser())
-
-
-def _read_text(where: str, timeout: float) -> str:
-    if where.startswith(("http://", "https://")):
-        try:
-            with urllib.request.urlopen(where, timeout=timeout) as answer:
-                return answer.read().decode()
-        except OSError as err:
-            raise InputError(f"{secrets.redact_url(where)}: cannot read ({err})") from err
-    folder, _, name = where.rpartition("/")
-    try:
-        return storage.open_store(folder or ".").read_bytes(name).decode()
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"{where}: cannot read ({err})") from err
-
-
-def _stac_scenes(where: str, asset: str, timeout: float) -> list[Scene]:
-    """The `asset` of a STAC Item or of each Item of an ItemCollection, newest first."""
-    shown = secrets.redact_url(where)
-    try:
-        document = json.loads(_read_text(where, timeout))
-    except ValueError as err:
-        raise InputError(
-            f"--tiles={shown}: not JSON ({err}); give a STAC Item or ItemCollection"
-        ) from err
-    kind = document.get("type") if isinstance(document, dict) else None
-    items = [document] if kind == "Feature" else document.get("features") if kind else None
-    if not isinstance(items, list) or not items:
-        raise InputError(f"--tiles={shown}: not a STAC Item or ItemCollection (type {kind!r})")
-    scenes = []
-    for item in items:
-        assets = item.get("assets") if isinstance(item, dict) else None
-        name = item.get("id", "?") if isinstance(item, dict) else "?"
-        if not isinstance(assets, dict) or not isinstance(assets.get(asset), dict):
-            have = ", ".join(sorted(assets)) if isinstance(assets, dict) else "none"
-            raise InputError(
-                f"--tiles={shown}: STAC item {name} has no asset {asset!r} (it has: {have}); "
-                "choose one with --stac_asset"
-            )
-        href = str(assets[asset].get("href", ""))
-        if not href:
-            raise InputError(f"--tiles={shown}: STAC item {name}'s asset {asset!r} has no href")
-        properties = item.get("properties") or {}
-        scenes.append(Scene(urllib.parse.urljoin(where, href), str(properties.get("datetime", ""))))
-    return sorted(scenes, key=lambda s: s.datetime, reverse=True)  # stable: ties keep order
-
-
-def list_scenes(spec: str, stac_asset: str = "visual", timeout: float = 15.0) -> list[Scene]:
-    """The scenes `--tiles` names, in the order that decides overlaps."""
-    path = spec.split("?")[0].lower()
-    if path.endswith(".json"):
-        return _stac_scenes(spec, stac_asset, timeout)
-    if path.startswith(("http://", "https://", "gs://")):
-        return [Scene(spec)]
-    local = Path(spec).expanduser()
-    if local.is_dir():
-        found = _scene_files(local)
-    elif any(c in spec for c in "*?["):
-        found = sorted(p for p in glob.glob(str(local), recursive=True) if os.path.isfile(p))
-    else:
-        if not local.is_file():
-            raise InputError(f"--tiles={spec}: no such scene file")
-        found = [str(local)]
-    if not found:
-        raise InputError(f"--tiles={spec}: no GeoTIFF/COG or VRT scene there")
-    return [Scene(p) for p in found]
 
 
 def native_zoom(config: SourceConfig) -> int:
@@ -160,7 +54,7 @@ def native_zoom(config: SourceConfig) -> int:
     from rio_tiler.errors import RioTilerError
     from rio_tiler.io import Reader
 
-    scene = list_scenes(config.tiles, config.stac_asset, config.fetch_timeout)[0]
+    scene = list_scenes(config)[0]
     try:
         with Reader(scene.gdal_path) as reader:
             return int(reader.maxzoom)
@@ -183,30 +77,12 @@ class SceneTiles:
     def __init__(self, config: SourceConfig):
         self.config = config
         self.description = secrets.redact_url(config.tiles)
-        self.scenes = list_scenes(config.tiles, config.stac_asset, config.fetch_timeout)
-        self._configure_gdal()
+        self.remote = Remote(config)
+        self.scenes = list_scenes(config, self.remote)
+        self.remote.configure_gdal(config)
         self.settings = [self._settings(scene) for scene in self.scenes]  # refused here if bad
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(config.fetch_threads, thread_name_prefix="satx-scene")
-
-    def _configure_gdal(self) -> None:
-        """GDAL's settings for remote scenes, as environment defaults (a user's own win).
-
-        No folder listing; this source's timeout and retries (GDAL's: 429 and 5xx); the GCS
-        emulator when one is set. Set once for the process rather than a `rasterio.Env` around
-        every read of every pool thread.
-        """
-        options = {
-            "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-            "GDAL_HTTP_TIMEOUT": str(math.ceil(self.config.fetch_timeout)),
-            "GDAL_HTTP_MAX_RETRY": str(self.config.fetch_retries),
-            "GDAL_HTTP_RETRY_DELAY": "0.5",
-        }
-        emulator = os.environ.get("STORAGE_EMULATOR_HOST")
-        if emulator:
-            options.update(CPL_GS_ENDPOINT=emulator.rstrip("/") + "/", GS_NO_SIGN_REQUEST="YES")
-        for key, value in options.items():
-            os.environ.setdefault(key, value)
 
     def _reader(self, k: int) -> Any:
         """Scene k's rio-tiler reader, one per thread (a GDAL dataset is not thread-safe)."""
@@ -253,7 +129,7 @@ class SceneTiles:
             "dtype": dtype,
             "rescale": rescale,
             "native_zoom": native,
-            **_identity(scene),
+            **self.remote.identity(scene),
         }
 
     def _rescale(self, reader: Any, bands: tuple[int, ...], dtype: str) -> list[list[float]]:
@@ -342,9 +218,7 @@ class SceneTiles:
         filled: np.ndarray | None = None
         for k, settings in enumerate(self.settings):
             try:
-                image = self._reader(k).tile(
-                    tile.x, tile.y, tile.z, tilesize=TILE_SIZE, indexes=settings["bands"]
-                )
+                image = self._cut(k, tile)
             except TileOutsideBounds:
                 continue
             except Exception as err:  # a GDAL read error is this tile's, not the run's
@@ -367,6 +241,29 @@ class SceneTiles:
                 (MISSING, f"no valid pixel of the scenes in {tile.z}/{tile.x}/{tile.y}"),
             )
         return _png(rgb), share, None
+
+    def _cut(self, k: int, tile: mercantile.Tile) -> Any:
+        """Scene k's part of a tile; a remote scene's failed read is tried again.
+
+        GDAL keeps a response cut mid-body in its region cache and fails that block for the
+        rest of the process, so before each retry the scene's cached regions are forgotten.
+        """
+        from rio_tiler.errors import TileOutsideBounds
+
+        scene = self.scenes[k]
+        for attempt in range(self.config.fetch_retries + 1):
+            try:
+                return self._reader(k).tile(
+                    tile.x, tile.y, tile.z, tilesize=TILE_SIZE, indexes=self.settings[k]["bands"]
+                )
+            except TileOutsideBounds:
+                raise
+            except Exception:
+                if not scene.remote or attempt == self.config.fetch_retries:
+                    raise
+                forget_remote_regions(scene.gdal_path)
+                time.sleep(min(4.0, 0.25 * 2**attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
         """Stop the threads (their readers close with them)."""
@@ -396,25 +293,3 @@ def _png(rgb: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(rgb, "RGB").save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
-
-
-def _identity(scene: Scene) -> dict[str, str]:
-    """A local scene's sha256; a remote one's ETag (or size and date), as its server says."""
-    if scene.href.startswith(("http://", "https://", "gs://")):
-        return {"etag": _remote_etag(scene)}
-    return {"sha256": file_sha256(scene.gdal_path)}
-
-
-def _remote_etag(scene: Scene) -> str:
-    if scene.href.startswith("gs://"):
-        folder, _, name = scene.href.rpartition("/")
-        return storage.GcsStore(folder).etag(name)
-    request = urllib.request.Request(scene.href, method="HEAD")
-    try:
-        with urllib.request.urlopen(request, timeout=15) as answer:
-            headers = answer.headers
-    except OSError as err:
-        raise InputError(
-            f"--tiles: {secrets.redact_url(scene.href)}: cannot reach ({err})"
-        ) from err
-    return headers.get("ETag") or f"{headers.get('Content-Length')}@{headers.get('Last-Modified')}"

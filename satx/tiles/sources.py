@@ -29,7 +29,7 @@ from satx.errors import InputError
 from satx.io import claim, secrets, storage
 from satx.tiles.archives import MBTilesSource, PMTilesSource
 from satx.tiles.base import MISSING, Errors, TileSource, read_locations
-from satx.tiles.scenes import is_scene_spec
+from satx.tiles.scene_list import is_scene_spec
 from satx.tiles.template import TileTemplate
 
 log = logging.getLogger(__name__)

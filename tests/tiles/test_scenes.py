@@ -13,7 +13,8 @@ from PIL import Image
 from satx.config import SourceConfig
 from satx.errors import InputError
 from satx.tiles.base import MISSING
-from satx.tiles.scenes import SceneTiles, is_scene_spec
+from satx.tiles.scene_list import is_scene_spec
+from satx.tiles.scenes import SceneTiles
 from satx.tiles.sources import open_source
 from tests.support import scenes
 from tests.support.scenes import BLOCK, HOLE, original
@@ -213,3 +214,74 @@ def test_a_cog_over_http_range_requests_with_a_token(tmp_path):
         with pytest.raises(InputError) as caught:
             open_source(SourceConfig(tiles=wrong))
     assert "wrong-token-000" not in str(caught.value)
+
+
+def test_a_server_that_drops_connections_is_read_through(tmp_path):
+    """A response cut mid-body: GDAL would keep failing that block; the source retries it."""
+    from satx.bench.fileserver import FileServer
+
+    scenes.mercator_scene(tmp_path / "www" / "block.tif")
+    tiles = [t for t in BLOCK if t != HOLE]
+    _, want, _, _ = _cut(str(tmp_path / "www" / "block.tif"), tiles)
+    with FileServer(tmp_path / "www", drops=3) as server:
+        _, got, errors, _ = _cut(server.url("block.tif"), tiles, fetch_threads=2)
+        assert server.dropped == 3
+    assert not errors and got == want
+    with FileServer(tmp_path / "www", drops=1000) as server:  # always cut: each tile says so
+        source = open_source(SourceConfig(tiles=server.url("block.tif"), fetch_retries=1))
+        try:
+            _, errors = source.read(tiles[:2])
+        finally:
+            source.close()
+    assert {reason for reason, _ in errors.values()} == {"unreadable"}
+    assert all("block.tif" in detail for _, detail in errors.values())
+
+
+def test_a_stac_item_over_https_sends_the_header_and_retries(tmp_path, monkeypatch):
+    from satx.bench.fileserver import FileServer
+
+    scenes.mercator_scene(tmp_path / "www" / "block.tif")
+    item = {
+        "type": "Feature",
+        "id": "block",
+        "properties": {"datetime": "2025-01-01T00:00:00Z"},
+        "assets": {"visual": {"href": "block.tif"}},  # relative to the item's URL
+    }
+    (tmp_path / "www" / "item.json").write_text(json.dumps(item))
+    secret = "hdr-s3cr3t-9120"
+    monkeypatch.setenv("SCENE_KEY", secret)
+    monkeypatch.delenv("GDAL_HTTP_HEADERS", raising=False)
+    tile = BLOCK[4]
+    with FileServer(tmp_path / "www", header=("X-Key", secret), fails=2) as server:
+        config = SourceConfig(
+            tiles=server.url("item.json"), tile_header=("X-Key: ${SCENE_KEY}",), fetch_threads=1
+        )
+        source = open_source(config)
+        try:
+            data, errors = source.read([tile])
+            recorded = json.dumps(source.identity())
+        finally:
+            source.close()
+        assert server.failed == 2 and server.ranges > 0  # two 503s, then range reads
+    assert not errors
+    np.testing.assert_array_equal(_pixels(data[0]), original(tile))
+    assert secret not in recorded and secret not in source.description
+    with FileServer(tmp_path / "www", header=("X-Key", secret)) as server:
+        with pytest.raises(InputError, match=r"item.json: HTTP 401") as caught:
+            open_source(SourceConfig(tiles=server.url("item.json")))
+    assert "\n" not in str(caught.value)
+
+
+def test_a_cog_on_the_gcs_emulator(gcs, tmp_path):
+    from satx.io import storage
+    from tests.support.helpers import GCS_BUCKET
+
+    path = scenes.mercator_scene(tmp_path / "block.tif")
+    url = f"gs://{GCS_BUCKET}/scenes/block.tif"
+    storage.open_store(f"gs://{GCS_BUCKET}/scenes").write_bytes("block.tif", path.read_bytes())
+    tiles = [t for t in BLOCK if t != HOLE]
+    _, want, _, _ = _cut(str(path), tiles)
+    source, got, errors, coverage = _cut(url, tiles)
+    assert not errors and got == want and set(coverage.values()) == {1.0}
+    (identity,) = source.identity()
+    assert identity["etag"] and "sha256" not in identity
