@@ -261,9 +261,7 @@ class ReviewConfig(Config):
         if not self.db:
             problems.append("--db is required (the review's SQLite file)")
         if not self.export and not (self.predictions or self.sites):
-            problems.append(
-                "--predictions (or --sites) is required (or --export with --db)"
-            )
+            problems.append("--predictions (or --sites) is required (or --export with --db)")
         if self.predictions and self.sites:
             problems.append("--predictions and --sites: review one (sites name their predictions)")
         if self.export and not self.export.lower().endswith((".csv", ".geojson")):

@@ -3,7 +3,8 @@
 `--tiles` names the scenes: one GeoTIFF/COG or GDAL VRT (a path, `gs://` or `https://`, read by
 range requests), a folder (the scenes directly in it) or glob of them, or a STAC Item /
 ItemCollection JSON (local or URL) whose `--stac_asset` (default `visual`) is the scene
-(`satx.tiles.scene_list`). rio-tiler cuts each z/x/y tile, warped from the scene's CRS (any pyproj knows) to EPSG:3857.
+(`satx.tiles.scene_list`). rio-tiler cuts each z/x/y tile, warped from the scene's CRS (any
+pyproj knows) to EPSG:3857.
 
 - Bands: `--bands=3,2,1` (1-based), else the scene's red, green and blue by colour
   interpretation, else its first three (a single band is grey).

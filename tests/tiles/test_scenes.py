@@ -266,9 +266,11 @@ def test_a_stac_item_over_https_sends_the_header_and_retries(tmp_path, monkeypat
     assert not errors
     np.testing.assert_array_equal(_pixels(data[0]), original(tile))
     assert secret not in recorded and secret not in source.description
-    with FileServer(tmp_path / "www", header=("X-Key", secret)) as server:
-        with pytest.raises(InputError, match=r"item.json: HTTP 401") as caught:
-            open_source(SourceConfig(tiles=server.url("item.json")))
+    with (
+        FileServer(tmp_path / "www", header=("X-Key", secret)) as server,
+        pytest.raises(InputError, match=r"item.json: HTTP 401") as caught,
+    ):
+        open_source(SourceConfig(tiles=server.url("item.json")))
     assert "\n" not in str(caught.value)
 
 
