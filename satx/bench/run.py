@@ -2,6 +2,7 @@
 
     python -m satx.bench all                       # generated 256x256 tiles, a few minutes
     python -m satx.bench fetch --fetch_latency_ms=50  # HTTP tile fetching, loopback server
+    python -m satx.bench fetch --tiles=SCENE          # tiles cut from a COG (`mosaic`: made)
     python -m satx.bench all --data=../shared/data/eurosat --image_size=64 --json_out=b.json
 
 Every mode returns one JSON object (rates in tiles/s or images/s, ratios computed from those
@@ -26,6 +27,7 @@ from satx.bench.engines import (
 from satx.bench.fetch import bench_fetch, format_fetch
 from satx.bench.predict import bench_predict, export_untrained, format_predict_table
 from satx.bench.records import bench_records, records_ratio
+from satx.bench.scenes import bench_scene_fetch, format_scene_fetch
 from satx.bench.train import bench_train, format_table
 from satx.config import BenchConfig
 from satx.errors import InputError
@@ -175,7 +177,11 @@ def run_bench(modes: tuple[str, ...], s: BenchConfig) -> dict[str, Any]:
         if "fetch" in modes:
             name = backbone_names(s)[0]
             size = 0 if not s.data else _model_size(name, s.image_size)
-            out["fetch"] = bench_fetch(bench_input.tile_files(folder), s, name, size)
+            files = bench_input.tile_files(folder)
+            if s.scene:
+                out["scene_fetch"] = bench_scene_fetch(files, s, name, size)
+            else:
+                out["fetch"] = bench_fetch(files, s, name, size)
     return out
 
 
@@ -284,6 +290,8 @@ def format_report(result: dict[str, Any]) -> str:
         parts.append("inference runtimes:\n" + format_runtimes(result["runtimes"]))
     if "fetch" in result:
         parts.append(format_fetch(result["fetch"]))
+    if "scene_fetch" in result:
+        parts.append(format_scene_fetch(result["scene_fetch"]))
     if "records_engines" in result:
         parts.append(format_engines("make_records: Beam vs local", result["records_engines"]))
     if "predict_engines" in result:

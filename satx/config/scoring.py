@@ -140,6 +140,12 @@ class BenchConfig(Config):
         (32, 128), "fetch: concurrent requests to measure with."
     )
     fetch_latency_ms: float = knob(50.0, "fetch: latency the tile server adds per request.")
+    scene: str = knob(
+        "",
+        "fetch: tiles cut from this scene (a GeoTIFF/COG; `mosaic`: the bench's tiles written "
+        "as one) against a folder of the same tiles and the scene over HTTP.",
+        flag="tiles",
+    )
     engine: str = knob(
         "local", "beam: records and predict also on Beam (1 and 2 processes).", choices=ENGINES
     )
