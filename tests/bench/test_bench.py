@@ -197,3 +197,22 @@ def test_mask_bench_turns_footprints_into_tiles_in_a_child_process():
     r = bench_mask(20_000)
     assert r["footprints"] == 20_000 and r["tiles"] > 1000 and r["peak_rss_mb"] > 50
     assert "20,000 footprints" in format_mask(r)
+
+
+def test_fetch_from_a_scene_against_a_folder_and_http():
+    """`satx.bench fetch --tiles=mosaic`: the bench's tiles as a COG, cut three ways."""
+    import dataclasses
+
+    pytest.importorskip("rio_tiler", reason="scenes need the satx[geo] extra")
+    config = dataclasses.replace(TINY, scene="mosaic", num_tiles=16, predict_tiles=16, repeats=1)
+    result = run_bench(("fetch",), config)["scene_fetch"]
+    assert (result["tiles"], result["zoom"]) == (16, 18)
+    rows = {row["source"]: row for row in result["rows"]}
+    assert list(rows) == ["folder", "local", "http"]
+    for row in rows.values():
+        assert row["tiles_per_s"] > 0 and row["predict_tiles_per_s"] > 0
+        folder = rows["folder"]
+        assert row["over_folder"] == pytest.approx(
+            row["tiles_per_s"] / folder["tiles_per_s"], rel=0.01, abs=2e-3
+        )
+    assert "tiles cut from mosaic" in format_report({"scene_fetch": result})
