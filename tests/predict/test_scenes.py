@@ -71,7 +71,7 @@ def test_a_killed_scene_run_resumes_and_beam_writes_the_same(tiny_model, scene, 
 def test_every_row_format_carries_each_tile_s_coverage(tiny_model, tmp_path):
     """The 16-bit scene's 64-pixel nodata frame: edge tiles 3/4 covered, corners 9/16."""
     framed = scenes.sixteen_bit_scene(tmp_path / "framed.tif")
-    formats = ("csv", "jsonl", "geojson", "parquet")
+    formats = ("csv", "jsonl", "geojson", "parquet", "raster")
     out = tmp_path / "out"
     predict(_config(tiny_model["export"], out, framed, bands=(3, 2, 1), formats=formats))
     xs, ys = sorted({t.x for t in scenes.BLOCK}), sorted({t.y for t in scenes.BLOCK})
@@ -91,3 +91,13 @@ def test_every_row_format_carries_each_tile_s_coverage(tiny_model, tmp_path):
 
     table = pyarrow.dataset.dataset(out / "predictions.parquet").to_table().to_pylist()
     assert {f"{r['x']}/{r['y']}": r["coverage"] for r in table} == want
+    # the score raster and sites work as on any other input
+    import rasterio
+
+    with rasterio.open(out / "predictions.tif") as raster:
+        assert (raster.read(1) > 0).sum() == len(want)  # a pixel per scored tile
+    from satx.config import SitesConfig
+    from satx.sites.run import find_sites
+
+    sites = find_sites(SitesConfig(predictions=str(out), output=str(tmp_path / "s"), min_score=0))
+    assert sites.tiles_scored == sites.hits == len(want) and sites.sites >= 1
