@@ -162,7 +162,7 @@ def bench_scene_fetch(files: list[Path], s: BenchConfig, backbone: str, image_si
 def format_scene_fetch(r: dict) -> str:
     """The scene bench as plain text."""
     columns = [
-        Column("source", "source", 8),
+        Column("source", "source", 8, left=True),
         Column("tiles/s", "tiles_per_s", 9, ",.0f"),
         Column("x folder", "over_folder", 9, ".2f"),
         Column("predict/s", "predict_tiles_per_s", 10, ",.1f"),
