@@ -49,7 +49,6 @@ from satx.config.runs import (
     ModelConfig,
     RecordsConfig,
     SearchSpace,
-    SourceConfig,
     TrainConfig,
     TuneConfig,
 )
@@ -61,6 +60,7 @@ from satx.config.scoring import (
     ReviewConfig,
     SitesConfig,
 )
+from satx.config.source import SourceConfig
 
 __all__ = [
     "CACHE_MODES",

@@ -20,8 +20,8 @@ from satx.config.base import (
     Config,
     knob,
 )
-from satx.config.runs import BEAM_OPTIONS_HELP, ENGINE_HELP, OVERWRITE_HELP, SourceConfig
 from satx.config.scoring import BATCH_HELP, MODEL_HELP, RUNTIME_HELP, TTA_HELP
+from satx.config.source import BEAM_OPTIONS_HELP, ENGINE_HELP, OVERWRITE_HELP, SourceConfig
 
 
 @dataclass(frozen=True)

@@ -26,66 +26,9 @@ from satx.config.base import (
     parse_split_spec,
     searched,
 )
+from satx.config.source import BEAM_OPTIONS_HELP, ENGINE_HELP, OVERWRITE_HELP, SourceConfig
 
 POLYGON_MODES = ("cover", "centroid")
-
-
-@dataclass(frozen=True)
-class SourceConfig(Config):
-    """Where tiles are read from when an input names places rather than files."""
-
-    tiles: str = knob(
-        "",
-        "Tile source: a path or gs:// template (DIR/{z}/{x}/{y}.jpg), an http(s) XYZ/TMS/WMS "
-        "template ({z} {x} {y} {-y} {quadkey} {s} {bbox}; ${ENV} expanded), FILE.mbtiles, "
-        "FILE.pmtiles (local or gs://), or scenes: a GeoTIFF/COG or .vrt (local, gs://, https://), "
-        "a folder or glob of them, or a STAC Item/ItemCollection .json.",
-    )
-    stac_asset: str = knob("visual", "A STAC --tiles: the asset of each item that is the scene.")
-    bands: tuple[int, ...] = knob(
-        (),
-        "Scenes: the 1-based bands shown as R,G,B (default: the RGB ones, else 1,2,3).",
-        at_least=1,
-    )
-    rescale: tuple[float, ...] = knob(
-        (),
-        "Scenes not in uint8: MIN,MAX mapped to 0-255 (default: each band's 2nd-98th "
-        "percentile, computed once per scene and recorded).",
-    )
-    tile_subdomains: tuple[str, ...] = knob((), "What {s} takes, e.g. a,b,c.")
-    tile_header: tuple[str, ...] = knob(
-        (),
-        "'Name: value' sent with every tile request (repeatable; ${ENV} expanded; redacted "
-        "everywhere).",
-        repeat=True,
-    )
-    tile_cache: str = knob(
-        "",
-        "Folder keeping fetched tiles as {z}/{x}/{y}, so re-runs and later stages fetch nothing.",
-    )
-    fetch_threads: int = knob(32, "Tiles fetched at once.", at_least=1)
-    max_rps: float = knob(0.0, "At most this many requests per second (0: no cap).", at_least=0)
-    fetch_timeout: float = knob(15.0, "Seconds to connect, and to read a tile.", above=0)
-    fetch_retries: int = knob(
-        5,
-        "Retries per tile on timeouts, connection errors, 429 and 5xx (with backoff).",
-        at_least=0,
-    )
-
-    def problems(self) -> list[str]:
-        """A rescale is two numbers, low below high."""
-        if self.rescale and (len(self.rescale) != 2 or self.rescale[0] >= self.rescale[1]):
-            return [f"--rescale={','.join(map(str, self.rescale))}: give MIN,MAX with MIN < MAX"]
-        return []
-
-
-ENGINE_HELP = "local: this machine's processes; beam: Apache Beam stages (see --beam_options)."
-BEAM_OPTIONS_HELP = (
-    "Beam pipeline options, e.g. '--runner=DataflowRunner --project=P --region=R "
-    "--temp_location=gs://b/tmp'; default: Beam's local FnApiRunner in this process "
-    "('--direct_num_workers=2 --direct_running_mode=multi_processing': 2 processes)."
-)
-OVERWRITE_HELP = "Replace a complete (or foreign partial) output instead of refusing."
 
 
 @dataclass(frozen=True)
@@ -110,7 +53,16 @@ class RecordsConfig(Config):
     on_size_mismatch: str = knob(
         "reject", "What to do with tiles of another size.", choices=SIZE_MISMATCH_MODES
     )
-    image_size: int = knob(256, "Stored tile side in pixels.", at_least=8)
+    image_size: int = knob(
+        256, "Stored tile side in pixels (with --context: of each tile).", at_least=8
+    )
+    context: int = knob(
+        1,
+        "Labelled places: store each as the CxC window of tiles around it (2: a 2x2 "
+        "'supertile', a zoom-17 footprint at zoom-18 detail), C x --image_size px a side.",
+        at_least=1,
+        at_most=4,
+    )
     overwrite: bool = knob(False, OVERWRITE_HELP)
     compression: str = knob("none", "Shard compression.", choices=COMPRESSIONS)
     workers: int = knob(0, "Worker processes; 0 means one per CPU core.")
@@ -142,9 +94,16 @@ class RecordsConfig(Config):
             problems.append("--input is required (folder, CSV file, or gs:// prefix)")
         if not self.output:
             problems.append("--output is required (folder or gs:// prefix)")
+        if self.context > 1 and self.engine == "beam":
+            problems.append(f"--context={self.context} runs on the local engine only (for now)")
         if not problems:
             parse_split_spec(self.split)
         return problems
+
+    @property
+    def stored_size(self) -> int:
+        """The side of every stored image: a tile's, times the window's tiles with --context."""
+        return self.image_size * self.context
 
     @property
     def worker_count(self) -> int:

@@ -15,7 +15,7 @@ from satx.config.base import (
     Config,
     knob,
 )
-from satx.config.runs import SourceConfig
+from satx.config.source import SourceConfig
 
 MODEL_HELP = "Export folder (or one version of it) or .keras."
 BATCH_HELP = "Tiles per model call (over all devices)."

@@ -229,6 +229,12 @@ class RecordsTiles:
         self.paths = self.records.shard_paths(self.split)
         self.compression = manifest.compression
         self.store = storage.open_store(root)
+        if manifest.context > 1:
+            log.warning(
+                "%s holds %s: each row is placed at its window's top-left tile",
+                root,
+                manifest.window_name,
+            )
 
     def __len__(self) -> int:
         return sum(s.records for s in self.shards)

@@ -225,7 +225,12 @@ def _make_records_beam(config: RecordsConfig, command: str | None) -> Manifest:
             config.input,
         )
         settings = WriteSettings(
-            out.root, None, config.image_size, config.on_size_mismatch, config.compression
+            out.root,
+            None,
+            config.stored_size,
+            config.on_size_mismatch,
+            config.compression,
+            config.context,
         )
         chunks = _write_listing(out, listed.refs)
         listing = dataclasses.replace(listed, refs=())  # the tiles are in the listing file

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import simplejpeg
@@ -184,3 +185,31 @@ def peek_size(data: bytes) -> tuple[int, int] | None:
             return image.size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return None
+
+
+def mosaic(tiles: Sequence[bytes], side: int, size: int) -> PreparedImage:
+    """`side` x `side` tiles (row by row), each `size` px, as one image (a context window).
+
+    Each tile is checked as make_records checks a tile (format, pixel limit, full decode); a
+    tile of another size is resized. The window is JPEG when every tile is, else PNG.
+
+    Raises:
+        ImageRejected: naming the first tile (by its position) that cannot be used.
+    """
+    canvas = Image.new("RGB", (side * size, side * size))
+    formats = set()
+    for k, data in enumerate(tiles):
+        try:
+            formats.add(check_format(data))
+            if (why := too_large(data)) is not None:
+                raise ImageRejected("too_large", why)
+            image, _ = _decode(data)
+        except ImageRejected as err:
+            raise ImageRejected(err.reason, f"tile {k + 1} of the window: {err.detail}") from err
+        image, _ = _to_rgb(image)
+        if image.size != (size, size):
+            image = image.resize((size, size), Image.Resampling.BILINEAR)
+        row, col = divmod(k, side)
+        canvas.paste(image, (col * size, row * size))
+    image_format = "jpeg" if formats == {"jpeg"} else "png"
+    return PreparedImage(_encode(canvas, image_format), image_format, side * size, side * size, ())

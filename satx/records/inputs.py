@@ -23,6 +23,7 @@ from satx.config import RecordsConfig
 from satx.errors import InputError
 from satx.io import storage
 from satx.io.progress import Progress
+from satx.records.windows import fetch_windows, window_id
 from satx.tiles.base import SceneSource
 from satx.tiles.kinds import ReadOptions, labelled_input
 from satx.tiles.places import count_per_label, merge_places
@@ -56,7 +57,9 @@ def _read(config: RecordsConfig) -> Listing:
         log.info(
             "zoom %d: the ground resolution closest to the scene's (--zoom sets it)", config.zoom
         )
-    options = ReadOptions(True, config.zoom, config.label_property, config.polygon_mode)
+    options = ReadOptions(
+        True, config.zoom, config.label_property, config.polygon_mode, config.context
+    )
     kind, listing = labelled_input(config.input, options)
     if not kind.names_files:
         return listing
@@ -79,12 +82,22 @@ def list_input(config: RecordsConfig) -> Listing:
     """
     listing = _read(config)
     places = [r for r in listing.refs if r.location is None]
+    if config.context > 1 and len(places) < len(listing.refs):
+        raise InputError(
+            f"--context={config.context}: {config.input} names tile files; context windows are "
+            "made from labelled places (GeoJSON, or a CSV of lon,lat or z,x,y) and --tiles"
+        )
     if places:
         if not config.source.tiles:
             raise InputError(
                 f"--input={config.input}: labelled places need --tiles=SOURCE to fetch from"
             )
         merged, conflicts = merge_places(places)
+        if config.context > 1:  # a window is known by its top-left tile and its side
+            merged = [
+                dataclasses.replace(r, source_id=window_id(r.tile, config.context))  # type: ignore[arg-type]
+                for r in merged
+            ]
         files = [r for r in listing.refs if r.location is not None]
         per_label = count_per_label(places, merged)
         log.info(
@@ -114,6 +127,27 @@ def fetch_failure(ref: TileRef, error: tuple[str, str]) -> Rejection:
     )
 
 
+def _fetch_tiles(
+    todo: list[TileRef], source: CachedSource, folder: Path, step: int
+) -> tuple[dict[str, TileRef], list[Rejection]]:
+    """Each place's tile, read through the cache in `folder`: its file, or why not."""
+    fetched, failed = {}, []
+    progress = Progress("fetch", len(todo))
+    for start in range(0, len(todo), step):
+        batch = todo[start : start + step]
+        _, errors = source.read([r.tile for r in batch])  # type: ignore[misc]
+        for i, ref in enumerate(batch):
+            if i in errors:
+                failed.append(fetch_failure(ref, errors[i]))
+            else:
+                t = ref.tile
+                location = str(folder / str(t.z) / str(t.x) / str(t.y))  # type: ignore[union-attr]
+                fetched[ref.source_id] = dataclasses.replace(ref, location=location)
+        progress.update(start + len(batch))
+    progress.finish()
+    return fetched, failed
+
+
 def fetch_places(listing: Listing, config: RecordsConfig, fetch_dir: Path) -> Listing:
     """The listing with every place's tile fetched into `fetch_dir` (or the tile cache)."""
     todo = [r for r in listing.refs if r.location is None]
@@ -123,27 +157,18 @@ def fetch_places(listing: Listing, config: RecordsConfig, fetch_dir: Path) -> Li
     cached = config.source.tile_cache and not isinstance(inner, SceneSource)  # scenes: cut again
     folder = Path(config.source.tile_cache) if cached else fetch_dir
     source = inner if isinstance(inner, CachedSource) else CachedSource(inner, str(folder))
-    fetched, failed = {}, []
-    progress = Progress("fetch", len(todo))
     step = FETCH_BATCH_PER_THREAD * config.source.fetch_threads
     try:
-        for start in range(0, len(todo), step):
-            batch = todo[start : start + step]
-            _, errors = source.read([r.tile for r in batch])  # type: ignore[misc]
-            for i, ref in enumerate(batch):
-                if i in errors:
-                    failed.append(fetch_failure(ref, errors[i]))
-                else:
-                    t = ref.tile
-                    location = str(folder / str(t.z) / str(t.x) / str(t.y))  # type: ignore[union-attr]
-                    fetched[ref.source_id] = dataclasses.replace(ref, location=location)
-            progress.update(start + len(batch))
+        if config.context > 1:
+            fetched, failed = fetch_windows(todo, source, config, fetch_dir, step)
+        else:
+            fetched, failed = _fetch_tiles(todo, source, folder, step)
     finally:
         source.close()
-    progress.finish()
     log.info(
-        "fetched %d tiles from %s (%d were in the cache); %d without imagery or failed",
+        "fetched %d %s from %s (%d tiles were in the cache); %d without imagery or failed",
         len(fetched),
+        f"{config.context}x{config.context} windows" if config.context > 1 else "tiles",
         source.description,
         source.hits,
         len(failed),

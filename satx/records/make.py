@@ -214,7 +214,7 @@ def _build_manifest(
     formats = sum((Counter(r["formats"]) for r in results), Counter())
     manifest = Manifest(
         class_names=plan.class_names,
-        image_size=config.image_size,
+        image_size=config.stored_size,
         compression=config.compression,
         records=sum(r["records"] for r in results),
         splits=_splits(results),
@@ -240,6 +240,7 @@ def _build_manifest(
         quarantine=QuarantineSummary(len(quarantined), dict(sorted(reasons.items()))),
         image_changes=dict(sorted(changes.items())),
         formats=dict(sorted(formats.items())),
+        context=config.context,
         run=run_record(
             command,
             config,
@@ -345,7 +346,12 @@ def _make_records(config: RecordsConfig, command: str | None) -> Manifest:
         else:
             os.makedirs(out.root, exist_ok=True)
         settings = WriteSettings(
-            out.root, staging, config.image_size, config.on_size_mismatch, config.compression
+            out.root,
+            staging,
+            config.stored_size,
+            config.on_size_mismatch,
+            config.compression,
+            config.context,
         )
         planned = time.monotonic()
         _run_tasks(todo, settings, out, pool, counter)

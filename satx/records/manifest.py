@@ -99,6 +99,12 @@ class Manifest:
     formats: dict[str, int] = field(default_factory=dict)
     run: dict[str, Any] = field(default_factory=dict)  # tool, command, config, versions, seed
     schema_version: int = SCHEMA_VERSION
+    context: int = 1  # each record is a window of context x context tiles (--context)
+
+    @property
+    def window_name(self) -> str:
+        """What one record holds, in words: `2x2 windows`."""
+        return f"{self.context}x{self.context} windows"
 
     @property
     def num_classes(self) -> int:
@@ -130,7 +136,10 @@ class Manifest:
 
     def to_json(self) -> bytes:
         """Stable JSON encoding (sorted keys, trailing newline)."""
-        text = json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+        content = dataclasses.asdict(self)
+        if self.context == 1:  # records of single tiles: the manifest of before --context
+            del content["context"]
+        text = json.dumps(content, indent=2, sort_keys=True)
         return (secrets.scrub(text) + "\n").encode()
 
     @classmethod
@@ -159,7 +168,8 @@ class Manifest:
             f"{'split':<10} " + " ".join(f"{c:>{width}}" for c in classes) + f" {'total':>8} shards"
         )
         lines = [
-            f"records: {self.records} tiles, {len(classes)} classes, {self.image_size}px, "
+            f"records: {self.records} {'tiles' if self.context == 1 else self.window_name}, "
+            f"{len(classes)} classes, {self.image_size}px, "
             f"schema v{self.schema_version}, compression {self.compression}",
             header,
         ]
@@ -197,6 +207,7 @@ def _from_dict(raw: Mapping[str, Any]) -> Manifest:
         formats=dict(raw.get("formats", {})),
         run=dict(raw.get("run", {})),
         schema_version=SCHEMA_VERSION,
+        context=int(raw.get("context", 1)),
     )
 
 

@@ -160,14 +160,14 @@ def _check_sizes(
         peeked = _peek_sizes(_size_sample([s.tile for s in scanned], config))
     sizes = Counter(peeked)
     sizes.pop(None, None)
-    expected = (config.image_size, config.image_size)
+    expected = (config.stored_size, config.stored_size)
     mismatched = sum(n for size, n in sizes.items() if size != expected)
     if mismatched > sum(sizes.values()) / 2:
         ((common, _),) = sizes.most_common(1)
         sampled = "" if len(peeked) >= len(scanned) else " sampled"
         raise InputError(
             f"{config.input}: {mismatched} of {sum(sizes.values())}{sampled} tiles are not "
-            f"{config.image_size}x{config.image_size} (most are {common[0]}x{common[1]}); "
+            f"{config.stored_size}x{config.stored_size} (most are {common[0]}x{common[1]}); "
             f"pass --image_size={common[0]} to keep them as they are, or "
             "--on_size_mismatch=resize to resize them"
         )

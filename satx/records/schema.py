@@ -24,6 +24,7 @@ import mercantile
 
 from satx import geo
 from satx.io import tfrecord
+from satx.tiles.windows import Window
 
 SCHEMA_VERSION = 2  # 2: the manifest names the input listing's hash `listing_sha256`
 COMPRESSION_TYPES = {"none": "", "gzip": "GZIP"}  # satx's names -> TFRecordDataset's
@@ -43,6 +44,7 @@ QUADKEY = "tile/quadkey"
 LON = "geo/lon"
 LAT = "geo/lat"
 BBOX = "geo/bbox"
+WINDOW = "tile/window"  # a context window's side in tiles; tile/* is its top-left tile
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ FEATURES: dict[str, Feature] = {
     LON: Feature("float", default=_NAN),
     LAT: Feature("float", default=_NAN),
     BBOX: Feature("float", length=4, default=[_NAN] * 4),
+    WINDOW: Feature("int64", default=1),  # written only for windows: tiles' records unchanged
 }
 
 SPLIT_PRIORITY = ("train", "val", "valid", "validation", "dev", "eval", "test")
@@ -90,12 +93,19 @@ class TileExample:
     label_text: str
     source_id: str
     sha256: str
-    tile: mercantile.Tile | None
+    tile: mercantile.Tile | None  # a window's top-left tile
+    window: int = 1  # the image is a window of window x window tiles (`satx.tiles.windows`)
 
     @property
     def geolocation(self) -> geo.Geolocation | None:
-        """Centre, bounds and quadkey, when the tile address is known."""
-        return geo.geolocate(self.tile) if self.tile is not None else None
+        """Centre, bounds and quadkey (a window's: its centre and bounds, its top-left's key)."""
+        if self.tile is None:
+            return None
+        if self.window == 1:
+            return geo.geolocate(self.tile)
+        window = Window(self.tile.z, self.tile.x, self.tile.y, self.window)
+        lon, lat = window.centre()
+        return geo.Geolocation(mercantile.quadkey(self.tile), lon, lat, window.bounds())
 
 
 def encode_example(example: TileExample) -> bytes:
@@ -120,6 +130,8 @@ def encode_example(example: TileExample) -> bytes:
         LAT: [float(location.lat) if location else nan],
         BBOX: [float(v) for v in location.bbox] if location else [nan] * 4,
     }
+    if example.window != 1:
+        features[WINDOW] = [example.window]
     return tfrecord.example_bytes(features)
 
 
@@ -137,6 +149,7 @@ def example_from_features(features: Mapping[str, Any]) -> TileExample:
         source_id=bytes(features[SOURCE_ID]).decode(),
         sha256=bytes(features[SHA256]).decode(),
         tile=tile,
+        window=int(features.get(WINDOW, 1)),
     )
 
 

@@ -39,6 +39,7 @@ class WriteSettings:
     image_size: int
     on_size_mismatch: str
     compression: str
+    window: int = 1  # --context: every image is a window of this many tiles a side
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -90,6 +91,7 @@ def _encode_item(item: ShardItem, settings: WriteSettings) -> tuple[bytes, image
         source_id=item.source_id,
         sha256=item.sha256,
         tile=mercantile.Tile(item.tile[1], item.tile[2], item.tile[0]) if item.tile else None,
+        window=settings.window if item.tile else 1,
     )
     return schema.encode_example(example), prepared
 

@@ -35,6 +35,7 @@ class ReadOptions:
     zoom: int = 0  # of coordinates (lon,lat rows, places); 0: none given
     label_property: str = "label"  # places' label
     polygon_mode: str = "cover"  # places' polygons: every tile they cover, or one
+    context: int = 1  # places name windows of this side (their top-left tiles)
 
 
 def _places(path: str, o: ReadOptions) -> Listing:
@@ -42,11 +43,11 @@ def _places(path: str, o: ReadOptions) -> Listing:
         raise InputError(f"--input={path}: no such file")
     if not o.zoom:
         raise InputError(f"--input={path}: labelled places need --zoom (e.g. --zoom=18)")
-    return read_geojson(path, o.zoom, o.label_property, o.polygon_mode)
+    return read_geojson(path, o.zoom, o.label_property, o.polygon_mode, o.context)
 
 
 def _csv(path: str, o: ReadOptions) -> Listing:
-    return read_table(path, o.zoom, labels=True)
+    return read_table(path, o.zoom, labels=True, context=o.context)
 
 
 def _csv_rows(path: str, o: ReadOptions) -> Rows:

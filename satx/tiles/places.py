@@ -27,6 +27,7 @@ from satx.tiles.aoi import (
     features_of,
 )
 from satx.tiles.refs import Listing, Rejection, TileRef
+from satx.tiles.windows import window_of_point, window_of_tile
 
 GEOJSON_SUFFIXES = (".geojson", ".json")
 
@@ -36,22 +37,39 @@ def is_geojson(path: str) -> bool:
     return path.lower().endswith(GEOJSON_SUFFIXES)
 
 
-def _shape_tiles(shape: Any, zoom: int, polygon_mode: str = "cover") -> list[mercantile.Tile]:
-    """The tiles of `zoom` a place names (see the module docstring)."""
+def _shape_tiles(
+    shape: Any, zoom: int, polygon_mode: str = "cover", context: int = 1
+) -> list[mercantile.Tile]:
+    """The tiles of `zoom` a place names (see the module docstring).
+
+    With `context` > 1, windows' top-left tiles: a point's window is centred nearest it, a
+    covered tile's holds it at its centre (`satx.tiles.windows`).
+    """
     kind = shape.geom_type
+
+    def of_point(lon: float, lat: float) -> mercantile.Tile:
+        if context > 1:
+            return window_of_point(lon, lat, zoom, context).top_left
+        return mercantile.tile(lon, lat, zoom)
+
     if kind in ("Point", "MultiPoint"):
         points = shapely.get_coordinates(shape)
-        return list(dict.fromkeys(mercantile.tile(lon, lat, zoom) for lon, lat in points))
+        return list(dict.fromkeys(of_point(lon, lat) for lon, lat in points))
     if kind in ("Polygon", "MultiPolygon"):
         if polygon_mode == "centroid":
             point = shape.centroid if shape.centroid.within(shape) else shape.point_on_surface()
-            return [mercantile.tile(point.x, point.y, zoom)]
+            return [of_point(point.x, point.y)]
         area = PolygonArea(shape, zoom)
-        return area.tiles(0, len(area))
+        tiles = area.tiles(0, len(area))
+        if context > 1:
+            return list(dict.fromkeys(window_of_tile(t, context).top_left for t in tiles))
+        return tiles
     raise ValueError(f"a {kind}: use Point, MultiPoint, Polygon or MultiPolygon")
 
 
-def _feature(feature: Any, origin: str, label_property: str, zoom: int, polygon_mode: str):
+def _feature(
+    feature: Any, origin: str, label_property: str, zoom: int, polygon_mode: str, context: int
+):
     """A feature's refs, or a Rejection."""
     if not isinstance(feature, dict):
         return Rejection(origin, "", "bad_geometry", f"{origin}: not a GeoJSON feature")
@@ -62,7 +80,7 @@ def _feature(feature: Any, origin: str, label_property: str, zoom: int, polygon_
     try:
         shape = shapely.geometry.shape(feature.get("geometry"))
         check_coordinates([shape], origin)
-        tiles = _shape_tiles(shape, zoom, polygon_mode)
+        tiles = _shape_tiles(shape, zoom, polygon_mode, context)
     except GEOMETRY_ERRORS as err:
         return Rejection(origin, label, "bad_geometry", f"{origin}: {err}")
     except InputError as err:
@@ -71,7 +89,11 @@ def _feature(feature: Any, origin: str, label_property: str, zoom: int, polygon_
 
 
 def read_geojson(
-    path: str, zoom: int, label_property: str = "label", polygon_mode: str = "cover"
+    path: str,
+    zoom: int,
+    label_property: str = "label",
+    polygon_mode: str = "cover",
+    context: int = 1,
 ) -> Listing:
     """The labelled tiles of a GeoJSON FeatureCollection (or one Feature), before merging.
 
@@ -91,7 +113,8 @@ def read_geojson(
     refs: list[TileRef] = []
     rejected: list[Rejection] = []
     for i, feature in enumerate(features):
-        found = _feature(feature, f"{path}: feature {i}", label_property, zoom, polygon_mode)
+        origin = f"{path}: feature {i}"
+        found = _feature(feature, origin, label_property, zoom, polygon_mode, context)
         if isinstance(found, Rejection):
             rejected.append(found)
         else:

@@ -23,6 +23,7 @@ from satx import geo
 from satx.errors import InputError
 from satx.io import storage
 from satx.tiles.refs import Listing, Rejection, TileRef
+from satx.tiles.windows import window_of_point, window_of_tile
 
 _SPLIT_NAME = re.compile(r"^[a-z0-9_]+$")
 
@@ -56,8 +57,13 @@ def _check_header(columns: set[str], path: str, labels: bool) -> None:
     )
 
 
-def _row_tile(row: dict[str, str], zoom: int, where: str) -> mercantile.Tile | None:
+def _row_tile(
+    row: dict[str, str], zoom: int, where: str, context: int = 1
+) -> mercantile.Tile | None:
     """The tile a row names (see the module docstring); None when only a path without one.
+
+    With `context` > 1, the top-left tile of the window around the row's point or tile
+    (`satx.tiles.windows`).
 
     Raises:
         ValueError: the row's z,x,y or lon,lat are not a tile (the message says why).
@@ -72,7 +78,7 @@ def _row_tile(row: dict[str, str], zoom: int, where: str) -> mercantile.Tile | N
             raise ValueError(f"z,x,y must be integers, got {','.join(zxy)}") from None
         if tile is None:
             raise ValueError(f"z,x,y = {','.join(zxy)} is not a valid tile address")
-        return tile
+        return window_of_tile(tile, context).top_left if context > 1 else tile
     if not path and (row.get("lon") or row.get("lat")):
         if not zoom:
             raise InputError(f"{where}: a CSV of lon,lat needs --zoom (e.g. --zoom=18)")
@@ -84,6 +90,8 @@ def _row_tile(row: dict[str, str], zoom: int, where: str) -> mercantile.Tile | N
             ) from None
         if not (-180 <= lon <= 180 and -geo.MAX_LAT <= lat <= geo.MAX_LAT):
             raise ValueError(f"lon,lat = {lon},{lat} is off the web-mercator map")
+        if context > 1:
+            return window_of_point(lon, lat, zoom, context).top_left
         return mercantile.tile(lon, lat, zoom)
     if path:
         return geo.parse_tile_path(path)
@@ -91,11 +99,11 @@ def _row_tile(row: dict[str, str], zoom: int, where: str) -> mercantile.Tile | N
 
 
 def _row(
-    row: dict[str, str], where: str, base: str, zoom: int, labels: bool
+    row: dict[str, str], where: str, base: str, zoom: int, labels: bool, context: int = 1
 ) -> TileRef | Rejection:
     path, label = row.get("path", ""), row.get("label", "")
     try:
-        tile = _row_tile(row, zoom, where)
+        tile = _row_tile(row, zoom, where, context)
     except ValueError as err:
         return Rejection(where, label, "bad_row", f"{where}: {err}")
     if labels and not label:
@@ -111,13 +119,16 @@ def _row(
     return TileRef(path, tile, location, label, split, where)
 
 
-def read_rows(path: str, zoom: int = 0, labels: bool = False) -> list[TileRef | Rejection]:
+def read_rows(
+    path: str, zoom: int = 0, labels: bool = False, context: int = 1
+) -> list[TileRef | Rejection]:
     """Every data row of a tile CSV, in file order: a `TileRef`, or a `Rejection` saying why not.
 
     Args:
         path: a local or gs:// CSV.
         zoom: the zoom of lon,lat rows (0: such rows are an error).
         labels: a labelled list (make_records): `label` is required.
+        context: rows without a path name the top-left tile of their window of this side.
 
     Raises:
         InputError: no such file, a header without the needed columns, no rows, lon,lat without
@@ -136,7 +147,7 @@ def read_rows(path: str, zoom: int = 0, labels: bool = False) -> list[TileRef | 
                 rows.append(Rejection(where, raw.get("label") or "", "bad_row", detail))
                 continue
             row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
-            rows.append(_row(row, where, base, zoom, labels))
+            rows.append(_row(row, where, base, zoom, labels, context))
     except csv.Error as err:
         raise InputError(f"--input={path}: not a readable CSV ({err})") from None
     if not rows:
@@ -144,9 +155,9 @@ def read_rows(path: str, zoom: int = 0, labels: bool = False) -> list[TileRef | 
     return rows
 
 
-def read_table(path: str, zoom: int = 0, labels: bool = False) -> Listing:
+def read_table(path: str, zoom: int = 0, labels: bool = False, context: int = 1) -> Listing:
     """A tile CSV as a listing (`read_rows`, with the refused rows apart)."""
-    rows = read_rows(path, zoom, labels)
+    rows = read_rows(path, zoom, labels, context)
     refs = tuple(r for r in rows if isinstance(r, TileRef))
     rejected = tuple(r for r in rows if isinstance(r, Rejection))
     return Listing("csv", refs, rejected)  # records call a list of places only `locations`

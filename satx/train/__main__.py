@@ -11,7 +11,7 @@ import json
 from satx.cli import command_line, entry_point, load_tensorflow
 from satx.cli.flags import define, define_flags
 from satx.config import TrainConfig
-from satx.config.runs import OVERWRITE_HELP
+from satx.config.source import OVERWRITE_HELP
 from satx.train.cli import define_recipe_flags, train_config_from_flags
 
 define_flags(TrainConfig)

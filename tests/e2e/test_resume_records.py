@@ -97,3 +97,26 @@ def test_gcs_output_resumes_after_kill_9(gcs, sample_tiles, tmp_path):
     download_tree(out, tmp_path / "copy")
     assert shard_digests(tmp_path / "copy") == shard_digests(tmp_path / "clean")
     assert not store.list("_progress")
+
+
+def test_context_windows_resume_after_kill_9_while_fetching(places_server, tmp_path):
+    """--context=2: a killed run's cached tiles are not fetched again; the same shards."""
+    places = write_places(tmp_path)
+    source = f"--tiles={places_server.template}?access_token=rec-s3cr3t-991"
+    args = (
+        *records_cmd(places, tmp_path / "whole", "--zoom=18", source, "--context=2"),
+        "--split=train:0.5,val:0.5",
+    )
+    before = sum(places_server.requests.values())
+    cli(*args, check=True)
+    per_run = sum(places_server.requests.values()) - before
+    whole = json.loads((tmp_path / "whole" / "manifest.json").read_text())
+    assert whole["context"] == 2 and whole["image_size"] == 64 and whole["records"] > 0
+    assert whole["quarantine"]["reasons"].get("no_imagery")  # windows reaching past the block
+    killed_args = [a.replace("whole", "killed") for a in args]
+    killed = cli(*killed_args, "--fetch_threads=2", env={"SATX_FAILPOINTS": "fetch.request:9"})
+    assert killed.returncode == -9
+    before = sum(places_server.requests.values())
+    cli(*killed_args, check=True)
+    assert sum(places_server.requests.values()) - before < per_run  # the cache was kept
+    assert shard_digests(tmp_path / "killed") == shard_digests(tmp_path / "whole")

@@ -1,0 +1,92 @@
+"""make_records `--context=C`: each labelled place stored as the C x C window of tiles around it.
+
+The places name windows by their top-left tiles (`satx.tiles.windows`: a point's window is the
+one centred nearest it). Every tile of every window is read once through the tile source and
+its cache; each window becomes one image (`images.mosaic`: C x `--image_size` px a side) in
+the fetch folder, and from there a record like any tile, with `tile/window` = C so its
+geolocation (centre, bounds) is the window's.
+
+A window is kept only whole: one tile without imagery, or that cannot be read or decoded,
+quarantines the window, naming the tile. Filling the gap with black would teach the model
+that black corners are a class's trait.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import mercantile
+
+from satx import geo
+from satx.config import RecordsConfig
+from satx.io import storage
+from satx.io.progress import Progress
+from satx.records import images
+from satx.tiles.base import MISSING, TileSource
+from satx.tiles.refs import Rejection, TileRef
+from satx.tiles.windows import Window
+
+
+def window_id(tile: mercantile.Tile, size: int) -> str:
+    """How a window's record is known: its top-left tile and its side (`18/77153/127657+2x2`)."""
+    return f"{geo.tile_key(tile)}+{size}x{size}"
+
+
+def _window(ref: TileRef, size: int) -> Window:
+    assert ref.tile is not None
+    return Window(ref.tile.z, ref.tile.x, ref.tile.y, size)
+
+
+def _read_all(
+    tiles: list[mercantile.Tile], source: TileSource, step: int
+) -> tuple[dict[mercantile.Tile, bytes], dict[mercantile.Tile, tuple[str, str]]]:
+    found, failed = {}, {}
+    progress = Progress("fetch", len(tiles))
+    for start in range(0, len(tiles), step):
+        batch = tiles[start : start + step]
+        data, errors = source.read(batch)
+        for i, tile in enumerate(batch):
+            if i in errors:
+                failed[tile] = errors[i]
+            else:
+                found[tile] = data[i]  # type: ignore[assignment]
+        progress.update(start + len(batch))
+    progress.finish()
+    return found, failed
+
+
+def fetch_windows(
+    refs: list[TileRef], source: TileSource, config: RecordsConfig, folder: Path, step: int
+) -> tuple[dict[str, TileRef], list[Rejection]]:
+    """Each place's window as an image file in `folder`, or the reason it is not one.
+
+    Returns the refs by source id, their `location` set, and the quarantined windows.
+    """
+    size = config.context
+    windows = {r.source_id: _window(r, size) for r in refs}
+    wanted = sorted({t for w in windows.values() for t in w.tiles}, key=lambda t: (t.x, t.y))
+    found, failed = _read_all(wanted, source, step)
+    made: dict[str, TileRef] = {}
+    rejected: list[Rejection] = []
+    for ref in refs:
+        window = windows[ref.source_id]
+        gap = next((t for t in window.tiles if t not in found), None)
+        if gap is not None:
+            reason, detail = failed[gap]
+            why = "no_imagery" if reason == MISSING else reason
+            where = f"window {ref.source_id}: tile {geo.tile_key(gap)}"
+            rejected.append(Rejection(ref.source_id, ref.label, why, f"{where}: {detail}"))
+            continue
+        try:
+            image = images.mosaic([found[t] for t in window.tiles], size, config.image_size)
+        except images.ImageRejected as err:
+            detail = f"window {ref.source_id}: {err.detail}"
+            rejected.append(Rejection(ref.source_id, ref.label, err.reason, detail))
+            continue
+        suffix = "jpg" if image.image_format == "jpeg" else "png"
+        tile = window.top_left
+        path = folder / "windows" / str(tile.z) / str(tile.x) / f"{tile.y}+{size}.{suffix}"
+        storage.atomic_write_local(path, image.encoded)
+        made[ref.source_id] = dataclasses.replace(ref, location=str(path))
+    return made, rejected
