@@ -5,7 +5,8 @@ image is the mosaic of its tiles, row by row, `size * 256` px a side. Columns wr
 antimeridian (a window may hold tiles of both sides); rows never pass the poles.
 
 - `window_of_point`: the window whose centre is nearest a point (a school's location): the
-  point lies within half a tile of its centre, so a campus cut by a tile edge is seen whole.
+  point lies within half a tile of its centre, so a campus cut by a tile edge is seen whole
+  (a tie, a point at a tile's centre, goes to the window to the east and south).
 - `window_of_tile`: the window holding a tile at its centre (for even sizes, the tile just
   up and left of the centre: the top-left tile of a 2 x 2 window).
 - `covering`: the windows of stride one tile that hold a tile (size^2 of them, fewer at the
@@ -76,7 +77,8 @@ def _window(z: int, x: int, y: int, size: int) -> Window:
 def window_of_point(lon: float, lat: float, z: int, size: int = 2) -> Window:
     """The window whose centre is nearest the point (see the module docstring)."""
     fx, fy = _fractional(lon, lat, z)
-    return _window(z, round(fx - size / 2), round(fy - size / 2), size)
+    # half up: a point equally near two windows (a tile's centre) takes the later one, always
+    return _window(z, math.floor(fx - size / 2 + 0.5), math.floor(fy - size / 2 + 0.5), size)
 
 
 def window_of_tile(tile: mercantile.Tile, size: int = 2) -> Window:
