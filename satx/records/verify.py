@@ -93,9 +93,10 @@ def describe_example(example: schema.TileExample) -> str:
     """One line per example: label, source, tile and where it is."""
     where = "no geolocation"
     if (loc := example.geolocation) is not None:
-        t = example.tile
+        t, n = example.tile, example.window
+        window = f"{n}x{n} window from " if n > 1 else ""
         where = (
-            f"tile z{t.z}/x{t.x}/y{t.y} quadkey {loc.quadkey} "
+            f"{window}tile z{t.z}/x{t.x}/y{t.y} quadkey {loc.quadkey} "
             f"centre ({loc.lon:.6f}, {loc.lat:.6f}) "
             f"bbox [{', '.join(f'{v:.6f}' for v in loc.bbox)}]"
         )

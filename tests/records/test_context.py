@@ -111,6 +111,9 @@ def test_places_become_the_windows_around_them_with_exact_geolocation(tmp_path):
         assert where.bbox == pytest.approx((west, south, east, north))
     described = load_records(str(tmp_path / "records")).manifest.describe()
     assert "3 2x2 windows" in described
+    from satx.records.verify import describe_example
+
+    assert "2x2 window from tile z18/" in describe_example(examples[0][1])
 
 
 def test_context_needs_places_and_the_local_engine(tmp_path, sample_tiles):
