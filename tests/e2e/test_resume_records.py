@@ -41,16 +41,21 @@ def test_resume_after_kill_9(sample_tiles, tmp_path, failpoint, workers):
     assert not list(out.glob(".*tmp*")) and not (out / "_progress").exists()
 
 
-def test_kill_9_while_fetching_then_rerun_gives_the_same_records(places_server, tmp_path):
+def _whole_run(places_server, tmp_path, *extra):
+    """A places run into `whole` (token-protected server): its arguments and its requests."""
     places = write_places(tmp_path)
     source = f"--tiles={places_server.template}?access_token=rec-s3cr3t-991"
     args = (
-        *records_cmd(places, tmp_path / "whole", "--zoom=18", source),
+        *records_cmd(places, tmp_path / "whole", "--zoom=18", source, *extra),
         "--split=train:0.5,val:0.5",
     )
     before = sum(places_server.requests.values())
     cli(*args, check=True)
-    per_run = sum(places_server.requests.values()) - before  # one request per distinct tile
+    return args, sum(places_server.requests.values()) - before
+
+
+def test_kill_9_while_fetching_then_rerun_gives_the_same_records(places_server, tmp_path):
+    args, per_run = _whole_run(places_server, tmp_path)  # one request per distinct tile
     killed_args = [a.replace("whole", "killed") for a in args]
     killed = cli(*killed_args, "--fetch_threads=2", env={"SATX_FAILPOINTS": "fetch.request:9"})
     assert killed.returncode == -9
@@ -101,15 +106,7 @@ def test_gcs_output_resumes_after_kill_9(gcs, sample_tiles, tmp_path):
 
 def test_context_windows_resume_after_kill_9_while_fetching(places_server, tmp_path):
     """--context=2: a killed run's cached tiles are not fetched again; the same shards."""
-    places = write_places(tmp_path)
-    source = f"--tiles={places_server.template}?access_token=rec-s3cr3t-991"
-    args = (
-        *records_cmd(places, tmp_path / "whole", "--zoom=18", source, "--context=2"),
-        "--split=train:0.5,val:0.5",
-    )
-    before = sum(places_server.requests.values())
-    cli(*args, check=True)
-    per_run = sum(places_server.requests.values()) - before
+    args, per_run = _whole_run(places_server, tmp_path, "--context=2")
     whole = json.loads((tmp_path / "whole" / "manifest.json").read_text())
     assert whole["context"] == 2 and whole["image_size"] == 64 and whole["records"] > 0
     assert whole["quarantine"]["reasons"].get("no_imagery")  # windows reaching past the block
