@@ -19,7 +19,6 @@ when it is used.
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,20 +28,17 @@ import numpy as np
 from satx.artifact import convert
 from satx.artifact.convert import INPUT, OUTPUT, Batches
 from satx.errors import InputError
+from satx.io.machine import cores_used
 
 FOLDER = "runtimes"  # inside a version folder: runtimes/<name>/<filename>
 Predict = Callable[[np.ndarray], np.ndarray]
-
-
-def _threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def _load_onnx(file: Path, variant: str) -> Predict:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = _threads()
+    options.intra_op_num_threads = cores_used()
     options.log_severity_level = 3
     # its threads share the cores with decoding: no busy-waiting between batches
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -73,7 +69,7 @@ def _openvino_bf16() -> bool:
 def _load_litert(file: Path, variant: str) -> Predict:
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=str(file), num_threads=_threads())
+    interpreter = Interpreter(model_path=str(file), num_threads=cores_used())
     runner = interpreter.get_signature_runner("serving_default")
     return lambda images: runner(**{INPUT: images})[OUTPUT]
 

@@ -31,7 +31,8 @@ import tensorflow as tf
 
 from satx.config import DataConfig
 from satx.data.decode import decode_tile
-from satx.data.pipeline import cores_used, make_train_dataset
+from satx.data.pipeline import make_train_dataset
+from satx.io.machine import cores_used
 from satx.records.manifest import load_records
 from satx.tiles.formats import EXTENSIONS
 

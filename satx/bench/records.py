@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from satx.bench.input import LIMIT_KEYS
-from satx.data.pipeline import cores_used
 from satx.errors import RecordsError
+from satx.io.machine import cores_used
 from satx.records.manifest import MANIFEST_NAME, Manifest
 
 

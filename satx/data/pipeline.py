@@ -24,6 +24,7 @@ from satx.data.decode import records_decoder
 from satx.data.mix import mix_batches
 from satx.data.read import AUTOTUNE, CorruptionCounter, parsed_split
 from satx.errors import RecordsError
+from satx.io.machine import cores_used
 from satx.records import schema
 from satx.records.manifest import Records
 
@@ -165,14 +166,6 @@ def make_train_dataset(
     )
     ds = mix_batches(ds, config.mixup_alpha, config.cutmix_alpha, seed)
     return ds.with_options(_options(config)).prefetch(AUTOTUNE)
-
-
-def cores_used() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def decode_many(decode: Callable, encoded: tf.Tensor, size: int) -> tf.Tensor:
