@@ -82,6 +82,7 @@ class Remote:
     """HTTP for the scenes' JSON and HEAD requests: the source's headers, timeout and retries."""
 
     def __init__(self, config: SourceConfig):
+        self.config = config
         try:
             self.headers = dict(secrets.parse_header(h) for h in config.tile_header)
         except (KeyError, ValueError) as err:
@@ -112,7 +113,7 @@ class Remote:
             raise InputError(f"{shown}: HTTP {answer.status}")
         return answer
 
-    def configure_gdal(self, config: SourceConfig) -> None:
+    def configure_gdal(self) -> None:
         """GDAL's settings for remote scenes, as environment defaults (a user's own win).
 
         No folder listing; this source's timeout, retries (GDAL's: 429 and 5xx) and headers;
@@ -121,8 +122,8 @@ class Remote:
         """
         options = {
             "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-            "GDAL_HTTP_TIMEOUT": str(math.ceil(config.fetch_timeout)),
-            "GDAL_HTTP_MAX_RETRY": str(config.fetch_retries),
+            "GDAL_HTTP_TIMEOUT": str(math.ceil(self.config.fetch_timeout)),
+            "GDAL_HTTP_MAX_RETRY": str(self.config.fetch_retries),
             "GDAL_HTTP_RETRY_DELAY": "0.5",
         }
         emulator = os.environ.get("STORAGE_EMULATOR_HOST")
@@ -185,6 +186,18 @@ def _stac_scenes(where: str, asset: str, remote: Remote) -> list[Scene]:
         properties = item.get("properties") or {}
         scenes.append(Scene(urllib.parse.urljoin(where, href), str(properties.get("datetime", ""))))
     return sorted(scenes, key=lambda s: s.datetime, reverse=True)  # stable: ties keep order
+
+
+def open_scenes(config: SourceConfig) -> tuple[Remote, list[Scene]]:
+    """The scenes `config.tiles` names, and their remote access, with GDAL set up to read them.
+
+    Every opening of a scene goes through here: GDAL without these settings lists a remote
+    scene's folder first (it hung against the loopback file server).
+    """
+    remote = Remote(config)
+    scenes = list_scenes(config, remote)
+    remote.configure_gdal()
+    return remote, scenes
 
 
 def list_scenes(config: SourceConfig, remote: Remote | None = None) -> list[Scene]:

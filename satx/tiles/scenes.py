@@ -44,7 +44,7 @@ from satx.io import secrets
 from satx.io.machine import cores_used
 from satx.tiles.base import MISSING, Errors
 from satx.tiles.formats import PNG_MAGIC
-from satx.tiles.scene_list import Remote, Scene, forget_remote_regions, list_scenes
+from satx.tiles.scene_list import Scene, forget_remote_regions, open_scenes
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,8 @@ def native_zoom(config: SourceConfig) -> int:
     from rio_tiler.errors import RioTilerError
     from rio_tiler.io import Reader
 
-    scene = list_scenes(config)[0]
+    _, scenes = open_scenes(config)
+    scene = scenes[0]
     try:
         with Reader(scene.gdal_path) as reader:
             return int(reader.maxzoom)
@@ -83,9 +84,7 @@ class SceneTiles:
     def __init__(self, config: SourceConfig):
         self.config = config
         self.description = secrets.redact_url(config.tiles)
-        self.remote = Remote(config)
-        self.scenes = list_scenes(config, self.remote)
-        self.remote.configure_gdal(config)
+        self.remote, self.scenes = open_scenes(config)
         self.settings = [self._settings(scene) for scene in self.scenes]  # refused here if bad
         self._local = threading.local()
         # local scenes are cut by the cores: a thread more only decodes the same blocks again

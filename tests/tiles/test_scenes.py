@@ -287,3 +287,29 @@ def test_a_cog_on_the_gcs_emulator(gcs, tmp_path):
     assert not errors and got == want and set(coverage.values()) == {1.0}
     (identity,) = source.identity()
     assert identity["etag"] and "sha256" not in identity
+
+
+def test_native_zoom_of_a_remote_scene(tmp_path, monkeypatch):
+    """make_records asks a remote scene's zoom before it opens the source, in a process where
+    GDAL's folder-listing setting is not yet set (it opens through `open_scenes` too)."""
+    from satx.bench.fileserver import FileServer
+    from tests.support.helpers import cli
+
+    scenes.mercator_scene(tmp_path / "www" / "block.tif")
+    tile = BLOCK[4]
+    w, s, e, n = mercantile.bounds(tile)
+    places = tmp_path / "places.csv"
+    places.write_text(f"lon,lat,label\n{(w + e) / 2},{(s + n) / 2},school\n")
+    monkeypatch.delenv("GDAL_DISABLE_READDIR_ON_OPEN", raising=False)
+    with FileServer(tmp_path / "www") as server:
+        made = cli(
+            "tools.make_records",
+            f"--input={places}",
+            f"--output={tmp_path / 'records'}",
+            f"--tiles={server.url('block.tif')}",
+            "--zoom=native",
+            "--split=train:1",
+            check=True,
+            timeout=120,
+        )
+    assert "zoom 17: the ground resolution closest to the scene's" in made.stderr
