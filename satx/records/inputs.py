@@ -22,9 +22,8 @@ from pathlib import Path
 from satx.config import RecordsConfig
 from satx.errors import InputError
 from satx.io import storage
-from satx.io.progress import Progress
 from satx.records.windows import fetch_windows, window_id
-from satx.tiles.base import SceneSource
+from satx.tiles.base import SceneSource, read_in_batches
 from satx.tiles.kinds import ReadOptions, labelled_input
 from satx.tiles.places import count_per_label, merge_places
 from satx.tiles.refs import Listing, Rejection, TileRef
@@ -132,19 +131,14 @@ def _fetch_tiles(
 ) -> tuple[dict[str, TileRef], list[Rejection]]:
     """Each place's tile, read through the cache in `folder`: its file, or why not."""
     fetched, failed = {}, []
-    progress = Progress("fetch", len(todo))
-    for start in range(0, len(todo), step):
-        batch = todo[start : start + step]
-        _, errors = source.read([r.tile for r in batch])  # type: ignore[misc]
-        for i, ref in enumerate(batch):
-            if i in errors:
-                failed.append(fetch_failure(ref, errors[i]))
-            else:
-                t = ref.tile
-                location = str(folder / str(t.z) / str(t.x) / str(t.y))  # type: ignore[union-attr]
-                fetched[ref.source_id] = dataclasses.replace(ref, location=location)
-        progress.update(start + len(batch))
-    progress.finish()
+    read = read_in_batches(source, [r.tile for r in todo], step)  # type: ignore[misc]
+    for ref, (_, error) in zip(todo, read, strict=True):
+        if error is not None:
+            failed.append(fetch_failure(ref, error))
+            continue
+        t = ref.tile
+        location = str(folder / str(t.z) / str(t.x) / str(t.y))  # type: ignore[union-attr]
+        fetched[ref.source_id] = dataclasses.replace(ref, location=location)
     return fetched, failed
 
 

@@ -21,9 +21,8 @@ import mercantile
 from satx import geo
 from satx.config import RecordsConfig
 from satx.io import storage
-from satx.io.progress import Progress
 from satx.records import images
-from satx.tiles.base import MISSING, TileSource
+from satx.tiles.base import MISSING, TileSource, read_in_batches
 from satx.tiles.refs import Rejection, TileRef
 from satx.tiles.windows import Window
 
@@ -38,24 +37,6 @@ def _window(ref: TileRef, size: int) -> Window:
     return Window(ref.tile.z, ref.tile.x, ref.tile.y, size)
 
 
-def _read_all(
-    tiles: list[mercantile.Tile], source: TileSource, step: int
-) -> tuple[dict[mercantile.Tile, bytes], dict[mercantile.Tile, tuple[str, str]]]:
-    found, failed = {}, {}
-    progress = Progress("fetch", len(tiles))
-    for start in range(0, len(tiles), step):
-        batch = tiles[start : start + step]
-        data, errors = source.read(batch)
-        for i, tile in enumerate(batch):
-            if i in errors:
-                failed[tile] = errors[i]
-            else:
-                found[tile] = data[i]  # type: ignore[assignment]
-        progress.update(start + len(batch))
-    progress.finish()
-    return found, failed
-
-
 def fetch_windows(
     refs: list[TileRef], source: TileSource, config: RecordsConfig, folder: Path, step: int
 ) -> tuple[dict[str, TileRef], list[Rejection]]:
@@ -66,7 +47,12 @@ def fetch_windows(
     size = config.context
     windows = {r.source_id: _window(r, size) for r in refs}
     wanted = sorted({t for w in windows.values() for t in w.tiles}, key=lambda t: (t.x, t.y))
-    found, failed = _read_all(wanted, source, step)
+    found, failed = {}, {}
+    for tile, (data, error) in zip(wanted, read_in_batches(source, wanted, step), strict=True):
+        if error is None:
+            found[tile] = data
+        else:
+            failed[tile] = error
     made: dict[str, TileRef] = {}
     rejected: list[Rejection] = []
     for ref in refs:

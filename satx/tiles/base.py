@@ -8,7 +8,7 @@ without from the tile source by its address. Every read gives the bytes, or None
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -17,6 +17,7 @@ import mercantile
 
 from satx.errors import StorageError
 from satx.io import storage
+from satx.io.progress import Progress
 from satx.tiles.refs import TileRef
 
 Errors = dict[int, tuple[str, str]]  # position -> (reason, detail)
@@ -54,6 +55,24 @@ class SceneSource(TileSource, Protocol):
         self, tiles: Sequence[mercantile.Tile]
     ) -> tuple[list[bytes | None], Errors, list[float]]:
         """`read`, and each tile's share of valid pixels (0 where it has none)."""
+
+
+def read_in_batches(
+    source: TileSource, tiles: Sequence[mercantile.Tile], step: int
+) -> Iterator[tuple[bytes | None, tuple[str, str] | None]]:
+    """Each tile read from `source`, `step` at a time with progress: its bytes, or why not.
+
+    Yielded in order, a batch at a time (nothing is held past its batch); a source that
+    caches keeps each finished batch, so a killed run loses at most one.
+    """
+    progress = Progress("fetch", len(tiles))
+    for start in range(0, len(tiles), step):
+        batch = tiles[start : start + step]
+        data, errors = source.read(batch)
+        for i in range(len(batch)):
+            yield data[i], errors.get(i)
+        progress.update(start + len(batch))
+    progress.finish()
 
 
 def read_location(location: str) -> bytes:
