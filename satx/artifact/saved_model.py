@@ -7,7 +7,10 @@ class bias fitted on the validation split (`satx.artifact.calibration`), plus
 - `serving_bytes`: `encoded`, string [B] of JPEG or PNG tiles (decoded exactly as in training,
   resized when their size differs from the model's);
 - `serving_tta` (with `--export_tta`): `images` as above; `probabilities` averaged over the
-  tile's 8 symmetries (test-time augmentation, 8x the model's work).
+  tile's 8 symmetries (test-time augmentation, 8x the model's work);
+- `serving_cam`: `images` as above; `probabilities`, and `class_maps` float32 [B, h, w, K],
+  each class's Grad-CAM on the last feature map (`satx.artifact.cam`): where in the tile the
+  model sees it. Written for satx's classifiers (a model without their head has none).
 The calibration is also written to `calibration.json` beside `class_names.json`.
 """
 
@@ -23,6 +26,7 @@ import tensorflow as tf
 
 from satx.artifact.artifact import CALIBRATION_FILE, CLASS_NAMES_FILE, latest_version
 from satx.artifact.calibration import Calibration
+from satx.artifact.cam import CAM_SIGNATURE, cam_model, class_maps
 from satx.data.decode import decode_to_size, dihedral_mean
 from satx.io.storage import atomic_write_local
 
@@ -97,10 +101,24 @@ def write_saved_model(
             },
             input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")],
         )
+    cam = cam_model(model)
+    if cam is not None:
+        archive.track(cam)
+        archive.add_endpoint(
+            name=CAM_SIGNATURE,
+            fn=lambda images: {
+                "probabilities": _outputs(model(images, training=False), calibration)[
+                    "probabilities"
+                ],
+                "class_maps": class_maps(cam, images),
+            },
+            input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")],
+        )
     archive.write_out(str(tmp), verbose=False)
     atomic_write_local(tmp / CLASS_NAMES_FILE, json.dumps(list(class_names)).encode())
     atomic_write_local(tmp / CALIBRATION_FILE, json.dumps(calibration.to_dict()).encode())
     os.replace(tmp, target)
     signatures = "serving_default, serving_bytes" + (", serving_tta" if tta else "")
+    signatures += f", {CAM_SIGNATURE}" if cam is not None else ""
     log.info("exported SavedModel to %s (signatures %s)", target, signatures)
     return target

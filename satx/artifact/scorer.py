@@ -111,6 +111,7 @@ class Scorer:
             )
         self.path = path
         self._step = None
+        self.localizer: Any = None  # predict --localize: a predict.localize.Localizer
         self.tta = tta
         if tta == "dihedral":
             single = self._fn

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 def _input_only_rate(folder: str, size: int, batch_size: int) -> float:
     """Tiles/s of predict's read + decode + resize, without the model."""
     from satx.config import PredictInputs
-    from satx.predict.core import decoded_batches
+    from satx.predict.decode import decoded_batches
     from satx.predict.inputs import open_input, readable
 
     source = open_input(PredictInputs(input=folder))

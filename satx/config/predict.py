@@ -54,14 +54,26 @@ class PredictInputs(Config):
     mask_threshold: float = knob(
         1.0, "A --mask raster's pixels at or above this are built up (GHSL: e.g. 1).", above=0
     )
+    context: int = knob(
+        1,
+        "Score overlapping CxC windows of tiles (stride one tile; 2: 'supertiles', for a model "
+        "trained on make_records --context=2); each tile's score is the max of its windows'.",
+        at_least=1,
+        at_most=4,
+    )
     source: SourceConfig = field(default_factory=SourceConfig)  # --bbox, --aoi, z,x,y CSVs
     split: str = knob("", "Records input: split(s) a+b; default every split.")
     read_threads: int = knob(16, "Threads reading tile files.")
 
     def problems(self) -> list[str]:
-        """A mask needs an area."""
+        """A mask needs an area; so do windows (their neighbours come from the tile source)."""
         if self.mask and not (self.bbox or self.aoi):
             return ["--mask keeps tiles of an area: give --bbox or --aoi with it"]
+        if self.context > 1 and self.input:
+            return [
+                f"--context={self.context} scores the windows of an area: give --bbox, --aoi or "
+                "scenes as --tiles, not --input"
+            ]
         return []
 
     @property
@@ -85,6 +97,12 @@ class PredictScoring(Config):
     )
     batch_size: int = knob(128, BATCH_HELP, at_least=1)
     tta: str = knob("none", TTA_HELP, choices=TTA_MODES)
+    localize: str = knob(
+        "none",
+        "cam: give each hit a point inside its tile (the peak of the class-activation map of "
+        "the export's serving_cam signature), after scoring; rows gain peak_lon, peak_lat.",
+        choices=("none", "cam"),
+    )
     runtime: str = knob("auto", RUNTIME_HELP, choices=("auto", *RUNTIMES))
     strategy: str = knob("auto", "Distribution strategy.", choices=PREDICT_STRATEGIES)
     cpu_devices: int = knob(0, "Split the CPU into N logical devices.")
@@ -154,4 +172,5 @@ class PredictConfig(Config):
             "chunk_size": o.chunk_size,
             "list_missing": o.list_missing,
             "tta": s.tta,
+            **({"localize": s.localize} if s.localize != "none" else {}),
         }

@@ -48,6 +48,7 @@ from satx.predict.core import (
     write_chunk,
 )
 from satx.predict.inputs import ChunkData, TileInput, open_input
+from satx.predict.localize import Localizer
 from satx.predict.outputs import Labeller, PredictionOutput, locked_output
 from satx.predict.result import PredictRun
 
@@ -64,17 +65,23 @@ class SatxModelHandler(ModelHandler[tuple[int, ChunkData], PredictionResult, Sco
         batch_size: int,
         tta: str = "none",
         runtime: str = "tf",
+        labeller: Labeller | None = None,
+        localize: str = "none",
     ):
         super().__init__()
         self.model, self.num_classes, self.batch_size = model, num_classes, batch_size
         self.tta, self.runtime = tta, runtime
+        self.labeller, self.localize = labeller, localize
 
     def load_model(self) -> Scorer:
         """Load the export (once per worker process: the pipeline shares it across bundles).
 
         The runtime is the one the driver resolved, so every worker scores the same way.
         """
-        return Scorer(self.model, tta=self.tta, runtime=self.runtime)
+        scorer = Scorer(self.model, tta=self.tta, runtime=self.runtime)
+        if self.localize == "cam":
+            scorer.localizer = Localizer(scorer.artifact, scorer.image_size)
+        return scorer
 
     def run_inference(
         self,
@@ -86,7 +93,9 @@ class SatxModelHandler(ModelHandler[tuple[int, ChunkData], PredictionResult, Sco
         for k, chunk in batch:
             started = time.monotonic()
             progress = Progress(f"predict chunk {k}", len(chunk.tiles))
-            probs = score_chunk(model, chunk, self.num_classes, self.batch_size, progress)
+            probs = score_chunk(
+                model, chunk, self.num_classes, self.batch_size, progress, self.labeller
+            )
             yield PredictionResult((k, chunk, time.monotonic() - started), probs)
 
     def batch_elements_kwargs(self) -> dict[str, int]:
@@ -151,6 +160,8 @@ def _predict_beam(config: PredictConfig, command: str | None) -> PredictRun:
         config.scoring.batch_size,
         config.scoring.tta,
         scorer.runtime,
+        run.labeller,
+        config.scoring.localize,
     )
     if run.todo:
         with beam_io.pipeline(config.beam_options) as p:

@@ -19,16 +19,19 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from satx import geo
 from satx.artifact.artifact import open_artifact, report_threshold
 from satx.artifact.scorer import Scorer
 from satx.config import PredictConfig, PredictOutputs, PredictScoring
-from satx.data.decode import decode_to_size
-from satx.data.pipeline import decode_many, map_batches
 from satx.errors import InputError
 from satx.io.progress import Progress, format_duration
 from satx.io.run_record import json_bytes, run_record
+from satx.predict import windows
+from satx.predict.decode import decode_all, decoded_batches, failure_reason
 from satx.predict.formats import FORMATS, LARGE_ROWS, ChunkRows, chunk_parts
 from satx.predict.inputs import ChunkData, TileInput, open_input, readable
+from satx.predict.localize import COLUMNS as LOCALIZE_COLUMNS
+from satx.predict.localize import Localizer, localize_chunk
 from satx.predict.outputs import Labeller, PredictionOutput, format_errors
 from satx.predict.result import (
     RUN_NAME,
@@ -36,69 +39,41 @@ from satx.predict.result import (
     Projection,
     ThisRun,
 )
-from satx.records import images
+from satx.tiles.refs import TileRef
 from satx.train.distribute import make_strategy, set_precision, split_cpu
 
 log = logging.getLogger(__name__)
 
 
-def _failure_reason(data: bytes) -> tuple[str, str]:
-    """Why a tile's bytes did not decode, in the quarantine vocabulary of make_records."""
-    try:
-        fmt = images.check_format(data)
-    except images.ImageRejected as err:
-        return err.reason, err.detail
-    return "corrupt", f"{fmt.upper()} data does not decode (truncated or damaged); re-download it"
-
-
-def decoded_batches(
-    chunk: ChunkData,
-    positions: list[int],
-    size: int,
-    batch_size: int,
-    per_tile: bool = False,
-    serial: bool = False,
-) -> tf.data.Dataset:
-    """`(position, uint8 image)` batches; what fails to decode is left out.
-
-    By default whole batches decode in one call each (`tf.map_fn`, as training does: one map
-    call per batch spares tf.data's per-tile stages), one batch per core; a batch holding a
-    tile that does not decode is left out whole, and `per_tile=True` decodes tiles one by one,
-    leaving out only the bad ones (`score_chunk` uses it for the positions a batch lost).
-    `serial=True` decodes a batch only when it is asked for (no decoding ahead), for a model
-    on the CPU: it spreads each batch over every core itself, and decoding beside it slowed
-    both (MobileNetV2 224 px end to end: 0.6-0.7x of the rate the two allow one after the
-    other with decoding ahead, 0.9-1.0x serial; docs/benchmarks.md).
-    """
-    ds = tf.data.Dataset.from_tensor_slices(
-        (np.asarray(positions, np.int64), [chunk.encoded[i] for i in positions])
-    )
-    if per_tile:
-        ds = ds.map(lambda i, b: (i, decode_to_size(b, size)), num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.ignore_errors().batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-    def decode_batch(index: tf.Tensor, encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        return index, decode_many(lambda b: decode_to_size(b, size), encoded, size)
-
-    if serial:
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        options.experimental_optimization.map_parallelization = False
-        options.experimental_optimization.inject_prefetch = False
-        return ds.batch(batch_size).map(decode_batch).ignore_errors().with_options(options)
-    return (
-        map_batches(ds.batch(batch_size), decode_batch).ignore_errors().prefetch(tf.data.AUTOTUNE)
-    )
-
-
 def score_chunk(
-    scorer: Scorer, chunk: ChunkData, num_classes: int, batch_size: int, progress: Progress
+    scorer: Scorer,
+    chunk: ChunkData,
+    num_classes: int,
+    batch_size: int,
+    progress: Progress,
+    labeller: Labeller | None = None,
 ) -> np.ndarray:
     """Probabilities [n, K] for a chunk (NaN rows for tiles that failed; errors added to chunk).
 
     Tiles that fail to decode are dropped by tf.data and found again by index, so one bad tile
-    never stops a batch and never becomes a zero-filled image.
+    never stops a batch and never becomes a zero-filled image. A chunk with windows
+    (`--context`) scores them, and each tile gets the max of its windows' probabilities.
+    With the scorer's `localizer` (`--localize`), the `labeller`'s hits then get their points.
     """
+    if chunk.windows is not None:
+        probs = _score_windows(scorer, chunk, num_classes, batch_size, progress)
+    else:
+        probs = _score_tiles(scorer, chunk, num_classes, batch_size, progress)
+    if scorer.localizer is not None and labeller is not None:
+        localize_chunk(scorer.localizer, chunk, probs, labeller, batch_size)
+    if chunk.windows is not None:
+        chunk.windows.pixels = None  # the decoded cells are done with
+    return probs
+
+
+def _score_tiles(
+    scorer: Scorer, chunk: ChunkData, num_classes: int, batch_size: int, progress: Progress
+) -> np.ndarray:
     probs = np.full((len(chunk.tiles), num_classes), np.nan)
     base = progress.done
     ok = readable(chunk)
@@ -114,9 +89,46 @@ def score_chunk(
             probs[index] = p
     for i in ok:
         if np.isnan(probs[i, 0]):
-            chunk.errors[i] = _failure_reason(chunk.encoded[i])
+            chunk.errors[i] = failure_reason(chunk.encoded[i])
     progress.update(base + len(chunk.tiles))
     return probs
+
+
+def _score_windows(
+    scorer: Scorer, chunk: ChunkData, num_classes: int, batch_size: int, progress: Progress
+) -> np.ndarray:
+    """Score a chunk's windows (each tile decoded once); per tile, the max over its windows."""
+    ws, size = chunk.windows, scorer.image_size
+    assert ws is not None
+    side = -(-size // ws.size)  # each tile's side in a window; the mosaic is resized if over
+    cells = ChunkData([TileRef(geo.tile_key(c), c) for c in ws.cells], ws.encoded, ws.errors)
+    ws.pixels = decode_all(cells, side, batch_size, scorer.on_cpu)
+    whole = ~np.isin(ws.members, np.fromiter(ws.errors, np.int64)).any(axis=1)
+    mosaic = ws.size * side
+    ds = tf.data.Dataset.from_generator(
+        lambda: ws.batches(whole, batch_size),
+        output_signature=(
+            tf.TensorSpec([None], tf.int64),
+            tf.TensorSpec([None, mosaic, mosaic, 3], tf.uint8),
+        ),
+    )
+    if mosaic != size:
+        ds = ds.map(lambda i, x: (i, tf.cast(tf.image.resize(x, [size, size]), tf.uint8)))
+    ws.probs = np.full((len(ws.windows), num_classes), np.nan)
+    base, scored = progress.done, 0
+    for index, p in scorer.score_dataset(ds):
+        ws.probs[index] = p
+        scored += len(index)
+        progress.update(base + len(chunk.tiles) * scored // max(1, int(whole.sum())))
+    for j, c in enumerate(ws.at.tolist()):  # a chunk tile that did not decode
+        if c in ws.errors and j not in chunk.errors:
+            chunk.errors[j] = ws.errors[c]
+    best, count, _ = windows.tile_scores(ws, ws.probs, ws.probs[:, 0])
+    for j in np.flatnonzero(count == 0).tolist():
+        if j not in chunk.errors:
+            chunk.errors[j] = ("no_window", windows.gap_of(ws, j))
+    progress.update(base + len(chunk.tiles))
+    return best
 
 
 def _chunk_texts(
@@ -125,6 +137,20 @@ def _chunk_texts(
     good = np.array([i not in chunk.errors for i in range(len(chunk.tiles))], dtype=bool)
     labels, scores = labeller.label_score(np.nan_to_num(probs))
     keep = [i for i in np.flatnonzero(good) if scores[i] >= outputs.min_score]
+    extra = {} if chunk.coverage is None else {"coverage": np.asarray(chunk.coverage)}
+    texts: dict[str, str | bytes] = {}
+    if chunk.windows is not None:
+        ws = chunk.windows
+        window_labels, window_scores = labeller.label_score(np.nan_to_num(ws.probs))
+        window_scores = np.where(np.isnan(ws.probs[:, 0]), np.nan, window_scores)
+        _, count, mean = windows.tile_scores(ws, ws.probs, window_scores)
+        extra.update(zip(windows.COLUMNS, (count, mean), strict=True))
+        kept = np.nan_to_num(window_scores, nan=-1.0) >= outputs.min_score
+        mine = np.flatnonzero(ws.owned & kept)
+        texts[windows.WINDOWS_PART] = windows.rows_text(
+            ws, ws.probs, window_labels, window_scores, mine
+        )
+    extra.update(chunk.extra)
     rows = ChunkRows(
         [chunk.tiles[i] for i in keep],
         [labels[i] for i in keep],
@@ -132,9 +158,9 @@ def _chunk_texts(
         probs[keep],
         labeller.class_names,
         every=(chunk.tiles, scores, good),
-        extra={} if chunk.coverage is None else {"coverage": np.asarray(chunk.coverage)[keep]},
+        extra={name: values[keep] for name, values in extra.items()},
     )
-    return chunk_parts(rows, outputs.formats), len(keep)
+    return {**chunk_parts(rows, outputs.formats), **texts}, len(keep)
 
 
 def _class_names(scorer: Scorer, config: PredictScoring) -> list[str]:
@@ -168,6 +194,8 @@ def setup(config: PredictConfig) -> tuple[Scorer, TileInput, list[str]]:
         strategy = make_strategy(scoring.strategy)
         policy = set_precision(scoring.mixed_precision)
         scorer = Scorer(artifact, strategy, policy, scoring.tta, runtime)
+        if scoring.localize == "cam":
+            scorer.localizer = Localizer(artifact, scorer.image_size)
         return scorer, source, _class_names(scorer, scoring)
     except BaseException:
         source.close()
@@ -193,6 +221,8 @@ def write_chunk(
         "kept": kept,
         "seconds": round(seconds, 3),
     }
+    if chunk.windows is not None:
+        stats["windows"] = int(np.count_nonzero(chunk.windows.owned))
     listed = {i: e for i, e in chunk.errors.items() if outputs.list_missing or e[0] != "missing"}
     out.write_chunk(k, texts, format_errors(chunk.tiles, listed), stats)
 
@@ -251,7 +281,8 @@ def begin(config: PredictConfig, scorer: Scorer, source: TileInput, class_names:
     scoring, outputs = config.scoring, config.outputs
     threshold = _threshold_of(scoring, class_names)
     labeller = Labeller.make(class_names, scoring.positive_class, threshold)
-    out = PredictionOutput(outputs.output, outputs.formats, tuple(class_names), source.columns)
+    columns = source.columns + (LOCALIZE_COLUMNS if scoring.localize != "none" else ())
+    out = PredictionOutput(outputs.output, outputs.formats, tuple(class_names), columns)
     fingerprint = source.fingerprint()
     identity = {
         **config.identity(),

@@ -76,8 +76,10 @@ class ChunkRows:
         return places
 
 
-def _cell(value: float) -> float | None:
-    """An input column's value in a row (a share: 4 decimals; None where it is unknown)."""
+def _cell(value: float) -> float | int | None:
+    """An input column's value in a row (a count; a share: 4 decimals; None where unknown)."""
+    if isinstance(value, np.integer):
+        return int(value)
     return None if np.isnan(value) else round(float(value), 4)
 
 

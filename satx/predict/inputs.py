@@ -32,6 +32,8 @@ from satx.config import PredictInputs
 from satx.errors import InputError, RecordsError
 from satx.io import storage
 from satx.predict.result import MASK_DIR
+from satx.predict.windows import COLUMNS as WINDOW_COLUMNS
+from satx.predict.windows import WindowSet, plan_windows, read_cells
 from satx.records.manifest import MANIFEST_NAME, load_records
 from satx.records.schema import iter_shard
 from satx.tiles.aoi import PolygonArea, load_aoi
@@ -55,6 +57,8 @@ class ChunkData:
     encoded: list[bytes | None]
     errors: Errors = field(default_factory=dict)  # position -> (reason, detail)
     coverage: list[float] | None = None  # scenes: each tile's valid share (NaN: a file's)
+    windows: WindowSet | None = None  # --context: the windows over these tiles, and their cells
+    extra: dict[str, np.ndarray] = field(default_factory=dict)  # columns scoring adds (peaks)
 
 
 def readable(chunk: ChunkData) -> list[int]:
@@ -151,11 +155,16 @@ class ListedTiles:
 
 
 class AreaTiles:
-    """The tiles of an area (a bbox or a polygon AOI) at one zoom, read from a tile source."""
+    """The tiles of an area (a bbox or a polygon AOI) at one zoom, read from a tile source.
 
-    def __init__(self, area: Area, source: TileSource):
-        self.area, self.source = area, source
+    With `context` > 1, a chunk also holds the windows over its tiles (`predict.windows`).
+    """
+
+    def __init__(self, area: Area, source: TileSource, context: int = 1):
+        self.area, self.source, self.context = area, source, context
         self.kind, self.columns = area.kind, _columns(source)
+        if context > 1:
+            self.columns += WINDOW_COLUMNS
 
     def __len__(self) -> int:
         return len(self.area)
@@ -170,12 +179,20 @@ class AreaTiles:
             # scenes: each one's hash, bands and rescale
             **({"scenes": source.identity()} if isinstance(source, SceneSource) else {}),
             "count": len(self),
+            **({"context": self.context} if self.context > 1 else {}),
         }
 
     def read(self, start: int, stop: int) -> ChunkData:
         """Read tiles `start..stop-1` from the source."""
         tiles = self.area.tiles(start, stop)
         refs = [TileRef(geo.tile_key(t), t) for t in tiles]
+        if self.context > 1:  # the windows' tiles, each read once; the chunk's are among them
+            ws = plan_windows(self.area, tiles, self.context)
+            coverage = read_cells(ws, self.source)
+            errors = {j: ws.errors[c] for j, c in enumerate(ws.at.tolist()) if c in ws.errors}
+            shares = None if coverage is None else [coverage[c] for c in ws.at.tolist()]
+            encoded = [ws.encoded[c] for c in ws.at.tolist()]
+            return ChunkData(refs, encoded, errors, shares, ws)
         if isinstance(self.source, SceneSource):
             return ChunkData(refs, *self.source.read_covered(tiles))
         return ChunkData(refs, *self.source.read(tiles))
@@ -351,7 +368,7 @@ def open_input(config: PredictInputs, output: str = "", keep_mask: bool = True) 
         except BaseException:
             tiles.close()
             raise
-        return AreaTiles(area, tiles)
+        return AreaTiles(area, tiles, config.context)
     if not input_path:
         raise InputError(
             "--input (records folder, tile folder or CSV), --bbox or --aoi is required"

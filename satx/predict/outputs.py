@@ -22,6 +22,8 @@ from satx.io import claim, csv_out, failpoints, secrets, storage
 from satx.io.lock import output_lock
 from satx.predict.formats import FORMATS, ChunkRows, Merge, chunk_parts, concatenate, part_name
 from satx.predict.result import CONFIG_NAME, ERRORS_NAME, LAYOUT, MASK_DIR, PROGRESS_NAME
+from satx.predict.windows import WINDOWS_NAME, WINDOWS_PART
+from satx.predict.windows import header as windows_header
 from satx.tiles.refs import TileRef
 
 log = logging.getLogger(__name__)
@@ -177,10 +179,14 @@ class PredictionOutput:
     def write_chunk(
         self, chunk: int, texts: dict[str, str | bytes], errors_text: str, stats: dict[str, Any]
     ) -> None:
-        """Write a chunk's parts, then its done marker (the order is what makes resume exact)."""
-        for fmt, text in texts.items():
+        """Write a chunk's parts, then its done marker (the order is what makes resume exact).
+
+        `texts` is keyed by format, or by a part's suffix (`windows.csv`, with `--context`).
+        """
+        for key, text in texts.items():
             data = text.encode() if isinstance(text, str) else text
-            self.store.write_bytes(FORMATS[fmt].part_name(chunk), data)
+            name = FORMATS[key].part_name(chunk) if key in FORMATS else self.part(chunk, key)
+            self.store.write_bytes(name, data)
         self.store.write_bytes(self.part(chunk, "errors.csv"), errors_text.encode())
         failpoints.hit("predict.chunk_written")
         self.store.write_bytes(self.part(chunk, "done.json"), json.dumps(stats).encode())
@@ -207,6 +213,10 @@ class PredictionOutput:
             url = FORMATS[fmt].merge(FORMATS[fmt], merge)
             if url is not None:
                 written[fmt] = url
+        if chunks and self.store.exists(self.part(0, WINDOWS_PART)):  # --context
+            parts = [self.part(k, WINDOWS_PART) for k in range(chunks)]
+            concatenate(self.store, WINDOWS_NAME, parts, windows_header(self.class_names))
+            written["windows"] = self.store.url(WINDOWS_NAME)
         errors = [self.part(k, "errors.csv") for k in range(chunks)]
         concatenate(self.store, ERRORS_NAME, errors, ",".join(ERROR_COLUMNS) + "\n")
         written["errors"] = self.store.url(ERRORS_NAME)

@@ -116,6 +116,9 @@ def chunk_bytes(
         "lat": column((s + n) / 2, pa.float64(), 7),
     }
     for column_name, values in (extra or {}).items():
+        if np.issubdtype(np.asarray(values).dtype, np.integer):  # a count (--context's windows)
+            table[column_name] = pa.array(np.asarray(values, np.int64), type=pa.int64())
+            continue
         shares = np.round(np.asarray(values, np.float64), 4)
         table[column_name] = pa.array(shares, type=pa.float64(), mask=np.isnan(shares))
     for k, name in enumerate(class_names):

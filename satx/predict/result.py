@@ -13,6 +13,8 @@ Layout of `--output` (local folder or gs:// prefix):
     predict_run.json            the `PredictRun`, written last: the folder is complete
     predictions.parquet/chunk-00000012.parquet, parts/00000012.raster.npz, predictions.tif
                                 GeoParquet chunks; the score raster's parts and its COG
+    windows.csv, parts/00000012.windows.csv
+                                --context: each window's row (its footprint and scores)
     _mask/<sha16>-z<Z>-<buffer>m-<threshold>.npy
                                 a --mask's tile keys (kept by --overwrite: named by content)
 
@@ -32,6 +34,7 @@ from satx.errors import InputError
 from satx.io import claim, storage
 from satx.io.run_record import Record
 from satx.predict.formats import FORMATS, ROW_FORMATS, format_of
+from satx.predict.windows import WINDOWS_NAME
 
 CONFIG_NAME = "predict_config.json"
 RUN_NAME = "predict_run.json"
@@ -45,6 +48,7 @@ LAYOUT = claim.Layout(
         RUN_NAME,
         PROGRESS_NAME,
         ERRORS_NAME,
+        WINDOWS_NAME,
         *(f.owned for f in FORMATS.values()),
         "parts/",
         f"{MASK_DIR}/",

@@ -60,7 +60,9 @@ def _predict(
             if n + 1 < len(todo):  # read the next chunk while this one is scored
                 pending = read(todo[n + 1])
             started = time.monotonic()
-            probs = score_chunk(scorer, chunk, num_classes, config.scoring.batch_size, progress)
+            probs = score_chunk(
+                scorer, chunk, num_classes, config.scoring.batch_size, progress, run.labeller
+            )
             write_chunk(
                 k, chunk, probs, run.labeller, run.out, config.outputs, time.monotonic() - started
             )

@@ -103,7 +103,7 @@ class TileExample:
             return None
         if self.window == 1:
             return geo.geolocate(self.tile)
-        window = Window(self.tile.z, self.tile.x, self.tile.y, self.window)
+        window = Window.of(self.tile, self.window)
         lon, lat = window.centre()
         return geo.Geolocation(mercantile.quadkey(self.tile), lon, lat, window.bounds())
 

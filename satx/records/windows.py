@@ -29,12 +29,12 @@ from satx.tiles.windows import Window
 
 def window_id(tile: mercantile.Tile, size: int) -> str:
     """How a window's record is known: its top-left tile and its side (`18/77153/127657+2x2`)."""
-    return f"{geo.tile_key(tile)}+{size}x{size}"
+    return Window.of(tile, size).name
 
 
 def _window(ref: TileRef, size: int) -> Window:
     assert ref.tile is not None
-    return Window(ref.tile.z, ref.tile.x, ref.tile.y, size)
+    return Window.of(ref.tile, size)
 
 
 def fetch_windows(

@@ -13,12 +13,15 @@ from typing import Any
 
 import numpy as np
 
+from satx import geo
 from satx.errors import InputError
 from satx.io.progress import Progress
 from satx.predict.formats import format_of
 from satx.predict.result import PredictRun, iter_records
 
 log = logging.getLogger(__name__)
+
+PEAK = ("peak_lon", "peak_lat")
 
 
 @dataclass(frozen=True)
@@ -31,9 +34,18 @@ class Hits:
     score: np.ndarray  # float64 [N]: the positive class's probability
     rows: int  # rows read (tiles with a score in the output)
     floor: float
+    peak: np.ndarray | None = None  # float64 [N, 2]: predict --localize's lon, lat (NaN: none)
 
     def __len__(self) -> int:
         return int(self.x.size)
+
+    def points(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each hit's point: its class-activation peak where predict found one, else its centre."""
+        lon, lat = geo.grid_to_lonlat(self.z, self.x + 0.5, self.y + 0.5)
+        if self.peak is None:
+            return lon, lat
+        found = np.isfinite(self.peak).all(axis=1)
+        return np.where(found, self.peak[:, 0], lon), np.where(found, self.peak[:, 1], lat)
 
 
 def read_hits(run: PredictRun, root: str, positive: str, floor: float) -> Hits:
@@ -46,13 +58,16 @@ def read_hits(run: PredictRun, root: str, positive: str, floor: float) -> Hits:
     rows_file = run.rows_file()
     assert rows_file is not None, "checked by the caller"
     column = f"score_{positive}"
+    localized = _localized(run)
     columns = format_of(rows_file).read_columns
-    if columns is not None:  # columnar: only the four columns, a record batch at a time
-        return _check(_from_batches(columns(root, ["z", "x", "y", column]), column, floor), root)
+    if columns is not None:  # columnar: only the columns used, a record batch at a time
+        wanted = ["z", "x", "y", column, *(PEAK if localized else ())]
+        return _check(_from_batches(columns(root, wanted), column, floor), root)
     zooms: set[int] = set()
     xs: list[int] = []
     ys: list[int] = []
     scores: list[float] = []
+    peaks: list[list[float]] = []
     rows = unaddressed = 0
     progress = Progress("reading predictions", run.kept or run.tiles, unit="rows", every_s=5.0)
     for record in iter_records(root, rows_file):
@@ -70,7 +85,9 @@ def read_hits(run: PredictRun, root: str, positive: str, floor: float) -> Hits:
         xs.append(int(record["x"]))
         ys.append(int(record["y"]))
         scores.append(score)
-    found = _Found(zooms, xs, ys, scores, rows, unaddressed, floor)
+        if localized:
+            peaks.append([_number(record.get(name)) for name in PEAK])
+    found = _Found(zooms, xs, ys, scores, rows, unaddressed, floor, peaks if localized else None)
     return _check(found, root)
 
 
@@ -83,6 +100,16 @@ class _Found:
     rows: int
     unaddressed: int
     floor: float
+    peak: list[Any] | None = None
+
+
+def _localized(run: PredictRun) -> bool:
+    """Whether the run's rows carry points (`predict --localize`)."""
+    return run.config.get("scoring", {}).get("localize", "none") != "none"
+
+
+def _number(value: Any) -> float:
+    return float("nan") if value in (None, "") else float(value)
 
 
 def _from_batches(batches: Iterator[Any], column: str, floor: float) -> _Found:
@@ -101,6 +128,9 @@ def _from_batches(batches: Iterator[Any], column: str, floor: float) -> _Found:
             found.x.append(batch.column("x").to_numpy(zero_copy_only=False)[keep])
             found.y.append(batch.column("y").to_numpy(zero_copy_only=False)[keep])
             found.score.append(score[keep])
+            if PEAK[0] in batch.schema.names:
+                peak = [batch.column(n).to_numpy(zero_copy_only=False)[keep] for n in PEAK]
+                found.peak = (found.peak or []) + [np.stack(peak, axis=1).astype(np.float64)]
     return found
 
 
@@ -131,4 +161,5 @@ def _check(found: _Found, root: str) -> Hits:
         score=join(found.score, np.float64),
         rows=found.rows,
         floor=found.floor,
+        peak=None if found.peak is None else join(found.peak, np.float64).reshape(-1, 2),
     )

@@ -44,7 +44,7 @@ class Proximity:
 def site_proximity(
     sites: Sites, tile_distance_m: np.ndarray, tile_nearest: np.ndarray, radius_m: float
 ) -> Proximity:
-    """A site is as near a known school as its nearest tile is (tile centres)."""
+    """A site is as near a known school as its nearest tile is (its point: peak or centre)."""
     order, starts = members(sites)
     distance = np.full(len(sites), np.inf)
     nearest = np.full(len(sites), -1, np.int64)

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from satx import geo
 from satx.artifact.artifact import report_threshold
 from satx.config import SitesConfig
 from satx.errors import InputError, OutputExistsError
@@ -206,11 +205,12 @@ def _group(config: SitesConfig, plan: _Plan, hits: Hits) -> _Grouped:
         budget = curve.threshold_for_budget(graph, hits.score, threshold, config.max_sites)
         threshold = max(threshold, budget)
         source = f"{source}, raised to at most {config.max_sites} sites (--max_sites)"
-    sites = make_sites(graph, hits.score, hits.score >= threshold)
+    lon, lat = hits.points()  # peaks (predict --localize) or tile centres
+    points = (lon, lat) if hits.peak is not None else None
+    sites = make_sites(graph, hits.score, hits.score >= threshold, points)
     known = plan.known
     if known is None:
         return _Grouped(graph, sites, threshold, source)
-    lon, lat = geo.grid_to_lonlat(hits.z, hits.x + 0.5, hits.y + 0.5)
     distance, index = nearest(known, lon, lat)
     radius = config.known_radius_m
     return _Grouped(

@@ -2,9 +2,10 @@
 
 A site's id is the quadkey of its best tile (highest score; ties by column, then row), so it
 stays the same across reruns and whatever order the predictions listed the tiles in. Its
-point is the score-weighted centre of its tiles; its polygon the union of its tiles (several
-parts when `max_gap` joined tiles that do not touch). Sites rank by best score, then mean
-score, then size, then id.
+point is the score-weighted centre of its tiles, or, when predict localised its hits
+(`--localize=cam`), its best tile's class-activation peak; its polygon the union of its
+tiles (several parts when `max_gap` joined tiles that do not touch). Sites rank by best
+score, then mean score, then size, then id.
 """
 
 from __future__ import annotations
@@ -37,8 +38,17 @@ class Sites:
         return len(self.ids)
 
 
-def make_sites(graph: TileGraph, score: np.ndarray, mask: np.ndarray | None = None) -> Sites:
-    """The sites of the hits where `mask` holds (every hit when None)."""
+def make_sites(
+    graph: TileGraph,
+    score: np.ndarray,
+    mask: np.ndarray | None = None,
+    points: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Sites:
+    """The sites of the hits where `mask` holds (every hit when None).
+
+    With `points` (each hit's lon, lat: predict --localize's peaks), a site is placed at its
+    best tile's point instead of the score-weighted centre.
+    """
     count, labels = graph.components(mask)
     idx = np.flatnonzero(labels >= 0)
     label, s = labels[idx], np.asarray(score, np.float64)[idx]
@@ -53,6 +63,8 @@ def make_sites(graph: TileGraph, score: np.ndarray, mask: np.ndarray | None = No
     fx = np.bincount(label, weights=weight * (x + 0.5), minlength=count) / np.maximum(sum_w, 1e-300)
     fy = np.bincount(label, weights=weight * (y + 0.5), minlength=count) / np.maximum(sum_w, 1e-300)
     lon, lat = geo.grid_to_lonlat(graph.z, fx, fy)
+    if points is not None:
+        lon, lat = np.asarray(points[0])[best], np.asarray(points[1])[best]
     ids = geo.quadkeys(graph.z, graph.x[best], graph.y[best])
     max_score = np.asarray(score, np.float64)[best]
     mean = total / np.maximum(tiles, 1)

@@ -27,6 +27,9 @@ class Area(Protocol):
     def tiles(self, start: int, stop: int) -> list[mercantile.Tile]:
         """Tiles `start..stop-1`."""
 
+    def contains(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Whether each tile (x, y) of its zoom is one of its tiles."""
+
     def fingerprint(self) -> dict[str, Any]:
         """What identifies the area."""
 

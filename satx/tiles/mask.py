@@ -283,6 +283,15 @@ class MaskedArea:
         order = np.argsort(geo.morton(area.zoom, x, y), kind="stable")
         self.area, self.zoom, self.identity = area, area.zoom, identity
         self.x, self.y = x[order], y[order]
+        self._keys = np.sort(geo.tile_keys(self.x, self.y))
+
+    def contains(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Whether each tile (x, y) of the area's zoom is one the mask keeps."""
+        keys = geo.tile_keys(np.asarray(x, np.int64), np.asarray(y, np.int64))
+        if not self._keys.size:
+            return np.zeros(keys.shape, bool)
+        at = np.minimum(np.searchsorted(self._keys, keys), self._keys.size - 1)
+        return self._keys[at] == keys
 
     def __len__(self) -> int:
         return int(self.x.size)

@@ -30,6 +30,16 @@ class Window:
     y: int
     size: int = 2
 
+    @classmethod
+    def of(cls, tile: mercantile.Tile, size: int) -> Window:
+        """The window whose top-left tile is `tile`."""
+        return cls(tile.z, tile.x, tile.y, size)
+
+    @property
+    def name(self) -> str:
+        """How outputs know it: its top-left tile and its side (`18/77153/127657+2x2`)."""
+        return f"{self.z}/{self.x}/{self.y}+{self.size}x{self.size}"
+
     @property
     def tiles(self) -> list[mercantile.Tile]:
         """Its tiles, row by row (columns wrapped at the antimeridian)."""

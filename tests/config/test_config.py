@@ -59,7 +59,8 @@ def test_predict_config_in_parts_keeps_its_flat_flags_and_names():
     before += "batch_size chunk_size read_threads strategy cpu_devices mixed_precision "
     before += "project_tiles overwrite dry_run tta runtime engine beam_options"
     source = set(SourceConfig.leaves())
-    assert set(PredictConfig.leaves()) == set(before.split()) | source
+    added = {"context", "localize"}  # issue 39's windows and points
+    assert set(PredictConfig.leaves()) == set(before.split()) | source | added
     config = PredictConfig.make(
         model="m", output="o", zoom=18, chunk_size=8, source=SourceConfig(tiles="t/{z}/{x}/{y}")
     )

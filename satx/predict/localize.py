@@ -1,0 +1,129 @@
+"""predict `--localize=cam`: each hit's point inside its tile (or window), after scoring (issue 39).
+
+Only hits are localised, once a chunk is scored, so the scoring pass is what it was. A hit's
+image (its tile, or with `--context` its best window: the one scoring its class highest) goes
+through the export's `serving_cam` signature (`satx.artifact.cam`: Grad-CAM of the class on
+the last feature map); the map's peak is the point. Rows gain four columns, empty for rows
+that are not hits:
+
+    peak_lon, peak_lat   the point in degrees (web-mercator interpolation inside the image)
+    peak_x, peak_y       the point in the image's pixels at 256 px a tile (a 2x2 window: 512)
+
+`satx.sites` places a site at its best tile's point and matches known schools against the
+hits' points, instead of tile centres.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import mercantile
+import numpy as np
+import tensorflow as tf
+
+from satx.artifact.artifact import Artifact
+from satx.artifact.cam import CAM_SIGNATURE, cam_model, class_maps, peaks
+from satx.errors import InputError
+from satx.predict.decode import decode_all
+from satx.predict.inputs import ChunkData
+from satx.predict.outputs import Labeller
+
+COLUMNS = ("peak_lon", "peak_lat", "peak_x", "peak_y")
+TILE_PX = 256  # peak_x/peak_y's scale: pixels of a 256 px tile
+
+
+class Localizer:
+    """The class-activation maps of a model (its export's `serving_cam`, or a .keras file's)."""
+
+    def __init__(self, artifact: Artifact, image_size: int):
+        self.image_size = image_size
+        if artifact.is_keras:
+            import keras
+
+            cam = cam_model(keras.saving.load_model(artifact.path, compile=False))
+            self._maps: Callable = lambda images: class_maps(cam, images)
+        else:
+            loaded = tf.saved_model.load(str(artifact.path))
+            signature = loaded.signatures.get(CAM_SIGNATURE)
+            self._loaded = loaded  # keeps the variables alive
+            cam = signature
+            if signature is not None:
+                self._maps = lambda images: signature(images=images)["class_maps"]
+        if cam is None:
+            raise InputError(
+                f"--localize=cam: {artifact.path} has no class-activation maps (no "
+                f"{CAM_SIGNATURE} signature: exported before satx had them, or not a satx "
+                "classifier); export it again with satx.train or satx.export"
+            )
+
+    def points(
+        self, images: np.ndarray, classes: np.ndarray, batch: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each image's peak for its class, as fractions of the image's width and height."""
+        fx, fy = np.zeros(len(images)), np.zeros(len(images))
+        for start in range(0, len(images), batch):
+            part = slice(start, start + batch)
+            maps = np.asarray(self._maps(tf.constant(images[part], tf.uint8)))
+            mine = maps[np.arange(len(maps)), ..., classes[part]]
+            x, y = peaks(mine, self.image_size)
+            fx[part], fy[part] = x / self.image_size, y / self.image_size
+        return fx, fy
+
+
+def place(
+    bounds: np.ndarray, fx: np.ndarray, fy: np.ndarray, tiles: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The columns of points at fractions (fx, fy) of images with `bounds` [n, 4] (W, S, E, N).
+
+    `tiles` is each image's side in tiles (1, or the window's C), for peak_x/peak_y.
+    """
+    west, south, east, north = (np.asarray(bounds, np.float64)[:, k] for k in range(4))
+
+    def mercator_y(lat: np.ndarray) -> np.ndarray:
+        return np.log(np.tan(np.pi / 4 + np.radians(lat) / 2))
+
+    top, bottom = mercator_y(north), mercator_y(south)
+    lon = west + fx * (east - west)
+    lon = (lon + 180.0) % 360.0 - 180.0  # a window over the antimeridian
+    lat = np.degrees(2 * np.arctan(np.exp(top + fy * (bottom - top))) - np.pi / 2)
+    side = TILE_PX * np.asarray(tiles, np.float64)
+    values = (lon, lat, fx * side, fy * side)
+    return dict(zip(COLUMNS, values, strict=True))
+
+
+def localize_chunk(
+    localizer: Localizer, chunk: ChunkData, probs: np.ndarray, labeller: Labeller, batch: int
+) -> None:
+    """Add the peak columns to a scored chunk (`chunk.extra`): a point for each hit."""
+    n = len(chunk.tiles)
+    chunk.extra.update({name: np.full(n, np.nan) for name in COLUMNS})
+    labels, scores = labeller.label_score(np.nan_to_num(probs))
+    hits = [
+        i
+        for i in range(n)
+        if i not in chunk.errors
+        and chunk.tiles[i].tile is not None
+        and labeller.is_hit(float(scores[i]), labels[i])
+    ]
+    if not hits:
+        return
+    names = labeller.class_names
+    classes = np.array(
+        [names.index(labels[i]) if labeller.positive is None else labeller.positive for i in hits]
+    )
+    ws = chunk.windows
+    if ws is None:
+        own = ChunkData([chunk.tiles[i] for i in hits], [chunk.encoded[i] for i in hits])
+        images = decode_all(own, localizer.image_size, batch, serial=False)
+        bounds = np.array([mercantile.bounds(chunk.tiles[i].tile) for i in hits])
+    else:  # each hit's best window for its class
+        assert ws.probs is not None
+        cover = ws.covering[hits]
+        score = np.where(cover >= 0, ws.probs[np.maximum(cover, 0), classes[:, None]], np.nan)
+        best = cover[np.arange(len(hits)), np.nanargmax(score, axis=1)]
+        images = ws.mosaics(best, localizer.image_size)
+        bounds = np.array([ws.windows[w].bounds() for w in best])
+    fx, fy = localizer.points(images, classes, batch)
+    side = 1 if ws is None else ws.size
+    for name, values in place(bounds, fx, fy, np.full(len(hits), side)).items():
+        chunk.extra[name][hits] = values
