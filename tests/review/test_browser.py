@@ -203,3 +203,31 @@ def test_a_page_on_another_site_cannot_smuggle_a_decision(
     time.sleep(1.0)  # anything smuggled would have been answered by now
     assert review.app.store.live_decisions() == []
     assert "Request Entity Too Large" in answer  # the form's body was over the limit: 413
+
+
+def test_a_site_shows_its_point_where_its_lon_lat_falls(site_set, tmp_path, serve_review, browser):
+    """The marker sits at the site's point (a class-activation peak with predict --localize)."""
+    import mercantile
+
+    from satx.config import SitesConfig
+    from satx.sites.run import find_sites
+
+    sites = tmp_path / "sites"
+    find_sites(SitesConfig(predictions=site_set["predictions"], output=str(sites)))
+    review = serve_review(
+        review_config(site_set, tmp_path / "r.sqlite", predictions="", sites=str(sites))
+    )
+    browser.get(f"{review.url}/")
+    wait_idle(browser)
+    shown = browser.execute_script(
+        "const p = document.getElementById('point'); const t = state.tile;"
+        "return [p.hidden, p.style.left, p.style.top, t.z, t.x, t.y, t.site.lon, t.site.lat,"
+        " document.getElementById('sitepoint').textContent]"
+    )
+    hidden, left, top, z, x, y, lon, lat, text = shown
+    assert not hidden and text == f"{lon:.6f}, {lat:.6f}"
+    west, north = mercantile.xy(*mercantile.ul(x - 1, y - 1, z))
+    east, south = mercantile.xy(*mercantile.ul(x + 2, y + 2, z))
+    px, py = mercantile.xy(lon, lat)
+    assert float(left.rstrip("%")) == pytest.approx(100 * (px - west) / (east - west), abs=0.01)
+    assert float(top.rstrip("%")) == pytest.approx(100 * (north - py) / (north - south), abs=0.01)

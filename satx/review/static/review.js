@@ -53,11 +53,13 @@ function render() {
     if (tile) img.src = `/tiles/${tile.id}/${img.dataset.dx}/${img.dataset.dy}`;
   }
   if (!tile) {
+    renderPoint(null);
     for (const id of ["score", "zxy", "lonlat", "site", "known"]) $(id).textContent = "-";
     return;
   }
   $("score").textContent = tile.score.toFixed(4) + (tile.hit ? " (hit)" : "");
   renderSite(tile.site);
+  renderPoint(tile);
   $("zxy").textContent = `${tile.z}/${tile.x}/${tile.y}`;
   $("lonlat").textContent = `${tile.lon.toFixed(6)}, ${tile.lat.toFixed(6)}`;
   const zoom = Math.min(tile.z, 19);
@@ -65,9 +67,30 @@ function render() {
     `#map=${zoom}/${tile.lat}/${tile.lon}`;
 }
 
+// Where a lon, lat falls in the 3 x 3 view around tile (x, y) of zoom z, as fractions of the
+// view's width and height (web mercator); null when outside it.
+function inView(lon, lat, z, x, y) {
+  const n = 2 ** z;
+  const phi = (lat * Math.PI) / 180;
+  const fx = ((lon + 180) / 360) * n - x + 1;
+  const fy = ((1 - Math.log(Math.tan(phi) + 1 / Math.cos(phi)) / Math.PI) / 2) * n - y + 1;
+  return fx >= 0 && fx < 3 && fy >= 0 && fy < 3 ? [fx / 3, fy / 3] : null;
+}
+
+// The site's point (its best tile's class-activation peak, or its tiles' weighted centre).
+function renderPoint(tile) {
+  const where = tile && tile.site ? inView(tile.site.lon, tile.site.lat, tile.z, tile.x, tile.y)
+    : null;
+  $("point").hidden = where === null;
+  if (where === null) return;
+  $("point").style.left = `${(100 * where[0]).toFixed(3)}%`;
+  $("point").style.top = `${(100 * where[1]).toFixed(3)}%`;
+}
+
 function renderSite(site) {
   for (const el of document.querySelectorAll(".site-only")) el.hidden = !site;
   if (!site) return;
+  $("sitepoint").textContent = `${site.lon.toFixed(6)}, ${site.lat.toFixed(6)}`;
   const outside = site.tiles - site.members.filter(([dx, dy]) =>
     Math.abs(dx) <= 1 && Math.abs(dy) <= 1).length;
   $("site").textContent = `${site.site_id}: ${site.tiles} tile${site.tiles === 1 ? "" : "s"}` +
