@@ -1,6 +1,6 @@
 """`python -m satx.bench MODE [--flags]`: one benchmark mode (see USAGE).
 
-input, records, train, predict, fetch and all share one set of tiles; tune_memory, quality,
+input, records, train, predict, fetch, context and all share one set of tiles; tune_memory, quality,
 sites, outputs and mask each run on inputs of their own.
 """
 
@@ -16,7 +16,7 @@ define_flags(BenchConfig)
 
 USAGE = (
     "usage: python -m satx.bench "
-    "input|records|train|predict|fetch|all|tune_memory|quality|sites|outputs|mask "
+    "input|records|train|predict|fetch|context|all|tune_memory|quality|sites|outputs|mask "
     "[--flags]"
 )
 
@@ -25,9 +25,9 @@ USAGE = (
 def main(argv: list[str]) -> int:
     """Run the benchmark mode(s), print the tables, write the JSON."""
     load_tensorflow()
-    from satx.bench.run import MODES, OWN_MODES, run_mode
+    from satx.bench.run import OWN_MODES, SHARED_MODES, run_mode
 
-    if len(argv) != 2 or argv[1] not in (*MODES, "all", *OWN_MODES):
+    if len(argv) != 2 or argv[1] not in (*SHARED_MODES, "all", *OWN_MODES):
         print(USAGE, file=sys.stderr)
         return 2
     config = config_from_flags(BenchConfig)

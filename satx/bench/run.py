@@ -3,6 +3,7 @@
     python -m satx.bench all                       # generated 256x256 tiles, a few minutes
     python -m satx.bench fetch --fetch_latency_ms=50  # HTTP tile fetching, loopback server
     python -m satx.bench fetch --tiles=SCENE          # tiles cut from a COG (`mosaic`: made)
+    python -m satx.bench context                      # --context=2 and --localize=cam's cost
     python -m satx.bench all --data=../shared/data/eurosat --image_size=64 --json_out=b.json
 
 Every mode returns one JSON object (rates in tiles/s or images/s, ratios computed from those
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from satx.bench import input as bench_input
+from satx.bench.context import bench_context, format_context
 from satx.bench.engines import (
     bench_predict_engines,
     bench_records_engines,
@@ -37,6 +39,7 @@ from satx.models import backbones
 log = logging.getLogger(__name__)
 
 MODES = ("input", "records", "train", "predict", "fetch")  # what `all` runs
+SHARED_MODES = (*MODES, "context")  # on the same tiles; `context` only when asked
 OWN_MODES = ("tune_memory", "quality", "sites", "outputs", "mask")  # each on inputs of its own
 
 
@@ -129,9 +132,11 @@ def _engine_rows(
 
 def run_bench(modes: tuple[str, ...], s: BenchConfig) -> dict[str, Any]:
     """Run the modes on one set of tiles; returns `{mode: results, "settings": ...}`."""
-    unknown = set(modes) - set(MODES)
+    unknown = set(modes) - set(SHARED_MODES)
     if unknown:
-        raise InputError(f"unknown bench mode(s) {sorted(unknown)}; choose from {MODES} or all")
+        raise InputError(
+            f"unknown bench mode(s) {sorted(unknown)}; choose from {SHARED_MODES} or all"
+        )
     out: dict[str, Any] = {
         "settings": {**s.to_dict(), "backbones": list(backbone_names(s))},
         "versions": versions(),
@@ -182,6 +187,10 @@ def run_bench(modes: tuple[str, ...], s: BenchConfig) -> dict[str, Any]:
                 out["scene_fetch"] = bench_scene_fetch(files, s, name, size)
             else:
                 out["fetch"] = bench_fetch(files, s, name, size)
+        if "context" in modes:
+            name = backbone_names(s)[0]
+            size = 0 if not s.data else _model_size(name, s.image_size)
+            out["context"] = bench_context(bench_input.tile_files(folder), s, name, size)
     return out
 
 
@@ -292,6 +301,8 @@ def format_report(result: dict[str, Any]) -> str:
         parts.append(format_fetch(result["fetch"]))
     if "scene_fetch" in result:
         parts.append(format_scene_fetch(result["scene_fetch"]))
+    if "context" in result:
+        parts.append(format_context(result["context"]))
     if "records_engines" in result:
         parts.append(format_engines("make_records: Beam vs local", result["records_engines"]))
     if "predict_engines" in result:

@@ -216,3 +216,20 @@ def test_fetch_from_a_scene_against_a_folder_and_http():
             row["tiles_per_s"] / folder["tiles_per_s"], rel=0.01, abs=2e-3
         )
     assert "tiles cut from mosaic" in format_report({"scene_fetch": result})
+
+
+def test_context_windows_and_points():
+    """`satx.bench context`: --context=2 and --localize=cam against single tiles."""
+    import dataclasses
+
+    config = dataclasses.replace(TINY, num_tiles=16, predict_tiles=36, repeats=1)
+    result = run_bench(("context",), config)["context"]
+    rows = {row["run"]: row for row in result["rows"]}
+    assert list(rows) == ["tiles", "windows", "cam"] and result["tiles"] == 36
+    assert all(row["tiles_per_s"] > 0 for row in rows.values())
+    assert rows["windows"]["over_tiles"] == pytest.approx(
+        rows["windows"]["tiles_per_s"] / rows["tiles"]["tiles_per_s"], rel=0.01
+    )
+    # 36 tiles in chunks of 16 (the batch): more windows and reads per tile than a big chunk's
+    assert 1 < result["windows_per_tile"] < 4 and 1 < result["reads_per_tile"] < 4
+    assert "windows/s" in format_report({"context": result})
