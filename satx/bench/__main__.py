@@ -16,7 +16,8 @@ define_flags(BenchConfig)
 
 USAGE = (
     "usage: python -m satx.bench "
-    "input|records|train|predict|fetch|context|all|tune_memory|quality|sites|outputs|mask "
+    "input|records|train|predict|fetch|context|all|tune_memory|quality|straddle|sites|outputs|"
+    "mask "
     "[--flags]"
 )
 

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 MODES = ("input", "records", "train", "predict", "fetch")  # what `all` runs
 SHARED_MODES = (*MODES, "context")  # on the same tiles; `context` only when asked
-OWN_MODES = ("tune_memory", "quality", "sites", "outputs", "mask")  # each on inputs of its own
+OWN_MODES = ("tune_memory", "quality", "straddle", "sites", "outputs", "mask")  # own inputs
 
 
 def backbone_names(config: BenchConfig) -> tuple[str, ...]:
@@ -200,6 +200,8 @@ def run_mode(mode: str, s: BenchConfig) -> tuple[dict[str, Any], str]:
         return _tune_memory(s)
     if mode == "quality":
         return _quality(s)
+    if mode == "straddle":
+        return _straddle(s)
     if mode == "mask":
         from satx.bench.mask import bench_mask, format_mask
 
@@ -234,6 +236,17 @@ def _tune_memory(s: BenchConfig) -> tuple[dict[str, Any], str]:
         )
         rows[name] = r
     return {"tune_memory": rows}, "\n".join(lines)
+
+
+def _straddle(s: BenchConfig) -> tuple[dict[str, Any], str]:
+    from satx.bench.straddle import bench_straddle, format_straddle
+
+    if not s.data or not s.recipe:
+        raise InputError("straddle needs --data=DIR (EuroSAT's class folders) and --recipe=FILE")
+    workdir = s.workdir or tempfile.mkdtemp(prefix="satx-straddle-")
+    result = bench_straddle(s.data, s.recipe, workdir)
+    text = f"{format_straddle(result)}\nmap, records, runs and reports: {workdir}"
+    return {"straddle": result, "versions": versions()}, text
 
 
 def _quality(s: BenchConfig) -> tuple[dict[str, Any], str]:

@@ -161,7 +161,7 @@ def _evaluate(config: EvaluateConfig, command: str | None) -> EvaluationReport:
         class_names,
         config.threshold,
         chosen.get("threshold"),
-        split_graph(scored.tiles),
+        split_graph(scored.tiles, records.manifest.context),
     )
     binary = len(class_names) == 2
     out = Path(config.output)
@@ -241,7 +241,7 @@ def _threshold_elsewhere(
     if len(class_names) != 2 or not usable:
         return {}, config.split
     other = score_split(scorer, records, split, config.batch_size)
-    graph = split_graph(other.tiles)
+    graph = split_graph(other.tiles, records.manifest.context)
     t = scores.choose_threshold(other.labels, other.probs[:, 1], config.threshold, graph)
     at = scores.binary_at(other.labels, other.probs[:, 1], t, graph)
     return {"threshold": t, "at_threshold": at}, split

@@ -9,6 +9,8 @@ whose answers are known, and `budget@Nsites` chooses thresholds by sites per mil
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from satx import geo
@@ -20,16 +22,19 @@ from satx.sites.known import KnownSchools, best_score_near
 RADIUS_M = 150.0
 
 
-def split_graph(tiles: np.ndarray) -> TileGraph | None:
+def split_graph(tiles: np.ndarray, window: int = 1) -> TileGraph | None:
     """The 8-connected neighbour graph of a split's tiles ([N, 3] z, x, y; -1 without one).
 
-    None when some tile has no address, the zooms differ, or a tile appears twice.
+    None when some tile has no address, the zooms differ, or a tile appears twice. Records of
+    `window` x `window` windows (`make_records --context`) are named by their top-left tiles:
+    their centres are `window / 2` tiles in.
     """
     tiles = np.asarray(tiles)
     if tiles.size == 0 or (tiles[:, 0] < 0).any() or np.unique(tiles[:, 0]).size != 1:
         return None
     try:
-        return tile_graph(int(tiles[0, 0]), tiles[:, 1], tiles[:, 2])
+        graph = tile_graph(int(tiles[0, 0]), tiles[:, 1], tiles[:, 2])
+        return dataclasses.replace(graph, side=window)
     except InputError:
         return None
 
@@ -40,7 +45,8 @@ def sites_at(
     """Sites of the hits at `t`, per million tiles, and the share of positives recovered."""
     count = graph.components(np.asarray(score) >= t)[0]
     positive = np.asarray(labels) == 1
-    lon, lat = geo.grid_to_lonlat(graph.z, graph.x + 0.5, graph.y + 0.5)
+    half = graph.side / 2  # a tile's centre, or a window's
+    lon, lat = geo.grid_to_lonlat(graph.z, graph.x + half, graph.y + half)
     known = KnownSchools("labels", lon[positive], lat[positive], ())
     best = best_score_near(known, lon, lat, score, radius_m)
     return {

@@ -51,6 +51,7 @@ class TileGraph:
     x: np.ndarray  # int64 [N]
     y: np.ndarray  # int64 [N]
     edges: np.ndarray  # int64 [E, 2], i < j never required
+    side: int = 1  # each node's side in tiles: 2 for 2x2 windows named by their top-left tile
 
     def components(self, mask: np.ndarray | None = None) -> tuple[int, np.ndarray]:
         """(sites, the site number of each hit) over the hits where `mask` holds (-1 elsewhere)."""

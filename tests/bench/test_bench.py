@@ -233,3 +233,46 @@ def test_context_windows_and_points():
     # 36 tiles in chunks of 16 (the batch): more windows and reads per tile than a big chunk's
     assert 1 < result["windows_per_tile"] < 4 and 1 < result["reads_per_tile"] < 4
     assert "windows/s" in format_report({"context": result})
+
+
+@pytest.mark.slow
+def test_straddle_builds_objects_across_tile_edges_and_trains_both_ways(tmp_path):
+    """`satx.bench straddle` on a small made-up tree: the map, then tiles against windows."""
+    import mercantile
+    import numpy as np
+    from PIL import Image
+
+    from satx.bench.fetch import ORIGIN
+    from satx.bench.straddle import bench_straddle, format_straddle
+    from tests.support.helpers import encode, noise
+
+    data = tmp_path / "eurosat"
+    for k, name in enumerate(("Industrial", "Forest")):
+        (data / name).mkdir(parents=True)
+        for i in range(6):
+            image = noise(100 * k + i, (32, 32, 3)) // (4 if name == "Forest" else 1)
+            (data / name / f"{name}_{i}.jpg").write_bytes(encode(image))
+    recipe = tmp_path / "recipe.json"
+    train = {"model": {"backbone": "tiny", "weights": "none", "dense_units": 8}}
+    train.update(n_epo_phase1=1, n_epo_phase2=1, per_replica_batch_size=8, mixed_precision="off")
+    recipe.write_text(json.dumps({"about": {}, "train": train}))
+    result = bench_straddle(str(data), str(recipe), str(tmp_path / "work"), corners=16)
+    assert [(r["task"], r["context"]) for r in result["rows"]] == [
+        ("plain", 1),
+        ("plain", 2),
+        ("decoy", 1),
+        ("decoy", 2),
+    ]
+    assert all(r["test_places"] >= 1 for r in result["rows"])
+    # the corner of tile (1, 1) holds the first object: a quarter in each tile around it
+    tiles = tmp_path / "work" / "plain" / "tiles" / str(ORIGIN.z)
+    side, quarter = 32, 32 * 3 // 8 // 2
+    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        t = mercantile.Tile(ORIGIN.x + dx, ORIGIN.y + dy, ORIGIN.z)
+        pixels = np.asarray(Image.open(tiles / str(t.x) / f"{t.y}.png"))
+        corner = pixels[
+            (side - quarter if dy == 0 else 0) : (side if dy == 0 else quarter),
+            (side - quarter if dx == 0 else 0) : (side if dx == 0 else quarter),
+        ]
+        assert corner.mean() > 80  # the bright Industrial noise, not the dark Forest
+    assert "objects across tile edges" in format_straddle(result)

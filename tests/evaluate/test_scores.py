@@ -221,5 +221,8 @@ def test_budget_in_sites_per_million_and_the_positives_recovered():
     assert at["recovered"] == pytest.approx(3 / 6)
     wider = sites_at(graph, Y, S, 0.75, radius_m=1000)
     assert wider["recovered"] == pytest.approx(4 / 6)
+    # 2x2 window records are named by their top-left tile: their centres are a tile in
+    windows = split_graph(tiles, window=2)
+    assert windows.side == 2 and sites_at(windows, Y, S, 0.75) == at
     with pytest.raises(InputError, match="budget@Nsites needs every tile"):
         scores.choose_threshold(Y, S, "budget@10sites", split_graph(np.array([[-1, -1, -1]])))
