@@ -94,8 +94,6 @@ class RecordsConfig(Config):
             problems.append("--input is required (folder, CSV file, or gs:// prefix)")
         if not self.output:
             problems.append("--output is required (folder or gs:// prefix)")
-        if self.context > 1 and self.engine == "beam":
-            problems.append(f"--context={self.context} runs on the local engine only (for now)")
         if not problems:
             parse_split_spec(self.split)
         return problems

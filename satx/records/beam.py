@@ -50,9 +50,11 @@ from satx.records.plan import (
     plan_from_scan,
     scanned,
 )
+from satx.records.windows import window_image
 from satx.records.worker import WriteSettings, write_shard
 from satx.tiles.refs import Listing, Rejection, TileRef
 from satx.tiles.sources import open_source
+from satx.tiles.windows import Window
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,8 @@ def _fetch(tiles: list[TileRef], config: RecordsConfig) -> list[Any]:
     """
     if not tiles:
         return []
+    if config.context > 1:
+        return _fetch_windows(tiles, config)
     store = storage.open_store(config.output)
     names = [f"{FETCHED}/{t.tile.z}/{t.tile.x}/{t.tile.y}" for t in tiles]
     todo = [i for i, name in enumerate(names) if not store.exists(name)]
@@ -109,6 +113,35 @@ def _fetch(tiles: list[TileRef], config: RecordsConfig) -> list[Any]:
             blob = store.read_bytes(name)
         else:
             store.write_bytes(name, blob)
+        out.append((hashlib.sha256(blob).hexdigest(), len(blob), store.url(name)))
+    return out
+
+
+def _fetch_windows(refs: list[TileRef], config: RecordsConfig) -> list[Any]:
+    """`--context`: each place's window made from its tiles (`records.windows.window_image`).
+
+    The window's image, not its tiles, is kept in `_progress/tiles` (`{z}/{x}/{y}+C`).
+    """
+    size, store = config.context, storage.open_store(config.output)
+    windows = [Window.of(r.tile, size) for r in refs]  # type: ignore[arg-type]
+    names = [f"{FETCHED}/{w.z}/{w.x}/{w.y}+{size}" for w in windows]
+    todo = [i for i, name in enumerate(names) if not store.exists(name)]
+    wanted = sorted({t for i in todo for t in windows[i].tiles}, key=lambda t: (t.x, t.y))
+    data, errors = beam_io.once_per_process(open_source, config.source).read(wanted)
+    found = {t: d for k, (t, d) in enumerate(zip(wanted, data, strict=True)) if k not in errors}
+    failed = {wanted[k]: error for k, error in errors.items()}
+    out: list[Any] = []
+    fresh = set(todo)
+    for i, (ref, name) in enumerate(zip(refs, names, strict=True)):
+        if i in fresh:
+            image = window_image(ref, windows[i], found, failed, config.image_size)
+            if isinstance(image, Rejection):
+                out.append((image.reason, image.detail))
+                continue
+            blob = image.encoded
+            store.write_bytes(name, blob)
+        else:
+            blob = store.read_bytes(name)
         out.append((hashlib.sha256(blob).hexdigest(), len(blob), store.url(name)))
     return out
 

@@ -37,6 +37,31 @@ def _window(ref: TileRef, size: int) -> Window:
     return Window.of(ref.tile, size)
 
 
+def window_image(
+    ref: TileRef,
+    window: Window,
+    found: dict[mercantile.Tile, bytes],
+    failed: dict[mercantile.Tile, tuple[str, str]],
+    image_size: int,
+) -> images.PreparedImage | Rejection:
+    """A place's window made from its tiles' bytes, or why not (the first tile it lacks).
+
+    Either engine makes a window with this, so both give the same bytes and reasons.
+    """
+    gap = next((t for t in window.tiles if t not in found), None)
+    if gap is not None:
+        reason, detail = failed[gap]
+        why = "no_imagery" if reason == MISSING else reason
+        where = f"window {ref.source_id}: tile {geo.tile_key(gap)}"
+        return Rejection(ref.source_id, ref.label, why, f"{where}: {detail}")
+    try:
+        return images.mosaic([found[t] for t in window.tiles], window.size, image_size)
+    except images.ImageRejected as err:
+        return Rejection(
+            ref.source_id, ref.label, err.reason, f"window {ref.source_id}: {err.detail}"
+        )
+
+
 def fetch_windows(
     refs: list[TileRef], source: TileSource, config: RecordsConfig, folder: Path, step: int
 ) -> tuple[dict[str, TileRef], list[Rejection]]:
@@ -57,18 +82,9 @@ def fetch_windows(
     rejected: list[Rejection] = []
     for ref in refs:
         window = windows[ref.source_id]
-        gap = next((t for t in window.tiles if t not in found), None)
-        if gap is not None:
-            reason, detail = failed[gap]
-            why = "no_imagery" if reason == MISSING else reason
-            where = f"window {ref.source_id}: tile {geo.tile_key(gap)}"
-            rejected.append(Rejection(ref.source_id, ref.label, why, f"{where}: {detail}"))
-            continue
-        try:
-            image = images.mosaic([found[t] for t in window.tiles], size, config.image_size)
-        except images.ImageRejected as err:
-            detail = f"window {ref.source_id}: {err.detail}"
-            rejected.append(Rejection(ref.source_id, ref.label, err.reason, detail))
+        image = window_image(ref, window, found, failed, config.image_size)
+        if isinstance(image, Rejection):
+            rejected.append(image)
             continue
         suffix = "jpg" if image.image_format == "jpeg" else "png"
         tile = window.top_left

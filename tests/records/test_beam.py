@@ -89,3 +89,33 @@ def test_beam_fetches_places_from_a_tile_service(tmp_path, records_config):
     assert "no_imagery" in reasons and "not_an_image" in reasons
     # the workers fetched into the output (every worker can reach it); gone once complete
     assert not (tmp_path / "beam" / "_progress").exists()
+
+
+def test_beam_makes_the_same_windows_as_local(tmp_path, records_config):
+    """--context=2 on Beam (2 worker processes): the same window images, records, quarantine."""
+    tiles = [mercantile.Tile(77128 + i % 6, 127700 + i // 6, 18) for i in range(36)]
+    xyz_folder(tmp_path / "xyz", tiles)
+    gap = tiles[20]
+    (tmp_path / "xyz" / f"18/{gap.x}/{gap.y}.jpg").unlink()  # its windows are quarantined
+    rows = "".join(
+        f"{t.z},{t.x},{t.y},{'school' if i % 3 else 'not_school'}\n"
+        for i, t in enumerate(tiles)
+        if 0 < t.x - 77128 < 5 and 0 < t.y - 127700 < 5
+    )
+    (tmp_path / "places.csv").write_text("z,x,y,label\n" + rows)
+    with TileServer(tmp_path / "xyz") as server:
+        for engine, out in (("local", "local"), ("beam", "beam")):
+            config = records_config(
+                tmp_path / "places.csv",
+                tmp_path / out,
+                zoom=18,
+                context=2,
+                source=SourceConfig(tiles=server.template),
+                engine=engine,
+                beam_options=TWO_PROCESSES if engine == "beam" else "",
+            )
+            (make_records_beam if engine == "beam" else make_records)(config)
+    _same_result(tmp_path / "local", tmp_path / "beam")
+    reasons = (tmp_path / "beam" / "quarantine.jsonl").read_text()
+    assert f"tile 18/{gap.x}/{gap.y}" in reasons and "no_imagery" in reasons
+    assert json.loads((tmp_path / "beam" / "manifest.json").read_text())["context"] == 2

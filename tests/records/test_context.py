@@ -116,11 +116,9 @@ def test_places_become_the_windows_around_them_with_exact_geolocation(tmp_path):
     assert "2x2 window from tile z18/" in describe_example(examples[0][1])
 
 
-def test_context_needs_places_and_the_local_engine(tmp_path, sample_tiles):
+def test_context_needs_places(tmp_path, sample_tiles):
     with pytest.raises(InputError, match=r"--context=2: .* names tile files"):
         make_records(_config(tmp_path, str(sample_tiles), "", zoom=0))
-    with pytest.raises(InputError, match=r"--context=2 runs on the local engine only"):
-        _config(tmp_path, "p.geojson", "t/{z}/{x}/{y}.jpg", engine="beam")
 
 
 def test_single_tiles_keep_their_records_and_manifest(tmp_path):
