@@ -29,6 +29,7 @@ from satx.tiles.places import count_per_label, merge_places
 from satx.tiles.refs import Listing, Rejection, TileRef
 from satx.tiles.scene_list import is_scene_spec
 from satx.tiles.sources import CachedSource, open_source
+from satx.tiles.windows import shape_name
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ def fetch_places(listing: Listing, config: RecordsConfig, fetch_dir: Path) -> Li
     log.info(
         "fetched %d %s from %s (%d tiles were in the cache); %d without imagery or failed",
         len(fetched),
-        f"{config.context}x{config.context} windows" if config.context > 1 else "tiles",
+        f"{shape_name(config.context)} windows" if config.context > 1 else "tiles",
         source.description,
         source.hits,
         len(failed),

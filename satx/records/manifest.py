@@ -20,6 +20,7 @@ from typing import Any
 from satx.errors import RecordsError
 from satx.io import secrets, storage
 from satx.records.schema import SCHEMA_VERSION, split_rank
+from satx.tiles.windows import shape_name
 
 MANIFEST_NAME = "manifest.json"
 QUARANTINE_NAME = "quarantine.jsonl"
@@ -104,7 +105,7 @@ class Manifest:
     @property
     def window_name(self) -> str:
         """What one record holds, in words: `2x2 windows`."""
-        return f"{self.context}x{self.context} windows"
+        return f"{shape_name(self.context)} windows"
 
     @property
     def num_classes(self) -> int:

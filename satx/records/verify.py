@@ -11,6 +11,7 @@ from satx.errors import RecordsError
 from satx.io import storage
 from satx.records import schema
 from satx.records.manifest import ShardEntry, load_manifest
+from satx.tiles.windows import shape_name
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def describe_example(example: schema.TileExample) -> str:
     where = "no geolocation"
     if (loc := example.geolocation) is not None:
         t, n = example.tile, example.window
-        window = f"{n}x{n} window from " if n > 1 else ""
+        window = f"{shape_name(n)} window from " if n > 1 else ""
         where = (
             f"{window}tile z{t.z}/x{t.x}/y{t.y} quadkey {loc.quadkey} "
             f"centre ({loc.lon:.6f}, {loc.lat:.6f}) "

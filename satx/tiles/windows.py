@@ -21,6 +21,11 @@ from dataclasses import dataclass
 import mercantile
 
 
+def shape_name(size: int) -> str:
+    """How logs, manifests and ids write a window's shape: `2x2`."""
+    return f"{size}x{size}"
+
+
 @dataclass(frozen=True, order=True)
 class Window:
     """`size` x `size` tiles of zoom `z` whose top-left tile is (x, y)."""
@@ -38,7 +43,7 @@ class Window:
     @property
     def name(self) -> str:
         """How outputs know it: its top-left tile and its side (`18/77153/127657+2x2`)."""
-        return f"{self.z}/{self.x}/{self.y}+{self.size}x{self.size}"
+        return f"{self.z}/{self.x}/{self.y}+{shape_name(self.size)}"
 
     @property
     def tiles(self) -> list[mercantile.Tile]:
