@@ -2,13 +2,14 @@
 
 satx's head is global average pooling -> dense -> dropout -> logits, so the last feature map is
 the pooling layer's input. Grad-CAM (Selvaraju et al., 2017) weighs that map's channels by the
-mean gradient of a class's logit and keeps the positive part: a map [h, w] per class, cheap on
-this head (one backward pass through the backbone per class). The plain CAM of a head without
-the hidden dense layer would be the same map up to scale.
+mean gradient of a class's logit and keeps the positive part: a map [h, w] for the class asked
+of each image, one backward pass through the backbone per batch whatever the number of
+classes. The plain CAM of a head without the hidden dense layer would be the same map up to
+scale.
 
     cam = cam_model(keras_model)             # None: not a satx classifier (no pool/logits)
-    maps = class_maps(cam, images)           # [B, h, w, K] float32
-    px, py = peaks(maps[..., k], size)       # the hottest pixel of each image, in its pixels
+    maps = class_maps(cam, images, classes)  # [B, h, w] float32, each image's class's map
+    px, py = peaks(maps, size)               # the hottest pixel of each image, in its pixels
 
 The export writes this as the `serving_cam` signature (`saved_model.py`); `predict --localize`
 runs it on the hits only, after scoring.
@@ -38,19 +39,18 @@ def cam_model(model: Any) -> Any | None:
     return keras.Model(model.input, [features, logits], name="cam")
 
 
-def class_maps(cam: Any, images: tf.Tensor) -> tf.Tensor:
-    """Grad-CAM of every class for uint8 images [B, S, S, 3]: float32 [B, h, w, K]."""
-    with tf.GradientTape(persistent=True) as tape:
+def class_maps(cam: Any, images: tf.Tensor, classes: tf.Tensor) -> tf.Tensor:
+    """Grad-CAM of class `classes[b]` for each uint8 image [B, S, S, 3]: float32 [B, h, w].
+
+    The images are independent (BatchNorm in inference mode), so the gradient of the chosen
+    logits' sum gives each image its own class's gradient in one backward pass.
+    """
+    with tf.GradientTape() as tape:
         features, logits = cam(images, training=False)
-        per_class = [logits[:, k] for k in range(int(logits.shape[-1]))]
-    maps = []
-    for logit in per_class:
-        grads = tf.cast(tape.gradient(logit, features), tf.float32)
-        weights = tf.reduce_mean(grads, axis=[1, 2])
-        combined = tf.einsum("bhwc,bc->bhw", tf.cast(features, tf.float32), weights)
-        maps.append(tf.nn.relu(combined))
-    del tape
-    return tf.stack(maps, axis=-1)
+        chosen = tf.gather(logits, tf.cast(classes, tf.int32), axis=1, batch_dims=1)
+    grads = tf.cast(tape.gradient(chosen, features), tf.float32)
+    weights = tf.reduce_mean(grads, axis=[1, 2])
+    return tf.nn.relu(tf.einsum("bhwc,bc->bhw", tf.cast(features, tf.float32), weights))
 
 
 def peaks(maps: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

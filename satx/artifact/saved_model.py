@@ -8,9 +8,10 @@ class bias fitted on the validation split (`satx.artifact.calibration`), plus
   resized when their size differs from the model's);
 - `serving_tta` (with `--export_tta`): `images` as above; `probabilities` averaged over the
   tile's 8 symmetries (test-time augmentation, 8x the model's work);
-- `serving_cam`: `images` as above; `probabilities`, and `class_maps` float32 [B, h, w, K],
-  each class's Grad-CAM on the last feature map (`satx.artifact.cam`): where in the tile the
-  model sees it. Written for satx's classifiers (a model without their head has none).
+- `serving_cam`: `images` as above and `classes`, int32 [B]; `probabilities`, and
+  `class_map` float32 [B, h, w], the Grad-CAM of each image's class on the last feature map
+  (`satx.artifact.cam`): where in the tile the model sees it. Written for satx's classifiers
+  (a model without their head has none).
 The calibration is also written to `calibration.json` beside `class_names.json`.
 """
 
@@ -106,13 +107,16 @@ def write_saved_model(
         archive.track(cam)
         archive.add_endpoint(
             name=CAM_SIGNATURE,
-            fn=lambda images: {
+            fn=lambda images, classes: {
                 "probabilities": _outputs(model(images, training=False), calibration)[
                     "probabilities"
                 ],
-                "class_maps": class_maps(cam, images),
+                "class_map": class_maps(cam, images, classes),
             },
-            input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")],
+            input_signature=[
+                tf.TensorSpec([None, size, size, 3], tf.uint8, name="images"),
+                tf.TensorSpec([None], tf.int32, name="classes"),
+            ],
         )
     archive.write_out(str(tmp), verbose=False)
     atomic_write_local(tmp / CLASS_NAMES_FILE, json.dumps(list(class_names)).encode())

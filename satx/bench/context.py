@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import statistics
 import tempfile
 from pathlib import Path
@@ -68,7 +69,6 @@ def _run(export: str, bbox: tuple, folder: str, out: Path, s: BenchConfig, chunk
         batch_size=s.predict_batch_size,
         chunk_size=chunk,
         formats=("csv",),
-        overwrite=True,
         **kw,
     )
     summary = predict(run)
@@ -99,11 +99,11 @@ def bench_context(files: list[Path], s: BenchConfig, backbone: str, image_size: 
         export = export_untrained(backbone, image_size, work)
         rates: dict[str, list[float]] = {name: [] for name in RUNS}
         shape: dict[str, tuple[int, int, int]] = {}
-        for _ in range(s.repeats):
-            for name, kw in RUNS.items():
-                rate, tiles, windows, reads = _run(
-                    export, bbox, folder, work / name, s, chunk, **kw
-                )
+        for repeat in range(s.repeats):
+            for name, kw in RUNS.items():  # a new output each time: never a resumed run
+                out = work / f"{name}-{repeat}"
+                rate, tiles, windows, reads = _run(export, bbox, folder, out, s, chunk, **kw)
+                shutil.rmtree(out)
                 rates[name].append(rate)
                 shape[name] = (tiles, windows, reads)
     median = {k: statistics.median(v) for k, v in rates.items()}

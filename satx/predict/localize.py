@@ -41,14 +41,16 @@ class Localizer:
             import keras
 
             cam = cam_model(keras.saving.load_model(artifact.path, compile=False))
-            self._maps: Callable = lambda images: class_maps(cam, images)
+            self._maps: Callable = lambda images, classes: class_maps(cam, images, classes)
         else:
             loaded = tf.saved_model.load(str(artifact.path))
             signature = loaded.signatures.get(CAM_SIGNATURE)
             self._loaded = loaded  # keeps the variables alive
             cam = signature
             if signature is not None:
-                self._maps = lambda images: signature(images=images)["class_maps"]
+                self._maps = lambda images, classes: signature(images=images, classes=classes)[
+                    "class_map"
+                ]
         if cam is None:
             raise InputError(
                 f"--localize=cam: {artifact.path} has no class-activation maps (no "
@@ -63,9 +65,9 @@ class Localizer:
         fx, fy = np.zeros(len(images)), np.zeros(len(images))
         for start in range(0, len(images), batch):
             part = slice(start, start + batch)
-            maps = np.asarray(self._maps(tf.constant(images[part], tf.uint8)))
-            mine = maps[np.arange(len(maps)), ..., classes[part]]
-            x, y = peaks(mine, self.image_size)
+            chosen = tf.constant(classes[part], tf.int32)
+            maps = np.asarray(self._maps(tf.constant(images[part], tf.uint8), chosen))
+            x, y = peaks(maps, self.image_size)
             fx[part], fy[part] = x / self.image_size, y / self.image_size
         return fx, fy
 

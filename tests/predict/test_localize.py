@@ -62,7 +62,8 @@ def square_model(tmp_path_factory):
 def test_the_peak_lies_on_the_object(square_model):
     images, labels, centres = _scenes(np.random.default_rng(7), 64)
     loaded = tf.saved_model.load(str(square_model))
-    cam = loaded.signatures["serving_cam"](images=tf.constant(images))
+    classes = tf.ones(64, tf.int32)
+    cam = loaded.signatures["serving_cam"](images=tf.constant(images), classes=classes)
     serve = loaded.signatures["serving_default"](images=tf.constant(images))
     assert np.array_equal(cam["probabilities"].numpy(), serve["probabilities"].numpy())
     assert (serve["probabilities"].numpy().argmax(1) == labels).mean() > 0.95
@@ -81,11 +82,12 @@ def test_cam_signature_scores_as_serving_on_real_tiles(tiny_model):
     assert files, "no tiles in ../shared/data/xyz-tiles"
     images = tf.stack([decode_to_size(tf.constant(f.read_bytes()), 32) for f in files])
     loaded = tf.saved_model.load(str(tiny_model["export"]))
-    cam = loaded.signatures["serving_cam"](images=images)
+    classes = tf.constant([i % 2 for i in range(len(files))], tf.int32)
+    cam = loaded.signatures["serving_cam"](images=images, classes=classes)
     serve = loaded.signatures["serving_default"](images=images)
     assert np.array_equal(cam["probabilities"].numpy(), serve["probabilities"].numpy())
-    assert cam["class_maps"].shape[:1] == (len(files),) and cam["class_maps"].shape[-1] == 2
-    assert np.all(cam["class_maps"].numpy() >= 0)
+    assert cam["class_map"].shape[0] == len(files) and len(cam["class_map"].shape) == 3
+    assert np.all(cam["class_map"].numpy() >= 0)
 
 
 def _square_area(root):
