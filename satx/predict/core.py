@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from satx import geo
 from satx.artifact.artifact import open_artifact, report_threshold
@@ -104,19 +103,9 @@ def _score_windows(
     cells = ChunkData([TileRef(geo.tile_key(c), c) for c in ws.cells], ws.encoded, ws.errors)
     ws.pixels = decode_all(cells, side, batch_size, scorer.on_cpu)
     whole = ~np.isin(ws.members, np.fromiter(ws.errors, np.int64)).any(axis=1)
-    mosaic = ws.size * side
-    ds = tf.data.Dataset.from_generator(
-        lambda: ws.batches(whole, batch_size),
-        output_signature=(
-            tf.TensorSpec([None], tf.int64),
-            tf.TensorSpec([None, mosaic, mosaic, 3], tf.uint8),
-        ),
-    )
-    if mosaic != size:
-        ds = ds.map(lambda i, x: (i, tf.cast(tf.image.resize(x, [size, size]), tf.uint8)))
     ws.probs = np.full((len(ws.windows), num_classes), np.nan)
     base, scored = progress.done, 0
-    for index, p in scorer.score_dataset(ds):
+    for index, p in scorer.score_arrays(lambda: ws.batches(whole, batch_size, size)):
         ws.probs[index] = p
         scored += len(index)
         progress.update(base + len(chunk.tiles) * scored // max(1, int(whole.sum())))

@@ -66,14 +66,14 @@ class WindowSet:
             return tf.cast(tf.image.resize(mosaic, [size, size]), tf.uint8).numpy()
         return mosaic
 
-    def batches(self, scored: np.ndarray, batch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """`(window positions, uint8 mosaics)` batches of the windows in `scored`, unresized."""
-        assert self.pixels is not None
+    def batches(
+        self, scored: np.ndarray, batch: int, size: int
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """`(window positions, uint8 mosaics [b, size, size, 3])` of the windows in `scored`."""
         positions = np.flatnonzero(scored)
-        full = self.size * self.pixels.shape[1]
         for start in range(0, len(positions), batch):
             index = positions[start : start + batch]
-            yield index, self.mosaics(index, full)
+            yield index, self.mosaics(index, size)
 
 
 def _morton_order(tiles: set[mercantile.Tile], z: int) -> list[mercantile.Tile]:
