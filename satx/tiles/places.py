@@ -123,25 +123,35 @@ def read_geojson(
 
 
 def merge_places(refs: list[TileRef]) -> tuple[list[TileRef], list[Rejection]]:
-    """One ref per tile, in tile order; a tile that places give different labels is refused."""
+    """One ref per tile, in tile order; a tile that places give different labels is refused.
+
+    A CSV row's split (`split` column) stays with its tile; places giving one tile different
+    splits are refused too (a tile is in one split).
+    """
     labels: dict[mercantile.Tile, set[str]] = defaultdict(set)
+    splits: dict[mercantile.Tile, set[str | None]] = defaultdict(set)
     origins: dict[mercantile.Tile, list[str]] = defaultdict(list)
     for r in refs:
         assert r.tile is not None
         labels[r.tile].add(r.label)
+        splits[r.tile].add(r.split)
         origins[r.tile].append(r.origin)
     merged, conflicts = [], []
     for tile in sorted(labels, key=lambda t: (t.z, t.x, t.y)):
         key = geo.tile_key(tile)
-        if len(labels[tile]) == 1:
-            merged.append(
-                TileRef(key, tile, None, next(iter(labels[tile])), None, origins[tile][0])
-            )
+        if len(labels[tile]) == 1 and len(splits[tile]) == 1:
+            label, split = next(iter(labels[tile])), next(iter(splits[tile]))
+            merged.append(TileRef(key, tile, None, label, split, origins[tile][0]))
             continue
-        names = ", ".join(sorted(labels[tile]))
         shown = "; ".join(origins[tile][:5]) + ("; ..." if len(origins[tile]) > 5 else "")
-        detail = f"tile {key} is labelled {names} by {shown}"
-        conflicts.append(Rejection(key, "", "conflicting_labels", detail))
+        if len(labels[tile]) > 1:
+            names = ", ".join(sorted(labels[tile]))
+            detail = f"tile {key} is labelled {names} by {shown}"
+            conflicts.append(Rejection(key, "", "conflicting_labels", detail))
+        else:
+            names = ", ".join(sorted(str(s) for s in splits[tile]))
+            detail = f"tile {key} is put in splits {names} by {shown}"
+            conflicts.append(Rejection(key, "", "conflicting_splits", detail))
     return merged, conflicts
 
 

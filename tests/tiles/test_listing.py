@@ -170,3 +170,23 @@ def test_a_folder_and_a_csv_of_its_paths_give_the_same_records(tmp_path):
     assert shard_digests(tmp_path / "a") == shard_digests(tmp_path / "b")
     assert folder.inputs.listing_sha256 == table.inputs.listing_sha256
     assert (folder.inputs.layout, table.inputs.layout) == ("folder", "csv")
+
+
+def test_places_keep_their_split_and_a_tile_in_two_splits_is_refused():
+    """A CSV of lon,lat rows with a `split` column: each place's tile keeps the row's split."""
+    import mercantile
+
+    from satx.tiles.places import merge_places
+    from satx.tiles.refs import TileRef
+
+    a, b = mercantile.Tile(10, 20, 18), mercantile.Tile(11, 20, 18)
+    refs = [
+        TileRef("r1", a, None, "school", "test", "p.csv:2"),
+        TileRef("r2", a, None, "school", "test", "p.csv:3"),
+        TileRef("r3", b, None, "school", "train", "p.csv:4"),
+        TileRef("r4", b, None, "school", "val", "p.csv:5"),
+    ]
+    merged, refused = merge_places(refs)
+    assert [(r.tile, r.split) for r in merged] == [(a, "test")]
+    assert [r.reason for r in refused] == ["conflicting_splits"]
+    assert "splits train, val by p.csv:4; p.csv:5" in refused[0].detail
