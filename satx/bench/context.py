@@ -29,6 +29,7 @@ from satx.bench.fetch import ORIGIN
 from satx.bench.predict import export_untrained
 from satx.bench.table import Column, table
 from satx.config import BenchConfig, SourceConfig
+from satx.models import backbones
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ def bench_context(files: list[Path], s: BenchConfig, backbone: str, image_size: 
     ]
     result = {
         "backbone": backbone,
-        "image_size": image_size,
+        "image_size": image_size or backbones.get_spec(backbone).image_size,
         "tiles": tiles,
         "chunk_size": chunk,
         "repeats": s.repeats,
