@@ -6,7 +6,7 @@ A map built from real imagery: a block of zoom-18 tiles, each a EuroSAT image of
 class (the background), and on it objects cut from `Industrial` images, each pasted centred on a
 tile corner, so the four tiles around it hold a quarter each. The labelled places are the
 corners (the point a little off the corner, so a single tile is one of the four), split into
-train/val/test once, the same for both runs:
+train/val/test once (80/10/10 of each label), the same for both runs:
 - `plain`: a corner holds an object (positive) or nothing (negative);
 - `decoy`: a negative corner holds a quarter-size patch of the same texture, inside the tile
   its point falls in: a single tile then sees the same corner patch either way, and only the
@@ -72,14 +72,14 @@ def build_map(data: Path, root: Path, corners: int, side: int, seed: int) -> Pat
     size = side * 3 // 8  # an object: 3/8 of a tile a side, a quarter in each tile around it
     quarter = size // 2
     ground = [[rng.choice(backgrounds) for _ in range(grid)] for _ in range(grid)]
+    splits = _splits(k * k, rng)
     places = []
     for n in range(k * k):
         i, j = divmod(n, k)
         cx, cy = 2 * j + 1, 2 * i + 1  # the corner is the top-left of tile (cx, cy)
         label = "object" if n % 2 == 0 else "none"
         dx, dy = rng.choice((-1, 0)), rng.choice((-1, 0))  # which tile the point falls in
-        split = ("train",) * 8 + ("val", "test")
-        places.append((cx, cy, dx, dy, label, split[rng.randrange(10)], rng.choice(objects)))
+        places.append((cx, cy, dx, dy, label, splits[n], rng.choice(objects)))
     for task in TASKS:
         canvas = np.zeros((grid * side, grid * side, 3), np.uint8)
         for y in range(grid):
@@ -114,6 +114,20 @@ def build_map(data: Path, root: Path, corners: int, side: int, seed: int) -> Pat
             writer.writerow(["lon", "lat", "label", "split"])
             writer.writerows(rows)
     return root
+
+
+def _splits(count: int, rng: random.Random) -> list[str]:
+    """80/10/10 by exact counts within each label (places alternate labels), drawn seeded."""
+    split = ["train"] * count
+    for parity in (0, 1):
+        mine = list(range(parity, count, 2))
+        rng.shuffle(mine)
+        held = max(1, round(0.1 * len(mine)))
+        for n in mine[:held]:
+            split[n] = "test"
+        for n in mine[held : 2 * held]:
+            split[n] = "val"
+    return split
 
 
 def _lonlat(x: float, y: float, z: int) -> tuple[float, float]:
@@ -198,7 +212,7 @@ def format_straddle(r: dict[str, Any]) -> str:
         Column("task", "task", 6, left=True),
         Column("context", "context", 7),
         Column("test", "test_places", 5),
-        Column("ROC AUC", "roc_auc", 8, ".4f"),
+        Column("ROC AUC", lambda r: "-" if r["roc_auc"] is None else f"{r['roc_auc']:.4f}", 8),
         Column("accuracy", "accuracy", 9, ".4f"),
         Column("seconds", "seconds", 8, ".0f"),
     ]

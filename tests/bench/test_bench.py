@@ -249,7 +249,7 @@ def test_straddle_builds_objects_across_tile_edges_and_trains_both_ways(tmp_path
     data = tmp_path / "eurosat"
     for k, name in enumerate(("Industrial", "Forest")):
         (data / name).mkdir(parents=True)
-        for i in range(6):
+        for i in range(60):  # enough that few tiles of the map repeat an image
             image = noise(100 * k + i, (32, 32, 3)) // (4 if name == "Forest" else 1)
             (data / name / f"{name}_{i}.jpg").write_bytes(encode(image))
     recipe = tmp_path / "recipe.json"
@@ -264,6 +264,7 @@ def test_straddle_builds_objects_across_tile_edges_and_trains_both_ways(tmp_path
         ("decoy", 2),
     ]
     assert all(r["test_places"] >= 1 for r in result["rows"])
+    assert all(r["roc_auc"] is not None for r in result["rows"])  # both labels held out
     # the corner of tile (1, 1) holds the first object: a quarter in each tile around it
     tiles = tmp_path / "work" / "plain" / "tiles" / str(ORIGIN.z)
     side, quarter = 32, 32 * 3 // 8 // 2
