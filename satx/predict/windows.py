@@ -60,10 +60,10 @@ class WindowSet:
         c, side = self.size, self.pixels.shape[1]
         tiles = self.pixels[self.members[index]].reshape(len(index), c, c, side, side, 3)
         mosaic = tiles.transpose(0, 1, 3, 2, 4, 5).reshape(len(index), c * side, c * side, 3)
-        if c * side != size:
-            import tensorflow as tf  # here only: sites and review import this module's names
+        if c * side != size:  # the one resize of training and serving (TF: imported here only)
+            from satx.data.decode import resize_uint8
 
-            return tf.cast(tf.image.resize(mosaic, [size, size]), tf.uint8).numpy()
+            return resize_uint8(mosaic, size).numpy()
         return mosaic
 
     def batches(

@@ -212,3 +212,18 @@ def test_kill_9_and_resume_on_two_devices_gives_each_tile_and_window_once(
     assert sorted(got) == sorted(want)
     assert len((out / "windows.csv").read_text().splitlines()) == len(want) + 1
     assert all(got[k] == pytest.approx(v, abs=1e-5) for k, v in want.items())
+
+
+def test_a_window_is_its_tiles_row_by_row_and_resized_as_training_resizes():
+    """Mosaics of decoded cells: the layout, and the one antialiased resize when sizes differ."""
+    from satx.data.decode import resize_uint8
+    from satx.predict.windows import WindowSet
+
+    cells = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
+    ws = WindowSet(2, [], [], [], {}, np.array([[0, 1, 2, 3]]), np.ones(1, bool), [], [])
+    ws.pixels = cells
+    whole = ws.mosaics(np.array([0]), 16)[0]
+    assert np.array_equal(whole[:8, :8], cells[0]) and np.array_equal(whole[:8, 8:], cells[1])
+    assert np.array_equal(whole[8:, :8], cells[2]) and np.array_equal(whole[8:, 8:], cells[3])
+    resized = ws.mosaics(np.array([0]), 15)[0]  # e.g. 299 px for 2 x 150
+    assert np.array_equal(resized, resize_uint8(whole, 15).numpy())
