@@ -36,6 +36,7 @@ import mercantile
 import numpy as np
 from PIL import Image
 
+from satx import geo
 from satx.bench.fetch import ORIGIN
 from satx.config import EvaluateConfig, RecordsConfig, SourceConfig
 from satx.errors import InputError
@@ -100,8 +101,8 @@ def build_map(data: Path, root: Path, corners: int, side: int, seed: int) -> Pat
             # a point inside the tile (cx + dx, cy + dy), a fifth of a tile off the corner
             x = tile.x + (0.2 if dx == 0 else -0.2)
             y = tile.y + (0.2 if dy == 0 else -0.2)
-            lon, lat = _lonlat(x, y, ORIGIN.z)
-            rows.append((round(lon, 9), round(lat, 9), label, split))
+            lon, lat = geo.grid_to_lonlat(ORIGIN.z, x, y)
+            rows.append((round(float(lon), 9), round(float(lat), 9), label, split))
         folder = root / task / "tiles"
         for y in range(grid):
             for x in range(grid):
@@ -128,13 +129,6 @@ def _splits(count: int, rng: random.Random) -> list[str]:
         for n in mine[held : 2 * held]:
             split[n] = "val"
     return split
-
-
-def _lonlat(x: float, y: float, z: int) -> tuple[float, float]:
-    """A fractional tile position's lon, lat."""
-    n = 1 << z
-    lat = np.degrees(np.arctan(np.sinh(np.pi * (1 - 2 * y / n))))
-    return x / n * 360.0 - 180.0, float(lat)
 
 
 def _one(task_dir: Path, context: int, side: int, recipe: str, seed: int) -> dict[str, Any]:

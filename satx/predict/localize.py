@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import mercantile
 import numpy as np
 import tensorflow as tf
 
+from satx import geo
 from satx.artifact.artifact import Artifact
 from satx.artifact.cam import CAM_SIGNATURE, cam_model, class_maps, peaks
 from satx.errors import InputError
@@ -73,23 +73,15 @@ class Localizer:
 
 
 def place(
-    bounds: np.ndarray, fx: np.ndarray, fy: np.ndarray, tiles: np.ndarray
+    z: int, x: np.ndarray, y: np.ndarray, side: int, fx: np.ndarray, fy: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """The columns of points at fractions (fx, fy) of images with `bounds` [n, 4] (W, S, E, N).
+    """The columns of points at fractions (fx, fy) of images whose top-left tile is (x, y).
 
-    `tiles` is each image's side in tiles (1, or the window's C), for peak_x/peak_y.
+    `side` is an image's side in tiles (1, or the window's C).
     """
-    west, south, east, north = (np.asarray(bounds, np.float64)[:, k] for k in range(4))
-
-    def mercator_y(lat: np.ndarray) -> np.ndarray:
-        return np.log(np.tan(np.pi / 4 + np.radians(lat) / 2))
-
-    top, bottom = mercator_y(north), mercator_y(south)
-    lon = west + fx * (east - west)
+    lon, lat = geo.grid_to_lonlat(z, np.asarray(x) + fx * side, np.asarray(y) + fy * side)
     lon = (lon + 180.0) % 360.0 - 180.0  # a window over the antimeridian
-    lat = np.degrees(2 * np.arctan(np.exp(top + fy * (bottom - top))) - np.pi / 2)
-    side = TILE_PX * np.asarray(tiles, np.float64)
-    values = (lon, lat, fx * side, fy * side)
+    values = (lon, lat, fx * TILE_PX * side, fy * TILE_PX * side)
     return dict(zip(COLUMNS, values, strict=True))
 
 
@@ -117,15 +109,16 @@ def localize_chunk(
     if ws is None:
         own = ChunkData([chunk.tiles[i] for i in hits], [chunk.encoded[i] for i in hits])
         images = decode_all(own, localizer.image_size, batch, serial=False)
-        bounds = np.array([mercantile.bounds(chunk.tiles[i].tile) for i in hits])
+        corners = [chunk.tiles[i].tile for i in hits]
     else:  # each hit's best window for its class
         assert ws.probs is not None
         cover = ws.covering[hits]
         score = np.where(cover >= 0, ws.probs[np.maximum(cover, 0), classes[:, None]], np.nan)
         best = cover[np.arange(len(hits)), np.nanargmax(score, axis=1)]
         images = ws.mosaics(best, localizer.image_size)
-        bounds = np.array([ws.windows[w].bounds() for w in best])
+        corners = [ws.windows[w].top_left for w in best]
     fx, fy = localizer.points(images, classes, batch)
-    side = 1 if ws is None else ws.size
-    for name, values in place(bounds, fx, fy, np.full(len(hits), side)).items():
+    x, y = (np.array([getattr(t, k) for t in corners]) for k in "xy")
+    columns = place(corners[0].z, x, y, 1 if ws is None else ws.size, fx, fy)
+    for name, values in columns.items():
         chunk.extra[name][hits] = values
